@@ -1,0 +1,37 @@
+# Task runner for the event gateway. `just --list` shows every recipe.
+
+set shell := ["bash", "-euo", "pipefail", "-c"]
+
+python := env_var_or_default("PYTHON", "python3")
+
+# Install the project with its development extras (editable).
+install:
+    {{python}} -m pip install -e '.[dev]'
+
+# Start the gateway on the embedded store with the example logger plugin loaded.
+run *ARGS:
+    {{python}} -m gateway serve --dev --plugin plugin_examples/wat/logger.wat {{ARGS}}
+
+# Run the whole test suite (installs missing toolchains and etcd first; builds plugins as needed).
+test *ARGS: toolchains
+    {{python}} -m pytest {{ARGS}}
+
+# Install the Wasm toolchains used by the guest kits (idempotent).
+toolchains:
+    bash scripts/toolchains.sh
+
+# Build every example plugin, in every language, into build/plugins/<lang>/<example>.wasm.
+plugins:
+    {{python}} -m plugin_examples.build
+
+# Run the benchmarks and print their tables.
+bench:
+    {{python}} -m bench
+
+# Lint the Python sources.
+lint:
+    {{python}} -m ruff check gateway wasm_abi tests bench plugin_examples
+
+# Start a local etcd server for cluster mode (data in .etcd/).
+etcd:
+    bash scripts/etcd.sh
