@@ -1,0 +1,126 @@
+"""The configuration store interface.
+
+Every backend (memory, SQLite, etcd) stores the same thing: JSON documents addressed by
+``(kind, space, id)``, each with a revision that grows on every write. The Events API never reads a
+store directly; it reads the in-memory :class:`~gateway.store.view.ConfigView`, which a store feeds
+through :meth:`Store.watch`. That keeps the event path free of I/O and lets a cluster of gateways
+share one configuration with nothing but the store between them.
+"""
+
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+
+class Kind(enum.StrEnum):
+    """What a stored document is. The value is the key segment used by every backend."""
+
+    EVENT_TYPES = "eventtypes"
+    FUNCTIONS = "functions"
+    SUBSCRIPTIONS = "subscriptions"
+    CORS = "cors"
+    PLUGINS = "plugins"
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One stored document and the revision at which it was last written."""
+
+    kind: Kind
+    space: str
+    id: str
+    value: dict[str, Any]
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A write seen through :meth:`Store.watch`. ``value is None`` means the document was deleted."""
+
+    kind: Kind
+    space: str
+    id: str
+    value: dict[str, Any] | None
+    revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    """Everything in the store at one revision: the starting point of a watch."""
+
+    entries: list[Entry]
+    revision: int
+
+
+class StoreError(Exception):
+    """Base class of store failures that the Config API turns into HTTP errors."""
+
+
+class AlreadyExists(StoreError):
+    """A create found a document at that key (HTTP 409)."""
+
+
+class NotFound(StoreError):
+    """No document at that key (HTTP 404)."""
+
+
+class RevisionConflict(StoreError):
+    """The document changed since the caller read it (HTTP 409): re-read and retry."""
+
+
+class StoreUnavailable(StoreError):
+    """The backend cannot be reached (HTTP 503). The event path keeps serving from its last view."""
+
+
+class Store(ABC):
+    """A configuration backend. All methods are coroutines safe to call from one event loop."""
+
+    @abstractmethod
+    async def open(self) -> None:
+        """Connect, create tables or check the cluster. Called once before any other method."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Release connections and stop watches."""
+
+    @abstractmethod
+    async def get(self, kind: Kind, space: str, id: str) -> Entry | None: ...
+
+    @abstractmethod
+    async def list(self, kind: Kind, space: str | None = None) -> list[Entry]:
+        """All documents of a kind, in one space or (``space=None``) in every space, ordered by id."""
+
+    @abstractmethod
+    async def create(self, kind: Kind, space: str, id: str, value: dict[str, Any]) -> Entry:
+        """Atomically create; raises :class:`AlreadyExists` when the key is taken."""
+
+    @abstractmethod
+    async def update(
+        self, kind: Kind, space: str, id: str, value: dict[str, Any], expected_revision: int | None = None
+    ) -> Entry:
+        """Replace a document; raises :class:`NotFound`, or :class:`RevisionConflict` when
+        ``expected_revision`` is given and the stored revision differs."""
+
+    @abstractmethod
+    async def delete(self, kind: Kind, space: str, id: str, expected_revision: int | None = None) -> None:
+        """Remove a document; raises :class:`NotFound` or :class:`RevisionConflict`."""
+
+    @abstractmethod
+    async def snapshot(self) -> Snapshot:
+        """Every document and the store revision they were read at."""
+
+    @abstractmethod
+    def watch(self, after_revision: int) -> AsyncIterator[Change]:
+        """Changes with a revision greater than ``after_revision``, in revision order, forever.
+
+        A backend that cannot resume from ``after_revision`` (history compacted) raises
+        :class:`WatchReset`; the view then reloads from a fresh :meth:`snapshot`.
+        """
+
+
+class WatchReset(StoreError):
+    """The watch cannot resume from the requested revision; reload everything."""
