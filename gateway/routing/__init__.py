@@ -1,0 +1,1 @@
+"""Routing: which subscriptions an incoming event reaches, per space."""

@@ -1,0 +1,163 @@
+"""A path tree with ``:param`` and ``*wildcard`` segments, and the conflict rules of the upstream gateway.
+
+Paths are matched segment by segment, and a trailing slash is significant (``/a`` and ``/a/`` are two
+paths). At any position a node holds *either* static segments, *or* one ``:param`` (always with the same
+name), *or* one ``*wildcard`` (last segment only). Forbidding mixtures is what makes a match unambiguous
+without priority rules, and it is why the Config API refuses a subscription whose path conflicts with an
+existing one: the tree is the single place that decides what a conflict is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+__all__ = ["InvalidPath", "PathConflict", "PathTree", "find_conflict", "split_path"]
+
+T = TypeVar("T")
+
+
+class InvalidPath(ValueError):
+    """The path cannot be a subscription path (not absolute, empty parameter name, misplaced wildcard)."""
+
+
+class PathConflict(ValueError):
+    """The path overlaps with a path already in the tree."""
+
+
+def split_path(path: str) -> list[str]:
+    """Segments of an absolute path; ``/`` is one empty segment and ``/a/`` ends with one."""
+    if not path.startswith("/"):
+        raise InvalidPath(f"path {path!r} must start with '/'")
+    segments = path[1:].split("/")
+    for index, segment in enumerate(segments):
+        if segment[:1] in (":", "*") and len(segment) == 1:
+            raise InvalidPath(f"path {path!r}: segment {index + 1} has a '{segment}' without a name")
+        if segment.startswith("*") and index != len(segments) - 1:
+            raise InvalidPath(f"path {path!r}: wildcard {segment!r} must be the last segment")
+    return segments
+
+
+@dataclass(slots=True)
+class _Node(Generic[T]):
+    static: dict[str, _Node[T]] = field(default_factory=dict)
+    param_name: str | None = None
+    param: _Node[T] | None = None
+    wildcard_name: str | None = None
+    wild: _Node[T] | None = None
+    values: list[T] = field(default_factory=list)
+    path: str | None = None  # the path that ends here, for conflict messages
+
+    def kind(self) -> str | None:
+        if self.static:
+            return "static"
+        if self.param is not None:
+            return "param"
+        if self.wildcard_name is not None:
+            return "wildcard"
+        return None
+
+
+def _describe(node: _Node[T]) -> str:
+    if node.param_name is not None:
+        return f"parameter ':{node.param_name}'"
+    if node.wildcard_name is not None:
+        return f"wildcard '*{node.wildcard_name}'"
+    return "static segment(s) " + ", ".join(repr(s) for s in sorted(node.static))
+
+
+class PathTree(Generic[T]):
+    """Paths to values. With ``unique=True`` a path holds one value (sync subscriptions); otherwise a
+    list (async subscriptions: many functions may subscribe to the same path)."""
+
+    def __init__(self, *, unique: bool = True) -> None:
+        self._root: _Node[T] = _Node()
+        self._unique = unique
+
+    def add(self, path: str, value: T) -> None:
+        """Insert ``value`` at ``path``; raises :class:`PathConflict` (tree unchanged) or :class:`InvalidPath`."""
+        segments = split_path(path)
+        self._check(path, segments)
+        node = self._root
+        for segment in segments:
+            if segment.startswith(":"):
+                if node.param is None:
+                    node.param, node.param_name = _Node(), segment[1:]
+                node = node.param
+            elif segment.startswith("*"):
+                if node.wild is None:
+                    node.wild, node.wildcard_name = _Node(), segment[1:]
+                node = node.wild
+            else:
+                node = node.static.setdefault(segment, _Node())
+        node.path = path
+        node.values.append(value)
+
+    def _check(self, path: str, segments: list[str]) -> None:
+        node: _Node[T] | None = self._root
+        for segment in segments:
+            assert node is not None
+            kind = node.kind()
+            if segment.startswith(":"):
+                name = segment[1:]
+                if kind in ("static", "wildcard") or (kind == "param" and node.param_name != name):
+                    raise PathConflict(f"path {path!r}: parameter {segment!r} conflicts with {_describe(node)}")
+                node = node.param
+            elif segment.startswith("*"):
+                name = segment[1:]
+                if kind in ("static", "param") or (kind == "wildcard" and node.wildcard_name != name):
+                    raise PathConflict(f"path {path!r}: wildcard {segment!r} conflicts with {_describe(node)}")
+                node = node.wild
+            else:
+                if kind in ("param", "wildcard"):
+                    raise PathConflict(f"path {path!r}: segment {segment!r} conflicts with {_describe(node)}")
+                node = node.static.get(segment)
+            if node is None:
+                return
+        if self._unique and node is not None and node.values:
+            raise PathConflict(f"path {path!r} is already taken")
+
+    def match(self, path: str) -> tuple[list[T], dict[str, str]] | None:
+        """Values at the path that matches ``path`` and the captured parameters, or ``None``."""
+        if not path.startswith("/"):
+            return None
+        segments = path[1:].split("/")
+        params: dict[str, str] = {}
+        node = self._root
+        for index, segment in enumerate(segments):
+            if node.wild is not None and node.wildcard_name is not None:
+                params[node.wildcard_name] = "/".join(segments[index:])
+                node = node.wild
+                break
+            child = node.static.get(segment)
+            if child is not None:
+                node = child
+            elif node.param is not None and node.param_name is not None and segment:
+                params[node.param_name] = segment
+                node = node.param
+            else:
+                return None
+        if not node.values:
+            return None
+        return node.values, params
+
+    def __bool__(self) -> bool:
+        root = self._root
+        return bool(root.static or root.param or root.wild or root.values)
+
+
+def find_conflict(existing_paths: Iterable[str], new_path: str, *, unique: bool = True) -> str | None:
+    """The reason ``new_path`` cannot join ``existing_paths``, or ``None``. For the Config API's check of a
+    new subscription against the subscriptions with the same method and event type in its space."""
+    tree: PathTree[None] = PathTree(unique=unique)
+    for path in existing_paths:
+        try:
+            tree.add(path, None)
+        except (PathConflict, InvalidPath):
+            continue  # an old inconsistency must not block unrelated writes
+    try:
+        tree.add(new_path, None)
+    except (PathConflict, InvalidPath) as exc:
+        return str(exc)
+    return None
