@@ -1,0 +1,98 @@
+"""Bearer tokens for the Config API and the Events API.
+
+Operators who run third-party plugins must not let just anyone upload one, so the Config API takes a
+token (``--config-token`` / ``EVENT_GATEWAY_CONFIG_TOKEN``) that every mutating call must present;
+reads stay open so dashboards and ``/v1/metrics`` scrapers need no secret. The Events API can require
+its own token (``--events-token`` / ``EVENT_GATEWAY_EVENTS_TOKEN``) on every request except CORS
+preflights, which browsers send without credentials.
+
+Without a config token the Config API binds to loopback unless the operator names another host with
+``--config-host``: an unauthenticated plugin upload endpoint must never be reachable by accident.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import json
+import logging
+
+from quart import Quart, Response, request
+
+__all__ = [
+    "MUTATING_METHODS",
+    "LOOPBACK",
+    "config_bind_host",
+    "install_bearer_auth",
+    "is_loopback",
+    "token_matches",
+]
+
+log = logging.getLogger("gateway.auth")
+
+MUTATING_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+LOOPBACK = "127.0.0.1"
+
+
+def token_matches(header: str | None, token: str) -> bool:
+    """Whether an ``Authorization`` header carries ``token``; constant-time, so the comparison does not
+    leak how much of a guess was right."""
+    if not header:
+        return False
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(presented.strip().encode(), token.encode())
+
+
+def _unauthorized(message: str) -> Response:
+    # Built by hand rather than through the app's error handlers so that the refusal is the same
+    # whatever error handling the app registers, and happens before any body is read.
+    body = json.dumps({"errors": [{"message": message}]})
+    return Response(body, status=401, content_type="application/json",
+                    headers={"WWW-Authenticate": 'Bearer realm="event-gateway"'})
+
+
+def install_bearer_auth(app: Quart, token: str | None, *, api: str, methods: frozenset[str] | None) -> None:
+    """Require ``Authorization: Bearer <token>`` on ``app`` for ``methods`` (``None``: every method
+    except ``OPTIONS``). A ``None`` or empty token installs nothing: the API stays open."""
+    if not token:
+        return
+
+    @app.before_request
+    async def _require_token() -> Response | None:
+        method = request.method.upper()
+        if method == "OPTIONS":
+            return None
+        if methods is not None and method not in methods:
+            return None
+        header = request.headers.get("Authorization")
+        if token_matches(header, token):
+            return None
+        reason = "missing" if not header else "invalid"
+        log.info("%s API: refused %s %s: %s bearer token", api, method, request.path, reason)
+        return _unauthorized(f"{api} API: {reason} bearer token; send 'Authorization: Bearer <token>'")
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def config_bind_host(explicit_host: str | None, token: str | None, default_with_token: str = "0.0.0.0") -> str:
+    """Where the Config API listens.
+
+    An explicit ``--config-host`` always wins (the operator said so; a warning is logged when that
+    exposes an unauthenticated API). Otherwise: all interfaces when a token protects it, loopback when
+    nothing does.
+    """
+    if explicit_host:
+        if not token and not is_loopback(explicit_host):
+            log.warning("Config API bound to %s without --config-token: anyone who can reach it can "
+                        "change the configuration and upload plugins", explicit_host)
+        return explicit_host
+    return default_with_token if token else LOOPBACK

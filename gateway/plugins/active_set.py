@@ -1,0 +1,327 @@
+"""One immutable, ordered set of loaded plugins, and the reaction rules of ABI v1 applied over it.
+
+The registry (:mod:`gateway.plugins.registry`) builds a new :class:`ActivePluginSet` on every change
+and swaps it in; this module is what one event sees from start to end.
+
+Sync reactions run inline on the event-loop thread. The host's ``Plugin.react`` is bounded by fuel and
+costs ~10 µs, less than a hop to a thread and back; a thread would not make a runaway plugin safer
+(fuel and the epoch deadline already stop it) but would add latency to every event. Async reactions
+go to a small bounded thread pool: they may use more fuel and must never hold up the loop, and when
+the pool's backlog is full they are dropped and counted rather than queued without limit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wasm_abi import Plugin, PluginFault, PluginLoadError, PluginState, Reaction
+from wasm_abi.events import REPLACEABLE_EVENT_TYPES, SYSTEM_EVENT_PREFIX
+
+from gateway.metrics import Metrics
+
+from .contract import CONTINUE, PluginSet, Rejection, StageOutcome
+from .settings import PluginSettings, PluginSource
+
+__all__ = [
+    "ActivePluginSet",
+    "AsyncReactor",
+    "EMPTY_SET",
+    "LoadedPlugin",
+    "PluginSpec",
+    "STATE_VALUES",
+    "load_plugin",
+    "spec_from_path",
+]
+
+log = logging.getLogger("gateway.plugins")
+
+#: ``plugin_state`` gauge values.
+STATE_VALUES = {"active": 0, "quarantined": 1, "disabled": 2, "failed": 3}
+
+_SOURCE_RANK = {PluginSource.FLAG: 0, PluginSource.FILE: 1, PluginSource.API: 2}
+
+#: Async reactions waiting for a thread, across all plugins, before new ones are dropped.
+ASYNC_BACKLOG = 1000
+ASYNC_THREADS = 4
+
+EventValidator = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True, slots=True)
+class PluginSpec:
+    """Everything needed to load one plugin; equal specs load identical plugins, so a reload keeps the
+    already-loaded plugin (and its health and instances) when its spec did not change."""
+
+    name: str
+    source: PluginSource
+    settings: PluginSettings
+    sha256: str
+    wasm: bytes = field(repr=False, compare=False)
+    origin: str = field(compare=False)
+    #: Position inside its source (flag order, file order); breaks ``order`` ties.
+    index: int = 0
+
+    @property
+    def rank(self) -> tuple[int, int, int, str]:
+        return (self.settings.order, _SOURCE_RANK[self.source], self.index, self.name)
+
+    @property
+    def identity(self) -> tuple[str, str, str]:
+        """What makes two loads of this plugin interchangeable (rank excluded: reordering needs no reload)."""
+        return (self.name, self.sha256, self.settings.model_dump_json(exclude={"order", "enabled"}))
+
+
+class LoadedPlugin:
+    """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
+
+    __slots__ = ("spec", "host", "sync_types", "async_types", "async_slots", "_rewrite_warned")
+
+    def __init__(self, spec: PluginSpec, host: Plugin) -> None:
+        self.spec = spec
+        self.host = host
+        self.sync_types = frozenset(s.event_type for s in host.subscriptions if s.mode == "sync")
+        self.async_types = frozenset(s.event_type for s in host.subscriptions if s.mode == "async")
+        # The host's instance pool makes a caller wait when every instance is busy. Keeping async
+        # reactions one instance short of the pool means the event loop's sync call never waits.
+        self.async_slots = threading.BoundedSemaphore(max(1, host.limits.pool_size - 1))
+        self._rewrite_warned = False
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+class ActivePluginSet(PluginSet):
+    """An immutable, ordered set of loaded plugins: what one event sees from start to end."""
+
+    def __init__(
+        self,
+        plugins: Iterable[LoadedPlugin],
+        metrics: Metrics | None,
+        executor: AsyncReactor | None,
+        validate_event: EventValidator | None = None,
+        revision: int = 0,
+    ) -> None:
+        self.plugins: tuple[LoadedPlugin, ...] = tuple(sorted(plugins, key=lambda p: p.spec.rank))
+        self.revision = revision
+        self._metrics = metrics
+        self._executor = executor
+        self._validate_event = validate_event
+        sync: dict[str, list[LoadedPlugin]] = {}
+        asyn: dict[str, list[LoadedPlugin]] = {}
+        for plugin in self.plugins:
+            for event_type in plugin.sync_types:
+                sync.setdefault(event_type, []).append(plugin)
+            for event_type in plugin.async_types:
+                asyn.setdefault(event_type, []).append(plugin)
+        self._sync = {t: tuple(ps) for t, ps in sync.items()}
+        self._async = {t: tuple(ps) for t, ps in asyn.items()}
+        self._wanted = frozenset(self._sync) | frozenset(self._async)
+
+    def __len__(self) -> int:
+        return len(self.plugins)
+
+    def names(self) -> list[str]:
+        return [p.name for p in self.plugins]
+
+    def wants(self, event_type: str) -> bool:
+        return event_type in self._wanted
+
+    async def react_sync(self, system_event: dict[str, Any]) -> StageOutcome:
+        return self.react_sync_now(system_event)
+
+    def react_sync_now(self, system_event: dict[str, Any]) -> StageOutcome:
+        """The body of :meth:`react_sync`, callable without an event loop (the CLI, tests)."""
+        event_type = system_event.get("type")
+        plugins = self._sync.get(event_type) if isinstance(event_type, str) else None
+        if not plugins:
+            return CONTINUE
+        replaceable = event_type in REPLACEABLE_EVENT_TYPES
+        rewritten: dict[str, Any] | None = None
+        current = system_event
+        for plugin in plugins:
+            try:
+                reaction = self._call(plugin, current, "sync")
+            except PluginFault as fault:
+                if plugin.spec.settings.policy == "open":
+                    log.warning("plugin %r faulted (%s) on %s; policy is open, continuing: %s",
+                                plugin.name, fault.kind, event_type, _first_line(fault.message))
+                    continue
+                log.warning("plugin %r faulted (%s) on %s; policy is closed, rejecting the event: %s",
+                            plugin.name, fault.kind, event_type, _first_line(fault.message))
+                return StageOutcome(rejection=Rejection(
+                    plugin=plugin.name, status=503,
+                    message=f"plugin {plugin.name!r} failed ({fault.kind}) and its failure policy is closed"))
+            if reaction.error is not None:
+                self._count(plugin, event_type, "sync", "reject")
+                return StageOutcome(rejection=Rejection(
+                    plugin=plugin.name, status=reaction.status or 403, message=reaction.error))
+            if reaction.event is not None and replaceable:
+                if not plugin.spec.settings.rewrite:
+                    self._count(plugin, event_type, "sync", "continue")
+                    if not plugin._rewrite_warned:
+                        plugin._rewrite_warned = True
+                        log.warning("plugin %r returned a replacement event but may not rewrite events "
+                                    "(rewrite = false); the replacement is ignored", plugin.name)
+                    continue
+                problem = self._invalid_replacement(reaction.event)
+                if problem is not None:
+                    fault = PluginFault(plugin.name, "bad_output", f"replacement event is invalid: {problem}")
+                    self._fault(plugin, fault, event_type, "sync")
+                    if plugin.spec.settings.policy == "open":
+                        log.warning("plugin %r: %s; policy is open, continuing", plugin.name, fault.message)
+                        continue
+                    return StageOutcome(rejection=Rejection(
+                        plugin=plugin.name, status=503,
+                        message=f"plugin {plugin.name!r} failed (bad_output) and its failure policy is closed"))
+                self._count(plugin, event_type, "sync", "rewrite")
+                rewritten = reaction.event
+                # The next plugin sees the event as rewritten so far.
+                current = {**current, "data": {**current.get("data", {}), "event": rewritten}}
+                continue
+            self._count(plugin, event_type, "sync", "continue")
+        return StageOutcome(event=rewritten) if rewritten is not None else CONTINUE
+
+    def react_async(self, system_event: dict[str, Any]) -> None:
+        event_type = system_event.get("type")
+        plugins = self._async.get(event_type) if isinstance(event_type, str) else None
+        if not plugins:
+            return
+        for plugin in plugins:
+            if self._executor is None or not self._executor.submit(self._run_async, plugin, system_event):
+                self._count(plugin, event_type, "async", "dropped")
+                log.warning("async reaction of plugin %r to %s dropped: the plugin thread pool is saturated",
+                            plugin.name, event_type)
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _run_async(self, plugin: LoadedPlugin, system_event: dict[str, Any]) -> None:
+        event_type = system_event.get("type", "")
+        with plugin.async_slots:
+            try:
+                reaction = self._call(plugin, system_event, "async")
+            except PluginFault:
+                return
+            except Exception:
+                log.exception("async reaction of plugin %r to %s failed", plugin.name, event_type)
+                return
+        self._count(plugin, event_type, "async", "reject" if reaction.error is not None else "continue")
+
+    def _call(self, plugin: LoadedPlugin, system_event: dict[str, Any], mode: str) -> Reaction:
+        """One host call with its metrics; faults are counted, logged by the manager, and re-raised."""
+        event_type = system_event.get("type", "")
+        was_quarantined = False
+        started = time.perf_counter()
+        try:
+            reaction = plugin.host.react(system_event, mode)
+        except PluginFault as fault:
+            was_quarantined = fault.kind == "quarantined"
+            if not was_quarantined:
+                self._fault(plugin, fault, event_type, mode)
+            else:
+                self._count(plugin, event_type, mode, "skipped")
+            raise
+        except ValueError as exc:  # the event is over the plugin's input limit
+            fault = PluginFault(plugin.name, "input_too_large", str(exc))
+            self._fault(plugin, fault, event_type, mode)
+            raise fault from None
+        finally:
+            if self._metrics is not None and not was_quarantined:
+                self._metrics.plugin_reaction_seconds.labels(plugin.name, event_type, mode).observe(
+                    time.perf_counter() - started)
+        if self._metrics is not None and reaction.fuel_used:
+            self._metrics.plugin_fuel_used.labels(plugin.name, event_type, mode).observe(reaction.fuel_used)
+        return reaction
+
+    def _fault(self, plugin: LoadedPlugin, fault: PluginFault, event_type: str, mode: str) -> None:
+        if self._metrics is not None:
+            self._metrics.plugin_faults.labels(plugin.name, fault.kind or "unknown").inc()
+            self._metrics.plugin_reactions.labels(plugin.name, event_type, mode, "fault").inc()
+        state = plugin.host.state
+        if state.quarantined:
+            log.error("plugin %r quarantined after %d consecutive faults; last fault %s: %s; retry in %.1fs",
+                      plugin.name, state.consecutive_faults, fault.kind, _first_line(fault.message),
+                      max(0.0, (state.retry_at or time.time()) - time.time()))
+            if self._metrics is not None:
+                self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["quarantined"])
+
+    def _count(self, plugin: LoadedPlugin, event_type: str, mode: str, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.plugin_reactions.labels(plugin.name, event_type, mode, outcome).inc()
+
+    def _invalid_replacement(self, event: dict[str, Any]) -> str | None:
+        event_type = event.get("type", event.get("eventType"))
+        if isinstance(event_type, str) and event_type.startswith(SYSTEM_EVENT_PREFIX):
+            return f"it may not have a system event type ({event_type!r})"
+        if self._validate_event is not None:
+            try:
+                self._validate_event(event)
+            except Exception as exc:  # the validator's own error type says what is wrong
+                return str(exc)
+        return None
+
+
+EMPTY_SET = ActivePluginSet((), None, None)
+
+
+def _first_line(text: str) -> str:
+    """Traps carry a multi-line backtrace; one line per fault keeps the log readable under load."""
+    return text.strip().splitlines()[0] if text.strip() else text
+
+
+class AsyncReactor:
+    """A bounded thread pool for async reactions: ``submit`` never blocks; False means dropped."""
+
+    def __init__(self, threads: int = ASYNC_THREADS, backlog: int = ASYNC_BACKLOG) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="plugin-async")
+        self._slots = threading.BoundedSemaphore(backlog)
+        self._closed = False
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> bool:
+        if self._closed or not self._slots.acquire(blocking=False):
+            return False
+
+        def run() -> None:
+            try:
+                fn(*args)
+            finally:
+                self._slots.release()
+
+        try:
+            self._pool.submit(run)
+        except RuntimeError:  # shut down meanwhile
+            self._slots.release()
+            return False
+        return True
+
+    def close(self, wait: bool = True) -> None:
+        self._closed = True
+        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+
+
+def spec_from_path(path: str | Path, index: int, settings: PluginSettings | None = None) -> PluginSpec:
+    """A ``--plugin PATH`` plugin: named after the file, default settings."""
+    path = Path(path)
+    try:
+        wasm = path.read_bytes()
+    except OSError as exc:
+        raise PluginLoadError(path.stem, f"cannot read {path}: {exc.strerror or exc}", "unreadable") from None
+    return PluginSpec(name=path.stem, source=PluginSource.FLAG, settings=settings or PluginSettings(),
+                      sha256=hashlib.sha256(wasm).hexdigest(), wasm=wasm, origin=str(path), index=index)
+
+
+def load_plugin(spec: PluginSpec, cache_dir: Path | None = None) -> LoadedPlugin:
+    """Compile, instantiate and ``init`` one plugin (slow for big modules: call it off the loop)."""
+    host = Plugin(spec.wasm, name=spec.name, limits=spec.settings.to_limits(), config=spec.settings.config,
+                  origin=spec.origin, cache_dir=cache_dir)
+    return LoadedPlugin(spec, host)
+

@@ -1,0 +1,134 @@
+"""How API-managed plugins are kept in the configuration store (``Kind.PLUGINS``).
+
+Two kinds of document, so that changing a plugin's settings never rewrites its module and a module
+is never bigger than one store value may be (etcd refuses requests over 1.5 MiB by default; Go
+plugins are 2-3 MiB):
+
+- ``(PLUGINS, "plugins", NAME)`` — the plugin: ``{"type": "plugin", "name", "sha256", "size",
+  "chunks", "settings": {...}, "createdAt", "updatedAt"}``;
+- ``(PLUGINS, "modules", "<sha256>-<i>")`` — chunk ``i`` of a module, content-addressed:
+  ``{"type": "module", "sha256", "index", "data": <base64 of up to 512 KiB>}``.
+
+Writes go chunks first, plugin document last, so any gateway that sees a plugin document can already
+find its module. A module's chunks are deleted with the last plugin document that uses them. Every
+gateway reads both kinds from its :class:`~gateway.store.view.ConfigView` (``view.plugins()``), so a
+reload never touches the store.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from datetime import datetime, timezone
+from typing import Any
+
+from gateway.store.base import AlreadyExists, Kind, NotFound, Store
+
+from .settings import PluginSettings
+
+__all__ = [
+    "CHUNK_BYTES",
+    "MODULES_SPACE",
+    "PLUGINS_SPACE",
+    "ModuleMissing",
+    "assemble_module",
+    "delete_plugin",
+    "plugin_documents",
+    "write_plugin",
+]
+
+PLUGINS_SPACE = "plugins"
+MODULES_SPACE = "modules"
+CHUNK_BYTES = 512 * 1024
+
+
+class ModuleMissing(LookupError):
+    """A plugin document names a module whose chunks are not (or not all) in the store."""
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+def chunk_id(sha256: str, index: int) -> str:
+    return f"{sha256}-{index}"
+
+
+def plugin_documents(documents: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The plugin documents among ``view.plugins()`` (which also holds the module chunks), by name."""
+    return {doc["name"]: doc for doc in documents.values()
+            if isinstance(doc, dict) and doc.get("type") == "plugin" and isinstance(doc.get("name"), str)}
+
+
+def assemble_module(documents: dict[str, dict[str, Any]], plugin: dict[str, Any]) -> bytes:
+    """The module bytes of ``plugin``, joined from its chunks and checked against its sha256."""
+    sha256, count = plugin.get("sha256"), plugin.get("chunks")
+    if not isinstance(sha256, str) or not isinstance(count, int) or count < 1:
+        raise ModuleMissing(f"plugin document {plugin.get('name')!r} has no valid sha256/chunks")
+    parts: list[bytes] = []
+    for index in range(count):
+        chunk = documents.get(chunk_id(sha256, index))
+        if chunk is None or not isinstance(chunk.get("data"), str):
+            raise ModuleMissing(f"chunk {index + 1}/{count} of module {sha256} is not in the store")
+        parts.append(base64.b64decode(chunk["data"]))
+    wasm = b"".join(parts)
+    if hashlib.sha256(wasm).hexdigest() != sha256:
+        raise ModuleMissing(f"the stored chunks of module {sha256} do not hash to it (corrupted store?)")
+    return wasm
+
+
+async def write_plugin(
+    store: Store,
+    name: str,
+    settings: PluginSettings,
+    wasm: bytes | None,
+    existing: dict[str, Any] | None,
+) -> int:
+    """Create or replace a plugin (``wasm=None`` keeps the current module). Returns the store revision
+    of the plugin document, which every gateway reloads at."""
+    if wasm is not None:
+        sha256 = hashlib.sha256(wasm).hexdigest()
+        chunks = [wasm[i:i + CHUNK_BYTES] for i in range(0, len(wasm), CHUNK_BYTES)] or [b""]
+        for index, data in enumerate(chunks):
+            try:
+                await store.create(Kind.PLUGINS, MODULES_SPACE, chunk_id(sha256, index), {
+                    "type": "module", "sha256": sha256, "index": index,
+                    "data": base64.b64encode(data).decode("ascii")})
+            except AlreadyExists:
+                pass  # content-addressed: the same bytes are already there
+        size, count = len(wasm), len(chunks)
+    else:
+        if existing is None:
+            raise ValueError("a new plugin needs a module")
+        sha256, size, count = existing["sha256"], existing["size"], existing["chunks"]
+    now = _now()
+    document = {
+        "type": "plugin", "name": name, "sha256": sha256, "size": size, "chunks": count,
+        "settings": settings.as_document(),
+        "createdAt": existing.get("createdAt", now) if existing else now, "updatedAt": now,
+    }
+    if existing is None:
+        entry = await store.create(Kind.PLUGINS, PLUGINS_SPACE, name, document)
+    else:
+        entry = await store.update(Kind.PLUGINS, PLUGINS_SPACE, name, document)
+    if existing is not None and existing.get("sha256") != sha256:
+        await _collect_module(store, existing)
+    return entry.revision
+
+
+async def delete_plugin(store: Store, existing: dict[str, Any]) -> None:
+    """Delete a plugin document, then its module if no other plugin uses it."""
+    await store.delete(Kind.PLUGINS, PLUGINS_SPACE, existing["name"])
+    await _collect_module(store, existing)
+
+
+async def _collect_module(store: Store, old: dict[str, Any]) -> None:
+    sha256 = old.get("sha256")
+    users = [e for e in await store.list(Kind.PLUGINS, PLUGINS_SPACE) if e.value.get("sha256") == sha256]
+    if users:
+        return
+    for index in range(int(old.get("chunks") or 0)):
+        try:
+            await store.delete(Kind.PLUGINS, MODULES_SPACE, chunk_id(sha256, index))
+        except NotFound:
+            pass

@@ -1,0 +1,434 @@
+"""The plugin registry: which plugins run, in what order, and swapping them while events flow.
+
+Three sources feed it — ``--plugin PATH`` (default settings), ``--plugins-config plugins.toml`` and
+the ``/v1/plugins`` documents in the store — merged into one ordered, immutable
+:class:`~gateway.plugins.active_set.ActivePluginSet`. The event path asks :meth:`PluginManager.current`
+once per incoming event and keeps that set for every stage of that event, so a reload is one reference
+swap: new events get the new set, events in flight finish with theirs, nothing is ever half-updated.
+
+Flag and file plugins are loaded at start-up and a failure stops the gateway (the operator asked for
+them). Store plugins are reloaded whenever the configuration view reports a ``Kind.PLUGINS`` change, on
+every gateway sharing the store; one that cannot load here is listed as ``failed`` with the reason
+instead of taking the gateway down. A reload reuses an already-loaded plugin whose module and settings
+did not change, so its instances, state and quarantine carry over.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from wasm_abi import PluginError, PluginLoadError
+
+from gateway.metrics import Metrics
+from gateway.store.base import Change, Kind
+
+from .active_set import (
+    EMPTY_SET,
+    STATE_VALUES,
+    ActivePluginSet,
+    AsyncReactor,
+    LoadedPlugin,
+    PluginSpec,
+    load_plugin,
+    spec_from_path,
+)
+from .config_file import PluginsConfigError, load_plugins_config
+from .contract import PluginRegistry
+from .documents import ModuleMissing, assemble_module, plugin_documents
+from .settings import PluginSettings, PluginSource, SettingsError, parse_settings
+
+__all__ = ["PluginManager", "PluginStartupError", "PluginStatus"]
+
+log = logging.getLogger("gateway.plugins")
+
+_STATE_REFRESH_SECONDS = 1.0
+
+
+class PluginStartupError(RuntimeError):
+    """A ``--plugin`` or plugins.toml plugin cannot be loaded: the gateway refuses to start."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginStatus:
+    """One plugin as ``/v1/plugins`` shows it."""
+
+    name: str
+    source: PluginSource
+    origin: str
+    sha256: str
+    size: int
+    settings: PluginSettings
+    state: str  # active | quarantined | disabled | failed
+    subscriptions: list[dict[str, str]]
+    last_fault: dict[str, Any] | None
+    retry_at: float | None
+    counters: dict[str, Any]
+    document: dict[str, Any] | None  # the stored document (API plugins), for updates
+
+    def to_json(self) -> dict[str, Any]:
+        retry_in = max(0.0, self.retry_at - time.time()) if self.retry_at is not None else None
+        return {
+            "name": self.name,
+            "source": self.source.value,
+            "origin": self.origin,
+            "sha256": self.sha256,
+            "size": self.size,
+            "state": self.state,
+            "settings": self.settings.as_document(),
+            "subscriptions": self.subscriptions,
+            "lastFault": self.last_fault,
+            "retryAt": _iso(self.retry_at),
+            "retryInSeconds": round(retry_in, 3) if retry_in is not None else None,
+            "counters": self.counters,
+            "createdAt": (self.document or {}).get("createdAt"),
+            "updatedAt": (self.document or {}).get("updatedAt"),
+        }
+
+
+def _iso(timestamp: float | None) -> str | None:
+    if timestamp is None:
+        return None
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class PluginManager(PluginRegistry):
+    """Owns every loaded plugin of one gateway and the set new events start with."""
+
+    def __init__(self, gateway: Any, *, event_validator: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self._gateway = gateway
+        settings = getattr(gateway, "settings", None)
+        self._flag_paths: list[str] = list(getattr(settings, "plugins", None) or [])
+        config_file = getattr(settings, "plugins_config", None)
+        self._config_file: Path | None = Path(config_file) if config_file else None
+        self._metrics: Metrics | None = getattr(gateway, "metrics", None)
+        self._validator = event_validator if event_validator is not None else _default_validator()
+        self._executor = AsyncReactor()
+        self._current: ActivePluginSet = EMPTY_SET
+        self._static: list[PluginSpec] = []  # flag + file plugins
+        self._loaded: dict[tuple[str, str, str], Any] = {}  # identity -> wasm_abi.Plugin
+        self._failed: dict[str, PluginError | Exception] = {}  # name -> load error (store plugins)
+        self._store_specs: dict[str, PluginSpec] = {}
+        self._store_docs: dict[str, dict[str, Any]] = {}
+        self._applied_revision = 0
+        self._changed = asyncio.Condition()
+        self._dirty = asyncio.Event()
+        self._reload_task: asyncio.Task[None] | None = None
+        self._state_task: asyncio.Task[None] | None = None
+        self._view: Any = None
+        self._last_states: dict[str, str] = {}
+
+    # -- the contract --------------------------------------------------------------------------
+
+    def current(self) -> ActivePluginSet:
+        return self._current
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Load flag and file plugins (any failure raises :class:`PluginStartupError`), then the store's
+        plugins, then follow the view's plugin changes."""
+        static: list[PluginSpec] = []
+        for index, path in enumerate(self._flag_paths):
+            try:
+                static.append(spec_from_path(path, index))
+            except PluginLoadError as exc:
+                raise PluginStartupError(f"--plugin {path}: {exc.message}") from None
+        if self._config_file is not None:
+            try:
+                entries = await asyncio.to_thread(load_plugins_config, self._config_file)
+            except PluginsConfigError as exc:
+                raise PluginStartupError(str(exc)) from None
+            for entry in entries:
+                static.append(PluginSpec(name=entry.name, source=PluginSource.FILE, settings=entry.settings,
+                                         sha256=entry.sha256, wasm=entry.wasm, origin=str(entry.path),
+                                         index=entry.index))
+        seen: dict[str, PluginSpec] = {}
+        for spec in static:
+            if spec.name in seen:
+                raise PluginStartupError(
+                    f"two plugins are named {spec.name!r} ({seen[spec.name].origin} and {spec.origin}); "
+                    "plugin names must be unique (rename a file or its [plugins.NAME] table)")
+            seen[spec.name] = spec
+        for spec in static:
+            if not spec.settings.enabled:
+                continue
+            try:
+                self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
+            except PluginError as exc:
+                where = f"{self._config_file}: plugins.{spec.name}" if spec.source is PluginSource.FILE \
+                    else f"--plugin {spec.origin}"
+                raise PluginStartupError(f"{where}: cannot load the plugin: {exc.message}") from None
+        self._static = static
+        self._view = getattr(self._gateway, "view", None)
+        if self._view is not None:
+            await self._apply_view()
+            self._view.add_listener(self._on_change)
+        else:
+            self._swap(self._view_revision())
+        self._reload_task = asyncio.create_task(self._follow(), name="plugin-reload")
+        self._state_task = asyncio.create_task(self._watch_states(), name="plugin-states")
+        names = ", ".join(f"{p.name} ({p.spec.source.value})" for p in self._current.plugins) or "none"
+        log.info("plugins loaded: %s", names)
+
+    async def close(self) -> None:
+        if self._view is not None:
+            try:
+                self._view.remove_listener(self._on_change)
+            except ValueError:
+                pass
+        for task in (self._reload_task, self._state_task):
+            if task is not None:
+                task.cancel()
+                try:
+                    await task
+                except (asyncio.CancelledError, Exception):
+                    pass
+        await asyncio.to_thread(self._executor.close, True)
+        self._current = EMPTY_SET
+
+    # -- reloads -------------------------------------------------------------------------------
+
+    def _on_change(self, change: Change) -> None:
+        if change.kind is Kind.PLUGINS:
+            self._dirty.set()
+
+    async def _follow(self) -> None:
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            try:
+                await self._apply_view()
+            except Exception:  # keep serving the last good set; the next change retries
+                log.exception("plugin reload failed; keeping the previous plugin set")
+
+    async def reload(self) -> None:
+        """Rebuild from the view now (tests, operators' SIGHUP)."""
+        await self._apply_view()
+
+    def _view_revision(self) -> int:
+        return int(getattr(self._view, "revision", 0) or 0)
+
+    async def _apply_view(self) -> None:
+        revision = self._view_revision()
+        documents: dict[str, dict[str, Any]] = dict(self._view.plugins()) if self._view is not None else {}
+        wanted = plugin_documents(documents)
+        specs: dict[str, PluginSpec] = {}
+        failed: dict[str, PluginError | Exception] = {}
+        static_names = {s.name for s in self._static}
+        for name, doc in wanted.items():
+            if name in static_names:
+                failed[name] = PluginLoadError(name, "a plugin of this name is configured by --plugin or "
+                                               "plugins.toml, which takes precedence", "name_taken")
+                continue
+            previous = self._store_specs.get(name)
+            try:
+                settings = parse_settings(doc.get("settings", {}))
+                if previous is not None and previous.sha256 == doc.get("sha256"):
+                    wasm = previous.wasm
+                else:
+                    wasm = assemble_module(documents, doc)
+            except (SettingsError, ModuleMissing) as exc:
+                failed[name] = exc
+                log.error("stored plugin %r cannot be used: %s", name, exc)
+                continue
+            specs[name] = PluginSpec(name=name, source=PluginSource.API, settings=settings,
+                                     sha256=doc["sha256"], wasm=wasm, origin="api", index=0)
+        for name, spec in specs.items():
+            if not spec.settings.enabled or spec.identity in self._loaded:
+                continue
+            try:
+                self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
+            except PluginError as exc:
+                failed[name] = exc
+                log.error("stored plugin %r cannot be loaded on this gateway: %s", name, exc.message)
+        self._store_specs = specs
+        self._store_docs = {name: wanted[name] for name in wanted}
+        self._failed = failed
+        self._swap(revision)
+        self._forget_unused()
+
+    def _swap(self, revision: int) -> None:
+        loaded: list[LoadedPlugin] = []
+        previous = {p.spec.identity: p for p in self._current.plugins}
+        for spec in [*self._static, *self._store_specs.values()]:
+            if not spec.settings.enabled or spec.name in self._failed:
+                continue
+            host = self._loaded.get(spec.identity)
+            if host is None:
+                continue
+            old = previous.get(spec.identity)
+            loaded.append(old if old is not None and old.spec == spec else LoadedPlugin(spec, host))
+        new_set = ActivePluginSet(loaded, self._metrics, self._executor, self._validator, revision)
+        before = self._current.names()
+        self._current = new_set
+        if new_set.names() != before:
+            log.info("plugin set is now [%s] (store revision %d)", ", ".join(new_set.names()), revision)
+        self._refresh_states()
+        self._applied_revision = max(self._applied_revision, revision)
+        asyncio.get_running_loop().create_task(self._notify())
+
+    def _forget_unused(self) -> None:
+        keep = {spec.identity for spec in [*self._static, *self._store_specs.values()] if spec.settings.enabled}
+        for identity in list(self._loaded):
+            if identity not in keep:
+                del self._loaded[identity]
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def wait_applied(self, revision: int, timeout: float = 10.0) -> bool:
+        """Wait until a set built from view revision ``revision`` (or later) is current. The plugin API
+        calls it after a write so that the client's next event already sees the change."""
+        if self._view is not None:
+            await self._view.wait_for_revision(revision, timeout)
+        async def reached() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self._applied_revision >= revision and not self._dirty.is_set())
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
+        async def reached() -> None:
+            async with self._changed:
+                await self._changed.wait_for(lambda: predicate() and not self._dirty.is_set())
+        try:
+            await asyncio.wait_for(reached(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    # -- state for the API, the metrics and the log ------------------------------------------------
+
+    def statuses(self) -> list[PluginStatus]:
+        """Every configured plugin, in run order (disabled and failed ones after the loaded ones)."""
+        specs = sorted([*self._static, *self._store_specs.values()], key=lambda s: s.rank)
+        result = [self._status(spec) for spec in specs]
+        known = {s.name for s in specs}
+        for name, error in self._failed.items():
+            if name not in known and name in self._store_docs:
+                result.append(self._failed_status(name, self._store_docs[name], error))
+        return result
+
+    def status(self, name: str) -> PluginStatus | None:
+        return next((s for s in self.statuses() if s.name == name), None)
+
+    def stored_document(self, name: str) -> dict[str, Any] | None:
+        return self._store_docs.get(name)
+
+    def static_origin(self, name: str) -> str | None:
+        """Where a flag/file plugin of this name is configured, or None."""
+        spec = next((s for s in self._static if s.name == name), None)
+        if spec is None:
+            return None
+        return f"plugins.toml ({self._config_file})" if spec.source is PluginSource.FILE else f"--plugin {spec.origin}"
+
+    def _status(self, spec: PluginSpec) -> PluginStatus:
+        doc = self._store_docs.get(spec.name) if spec.source is PluginSource.API else None
+        host = self._loaded.get(spec.identity) if spec.settings.enabled else None
+        error = self._failed.get(spec.name)
+        subscriptions: list[dict[str, str]] = []
+        last_fault: dict[str, Any] | None = None
+        retry_at: float | None = None
+        counters: dict[str, Any] = {"reactions": {}, "faults": {}}
+        if not spec.settings.enabled:
+            state = "disabled"
+        elif error is not None or host is None:
+            state = "failed"
+            last_fault = _error_fault(error)
+        else:
+            health = host.state
+            state = health.status
+            subscriptions = [{"eventType": s.event_type, "type": s.mode} for s in host.subscriptions]
+            if health.last_fault_kind is not None:
+                last_fault = {"kind": health.last_fault_kind, "message": health.last_fault_message,
+                              "at": _iso(health.last_fault_at), "consecutive": health.consecutive_faults}
+            retry_at = health.retry_at
+            counters = {"reactions": health.reactions, "faults": health.faults}
+        return PluginStatus(name=spec.name, source=spec.source, origin=spec.origin, sha256=spec.sha256,
+                            size=len(spec.wasm), settings=spec.settings, state=state,
+                            subscriptions=subscriptions, last_fault=last_fault, retry_at=retry_at,
+                            counters=counters, document=doc)
+
+    def _failed_status(self, name: str, doc: dict[str, Any], error: Exception) -> PluginStatus:
+        try:
+            settings = parse_settings(doc.get("settings", {}))
+        except SettingsError:
+            settings = PluginSettings()
+        return PluginStatus(name=name, source=PluginSource.API, origin="api", sha256=str(doc.get("sha256")),
+                            size=int(doc.get("size") or 0), settings=settings, state="failed",
+                            subscriptions=[], last_fault=_error_fault(error), retry_at=None,
+                            counters={"reactions": {}, "faults": {}}, document=doc)
+
+    def _refresh_states(self) -> None:
+        """Set the ``plugin_state`` gauge and log every state change (quarantine start and end)."""
+        states: dict[str, str] = {}
+        for status in self.statuses():
+            states[status.name] = status.state
+            if self._metrics is not None:
+                self._metrics.plugin_state.labels(status.name).set(STATE_VALUES[status.state])
+        for name, state in states.items():
+            before = self._last_states.get(name)
+            if before == state:
+                continue
+            if state == "quarantined":
+                pass  # logged by the plugin set at the fault that started it, with the fault
+            elif before == "quarantined" and state == "active":
+                log.warning("plugin %r: quarantine over, the next event probes it", name)
+            elif before is not None:
+                log.info("plugin %r is now %s", name, state)
+        if self._metrics is not None:
+            for name in set(self._last_states) - set(states):
+                try:
+                    self._metrics.plugin_state.remove(name)
+                except KeyError:
+                    pass
+        self._last_states = states
+
+    async def _watch_states(self) -> None:
+        while True:
+            await asyncio.sleep(_STATE_REFRESH_SECONDS)
+            try:
+                self._refresh_states()
+            except Exception:
+                log.exception("could not refresh plugin states")
+
+    # -- checks for the API -------------------------------------------------------------------------
+
+    async def check_loadable(self, spec: PluginSpec) -> None:
+        """Load ``spec`` once (off the loop) to refuse a bad upload with the host's reason; the loaded
+        plugin is kept so the reload that follows the write does not compile it again."""
+        loaded = await asyncio.to_thread(load_plugin, spec)
+        self._loaded[spec.identity] = loaded.host
+
+
+def _error_fault(error: Exception | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    kind = getattr(error, "kind", None) or ("bad_settings" if isinstance(error, SettingsError) else "load_failed")
+    message = getattr(error, "message", None) or str(error)
+    return {"kind": kind, "message": message, "at": None, "consecutive": 0}
+
+
+def _default_validator() -> Callable[[dict[str, Any]], None] | None:
+    """E2's CloudEvent validator, when the events package provides one."""
+    try:
+        from gateway.events import cloudevents
+    except ImportError:
+        return None
+    for name in ("validate", "validate_event", "validate_cloudevent"):
+        candidate = getattr(cloudevents, name, None)
+        if callable(candidate):
+            return candidate
+    return None
