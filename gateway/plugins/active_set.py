@@ -275,7 +275,11 @@ EMPTY_SET = ActivePluginSet((), None, None)
 
 def _first_line(text: str) -> str:
     """Traps carry a multi-line backtrace; one line per fault keeps the log readable under load."""
-    return text.strip().splitlines()[0] if text.strip() else text
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    if not lines:
+        return text
+    # A trap reads "react trapped: error while executing at wasm backtrace: ... Caused by: <reason>".
+    return f"{lines[0]} {lines[-1]}" if len(lines) > 1 and "backtrace" in lines[0] else lines[0]
 
 
 class AsyncReactor:

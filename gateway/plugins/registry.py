@@ -240,7 +240,7 @@ class PluginManager(PluginRegistry):
                 log.error("stored plugin %r cannot be used: %s", name, exc)
                 continue
             specs[name] = PluginSpec(name=name, source=PluginSource.API, settings=settings,
-                                     sha256=doc["sha256"], wasm=wasm, origin="api", index=0)
+                                     sha256=doc["sha256"], wasm=wasm, origin="uploaded module", index=0)
         for name, spec in specs.items():
             if not spec.settings.enabled or spec.identity in self._loaded:
                 continue
@@ -326,6 +326,9 @@ class PluginManager(PluginRegistry):
 
     def stored_document(self, name: str) -> dict[str, Any] | None:
         return self._store_docs.get(name)
+
+    def stored_spec(self, name: str) -> PluginSpec | None:
+        return self._store_specs.get(name)
 
     def static_origin(self, name: str) -> str | None:
         """Where a flag/file plugin of this name is configured, or None."""
@@ -421,14 +424,11 @@ def _error_fault(error: Exception | None) -> dict[str, Any] | None:
     return {"kind": kind, "message": message, "at": None, "consecutive": 0}
 
 
-def _default_validator() -> Callable[[dict[str, Any]], None] | None:
-    """E2's CloudEvent validator, when the events package provides one."""
-    try:
-        from gateway.events import cloudevents
-    except ImportError:
-        return None
-    for name in ("validate", "validate_event", "validate_cloudevent"):
-        candidate = getattr(cloudevents, name, None)
-        if callable(candidate):
-            return candidate
-    return None
+def _default_validator() -> Callable[[dict[str, Any]], None]:
+    """A replacement event must be a CloudEvent the rest of the event path can handle."""
+    from gateway.events.cloudevents import validate
+
+    def check(event: dict[str, Any]) -> None:
+        validate(event, "replacement event")
+
+    return check

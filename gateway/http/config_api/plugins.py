@@ -1,0 +1,247 @@
+"""``/v1/plugins``: upload, list, show, update, enable, disable and delete plugins on a running gateway.
+
+Uploads are checked by loading the module under its real limits (ABI exports, imports, ``init`` with
+its config) before anything is stored, so a broken module is refused with the host's reason instead of
+being half-installed. Accepted plugins go to the store (see :mod:`gateway.plugins.documents`); every
+gateway sharing the store reloads from its view, and this gateway answers only once its own plugin set
+includes the change, so the client's next event already meets it.
+
+Plugins configured by ``--plugin`` or plugins.toml are listed too, but only their file or flag can
+change them: the API refuses to edit, disable or delete them (409), naming where they come from.
+
+Upload forms:
+
+- ``POST /v1/plugins?name=NAME`` with the module as the body (``Content-Type: application/wasm`` or
+  ``application/octet-stream``) and optional ``settings`` query parameter (URL-encoded JSON);
+- ``POST /v1/plugins`` as ``multipart/form-data`` with a ``module`` file part and a ``settings`` part
+  (JSON; it may carry ``name``), or a ``name`` part.
+
+``PUT /v1/plugins/NAME`` with a JSON body replaces the settings (keys left out take their defaults);
+with a module body (raw or multipart, as above) it replaces the module, keeping the settings unless new
+ones are given.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from quart import Blueprint, Response, jsonify, request
+from wasm_abi import PluginError
+
+from gateway.http.errors import ApiError
+from gateway.plugins.active_set import PluginSpec
+from gateway.plugins.documents import delete_plugin, write_plugin
+from gateway.plugins.registry import PluginManager
+from gateway.plugins.settings import PluginSettings, PluginSource, SettingsError, check_name, parse_settings
+from gateway.store.base import AlreadyExists, NotFound
+
+__all__ = ["plugins_blueprint"]
+
+_MODULE_TYPES = ("application/wasm", "application/octet-stream")
+
+
+def plugins_blueprint(gateway: Any) -> Blueprint:
+    """The ``/v1/plugins`` routes of one gateway (``gateway.plugins`` and ``gateway.store``)."""
+    blueprint = Blueprint("plugins", __name__, url_prefix="/v1/plugins")
+
+    def manager() -> PluginManager:
+        return gateway.plugins
+
+    @blueprint.get("")
+    async def list_plugins() -> Response:
+        return jsonify({"plugins": [status.to_json() for status in manager().statuses()]})
+
+    @blueprint.get("/<name>")
+    async def show_plugin(name: str) -> Response:
+        return jsonify(_status_json(manager(), name))
+
+    @blueprint.post("")
+    async def create_plugin() -> tuple[Response, int]:
+        name, wasm, settings_data = await _read_upload(request.args.get("name"))
+        if wasm is None:
+            raise ApiError(400, "no module: send it as the request body (Content-Type: application/wasm) "
+                                "or as the 'module' part of a multipart/form-data request")
+        if name is None:
+            raise ApiError(400, "the plugin needs a name: ?name=NAME, a 'name' form field or 'name' in settings")
+        name = _valid_name(name)
+        _refuse_static(manager(), name, "create")
+        if manager().stored_document(name) is not None:
+            raise ApiError(409, f"plugin {name!r} already exists; PUT /v1/plugins/{name} replaces it")
+        settings = _valid_settings(settings_data or {})
+        await _check_module(manager(), name, wasm, settings)
+        try:
+            revision = await write_plugin(gateway.store, name, settings, wasm, None)
+        except AlreadyExists:
+            raise ApiError(409, f"plugin {name!r} already exists; PUT /v1/plugins/{name} replaces it") from None
+        await manager().wait_applied(revision)
+        return jsonify(_status_json(manager(), name)), 201
+
+    @blueprint.put("/<name>")
+    async def update_plugin(name: str) -> Response:
+        existing = _stored(manager(), name, "update")
+        if _is_module_upload():
+            _, wasm, settings_data = await _read_upload(name)
+            if settings_data is None:
+                settings_data = existing.get("settings", {})
+        else:
+            wasm = None
+            settings_data = await _json_body()
+        settings = _valid_settings(settings_data)
+        if wasm is not None:
+            await _check_module(manager(), name, wasm, settings)
+        else:
+            current = manager().status(name)
+            stored_wasm = _module_of(manager(), name)
+            if stored_wasm is not None and (current is None or current.settings != settings):
+                await _check_module(manager(), name, stored_wasm, settings)
+        revision = await write_plugin(gateway.store, name, settings, wasm, existing)
+        await manager().wait_applied(revision)
+        return jsonify(_status_json(manager(), name))
+
+    @blueprint.post("/<name>/enable")
+    async def enable_plugin(name: str) -> Response:
+        return await _set_enabled(name, True)
+
+    @blueprint.post("/<name>/disable")
+    async def disable_plugin(name: str) -> Response:
+        return await _set_enabled(name, False)
+
+    async def _set_enabled(name: str, enabled: bool) -> Response:
+        existing = _stored(manager(), name, "enable" if enabled else "disable")
+        settings = _valid_settings({**existing.get("settings", {}), "enabled": enabled})
+        if enabled:
+            wasm = _module_of(manager(), name)
+            if wasm is not None:
+                await _check_module(manager(), name, wasm, settings)
+        revision = await write_plugin(gateway.store, name, settings, None, existing)
+        await manager().wait_applied(revision)
+        return jsonify(_status_json(manager(), name))
+
+    @blueprint.delete("/<name>")
+    async def remove_plugin(name: str) -> Response:
+        existing = _stored(manager(), name, "delete")
+        try:
+            await delete_plugin(gateway.store, existing)
+        except NotFound:
+            raise ApiError(404, f"plugin {name!r} not found") from None
+        await manager().wait_until(lambda: manager().stored_document(name) is None)
+        return Response(status=204)
+
+    return blueprint
+
+
+# -- request parsing ----------------------------------------------------------------------------------
+
+
+def _is_module_upload() -> bool:
+    mimetype = request.mimetype or ""
+    return mimetype in _MODULE_TYPES or mimetype == "multipart/form-data"
+
+
+async def _json_body() -> Any:
+    try:
+        return json.loads(await request.get_data(as_text=True) or "{}")
+    except ValueError as exc:
+        raise ApiError(400, f"the request body is not valid JSON: {exc}") from None
+
+
+def _settings_from_text(text: str, where: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise ApiError(400, f"{where} is not valid JSON: {exc}") from None
+
+
+async def _read_upload(name: str | None) -> tuple[str | None, bytes | None, dict[str, Any] | None]:
+    """(name, module bytes, settings dict) from a raw or multipart upload."""
+    mimetype = request.mimetype or ""
+    settings: Any = None
+    wasm: bytes | None = None
+    if mimetype == "multipart/form-data":
+        form = await request.form
+        files = await request.files
+        part = files.get("module")
+        if part is not None:
+            wasm = part.read()
+        elif "module" in form:
+            raise ApiError(400, "the 'module' part must be a file part (filename=...), not a text field")
+        if "settings" in form:
+            settings = _settings_from_text(form["settings"], "the 'settings' part")
+        name = form.get("name") or name
+    elif mimetype in _MODULE_TYPES:
+        wasm = await request.get_data()
+        if "settings" in request.args:
+            settings = _settings_from_text(request.args["settings"], "the 'settings' query parameter")
+    else:
+        raise ApiError(415, f"unsupported Content-Type {mimetype or '(none)'!r}: send the module as "
+                            "application/wasm (or application/octet-stream) or multipart/form-data")
+    if settings is not None:
+        if not isinstance(settings, dict):
+            raise ApiError(400, "settings must be a JSON object")
+        settings = dict(settings)
+        in_settings = settings.pop("name", None)
+        if in_settings is not None and name is not None and in_settings != name:
+            raise ApiError(400, f"settings name {in_settings!r} does not match the plugin name {name!r}")
+        name = name or in_settings
+    if wasm is not None and not wasm:
+        raise ApiError(400, "the module is empty")
+    return name, wasm, settings
+
+
+def _valid_name(name: str) -> str:
+    try:
+        return check_name(name)
+    except SettingsError as exc:
+        raise ApiError(400, str(exc)) from None
+
+
+def _valid_settings(data: Any) -> PluginSettings:
+    try:
+        return parse_settings(data)
+    except SettingsError as exc:
+        raise ApiError(400, f"invalid plugin settings: {exc}") from None
+
+
+# -- checks -------------------------------------------------------------------------------------------
+
+
+def _refuse_static(manager: PluginManager, name: str, action: str) -> None:
+    origin = manager.static_origin(name)
+    if origin is not None:
+        raise ApiError(409, f"cannot {action} plugin {name!r}: it is configured by {origin}; change it there")
+
+
+def _stored(manager: PluginManager, name: str, action: str) -> dict[str, Any]:
+    _refuse_static(manager, name, action)
+    existing = manager.stored_document(name)
+    if existing is None:
+        raise ApiError(404, f"plugin {name!r} not found")
+    return existing
+
+
+def _module_of(manager: PluginManager, name: str) -> bytes | None:
+    spec = manager.stored_spec(name)
+    return spec.wasm if spec is not None else None
+
+
+async def _check_module(manager: PluginManager, name: str, wasm: bytes, settings: PluginSettings) -> None:
+    """Refuse a pin mismatch or a module that cannot load under its settings (400, with the reason)."""
+    digest = hashlib.sha256(wasm).hexdigest()
+    if settings.sha256 is not None and settings.sha256 != digest:
+        raise ApiError(400, f"module sha256 is {digest}, not the pinned {settings.sha256}; refusing it")
+    spec = PluginSpec(name=name, source=PluginSource.API, settings=settings, sha256=digest, wasm=wasm,
+                      origin="uploaded module")
+    try:
+        await manager.check_loadable(spec)
+    except PluginError as exc:
+        kind = f" ({exc.kind})" if exc.kind else ""
+        raise ApiError(400, f"plugin {name!r} cannot be loaded{kind}: {exc.message}") from None
+
+
+def _status_json(manager: PluginManager, name: str) -> dict[str, Any]:
+    status = manager.status(name)
+    if status is None:
+        raise ApiError(404, f"plugin {name!r} not found")
+    return status.to_json()
