@@ -132,6 +132,9 @@ def run(args: argparse.Namespace) -> int:
         kind = f" [{exc.kind}]" if exc.kind else ""
         print(f"error: {exc}{kind}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     raise AssertionError(f"unknown plugin command {args.plugin_command!r}")
 
 
@@ -176,6 +179,8 @@ def _load(args: argparse.Namespace, limits: Limits) -> Plugin:
 
 
 def check(args: argparse.Namespace) -> int:
+    if not args.module.is_file():
+        raise CliError(f"{args.module}: no such file")
     limits = _limits(args)
     incoming = _json_file(args.event, "event file") if args.event else SAMPLE_EVENT
     info = inspect_module(args.module, limits)

@@ -102,8 +102,8 @@ def key_line(text: str, path: tuple[str | int, ...]) -> int | None:
                     multiline_string = True
         if full is None:
             continue
-        if full == target:
-            return number
+        if full[:len(target)] == target:
+            return number  # the key itself, or the first table/key nested under it
         common = 0
         for a, b in zip(full, target):
             if a != b:

@@ -57,3 +57,38 @@ def write(directory: Path, name: str, wasm: bytes) -> Path:
     path = directory / f"{name}.wasm"
     path.write_bytes(wasm)
     return path
+
+
+def _wat_bytes(data: bytes) -> str:
+    return "".join(f"\\{b:02x}" for b in data)
+
+
+def constant_plugin(reaction: dict | None, subscriptions: list[tuple[str, str]] | None = None) -> bytes:
+    """A plugin that answers every event with the same reaction (``None``: continue). The reaction is
+    encoded with msgpack here and embedded as a data segment, so any reaction shape can be tested."""
+    import msgpack
+
+    subscriptions = subscriptions or [("eventgateway.event.received", "sync")]
+    segments, subscribe = [], []
+    at = 2048
+    for event_type, mode in subscriptions:
+        encoded = event_type.encode()
+        segments.append(f'(data (i32.const {at}) "{_wat_bytes(encoded)}")')
+        subscribe.append(f"(call $w_subscription (i32.const {at}) (i32.const {len(encoded)}) "
+                         f"(i32.const {0 if mode == 'sync' else 1}))")
+        at += 128
+    react = "(global.get $CONTINUE)"
+    if reaction is not None:
+        packed = msgpack.packb(reaction, use_bin_type=True)
+        segments.append(f'(data (i32.const 4096) "{_wat_bytes(packed)}")')
+        react = f"(call $pack (i32.const 4096) (i32.const {len(packed)}))"
+    body = "\n".join(segments) + f"""
+  (func $on_subscriptions (result i64)
+    (call $w_begin)
+    (call $w_array (i32.const {len(subscriptions)}))
+    {' '.join(subscribe)}
+    (call $w_end))
+  (func $on_init (param $config i32) (result i64) (global.get $CONTINUE))
+  (func $on_react (param $event i32) (result i64) {react})
+"""
+    return kit_module(body)
