@@ -1,0 +1,238 @@
+"""The plugin registry over real components: Wasm plugins built from WAT in the run, the in-memory store,
+the configuration view and the Prometheus registry. The reaction rules of ABI v1, failure policies,
+quarantine and recovery, async hand-off, and atomic reloads."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import types
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from wat_modules import TRAP_ON_BOOM, constant_plugin, example, kit_module, write
+
+from gateway.metrics import Metrics
+from gateway.plugins.active_set import AsyncReactor
+from gateway.plugins.contract import CONTINUE
+from gateway.plugins.documents import write_plugin
+from gateway.plugins.registry import PluginManager
+from gateway.plugins.settings import parse_settings
+from gateway.store.memory import MemoryStore
+from gateway.store.view import ConfigView
+
+RECEIVED = "eventgateway.event.received"
+INVOKING = "eventgateway.function.invoking"
+INVOKED = "eventgateway.function.invoked"
+
+
+def incoming(event_type: str = "user.created") -> dict[str, Any]:
+    return {"specversion": "1.0", "type": event_type, "id": "e-1", "source": "/tests"}
+
+
+def received(event_type: str = "user.created") -> dict[str, Any]:
+    from wasm_abi import system_event
+
+    return system_event(RECEIVED, {"event": incoming(event_type), "path": "/", "headers": {}})
+
+
+def invoked(event_type: str = "user.created") -> dict[str, Any]:
+    from wasm_abi import system_event
+
+    return system_event(INVOKED, {"space": "default", "event": incoming(event_type), "functionId": "f",
+                                  "result": {"ok": True}})
+
+
+Start = Callable[..., Awaitable[tuple[PluginManager, Any]]]
+
+
+@pytest.fixture
+async def start(tmp_path: Path) -> AsyncIterator[Start]:
+    """Start a PluginManager on a fresh memory store + view, with plugins from a plugins.toml."""
+    started: list[tuple[PluginManager, ConfigView]] = []
+
+    async def _start(toml: str = "", flags: list[str] | None = None) -> tuple[PluginManager, Any]:
+        config = None
+        if toml:
+            config = tmp_path / "plugins.toml"
+            config.write_text(toml)
+        store = MemoryStore()
+        await store.open()
+        view = ConfigView(store)
+        await view.start()
+        gateway = types.SimpleNamespace(
+            settings=types.SimpleNamespace(plugins=flags or [], plugins_config=str(config) if config else None),
+            metrics=Metrics(), store=store, view=view)
+        manager = PluginManager(gateway)
+        await manager.start()
+        started.append((manager, view))
+        return manager, gateway
+
+    yield _start
+    for manager, view in started:
+        await manager.close()
+        await view.close()
+
+
+def table(name: str, path: Path, extra: str = "") -> str:
+    return f'[plugins.{name}]\npath = "{path}"\n{extra}\n'
+
+
+def metric(gateway: Any, name: str, labels: dict[str, str]) -> float | None:
+    return gateway.metrics.registry.get_sample_value(name, labels)
+
+
+async def test_reject_defaults_to_403_and_keeps_a_given_status(tmp_path: Path, start: Start) -> None:
+    plain = write(tmp_path, "plain", constant_plugin({"error": "not today"}))
+    manager, _ = await start(table("plain", plain))
+    outcome = await manager.current().react_sync(received())
+    assert outcome.rejection is not None
+    assert (outcome.rejection.plugin, outcome.rejection.status, outcome.rejection.message) == (
+        "plain", 403, "not today")
+    statused = write(tmp_path, "statused", constant_plugin({"error": "slow down", "status": 429}))
+    manager2, _ = await start(table("statused", statused))
+    assert (await manager2.current().react_sync(received())).rejection.status == 429
+
+
+async def test_plugins_run_in_order_and_see_each_others_rewrites(tmp_path: Path, start: Start) -> None:
+    rewritten = {"specversion": "1.0", "type": "rewritten", "id": "r-1", "source": "/plugin"}
+    rewriter = write(tmp_path, "rewriter", constant_plugin({"event": rewritten}))
+    guard = write(tmp_path, "guard", example("guard"))
+    toml = (table("guard", guard, 'order = 2\nconfig = { denyTypes = ["rewritten"] }') +
+            table("rewriter", rewriter, "order = 1"))
+    manager, gateway = await start(toml)
+    assert manager.current().names() == ["rewriter", "guard"]
+    outcome = await manager.current().react_sync(received())
+    # The guard (second) saw the event as the rewriter (first) left it.
+    assert outcome.rejection is not None and outcome.rejection.plugin == "guard"
+    assert "rewritten is denied" in outcome.rejection.message
+    assert metric(gateway, "eventgateway_plugin_reactions_total",
+                  {"plugin": "rewriter", "event_type": RECEIVED, "mode": "sync", "outcome": "rewrite"}) == 1
+
+
+async def test_rewrite_replaces_the_event_only_when_allowed(tmp_path: Path, start: Start) -> None:
+    rewritten = {"specversion": "1.0", "type": "rewritten", "id": "r-1", "source": "/plugin"}
+    module = write(tmp_path, "rewriter", constant_plugin({"event": rewritten}, [(RECEIVED, "sync"),
+                                                                                (INVOKED, "sync")]))
+    manager, _ = await start(table("rewriter", module))
+    assert (await manager.current().react_sync(received())).event == rewritten
+    # function.invoked is not a stage where an event can be replaced.
+    assert await manager.current().react_sync(invoked()) == CONTINUE
+    denied, _ = await start(table("rewriter", module, "rewrite = false"))
+    assert await denied.current().react_sync(received()) == CONTINUE
+
+
+async def test_invalid_replacement_is_a_fault(tmp_path: Path, start: Start) -> None:
+    # Not a CloudEvent: no id, no source, no specversion.
+    module = write(tmp_path, "sloppy", constant_plugin({"event": {"type": "half"}}))
+    manager, gateway = await start(table("sloppy", module))
+    outcome = await manager.current().react_sync(received())
+    assert outcome.rejection is not None and outcome.rejection.status == 503
+    assert "sloppy" in outcome.rejection.message and "bad_output" in outcome.rejection.message
+    assert metric(gateway, "eventgateway_plugin_faults_total", {"plugin": "sloppy", "kind": "bad_output"}) == 1
+
+
+async def test_failure_policy_closed_rejects_and_open_continues(tmp_path: Path, start: Start) -> None:
+    trap = write(tmp_path, "trap", kit_module(TRAP_ON_BOOM))
+    deny = write(tmp_path, "deny", constant_plugin({"error": "reached the second plugin", "status": 418}))
+    closed, gateway = await start(table("trap", trap, "order = 1") + table("deny", deny, "order = 2"))
+    outcome = await closed.current().react_sync(received("boom"))
+    assert outcome.rejection is not None
+    assert outcome.rejection.status == 503 and outcome.rejection.plugin == "trap"
+    assert outcome.rejection.message == "plugin 'trap' failed (trap) and its failure policy is closed"
+    assert metric(gateway, "eventgateway_plugin_faults_total", {"plugin": "trap", "kind": "trap"}) == 1
+
+    opened, _ = await start(table("trap", trap, 'order = 1\npolicy = "open"') + table("deny", deny, "order = 2"))
+    outcome = await opened.current().react_sync(received("boom"))
+    assert outcome.rejection is not None and outcome.rejection.status == 418  # went on to the next plugin
+
+
+async def test_quarantine_with_backoff_then_recovery(tmp_path: Path, start: Start) -> None:
+    trap = write(tmp_path, "trap", kit_module(TRAP_ON_BOOM))
+    manager, gateway = await start(table(
+        "trap", trap, "[plugins.trap.limits]\nquarantine_after = 2\nquarantine_backoff = 0.5"))
+    plugins = manager.current()
+    for _ in range(2):
+        assert (await plugins.react_sync(received("boom"))).rejection.message.endswith(
+            "failed (trap) and its failure policy is closed")
+    status = manager.status("trap").to_json()
+    assert status["state"] == "quarantined"
+    assert status["lastFault"]["kind"] == "trap" and "unreachable" in status["lastFault"]["message"]
+    assert 0 < status["retryInSeconds"] <= 0.5 and status["retryAt"].endswith("Z")
+    # While quarantined no Wasm runs: even a good event is refused (closed policy), fast.
+    outcome = await plugins.react_sync(received("fine"))
+    assert outcome.rejection is not None and "(quarantined)" in outcome.rejection.message
+    manager._refresh_states()
+    assert metric(gateway, "eventgateway_plugin_state", {"plugin": "trap"}) == 1
+    assert metric(gateway, "eventgateway_plugin_reactions_total",
+                  {"plugin": "trap", "event_type": RECEIVED, "mode": "sync", "outcome": "skipped"}) == 1
+    await asyncio.sleep(0.55)
+    # The retry time passed: the next event probes the plugin, succeeds, and clears the quarantine.
+    assert await plugins.react_sync(received("fine")) == CONTINUE
+    status = manager.status("trap").to_json()
+    assert status["state"] == "active" and status["retryAt"] is None
+    assert status["counters"]["faults"] == {"trap": 2, "quarantined": 1}
+    manager._refresh_states()
+    assert metric(gateway, "eventgateway_plugin_state", {"plugin": "trap"}) == 0
+
+
+async def test_async_reactions_run_off_the_loop(tmp_path: Path, start: Start) -> None:
+    module = write(tmp_path, "watcher", constant_plugin(None, [(INVOKED, "async")]))
+    manager, gateway = await start(table("watcher", module))
+    plugins = manager.current()
+    assert plugins.wants(INVOKED) and not plugins.wants(RECEIVED)
+    assert await plugins.react_sync(invoked()) == CONTINUE  # no sync subscriber
+    plugins.react_async(invoked())
+    labels = {"plugin": "watcher", "event_type": INVOKED, "mode": "async", "outcome": "continue"}
+    deadline = time.monotonic() + 5
+    while metric(gateway, "eventgateway_plugin_reactions_total", labels) != 1:
+        assert time.monotonic() < deadline, "the async reaction never ran"
+        await asyncio.sleep(0.01)
+
+
+def test_async_reactor_drops_when_saturated() -> None:
+    reactor = AsyncReactor(threads=1, backlog=2)
+    release = threading.Event()
+    try:
+        assert reactor.submit(release.wait)
+        assert reactor.submit(release.wait)
+        assert not reactor.submit(release.wait)  # backlog full: dropped, and submit did not block
+    finally:
+        release.set()
+        reactor.close()
+    assert not reactor.submit(release.wait)  # closed
+
+
+async def test_reload_swaps_atomically_and_in_flight_events_keep_their_set(tmp_path: Path, start: Start) -> None:
+    manager, gateway = await start()
+    before = manager.current()
+    assert len(before) == 0
+    settings = parse_settings({"config": {"denyTypes": ["user.created"]}})
+    revision = await write_plugin(gateway.store, "guard", settings, example("guard"), None)
+    assert await manager.wait_applied(revision)
+    after = manager.current()
+    assert after.names() == ["guard"] and after.revision >= revision
+    # An event that started before the change finishes with the set it started with.
+    assert await before.react_sync(received()) == CONTINUE
+    assert (await after.react_sync(received())).rejection.plugin == "guard"
+    # A settings change builds a new set again; the previous one is untouched.
+    document = manager.stored_document("guard")
+    revision = await write_plugin(gateway.store, "guard", parse_settings({"config": {"denyTypes": ["other"]}}),
+                                  None, document)
+    assert await manager.wait_applied(revision)
+    assert await manager.current().react_sync(received()) == CONTINUE
+    assert (await after.react_sync(received())).rejection is not None
+
+
+async def test_unchanged_plugins_are_reused_across_reloads(tmp_path: Path, start: Start) -> None:
+    manager, gateway = await start()
+    revision = await write_plugin(gateway.store, "a", parse_settings({}), example("logger"), None)
+    await manager.wait_applied(revision)
+    host = manager.current().plugins[0].host
+    revision = await write_plugin(gateway.store, "b", parse_settings({"order": -1}), example("logger"), None)
+    await manager.wait_applied(revision)
+    assert manager.current().names() == ["b", "a"]
+    assert manager.current().plugins[1].host is host  # not recompiled, health and instances kept
