@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -47,7 +48,33 @@ __all__ = ["PluginManager", "PluginStartupError", "PluginStatus"]
 
 log = logging.getLogger("gateway.plugins")
 
+#: Where the host logs plugin output (the ``log`` import, WASI stdout/stderr), with ``extra`` fields
+#: ``plugin`` and ``plugin_level``; it propagates to the gateway's root handlers.
+PLUGIN_LOGGER = "wasm_abi.plugin"
+
 _STATE_REFRESH_SECONDS = 1.0
+_DROPPED = re.compile(r"^(\d+) log messages were dropped by the rate limit")
+
+
+class _LogDropCounter(logging.Filter):
+    """Counts the plugin log lines the host's rate limit dropped into ``plugin_log_dropped``.
+
+    The host (``wasm_abi.plugin_log``) reports drops by logging "N log messages were dropped by the rate
+    limit" when logging resumes; this reads that line rather than reaching into the host's internals.
+    """
+
+    def __init__(self, metrics: Metrics, names: Callable[[], set[str]]) -> None:
+        super().__init__()
+        self._metrics = metrics
+        self._names = names
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        plugin = getattr(record, "plugin", None)
+        if plugin is not None and isinstance(record.args, tuple) and len(record.args) == 2:
+            match = _DROPPED.match(str(record.args[1]))
+            if match and plugin in self._names():
+                self._metrics.plugin_log_dropped.labels(plugin).inc(int(match.group(1)))
+        return True
 
 
 class PluginStartupError(RuntimeError):
@@ -124,6 +151,7 @@ class PluginManager(PluginRegistry):
         self._state_task: asyncio.Task[None] | None = None
         self._view: Any = None
         self._last_states: dict[str, str] = {}
+        self._log_filter: _LogDropCounter | None = None
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -173,12 +201,17 @@ class PluginManager(PluginRegistry):
             self._view.add_listener(self._on_change)
         else:
             self._swap(self._view_revision())
+        if self._metrics is not None:
+            self._log_filter = _LogDropCounter(self._metrics, lambda: set(self._last_states))
+            logging.getLogger(PLUGIN_LOGGER).addFilter(self._log_filter)
         self._reload_task = asyncio.create_task(self._follow(), name="plugin-reload")
         self._state_task = asyncio.create_task(self._watch_states(), name="plugin-states")
         names = ", ".join(f"{p.name} ({p.spec.source.value})" for p in self._current.plugins) or "none"
         log.info("plugins loaded: %s", names)
 
     async def close(self) -> None:
+        if self._log_filter is not None:
+            logging.getLogger(PLUGIN_LOGGER).removeFilter(self._log_filter)
         if self._view is not None:
             try:
                 self._view.remove_listener(self._on_change)

@@ -236,3 +236,26 @@ async def test_unchanged_plugins_are_reused_across_reloads(tmp_path: Path, start
     await manager.wait_applied(revision)
     assert manager.current().names() == ["b", "a"]
     assert manager.current().plugins[1].host is host  # not recompiled, health and instances kept
+
+
+async def test_plugin_logs_reach_the_gateway_log_capped_and_rate_limited(
+    tmp_path: Path, start: Start, caplog: pytest.LogCaptureFixture
+) -> None:
+    module = write(tmp_path, "chatty", example("logger"))
+    manager, gateway = await start(table("chatty", module, "[plugins.chatty.limits]\nlog_rate_per_second = 2\n"
+                                                           "log_burst = 3\nmax_log_message_bytes = 20"))
+    caplog.set_level("INFO", logger="wasm_abi.plugin")
+    plugins = manager.current()
+    for _ in range(6):
+        await plugins.react_sync(received("a.very.long.event.type.name"))
+    lines = [r for r in caplog.records if getattr(r, "plugin", None) == "chatty"]
+    plugin_lines = [r for r in lines if "(host)" not in r.getMessage()]
+    assert len(plugin_lines) == 3  # the burst
+    assert plugin_lines[0].levelname == "INFO" and plugin_lines[0].plugin_level == "info"
+    assert plugin_lines[0].getMessage().startswith("[plugin chatty] received event a.ve")
+    assert "[truncated" in plugin_lines[0].getMessage()  # cut at 20 bytes, and says so
+    assert any("log rate limit of 2 messages/s hit" in r.getMessage() for r in lines)  # the cap is visible
+    await asyncio.sleep(0.6)
+    await plugins.react_sync(received("again"))
+    assert any("3 log messages were dropped" in r.getMessage() for r in caplog.records)
+    assert metric(gateway, "eventgateway_plugin_log_dropped_total", {"plugin": "chatty"}) == 3
