@@ -1,0 +1,130 @@
+"""CloudEvents 0.1 and 1.0 as plain maps.
+
+Events travel through the gateway as the JSON maps they arrived as, never converted between versions:
+an event that arrives as 0.1 reaches functions as 0.1 and a 1.0 event as 1.0, so existing functions
+written against the upstream gateway (0.1 only) keep working while new ones get 1.0. This module is the
+one place that knows the attribute names of each version.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "V01", "V10", "InvalidEvent", "spec_version", "event_type", "event_id", "validate",
+    "validate_v01", "validate_v10", "set_extension", "to_json",
+]
+
+V01 = "0.1"
+V10 = "1.0"
+
+_V10_REQUIRED = ("id", "source", "specversion", "type")
+_V10_STRING_ATTRIBUTES = ("datacontenttype", "dataschema", "subject", "time")
+_V10_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
+_V01_REQUIRED = ("eventType", "cloudEventsVersion", "source", "eventID")
+_V01_STRING_ATTRIBUTES = ("eventTypeVersion", "eventTime", "schemaURL", "contentType")
+
+
+class InvalidEvent(ValueError):
+    """The event is not a valid CloudEvent; the message names the attribute at fault."""
+
+
+def spec_version(event: dict[str, Any]) -> str:
+    """``"1.0"`` or ``"0.1"``: which attribute set the map uses."""
+    return V10 if "specversion" in event else V01
+
+
+def event_type(event: dict[str, Any]) -> str:
+    return event.get("type") or event.get("eventType") or ""
+
+
+def event_id(event: dict[str, Any]) -> str:
+    return event.get("id") or event.get("eventID") or ""
+
+
+def _check_time(where: str, name: str, value: Any) -> None:
+    if not isinstance(value, str):
+        raise InvalidEvent(f"{where}: attribute {name!r} must be an RFC 3339 string")
+    try:
+        datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidEvent(f"{where}: attribute {name!r} is not an RFC 3339 timestamp: {value!r}") from None
+
+
+def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
+    """Check a CloudEvents 1.0 map (JSON format); returns it unchanged."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {type(event).__name__}")
+    for name in _V10_REQUIRED:
+        value = event.get(name)
+        if not isinstance(value, str) or not value:
+            raise InvalidEvent(f"{where}: required attribute {name!r} is missing or not a non-empty string")
+    if event["specversion"] != V10:
+        raise InvalidEvent(f"{where}: unsupported specversion {event['specversion']!r} (supported: '1.0', '0.1')")
+    for name in _V10_STRING_ATTRIBUTES:
+        if name in event and event[name] is not None and not isinstance(event[name], str):
+            raise InvalidEvent(f"{where}: attribute {name!r} must be a string")
+    if event.get("time") is not None:
+        _check_time(where, "time", event["time"])
+    if "data" in event and "data_base64" in event:
+        raise InvalidEvent(f"{where}: 'data' and 'data_base64' are mutually exclusive")
+    if "data_base64" in event and not isinstance(event["data_base64"], str):
+        raise InvalidEvent(f"{where}: 'data_base64' must be a base64 string")
+    for name in event:
+        if name not in ("data", "data_base64") and not _V10_ATTRIBUTE_NAME.match(name):
+            raise InvalidEvent(
+                f"{where}: attribute name {name!r} is invalid (lower-case letters and digits, at most 20)")
+    return event
+
+
+def validate_v01(event: Any, where: str = "event") -> dict[str, Any]:
+    """Check a CloudEvents 0.1 map, the upstream gateway's format; returns it unchanged."""
+    if not isinstance(event, dict):
+        raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {type(event).__name__}")
+    for name in _V01_REQUIRED:
+        value = event.get(name)
+        if not isinstance(value, str) or not value:
+            raise InvalidEvent(f"{where}: required attribute {name!r} is missing or not a non-empty string")
+    if event["cloudEventsVersion"] != V01:
+        raise InvalidEvent(
+            f"{where}: unsupported cloudEventsVersion {event['cloudEventsVersion']!r} (supported: '0.1', '1.0')")
+    for name in _V01_STRING_ATTRIBUTES:
+        if name in event and event[name] is not None and not isinstance(event[name], str):
+            raise InvalidEvent(f"{where}: attribute {name!r} must be a string")
+    if event.get("eventTime"):
+        _check_time(where, "eventTime", event["eventTime"])
+    if event.get("extensions") is not None and not isinstance(event["extensions"], dict):
+        raise InvalidEvent(f"{where}: attribute 'extensions' must be an object")
+    return event
+
+
+def validate(event: Any, where: str = "event") -> dict[str, Any]:
+    """Validate a structured event of either version, chosen by its attributes."""
+    if isinstance(event, dict) and "specversion" in event:
+        return validate_v10(event, where)
+    if isinstance(event, dict) and "cloudEventsVersion" in event:
+        return validate_v01(event, where)
+    if isinstance(event, dict):
+        raise InvalidEvent(f"{where}: neither 'specversion' (CloudEvents 1.0) nor 'cloudEventsVersion' (0.1) is set")
+    raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {type(event).__name__}")
+
+
+def set_extension(event: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
+    """A copy of ``event`` with one gateway extension set: under ``extensions`` in 0.1, as a top-level
+    attribute in 1.0 (where extensions live)."""
+    copy = dict(event)
+    if spec_version(event) == V10:
+        copy[name] = value
+    else:
+        extensions = dict(copy.get("extensions") or {})
+        extensions[name] = value
+        copy["extensions"] = extensions
+    return copy
+
+
+def to_json(event: dict[str, Any]) -> bytes:
+    """The structured-mode body a function receives (``application/cloudevents+json``)."""
+    return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()

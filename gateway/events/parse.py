@@ -1,0 +1,252 @@
+"""HTTP request -> the events it carries.
+
+The order of the checks is the contract with clients, most specific first:
+
+1. ``Content-Type: application/cloudevents-batch+json``: a JSON array of CloudEvents 1.0 (batch mode);
+2. ``Content-Type: application/cloudevents+json``: one structured CloudEvent, 1.0 or 0.1;
+3. a ``ce-specversion`` header: CloudEvents 1.0 binary mode (attributes in ``ce-*`` headers);
+4. a ``CE-EventType`` / ``CE-CloudEventsVersion`` header: CloudEvents 0.1 binary mode (upstream);
+5. an ``Event: <type>`` header: the upstream legacy form, the body becomes the data of a 0.1 event
+   (unless the body already is a 0.1 CloudEvent of that type);
+6. ``application/json`` whose body is a CloudEvent (it sets ``specversion`` or ``cloudEventsVersion``);
+7. anything else: an ``http.request`` 0.1 event with the upstream data fields.
+
+A request that claims to be a CloudEvent but is not a valid one is refused (400) with the reason rather
+than silently re-wrapped as ``http.request``, which is what the upstream gateway did.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from . import cloudevents as ce
+
+__all__ = [
+    "RawRequest", "ParsedRequest", "parse_request", "flatten_headers", "HTTP_REQUEST_TYPE",
+    "TRANSFORMATION_SOURCE", "SYSTEM_PREFIX",
+]
+
+HTTP_REQUEST_TYPE = "http.request"
+SYSTEM_PREFIX = "eventgateway."
+TRANSFORMATION_VERSION = "0.1"
+TRANSFORMATION_SOURCE = f"https://serverless.com/event-gateway/#transformationVersion={TRANSFORMATION_VERSION}"
+LEGACY_SOURCE = "https://serverless.com/event-gateway"
+
+_BATCH = "application/cloudevents-batch+json"
+_STRUCTURED = "application/cloudevents+json"
+_V01_BINARY_ATTRIBUTES = {
+    "ce-eventtype": "eventType",
+    "ce-eventtypeversion": "eventTypeVersion",
+    "ce-cloudeventsversion": "cloudEventsVersion",
+    "ce-source": "source",
+    "ce-eventid": "eventID",
+    "ce-eventtime": "eventTime",
+    "ce-schemaurl": "schemaURL",
+    "ce-contenttype": "contentType",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class RawRequest:
+    """What the parser needs from an HTTP request, independent of the web framework."""
+
+    method: str
+    path: str
+    host: str
+    headers: list[tuple[str, str]]
+    query: dict[str, list[str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        lower = name.lower()
+        for key, value in self.headers:
+            if key.lower() == lower:
+                return value
+        return None
+
+
+@dataclass(slots=True)
+class ParsedRequest:
+    """The events of one request. ``batch`` requests are delivered to async subscribers only."""
+
+    events: list[dict[str, Any]]
+    batch: bool = False
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _canonical(name: str) -> str:
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+def flatten_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
+    """Header name (canonical case, as Go's ``http.Header``) -> values joined by ``", "``, as upstream."""
+    flat: dict[str, str] = {}
+    for name, value in headers:
+        key = _canonical(name)
+        flat[key] = f"{flat[key]}, {value}" if key in flat else value
+    return flat
+
+
+def _mime(content_type: str | None) -> str:
+    if not content_type:
+        return "application/octet-stream"
+    return content_type.split(";", 1)[0].strip().lower()
+
+
+def _is_json(mime: str) -> bool:
+    return mime == "application/json" or mime.endswith("+json")
+
+
+def _is_text(mime: str) -> bool:
+    return (mime.startswith("text/") or mime in ("application/x-www-form-urlencoded", "application/xml")
+            or mime.startswith("multipart/form-data") or mime.endswith("+xml"))
+
+
+def _body_value(body: bytes, mime: str) -> tuple[Any, bool]:
+    """The body as event data: ``(value, is_base64)``. JSON is decoded, text kept as a string, anything
+    else base64-encoded (what the upstream gateway's Go ``[]byte`` turned into)."""
+    if not body:
+        return None, False
+    if _is_json(mime):
+        try:
+            return json.loads(body), False
+        except ValueError:
+            pass
+    if _is_json(mime) or _is_text(mime):
+        try:
+            return body.decode("utf-8"), False
+        except UnicodeDecodeError:
+            pass
+    return base64.b64encode(body).decode("ascii"), True
+
+
+def _load_json(body: bytes, what: str) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError as exc:
+        raise ce.InvalidEvent(f"{what}: body is not valid JSON ({exc})") from None
+
+
+def _binary_v10(request: RawRequest, mime: str) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    for name, value in request.headers:
+        lower = name.lower()
+        if lower.startswith("ce-"):
+            event[lower[3:]] = value
+    if request.header("content-type"):
+        event["datacontenttype"] = request.header("content-type")
+    value, is_base64 = _body_value(request.body, mime)
+    if value is not None:
+        event["data_base64" if is_base64 else "data"] = value
+    return ce.validate_v10(event, "binary-mode CloudEvent (ce-* headers)")
+
+
+def _binary_v01(request: RawRequest, mime: str) -> dict[str, Any]:
+    event: dict[str, Any] = {}
+    extensions: dict[str, str] = {}
+    for name, value in request.headers:
+        lower = name.lower()
+        if lower in _V01_BINARY_ATTRIBUTES:
+            event[_V01_BINARY_ATTRIBUTES[lower]] = value
+        elif lower.startswith("ce-x-"):
+            extensions[lower[5:]] = value
+    if extensions:
+        event["extensions"] = extensions
+    if "contentType" not in event and request.header("content-type"):
+        event["contentType"] = request.header("content-type")
+    event["data"], _ = _body_value(request.body, mime)
+    return ce.validate_v01(event, "binary-mode CloudEvent 0.1 (CE-* headers)")
+
+
+def _wrap_v01(event_type: str, mime: str, data: Any, source: str) -> dict[str, Any]:
+    return {
+        "eventType": event_type,
+        "cloudEventsVersion": ce.V01,
+        "source": source,
+        "eventID": str(uuid.uuid4()),
+        "eventTime": _now(),
+        "contentType": mime,
+        "data": data,
+    }
+
+
+def _legacy(request: RawRequest, event_type: str, mime: str) -> dict[str, Any]:
+    if _is_json(mime) and request.body:
+        try:
+            candidate = json.loads(request.body)
+        except ValueError:
+            candidate = None
+        if isinstance(candidate, dict) and candidate.get("eventType") == event_type:
+            return ce.validate_v01(candidate, "CloudEvent body of an 'Event' header request")
+    data, _ = _body_value(request.body, mime)
+    return _wrap_v01(event_type, mime, data, LEGACY_SOURCE)
+
+
+def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) -> dict[str, Any]:
+    """The upstream ``http.request`` wrapping of a plain HTTP request (``params`` filled by routing)."""
+    body, _ = _body_value(request.body, mime)
+    data = {
+        "headers": headers,
+        "query": request.query,
+        "body": "" if body is None else body,
+        "host": request.host,
+        "path": request.path,
+        "method": request.method,
+        "params": {},
+    }
+    event = _wrap_v01(HTTP_REQUEST_TYPE, mime, data, TRANSFORMATION_SOURCE)
+    event["extensions"] = {
+        "eventgateway": {"transformed": "true", "transformation-version": TRANSFORMATION_VERSION},
+    }
+    return event
+
+
+def _refuse_system(events: list[dict[str, Any]]) -> None:
+    for event in events:
+        etype = ce.event_type(event)
+        if etype.startswith(SYSTEM_PREFIX):
+            raise ce.InvalidEvent(
+                f"event type {etype!r} is reserved: '{SYSTEM_PREFIX}*' events are emitted by the gateway only")
+
+
+def parse_request(request: RawRequest) -> ParsedRequest:
+    """Parse the events of a request; raises :class:`~gateway.events.cloudevents.InvalidEvent` (400)."""
+    headers = flatten_headers(request.headers)
+    mime = _mime(request.header("content-type"))
+    batch = False
+    if mime == _BATCH:
+        items = _load_json(request.body, "batch of CloudEvents")
+        if not isinstance(items, list) or not items:
+            raise ce.InvalidEvent("batch of CloudEvents: body must be a non-empty JSON array")
+        events = [ce.validate_v10(item, f"batch item {index}") for index, item in enumerate(items)]
+        batch = True
+    elif mime == _STRUCTURED:
+        events = [ce.validate(_load_json(request.body, "structured CloudEvent"), "structured CloudEvent")]
+    elif request.header("ce-specversion") is not None:
+        events = [_binary_v10(request, mime)]
+    elif request.header("ce-eventtype") is not None or request.header("ce-cloudeventsversion") is not None:
+        events = [_binary_v01(request, mime)]
+    elif request.header("event"):
+        events = [_legacy(request, request.header("event") or "", mime)]
+    else:
+        events = []
+        if mime == "application/json" and request.body:
+            try:
+                candidate = json.loads(request.body)
+            except ValueError:
+                candidate = None
+            if isinstance(candidate, dict) and ("specversion" in candidate or "cloudEventsVersion" in candidate):
+                events = [ce.validate(candidate, "CloudEvent in an application/json body")]
+        if not events:
+            events = [http_request_event(request, mime, headers)]
+    _refuse_system(events)
+    return ParsedRequest(events=events, batch=batch, headers=headers)

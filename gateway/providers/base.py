@@ -1,0 +1,32 @@
+"""What a function provider is: something that takes the event payload and answers bytes or fails."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["Provider", "ProviderError", "ProviderConfigError"]
+
+
+class ProviderError(Exception):
+    """A call failed. The message is what ``function.invocationFailed`` carries in ``error``, so it says
+    what happened in words (status code, AWS error code), never an empty ``{}`` as upstream did."""
+
+
+class ProviderConfigError(ProviderError):
+    """The function's provider configuration cannot work (unknown type, missing field)."""
+
+
+class Provider(Protocol):
+    """One configured function target. Instances are cached and shared by concurrent calls."""
+
+    async def call(self, payload: bytes) -> bytes:
+        """Deliver ``payload`` (a JSON CloudEvent, or an authorizer request) and return the response body."""
+
+    async def close(self) -> None: ...
+
+
+def require(config: dict[str, Any], key: str, provider: str) -> str:
+    value = config.get(key)
+    if not isinstance(value, str) or not value:
+        raise ProviderConfigError(f"{provider} provider: '{key}' is required")
+    return value
