@@ -1,0 +1,173 @@
+"""Loading: version marker, exports, imports, size, bytes/WAT/file sources, init and config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import msgpack
+import pytest
+import wasmtime
+
+from wasm_abi import (
+    EVENT_RECEIVED,
+    FUNCTION_INVOKED,
+    Limits,
+    Plugin,
+    PluginError,
+    PluginFault,
+    PluginLoadError,
+    inspect_module,
+)
+
+from .watgen import packed, plugin_wat, wat_bytes
+
+
+def wasm(**kw: object) -> bytes:
+    return bytes(wasmtime.wat2wasm(plugin_wat(**kw)))
+
+
+def test_error_classes_share_a_base() -> None:
+    assert issubclass(PluginLoadError, PluginError)
+    assert issubclass(PluginFault, PluginError)
+
+
+def test_loads_a_valid_plugin_and_reads_subscriptions() -> None:
+    data = wasm(subscriptions=[(EVENT_RECEIVED, "sync"), (FUNCTION_INVOKED, "async")])
+    plugin = Plugin.from_bytes(data, name="good")
+    assert plugin.name == "good"
+    import hashlib
+
+    assert plugin.sha256 == hashlib.sha256(data).hexdigest()
+    assert plugin.subscriptions == [(EVENT_RECEIVED, "sync"), (FUNCTION_INVOKED, "async")]
+    assert plugin.state.active
+
+
+def test_from_file_accepts_wasm_and_wat(tmp_path: Path) -> None:
+    text = plugin_wat()
+    (tmp_path / "text.wat").write_text(text)
+    (tmp_path / "binary.wasm").write_bytes(bytes(wasmtime.wat2wasm(text)))
+    from_text = Plugin.from_file(tmp_path / "text.wat")
+    from_binary = Plugin.from_file(tmp_path / "binary.wasm")
+    assert from_text.name == "text" and from_binary.name == "binary"
+    assert from_text.subscriptions == from_binary.subscriptions == [(EVENT_RECEIVED, "sync")]
+
+
+def test_from_file_missing_file_names_the_path(tmp_path: Path) -> None:
+    with pytest.raises(PluginLoadError, match="nope.wasm"):
+        Plugin.from_file(tmp_path / "nope.wasm")
+
+
+def test_garbage_bytes_are_refused() -> None:
+    with pytest.raises(PluginLoadError, match="not a WebAssembly binary and not valid WAT") as info:
+        Plugin.from_bytes(b"hello, not wasm", name="junk")
+    assert info.value.plugin == "junk"
+    with pytest.raises(PluginLoadError, match="neither a WebAssembly binary"):
+        Plugin.from_bytes(b"\xff\xfe\x00\x01", name="junk")
+
+
+def test_truncated_binary_is_refused() -> None:
+    data = wasm()
+    with pytest.raises(PluginLoadError, match="not a valid WebAssembly module"):
+        Plugin.from_bytes(data[: len(data) // 2], name="cut")
+
+
+def test_module_over_size_limit_is_refused() -> None:
+    data = wasm()
+    with pytest.raises(PluginLoadError, match="over the module size limit") as info:
+        Plugin.from_bytes(data, name="big", limits=Limits(max_module_bytes=len(data) - 1))
+    assert info.value.kind == "too_large"
+
+
+def test_missing_version_marker_is_refused() -> None:
+    with pytest.raises(PluginLoadError, match="eventgateway_abi_v1") as info:
+        Plugin.from_bytes(wasm(marker=None), name="nomarker")
+    assert info.value.kind == "abi_version"
+    assert "does not declare a known ABI version" in str(info.value)
+
+
+def test_unknown_version_marker_is_refused_naming_it() -> None:
+    with pytest.raises(PluginLoadError, match="eventgateway_abi_v2.*supports only eventgateway_abi_v1"):
+        Plugin.from_bytes(wasm(marker="eventgateway_abi_v2"), name="future")
+
+
+@pytest.mark.parametrize("export", ["memory", "alloc", "subscriptions", "react"])
+def test_missing_required_export_is_refused_naming_it(export: str) -> None:
+    with pytest.raises(PluginLoadError, match=f"missing required export.*{export}") as info:
+        Plugin.from_bytes(wasm(omit=(export,)), name="partial")
+    assert info.value.kind == "missing_export"
+
+
+def test_export_with_wrong_signature_is_refused() -> None:
+    text = plugin_wat(omit=("react",), extra='(func (export "react") (param i32) (result i32) (i32.const 0))')
+    with pytest.raises(PluginLoadError, match=r"'react' has type \(i32\) -> \(i32\).*\(i32, i32\) -> \(i64\)"):
+        Plugin.from_bytes(text.encode(), name="badsig")
+
+
+@pytest.mark.parametrize(
+    "imports, named",
+    [
+        ('(import "env" "abort" (func (param i32)))', "env.abort"),
+        ('(import "eventgateway" "exec" (func))', "eventgateway.exec"),
+        ('(import "env" "mem" (memory 1))', "env.mem"),
+    ],
+)
+def test_forbidden_import_is_refused_naming_it(imports: str, named: str) -> None:
+    with pytest.raises(PluginLoadError, match=f"imports {named}") as info:
+        Plugin.from_bytes(wasm(imports=imports), name="importer")
+    assert info.value.kind == "forbidden_import"
+
+
+def test_log_import_with_wrong_type_is_refused() -> None:
+    with pytest.raises(PluginLoadError, match="eventgateway.log has type"):
+        Plugin.from_bytes(wasm(imports='(import "eventgateway" "log" (func (param i32)))'), name="badlog")
+
+
+def test_bad_subscriptions_are_refused() -> None:
+    bad_type = msgpack.packb([{"eventType": "eventgateway.nope", "type": "sync"}])
+    with pytest.raises(PluginLoadError, match=r"subscriptions\[0\].eventType is 'eventgateway.nope'"):
+        Plugin.from_bytes(wasm(subscriptions=bad_type), name="subs")
+    bad_mode = msgpack.packb([{"eventType": EVENT_RECEIVED, "type": "later"}])
+    with pytest.raises(PluginLoadError, match=r"subscriptions\[0\].type is 'later'"):
+        Plugin.from_bytes(wasm(subscriptions=bad_mode), name="subs")
+    with pytest.raises(PluginLoadError, match="not valid msgpack"):
+        Plugin.from_bytes(wasm(subscriptions=b"\xc1"), name="subs")
+    with pytest.raises(PluginLoadError, match="must be a msgpack array"):
+        Plugin.from_bytes(wasm(subscriptions=msgpack.packb({"a": 1})), name="subs")
+
+
+def test_init_receives_config_and_may_reject_it() -> None:
+    """init gets the config map; this plugin rejects the load unless the config is {"ok": true}."""
+    good = msgpack.packb({"ok": True})
+    rejection = msgpack.packb({"error": "config must be {ok: true}"})
+    init = f"""
+      (if (result i64) (i32.and (i32.eq (local.get $len) (i32.const {len(good)}))
+                        (i32.eq (i32.load8_u (i32.add (local.get $ptr) (i32.const 4))) (i32.const 0xc3)))
+        (then (i64.const 0))
+        (else {packed(3072, rejection)}))"""
+    data = wasm(init=init, extra=f"(data (i32.const 3072) {wat_bytes(rejection)})")
+    assert Plugin.from_bytes(data, name="cfg", config={"ok": True}).subscriptions
+    with pytest.raises(PluginLoadError, match="init rejected the configuration: config must be") as info:
+        Plugin.from_bytes(data, name="cfg", config={"ok": False})
+    assert info.value.kind == "init_rejected"
+    with pytest.raises(PluginLoadError, match="init rejected"):
+        Plugin.from_bytes(data, name="cfg")  # no config: init gets an empty map
+
+
+def test_initialize_runs_before_init() -> None:
+    """_initialize sets a global that init checks; init traps if it was not set first."""
+    data = wasm(
+        extra="(global $ready (mut i32) (i32.const 0))",
+        initialize="(global.set $ready (i32.const 1))",
+        init="(if (i32.eqz (global.get $ready)) (then unreachable)) (i64.const 0)",
+    )
+    assert Plugin.from_bytes(data, name="order").subscriptions
+
+
+def test_inspect_module_describes_exports_imports_and_memory() -> None:
+    text = plugin_wat(imports='(import "eventgateway" "log" (func (param i32 i32 i32)))')
+    info = inspect_module(text.encode())
+    names = dict(info.exports)
+    assert names["react"] == "func (i32, i32) -> (i64)"
+    assert info.abi_versions == ("eventgateway_abi_v1",)
+    assert info.imports == (("eventgateway", "log", "func (i32, i32, i32) -> ()"),)
+    assert info.memory_min_pages == 1 and info.size == len(text.encode())

@@ -1,0 +1,140 @@
+"""react: the event round trip and every reaction shape ABI v1 defines."""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import msgpack
+import pytest
+
+from wasm_abi import (
+    EVENT_RECEIVED,
+    FUNCTION_INVOKED,
+    FUNCTION_INVOKING,
+    Plugin,
+    PluginFault,
+    Reaction,
+    system_event,
+)
+
+from .watgen import REACTION_AT, packed, wat_bytes
+
+ECHO = "(i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len)))"
+
+MakePlugin = Callable[..., Plugin]
+
+
+def received(data_event: dict[str, Any] | None = None) -> dict[str, Any]:
+    return system_event(EVENT_RECEIVED, {"event": data_event or {"eventType": "user.created", "data": {}},
+                                         "path": "/", "headers": {"content-type": "application/json"}})
+
+
+def raw_reaction_plugin(make_plugin: MakePlugin, raw: bytes) -> Plugin:
+    return make_plugin(react=packed(REACTION_AT, raw), extra=f"(data (i32.const {REACTION_AT}) {wat_bytes(raw)})")
+
+
+@pytest.mark.parametrize("reaction", [None, {}, {"future": [1, 2], "x": None}])
+def test_continue_reactions(make_plugin: MakePlugin, reaction: Any) -> None:
+    plugin = make_plugin(reaction=reaction) if reaction is not None else make_plugin()
+    assert plugin.react(received()) == Reaction(None, None, None)
+
+
+def test_nil_reaction_is_continue(make_plugin: MakePlugin) -> None:
+    assert raw_reaction_plugin(make_plugin, msgpack.packb(None)).react(received()) == Reaction()
+
+
+def test_error_reaction_with_and_without_status(make_plugin: MakePlugin) -> None:
+    assert make_plugin(reaction={"error": "denied", "status": 403}).react(received()) == Reaction("denied", 403, None)
+    assert make_plugin(reaction={"error": "bad"}).react(received()) == Reaction("bad", None, None)
+
+
+def test_event_round_trips_byte_for_byte(make_plugin: MakePlugin) -> None:
+    """The echo plugin returns its input buffer, so the reaction is the event we sent."""
+    echo = make_plugin(react=ECHO)
+    event = {"error": "x" * 1000, "status": 418, "blob": b"\x00\x01", "n": [1, 2.5, None]}
+    assert echo.react(event) == Reaction("x" * 1000, 418, None)
+    big = {"error": "y" * (64 * 1024)}
+    assert echo.react(big).error == "y" * (64 * 1024)
+    assert echo.react(big, mode="async").error == "y" * (64 * 1024)
+
+
+@pytest.mark.parametrize("event_type", [EVENT_RECEIVED, FUNCTION_INVOKING])
+def test_sync_reaction_may_replace_the_event(make_plugin: MakePlugin, event_type: str) -> None:
+    replacement = {"eventType": "user.renamed", "cloudEventsVersion": "0.1", "data": {"a": 1}}
+    plugin = make_plugin(reaction={"event": replacement})
+    assert plugin.react({"type": event_type, "data": {}}) == Reaction(None, None, replacement)
+
+
+def test_replacement_is_ignored_where_it_cannot_apply(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(reaction={"event": {"type": "user.renamed"}})
+    assert plugin.react(received(), mode="async") == Reaction()
+    assert plugin.react({"type": FUNCTION_INVOKED, "data": {}}) == Reaction()
+
+
+def test_error_wins_over_event(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(reaction={"error": "no", "event": {"type": "a.b"}})
+    assert plugin.react(received()) == Reaction("no", None, None)
+
+
+@pytest.mark.parametrize(
+    "reaction, message",
+    [
+        ({"error": 12}, "'error' must be a string, got int"),
+        ({"error": "x", "status": "500"}, "'status' must be an integer, got str"),
+        ({"error": "x", "status": True}, "'status' must be an integer, got bool"),
+        ({"error": "x", "status": 200}, "'status' must be between 400 and 599, got 200"),
+        ({"event": [1]}, "'event' must be a map, got list"),
+        ({"event": {"data": 1}}, "no string 'type'"),
+        ({"event": {"type": "eventgateway.event.received"}}, "may not become a system event type"),
+        ([1, 2], "must be a msgpack map or nil, got list"),
+        ("continue", "must be a msgpack map or nil, got str"),
+    ],
+)
+def test_wrong_types_are_bad_output_faults(make_plugin: MakePlugin, reaction: Any, message: str) -> None:
+    plugin = make_plugin(reaction=reaction)
+    with pytest.raises(PluginFault, match=message) as info:
+        plugin.react(received())
+    assert info.value.kind == "bad_output" and info.value.plugin == "test"
+
+
+@pytest.mark.parametrize(
+    "raw, message",
+    [
+        (b"\xc1", "not valid msgpack"),
+        (b"\x82\xa5error", "not valid msgpack"),  # truncated map
+        (msgpack.packb({}) + b"\x00", "trailing bytes"),
+        (msgpack.packb({1: "int key"}), "not valid msgpack"),
+    ],
+)
+def test_malformed_msgpack_is_a_bad_output_fault(make_plugin: MakePlugin, raw: bytes, message: str) -> None:
+    with pytest.raises(PluginFault, match=message) as info:
+        raw_reaction_plugin(make_plugin, raw).react(received())
+    assert info.value.kind == "bad_output"
+
+
+def test_fuel_used_is_reported_but_not_compared(make_plugin: MakePlugin) -> None:
+    reaction = make_plugin(react=ECHO).react({"error": "e"})
+    assert reaction.fuel_used > 0
+    assert reaction == Reaction("e", None, None, fuel_used=0)
+
+
+def test_bad_mode_is_a_caller_error(make_plugin: MakePlugin) -> None:
+    with pytest.raises(ValueError, match="mode must be 'sync' or 'async'"):
+        make_plugin().react(received(), mode="later")
+
+
+def test_counters_track_reactions(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin()
+    plugin.react(received())
+    plugin.react(received(), mode="async")
+    plugin.react(received(), mode="async")
+    assert plugin.state.reactions == {"sync": 1, "async": 2}
+    assert plugin.state.faults == {}
+
+
+def test_system_event_envelope_is_checked() -> None:
+    event = received()
+    assert event["specversion"] == "1.0" and event["type"] == EVENT_RECEIVED
+    assert set(event) == {"specversion", "type", "source", "id", "time", "datacontenttype", "data"}
+    with pytest.raises(ValueError, match="needs data fields"):
+        system_event(FUNCTION_INVOKED, {"space": "s"})

@@ -1,0 +1,36 @@
+"""The event gateway's sandboxed WebAssembly plugin host, ABI v1 (see ABI.md)."""
+
+from .errors import PluginError, PluginFault, PluginLoadError
+from .events import (
+    EVENT_RECEIVED,
+    FUNCTION_INVOCATION_FAILED,
+    FUNCTION_INVOKED,
+    FUNCTION_INVOKING,
+    SYSTEM_EVENT_TYPES,
+    system_event,
+)
+from .health import PluginState
+from .limits import Limits
+from .module_info import ModuleInfo, inspect_module
+from .plugin import Plugin
+from .reaction import Reaction
+from .subscriptions import Subscription
+
+__all__ = [
+    "EVENT_RECEIVED",
+    "FUNCTION_INVOCATION_FAILED",
+    "FUNCTION_INVOKED",
+    "FUNCTION_INVOKING",
+    "SYSTEM_EVENT_TYPES",
+    "ModuleInfo",
+    "Plugin",
+    "PluginError",
+    "PluginFault",
+    "PluginLoadError",
+    "PluginState",
+    "Limits",
+    "Reaction",
+    "Subscription",
+    "inspect_module",
+    "system_event",
+]

@@ -1,0 +1,43 @@
+"""The three error classes a caller of the host has to tell apart.
+
+`PluginLoadError` means "this module will never run here" (fix the module or its config);
+`PluginFault` means "this call failed because the plugin misbehaved" (the host discarded the
+instance and stays healthy).  Both derive from `PluginError` so a caller that does not care
+can catch one class.
+"""
+
+from __future__ import annotations
+
+
+class PluginError(Exception):
+    """Base class of every error the plugin host raises on a plugin's behalf."""
+
+    def __init__(self, plugin: str, message: str, kind: str | None = None) -> None:
+        self.plugin = plugin
+        self.message = message
+        self.kind = kind
+        super().__init__(f"plugin {plugin!r}: {message}")
+
+
+class PluginLoadError(PluginError):
+    """The module cannot be loaded: invalid bytes, wrong ABI, missing exports, forbidden
+    imports, a failing `_initialize`/`init`, or a module over the size limit.
+
+    `kind` says which, e.g. "invalid_module", "abi_version", "missing_export", "bad_export",
+    "forbidden_import", "too_large", "init_failed", "init_rejected", "bad_subscriptions",
+    or a fault kind ("out_of_fuel", "timeout", "trap", "memory", "bad_output") when the fault
+    happened while loading.
+    """
+
+
+class PluginFault(PluginError):
+    """The plugin misbehaved during a call.
+
+    `kind` is a short machine-readable string: "out_of_fuel", "timeout", "trap", "memory",
+    "bad_output", "quarantined" or "init_failed" (a fresh instance could not be made).
+    """
+
+    kind: str
+
+    def __init__(self, plugin: str, kind: str, message: str) -> None:
+        super().__init__(plugin, message, kind)

@@ -1,0 +1,100 @@
+"""A plugin's health: counters for metrics, the last fault, and quarantine with backoff.
+
+A plugin that faults `Limits.quarantine_after` times in a row is quarantined: calls fail
+fast with a `quarantined` fault (no Wasm runs) until the retry time.  The first call after it
+is a probe; if it faults too, the quarantine starts again with twice the backoff (up to
+`Limits.quarantine_max_backoff`).  One success clears everything.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from .errors import PluginFault
+from .limits import Limits
+
+
+@dataclass(frozen=True)
+class PluginState:
+    """A snapshot of a plugin's health and counters (safe to hand to other threads)."""
+
+    status: str  # "active" | "quarantined"
+    consecutive_faults: int
+    last_fault_kind: str | None
+    last_fault_message: str | None
+    last_fault_at: float | None  # time.time()
+    retry_at: float | None  # time.time() when a quarantined plugin is tried again
+    reactions: dict[str, int] = field(default_factory=dict)  # successful reactions by mode
+    faults: dict[str, int] = field(default_factory=dict)  # faults by kind
+
+    @property
+    def quarantined(self) -> bool:
+        return self.status == "quarantined"
+
+    @property
+    def active(self) -> bool:
+        return self.status == "active"
+
+
+class PluginHealth:
+    def __init__(self, name: str, limits: Limits) -> None:
+        self.name = name
+        self.limits = limits
+        self._lock = threading.Lock()
+        self.consecutive = 0
+        self.backoff = limits.quarantine_backoff
+        self.retry_at_monotonic = 0.0  # read without the lock on the hot path
+        self.retry_at_wall: float | None = None
+        self.last_kind: str | None = None
+        self.last_message: str | None = None
+        self.last_at: float | None = None
+        self.reactions: Counter[str] = Counter()
+        self.faults: Counter[str] = Counter()
+
+    def check(self) -> None:
+        """Raise a `quarantined` fault if the plugin is serving a quarantine."""
+        if self.retry_at_monotonic and time.monotonic() < self.retry_at_monotonic:
+            with self._lock:
+                self.faults["quarantined"] += 1
+            raise PluginFault(
+                self.name, "quarantined",
+                f"quarantined after {self.consecutive} consecutive faults (last: {self.last_kind}: "
+                f"{self.last_message}); retrying in {self.retry_at_monotonic - time.monotonic():.1f}s",
+            )
+
+    def success(self, mode: str) -> None:
+        with self._lock:
+            self.reactions[mode] += 1
+            if self.consecutive:
+                self.consecutive = 0
+                self.backoff = self.limits.quarantine_backoff
+                self.retry_at_monotonic = 0.0
+                self.retry_at_wall = None
+
+    def fault(self, fault: PluginFault) -> None:
+        with self._lock:
+            self.faults[fault.kind] += 1
+            self.consecutive += 1
+            self.last_kind, self.last_message, self.last_at = fault.kind, fault.message, time.time()
+            if self.consecutive >= self.limits.quarantine_after:
+                now = time.monotonic()
+                self.retry_at_monotonic = now + self.backoff
+                self.retry_at_wall = time.time() + self.backoff
+                self.backoff = min(self.backoff * 2, self.limits.quarantine_max_backoff)
+
+    def snapshot(self) -> PluginState:
+        with self._lock:
+            quarantined = bool(self.retry_at_monotonic) and time.monotonic() < self.retry_at_monotonic
+            return PluginState(
+                status="quarantined" if quarantined else "active",
+                consecutive_faults=self.consecutive,
+                last_fault_kind=self.last_kind,
+                last_fault_message=self.last_message,
+                last_fault_at=self.last_at,
+                retry_at=self.retry_at_wall if quarantined else None,
+                reactions=dict(self.reactions),
+                faults=dict(self.faults),
+            )

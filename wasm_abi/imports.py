@@ -1,0 +1,92 @@
+"""What a plugin may import, and the linker that provides it.
+
+ABI v1 gives a plugin exactly two things from outside: `eventgateway.log`, and (if it asks)
+a WASI preview 1 with no capabilities at all.  Anything else refuses the load, naming the
+import, so a plugin author learns at load time rather than from a trap at the first event.
+"""
+
+from __future__ import annotations
+
+import wasmtime
+
+from .errors import PluginLoadError
+from .plugin_log import PluginLog, StreamLog
+
+HOST_MODULE = "eventgateway"
+WASI_MODULE = "wasi_snapshot_preview1"
+
+_I32 = wasmtime.ValType.i32()
+LOG_TYPE = wasmtime.FuncType([_I32, _I32, _I32], [])
+
+
+def _describe(ty: object) -> str:
+    if isinstance(ty, wasmtime.FuncType):
+        params = ", ".join(str(p) for p in ty.params)
+        results = ", ".join(str(r) for r in ty.results)
+        return f"func ({params}) -> ({results})"
+    return type(ty).__name__.replace("Type", "").lower()
+
+
+def check_imports(plugin: str, module: wasmtime.Module) -> bool:
+    """Refuse imports outside ABI v1; returns whether the module imports WASI."""
+    uses_wasi = False
+    for imp in module.imports:
+        where = f"{imp.module}.{imp.name}"
+        if imp.module == WASI_MODULE:
+            uses_wasi = True
+            continue
+        if imp.module == HOST_MODULE and imp.name == "log":
+            ty = imp.type
+            if not isinstance(ty, wasmtime.FuncType) or [str(p) for p in ty.params] != ["i32"] * 3 or ty.results:
+                raise PluginLoadError(
+                    plugin,
+                    f"import {where} has type {_describe(ty)}; ABI v1 defines log(level: i32, ptr: i32, len: i32)",
+                    "forbidden_import",
+                )
+            continue
+        raise PluginLoadError(
+            plugin,
+            f"imports {where} ({_describe(imp.type)}), which the host does not provide; "
+            f"ABI v1 allows only {HOST_MODULE}.log and {WASI_MODULE}.*",
+            "forbidden_import",
+        )
+    return uses_wasi
+
+
+def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog) -> wasmtime.Linker:
+    """A linker holding this plugin's `eventgateway.log` (and WASI, if the module wants it)."""
+    linker = wasmtime.Linker(engine)
+    max_bytes = sink.max_message_bytes
+
+    def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
+        try:
+            memory = caller.get("memory")
+            if not isinstance(memory, wasmtime.Memory):
+                sink.write(2, b"(host) log called but the plugin exports no memory")
+                return
+            ptr &= 0xFFFFFFFF  # i32 arrives signed; addresses are unsigned
+            length &= 0xFFFFFFFF
+            size = memory.data_len(caller)
+            if ptr + length > size:
+                sink.write(2, f"(host) log buffer ptr={ptr} len={length} is outside memory of {size} bytes"
+                           .encode())
+                return
+            # Copy no more than the cap: a plugin cannot make the host copy 64 MiB per line.
+            data = bytes(memory.read(caller, ptr, ptr + min(length, max_bytes)))
+            sink.write(level, data, total_bytes=length)
+        except Exception:  # never let a logging problem become a trap in the plugin
+            pass
+
+    linker.define_func(HOST_MODULE, "log", LOG_TYPE, log, access_caller=True)
+    if uses_wasi:
+        linker.define_wasi()
+    return linker
+
+
+def wasi_config(sink: PluginLog) -> tuple[wasmtime.WasiConfig, list[StreamLog]]:
+    """A WASI with no capabilities: no dirs, env, args; empty stdin; stdout/stderr to the log."""
+    config = wasmtime.WasiConfig()
+    out, err = StreamLog(sink, "info"), StreamLog(sink, "error")
+    config.stdout_custom = out
+    config.stderr_custom = err
+    return config, [out, err]

@@ -1,0 +1,227 @@
+"""One instantiated plugin (its own Store) and the fast call path into it.
+
+The public `Func.__call__` of wasmtime-py looks up the function type and converts every value
+in Python on each call (~10-40 µs).  ABI v1 only ever calls four fixed signatures, so an
+instance resolves its exports once and then calls them with `wasmtime_func_call_unchecked`
+through ctypes, with a preallocated argument array, and copies bytes with `ctypes.memmove` /
+`ctypes.string_at` at a base pointer read once (the engine is configured so that linear
+memory never moves; only its size changes, and that is re-read before every bounds check).
+
+An instance is used by one thread at a time (the pool guarantees it) and is thrown away after
+any fault, so a plugin never runs on a state its own fault may have corrupted.
+"""
+
+from __future__ import annotations
+
+import ctypes
+from typing import TYPE_CHECKING
+
+import wasmtime
+import wasmtime._func as _wasmtime_func
+from wasmtime import _bindings as ffi
+
+from .engine import ticks_for
+from .errors import PluginFault, PluginLoadError
+from .imports import wasi_config
+from .plugin_log import StreamLog
+from .reaction import decode_reaction
+
+if TYPE_CHECKING:
+    from .loader import LoadedModule
+
+_call_unchecked = ffi._wasmtime_func_call_unchecked
+_set_fuel = ffi._wasmtime_context_set_fuel
+_get_fuel = ffi._wasmtime_context_get_fuel
+_set_deadline = ffi._wasmtime_context_set_epoch_deadline
+_data_size = ffi._wasmtime_memory_data_size
+_memmove = ctypes.memmove
+_string_at = ctypes.string_at
+
+U32 = 0xFFFF_FFFF
+U64 = 0xFFFF_FFFF_FFFF_FFFF
+WASM_PAGE = 65536
+_ARGS_LEN = 2  # max(params, results) over every ABI v1 signature
+_TRAP_P = ctypes.POINTER(ffi.wasm_trap_t)
+_MAX_TRAP_LINES = 20
+
+
+class PluginInstance:
+    """A live instance of a plugin module, ready for `react` calls from one thread at a time."""
+
+    __slots__ = (
+        "plugin", "module", "limits", "store", "_instance", "_ctx", "_mem", "_base", "_args", "_trap",
+        "_trapref", "_fuel", "_fuelref", "_alloc", "_react", "_funcs", "_streams", "_exports",
+    )
+
+    def __init__(self, module: "LoadedModule") -> None:
+        self.module = module
+        self.plugin = module.name
+        self.limits = limits = module.limits
+        store = wasmtime.Store(module.engine)
+        store.set_limits(
+            memory_size=limits.max_memory_bytes,
+            table_elements=limits.max_table_elements,
+            instances=limits.max_instances,
+            tables=limits.max_tables,
+            memories=limits.max_memories,
+        )
+        self._streams: list[StreamLog] = []
+        if module.uses_wasi:
+            config, self._streams = wasi_config(module.log)
+            store.set_wasi(config)
+        self.store = store
+        self._ctx = ctx = store._context()
+        self._args = (ffi.wasmtime_val_raw * _ARGS_LEN)()
+        self._trap = _TRAP_P()
+        self._trapref = ctypes.byref(self._trap)
+        self._fuel = ctypes.c_uint64(0)
+        self._fuelref = ctypes.byref(self._fuel)
+        self._set_budget(limits.load_fuel, limits.load_timeout)
+        try:
+            self._instance = module.pre.instantiate(store)
+        except wasmtime.Trap as trap:
+            raise self._fault_from_trap(trap, "instantiation (start function)") from None
+        except wasmtime.WasmtimeError as exc:
+            raise PluginLoadError(self.plugin, f"cannot instantiate: {_first_lines(str(exc))}", "memory"
+                                  if "memory" in str(exc) and "limit" in str(exc) else "instantiate") from None
+        exports = self._instance.exports(store)
+        self._exports = exports
+        memory = exports["memory"]
+        self._mem = ctypes.byref(memory._memory)
+        base = ffi.wasmtime_memory_data(ctx, self._mem)
+        self._base = ctypes.cast(base, ctypes.c_void_p).value or 0
+        self._funcs = {name: ctypes.byref(exports[name]._func) for name in module.functions}
+        self._alloc = self._funcs["alloc"]
+        self._react = self._funcs["react"]
+        if "_initialize" in self._funcs:
+            self._call(self._funcs["_initialize"], "_initialize")
+        if "init" in self._funcs:
+            out = self._call_with_buffer(self._funcs["init"], module.config_bytes, "init")
+            reaction = decode_reaction(self.plugin, out, may_replace=False, what="init reaction")
+            if reaction.error is not None:
+                raise PluginLoadError(self.plugin, f"init rejected the configuration: {reaction.error}",
+                                      "init_rejected")
+
+    # -- budget -----------------------------------------------------------------------------
+
+    def _set_budget(self, fuel: int, seconds: float) -> None:
+        _set_fuel(self._ctx, fuel)
+        _set_deadline(self._ctx, ticks_for(seconds))
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def _call(self, func: object, what: str) -> None:
+        err = _call_unchecked(self._ctx, func, self._args, _ARGS_LEN, self._trapref)
+        if err or self._trap:
+            raise self._fault(err, what)
+
+    def _call_with_buffer(self, func: object, payload: bytes, what: str) -> bytes | None:
+        """alloc + copy `payload` in + call `func(ptr, len) -> i64` + copy the packed result out."""
+        ctx, args = self._ctx, self._args
+        n = len(payload)
+        args[0].i32 = n
+        err = _call_unchecked(ctx, self._alloc, args, _ARGS_LEN, self._trapref)
+        if err or self._trap:
+            raise self._fault(err, f"alloc (before {what})")
+        ptr = args[0].i32 & U32
+        if not ptr:
+            raise PluginFault(self.plugin, "memory", f"alloc({n}) returned 0 (out of memory) before {what}")
+        size = _data_size(ctx, self._mem)
+        if ptr + n > size:
+            raise PluginFault(self.plugin, "bad_output",
+                              f"alloc({n}) returned {ptr}, past the end of memory ({size} bytes)")
+        _memmove(self._base + ptr, payload, n)
+        args[0].i32 = ptr
+        args[1].i32 = n
+        err = _call_unchecked(ctx, func, args, _ARGS_LEN, self._trapref)
+        if err or self._trap:
+            raise self._fault(err, what)
+        packed = args[0].i64 & U64
+        if not packed:
+            return None
+        return self._read_packed(packed, what)
+
+    def _read_packed(self, packed: int, what: str) -> bytes | None:
+        ptr = packed >> 32
+        n = packed & U32
+        if not n:
+            return None
+        if n > self.limits.max_output_bytes:
+            raise PluginFault(self.plugin, "bad_output",
+                              f"{what} returned a {n}-byte buffer, over the output limit of "
+                              f"{self.limits.max_output_bytes} bytes")
+        size = _data_size(self._ctx, self._mem)
+        if ptr + n > size:
+            raise PluginFault(self.plugin, "bad_output",
+                              f"{what} returned buffer ptr={ptr} len={n}, outside its memory of {size} bytes")
+        return _string_at(self._base + ptr, n)
+
+    def react(self, payload: bytes, fuel: int, deadline_ticks: int) -> tuple[bytes | None, int]:
+        """Run `react` on one encoded event; returns (reaction bytes or None, fuel used)."""
+        ctx = self._ctx
+        _set_fuel(ctx, fuel)
+        _set_deadline(ctx, deadline_ticks)
+        out = self._call_with_buffer(self._react, payload, "react")
+        _get_fuel(ctx, self._fuelref)
+        return out, fuel - self._fuel.value
+
+    def subscriptions(self) -> bytes | None:
+        """Call `subscriptions()` under the load budget and copy its packed buffer out."""
+        self._set_budget(self.limits.load_fuel, self.limits.load_timeout)
+        self._call(self._funcs["subscriptions"], "subscriptions")
+        packed = self._args[0].i64 & U64
+        return self._read_packed(packed, "subscriptions") if packed else None
+
+    def flush_logs(self) -> None:
+        for stream in self._streams:
+            stream.flush()
+
+    # -- faults -----------------------------------------------------------------------------
+
+    def _fault(self, err: object, what: str) -> PluginFault:
+        if self._trap:
+            trap = wasmtime.Trap._from_ptr(self._trap)  # takes ownership of the trap
+            self._trap = _TRAP_P()
+            self._trapref = ctypes.byref(self._trap)
+            return self._fault_from_trap(trap, what)
+        exc = wasmtime.WasmtimeError._from_ptr(err)  # type: ignore[arg-type]
+        _wasmtime_func.LAST_EXCEPTION = None
+        if isinstance(exc, wasmtime.ExitTrap):
+            return PluginFault(self.plugin, "trap", f"{what} called WASI proc_exit({exc.code})")
+        return PluginFault(self.plugin, "trap", f"{what} failed: {_first_lines(str(exc))}")
+
+    def _memory_at_limit(self) -> bool:
+        try:
+            return _data_size(self._ctx, self._mem) + WASM_PAGE > self.limits.max_memory_bytes
+        except Exception:
+            return False
+
+    def _fault_from_trap(self, trap: wasmtime.Trap, what: str) -> PluginFault:
+        # A host function (eventgateway.log) that raised leaves its exception here; it was
+        # already reported, and must not leak into an unrelated later call.
+        _wasmtime_func.LAST_EXCEPTION = None
+        code = trap.trap_code
+        message = _first_lines(trap.message)
+        limits = self.limits
+        if code == wasmtime.TrapCode.INTERRUPT:
+            return PluginFault(self.plugin, "timeout", f"{what} hit its wall-clock deadline: {message}")
+        at_limit = hasattr(self, "_mem") and self._memory_at_limit()
+        if at_limit:
+            return PluginFault(
+                self.plugin, "memory",
+                f"{what} failed with its memory at the limit of {limits.max_memory_bytes} bytes "
+                f"(memory.grow refused): {message}",
+            )
+        if code == wasmtime.TrapCode.OUT_OF_FUEL:
+            return PluginFault(self.plugin, "out_of_fuel", f"{what} ran out of fuel: {message}")
+        if code == wasmtime.TrapCode.STACK_OVERFLOW:
+            return PluginFault(self.plugin, "trap",
+                               f"{what} overflowed the Wasm stack ({limits.max_stack_bytes} bytes): {message}")
+        return PluginFault(self.plugin, "trap", f"{what} trapped: {message}")
+
+
+def _first_lines(text: str) -> str:
+    lines = text.strip().splitlines()
+    if len(lines) > _MAX_TRAP_LINES:
+        lines = lines[:_MAX_TRAP_LINES] + [f"... ({len(lines) - _MAX_TRAP_LINES} more lines)"]
+    return "\n".join(lines)

@@ -1,0 +1,73 @@
+"""Per-plugin sandbox limits.
+
+Every number here bounds what one plugin can cost the gateway.  The defaults are meant to be
+safe for an untrusted plugin on a shared host; raise them per plugin when a trusted plugin
+needs more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Sandbox limits for one plugin (all instances of it share these numbers)."""
+
+    #: Fuel (~ one unit per Wasm instruction) for one sync reaction; 10 M is about 10 ms.
+    #: Sync reactions run inline on the gateway's request path, so this is deliberately small.
+    sync_fuel: int = 10_000_000
+    #: Wall-clock safety net for a sync reaction, in seconds (fuel normally stops it first;
+    #: this catches time spent in host calls).
+    sync_timeout: float = 1.0
+    #: Fuel for one async reaction (runs off the request path, so it may use more).
+    async_fuel: int = 100_000_000
+    #: Wall-clock deadline for one async reaction, in seconds (enforced with epochs).
+    async_timeout: float = 1.0
+    #: Fuel for instantiation + `_initialize` + `init` + `subscriptions` of one instance.
+    load_fuel: int = 500_000_000
+    #: Wall-clock deadline for the same load steps, in seconds.
+    load_timeout: float = 5.0
+    #: Maximum size of the linear memory, in bytes; `memory.grow` beyond it fails.
+    max_memory_bytes: int = 64 * MIB
+    #: Maximum elements in any one table (function pointers).
+    max_table_elements: int = 10_000
+    #: Maximum number of tables per instance.
+    max_tables: int = 4
+    #: Maximum number of linear memories per instance (ABI v1 uses exactly one).
+    max_memories: int = 1
+    #: Maximum number of Wasm instances per store (one plugin instance = one store).
+    max_instances: int = 1
+    #: Maximum native stack a Wasm call may use, in bytes; deeper recursion traps.
+    max_stack_bytes: int = 512 * 1024
+    #: Maximum size of the module file (binary or WAT text), in bytes.
+    max_module_bytes: int = 32 * MIB
+    #: Maximum size of one packed output buffer (reaction or subscriptions), in bytes.
+    max_output_bytes: int = 1 * MIB
+    #: Maximum size of one input event, in bytes (the host refuses to send larger ones).
+    max_input_bytes: int = 16 * MIB
+    #: Longest log message kept, in bytes; longer ones are cut and marked as truncated.
+    max_log_message_bytes: int = 4096
+    #: Sustained log messages per second per plugin; excess ones are dropped (and said so).
+    log_rate_per_second: float = 100.0
+    #: Burst of log messages allowed above the sustained rate.
+    log_burst: int = 200
+    #: Instances kept per plugin, i.e. how many reactions of one plugin may run at once.
+    pool_size: int = 4
+    #: Consecutive faults after which the plugin is quarantined.
+    quarantine_after: int = 3
+    #: First quarantine period, in seconds; doubles on each fault after release.
+    quarantine_backoff: float = 1.0
+    #: Longest quarantine period, in seconds.
+    quarantine_max_backoff: float = 300.0
+
+    def __post_init__(self) -> None:
+        for name, value in self.__dict__.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise TypeError(f"Limits.{name} must be a number, got {type(value).__name__}")
+            if value <= 0:
+                raise ValueError(f"Limits.{name} must be positive, got {value!r}")
+        if self.max_memory_bytes > 4096 * MIB:
+            raise ValueError("Limits.max_memory_bytes cannot exceed 4 GiB (32-bit linear memory)")

@@ -1,0 +1,167 @@
+"""Turning bytes into a checked, compiled, linkable plugin module.
+
+Every check ABI v1 makes before running any plugin code lives here, so that a refused module
+gets one precise `PluginLoadError` naming what is wrong (bad bytes, size, version marker,
+exports, imports) and nothing of it ever executes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import msgpack
+import wasmtime
+
+from .engine import engine_for
+from .errors import PluginLoadError
+from .imports import build_linker, check_imports
+from .limits import Limits
+from .module_cache import compile_module
+from .plugin_log import PluginLog
+
+WASM_MAGIC = b"\0asm"
+ABI_MARKER = "eventgateway_abi_v1"
+ABI_MARKER_PREFIX = "eventgateway_abi_v"
+
+# name -> (params, results) as wasmtime prints value types
+REQUIRED_FUNCS: dict[str, tuple[list[str], list[str]]] = {
+    ABI_MARKER: ([], []),
+    "alloc": (["i32"], ["i32"]),
+    "subscriptions": ([], ["i64"]),
+    "react": (["i32", "i32"], ["i64"]),
+}
+OPTIONAL_FUNCS: dict[str, tuple[list[str], list[str]]] = {
+    "_initialize": ([], []),
+    "init": (["i32", "i32"], ["i64"]),
+}
+
+
+def to_wasm_binary(name: str, data: bytes, limits: Limits, origin: str) -> bytes:
+    """The module as Wasm binary: bytes starting with `\\0asm` as they are, WAT text compiled."""
+    if len(data) > limits.max_module_bytes:
+        raise PluginLoadError(
+            name, f"{origin} is {len(data)} bytes, over the module size limit of {limits.max_module_bytes}",
+            "too_large",
+        )
+    if data.startswith(WASM_MAGIC):
+        return data
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise PluginLoadError(
+            name, f"{origin} is neither a WebAssembly binary (no \\0asm magic) nor WAT text", "invalid_module"
+        ) from None
+    try:
+        return bytes(wasmtime.wat2wasm(text))
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"{origin} is not a WebAssembly binary and not valid WAT: {exc}",
+                              "invalid_module") from None
+
+
+def _signature(ty: wasmtime.FuncType) -> tuple[list[str], list[str]]:
+    return [str(p) for p in ty.params], [str(r) for r in ty.results]
+
+
+def _fmt(sig: tuple[list[str], list[str]]) -> str:
+    return f"({', '.join(sig[0])}) -> ({', '.join(sig[1])})"
+
+
+def check_exports(name: str, module: wasmtime.Module) -> list[str]:
+    """Check the version marker and the ABI exports; returns the function exports to resolve."""
+    exports = {e.name: e.type for e in module.exports}
+    if ABI_MARKER not in exports:
+        others = sorted(n for n in exports if n.startswith(ABI_MARKER_PREFIX))
+        if others:
+            raise PluginLoadError(
+                name, f"declares ABI version marker {', '.join(others)}, but this host supports only "
+                f"{ABI_MARKER} (ABI v1)", "abi_version",
+            )
+        raise PluginLoadError(
+            name, f"has no {ABI_MARKER} export, so it does not declare a known ABI version; an event "
+            f"gateway plugin must export the function {ABI_MARKER}: () -> ()", "abi_version",
+        )
+    missing = [n for n in ["memory", *REQUIRED_FUNCS] if n not in exports]
+    if missing:
+        raise PluginLoadError(name, f"is missing required export(s): {', '.join(missing)}", "missing_export")
+    memory = exports["memory"]
+    if not isinstance(memory, wasmtime.MemoryType):
+        raise PluginLoadError(name, "export 'memory' must be a linear memory", "bad_export")
+    if memory.is_64:
+        raise PluginLoadError(name, "export 'memory' is a 64-bit memory; ABI v1 uses 32-bit memory", "bad_export")
+    funcs = []
+    for table in (REQUIRED_FUNCS, OPTIONAL_FUNCS):
+        for func, want in table.items():
+            ty = exports.get(func)
+            if ty is None:
+                continue
+            if not isinstance(ty, wasmtime.FuncType):
+                raise PluginLoadError(name, f"export {func!r} must be a function {_fmt(want)}", "bad_export")
+            got = _signature(ty)
+            if got != (want[0], want[1]):
+                raise PluginLoadError(
+                    name, f"export {func!r} has type {_fmt(got)}; ABI v1 requires {_fmt(want)}", "bad_export"
+                )
+            if func != ABI_MARKER:
+                funcs.append(func)
+    return funcs
+
+
+@dataclass
+class LoadedModule:
+    """A plugin module that passed every load-time check, with what instances need."""
+
+    name: str
+    sha256: str
+    limits: Limits
+    engine: wasmtime.Engine
+    module: wasmtime.Module
+    pre: wasmtime.InstancePre
+    uses_wasi: bool
+    functions: list[str]
+    config_bytes: bytes
+    log: PluginLog
+    linker: wasmtime.Linker = field(repr=False)
+
+
+def load_module(
+    data: bytes,
+    *,
+    name: str,
+    limits: Limits,
+    config: dict[str, Any] | None,
+    log: PluginLog,
+    origin: str,
+    cache_dir: Path | None,
+) -> LoadedModule:
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise TypeError(f"plugin module must be bytes, got {type(data).__name__}")
+    data = bytes(data)
+    sha256 = hashlib.sha256(data).hexdigest()
+    wasm = to_wasm_binary(name, data, limits, origin)
+    if len(wasm) > limits.max_module_bytes:
+        raise PluginLoadError(name, f"{origin} compiles to {len(wasm)} bytes, over the module size limit of "
+                              f"{limits.max_module_bytes}", "too_large")
+    engine, settings = engine_for(limits.max_stack_bytes)
+    try:
+        module = compile_module(engine, settings, wasm, hashlib.sha256(wasm).hexdigest(), cache_dir)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}", "invalid_module") from None
+    functions = check_exports(name, module)
+    uses_wasi = check_imports(name, module)
+    if config is None:
+        config = {}
+    if not isinstance(config, dict):
+        raise TypeError(f"plugin config must be a dict, got {type(config).__name__}")
+    try:
+        config_bytes = msgpack.packb(config, use_bin_type=True)
+    except Exception as exc:
+        raise PluginLoadError(name, f"config cannot be encoded as msgpack: {exc}", "bad_config") from None
+    linker = build_linker(engine, uses_wasi, log)
+    try:
+        pre = linker.instantiate_pre(module)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"cannot link the module's imports: {exc}", "forbidden_import") from None
+    return LoadedModule(name, sha256, limits, engine, module, pre, uses_wasi, functions, config_bytes, log, linker)

@@ -1,0 +1,182 @@
+"""`Plugin`: one loaded plugin module, its instance pool, health and log."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import msgpack
+
+from .engine import ticks_for
+from .errors import PluginFault, PluginLoadError
+from .events import REPLACEABLE_EVENT_TYPES
+from .health import PluginHealth, PluginState
+from .instance import PluginInstance
+from .limits import Limits
+from .loader import LoadedModule, load_module
+from .plugin_log import LogHandler, PluginLog
+from .pool import InstancePool
+from .reaction import Reaction, decode_reaction
+from .subscriptions import Subscription, decode_subscriptions
+
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+
+class Plugin:
+    """A sandboxed plugin, ready to react to system events from any thread.
+
+    Build one with `Plugin.from_file` or `Plugin.from_bytes`; loading instantiates the module
+    once, runs `_initialize` and `init`, and reads `subscriptions()`, so a plugin that cannot
+    work fails here with a `PluginLoadError` rather than on the first event.
+    """
+
+    def __init__(
+        self,
+        data: bytes,
+        *,
+        name: str,
+        limits: Limits | None = None,
+        config: dict[str, Any] | None = None,
+        log_handler: LogHandler | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        origin: str | None = None,
+    ) -> None:
+        limits = limits if limits is not None else Limits()
+        if not isinstance(limits, Limits):
+            raise TypeError(f"limits must be a wasm_abi.Limits, got {type(limits).__name__}")
+        if not isinstance(name, str) or not name:
+            raise ValueError("a plugin needs a non-empty name")
+        self.name = name
+        self.limits = limits
+        self.config = dict(config or {})
+        self.log = PluginLog(name, limits.max_log_message_bytes, limits.log_rate_per_second, limits.log_burst,
+                             log_handler)
+        self._module: LoadedModule = load_module(
+            data, name=name, limits=limits, config=config, log=self.log,
+            origin=origin or f"module {name!r}", cache_dir=Path(cache_dir) if cache_dir is not None else None,
+        )
+        self.sha256 = self._module.sha256
+        self._health = PluginHealth(name, limits)
+        self._sync_ticks = ticks_for(limits.sync_timeout)
+        self._async_ticks = ticks_for(limits.async_timeout)
+        first = self._new_instance_for_load()
+        try:
+            self.subscriptions: list[Subscription] = decode_subscriptions(name, first.subscriptions())
+        except PluginFault as fault:
+            raise PluginLoadError(name, f"while calling subscriptions(): {fault.message}", fault.kind) from None
+        first.flush_logs()
+        self._pool: InstancePool[PluginInstance] = InstancePool(self._new_instance, limits.pool_size)
+        self._pool.add(first)
+
+    # -- construction -----------------------------------------------------------------------
+
+    @classmethod
+    def from_file(
+        cls,
+        path: str | os.PathLike[str],
+        name: str | None = None,
+        limits: Limits | None = None,
+        config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> "Plugin":
+        """Load a `.wasm` binary or a `.wat` text module; the name defaults to the file's stem."""
+        path = Path(path)
+        limits = limits if limits is not None else Limits()
+        plugin_name = name or path.stem
+        try:
+            size = path.stat().st_size
+            if size > limits.max_module_bytes:
+                raise PluginLoadError(plugin_name, f"{path} is {size} bytes, over the module size limit of "
+                                      f"{limits.max_module_bytes}", "too_large")
+            data = path.read_bytes()
+        except OSError as exc:
+            raise PluginLoadError(plugin_name, f"cannot read {path}: {exc.strerror or exc}", "unreadable") from None
+        return cls(data, name=plugin_name, limits=limits, config=config, origin=str(path), **kwargs)
+
+    @classmethod
+    def from_bytes(
+        cls,
+        data: bytes,
+        name: str | None = None,
+        limits: Limits | None = None,
+        config: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> "Plugin":
+        """Load a module from memory (Wasm binary, or WAT text as bytes or str)."""
+        if isinstance(data, str):
+            data = data.encode("utf-8")
+        return cls(data, name=name or "plugin", limits=limits, config=config, **kwargs)
+
+    def _new_instance_for_load(self) -> PluginInstance:
+        try:
+            return PluginInstance(self._module)
+        except PluginFault as fault:
+            raise PluginLoadError(self.name, f"while loading: {fault.message}", fault.kind) from None
+
+    def _new_instance(self) -> PluginInstance:
+        """A fresh instance for the pool (after a fault); load problems are faults here."""
+        try:
+            return PluginInstance(self._module)
+        except (PluginFault, PluginLoadError) as exc:
+            fault = PluginFault(self.name, "init_failed", f"could not make a fresh instance: {exc.message}")
+            self._health.fault(fault)
+            raise fault from None
+
+    # -- calls ------------------------------------------------------------------------------
+
+    def react(self, event: dict[str, Any], mode: str = "sync") -> Reaction:
+        """Hand one system event (the CloudEvents 1.0 envelope) to the plugin.
+
+        Safe to call from several threads at once.  Raises `PluginFault` if the plugin
+        misbehaves; the instance involved is discarded and the next call gets a fresh one.
+        """
+        if mode == "sync":
+            fuel, ticks = self.limits.sync_fuel, self._sync_ticks
+        elif mode == "async":
+            fuel, ticks = self.limits.async_fuel, self._async_ticks
+        else:
+            raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
+        health = self._health
+        if health.retry_at_monotonic:
+            health.check()
+        payload = _packb(event)
+        if len(payload) > self.limits.max_input_bytes:
+            raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
+                             f"{self.limits.max_input_bytes} bytes for plugin {self.name!r}")
+        pool = self._pool
+        instance = pool.acquire()
+        try:
+            raw, fuel_used = instance.react(payload, fuel, ticks)
+            reaction = decode_reaction(
+                self.name, raw,
+                may_replace=mode == "sync" and event.get("type") in REPLACEABLE_EVENT_TYPES,
+                fuel_used=fuel_used,
+            )
+        except PluginFault as fault:
+            pool.discard(instance)
+            instance.flush_logs()
+            if fault.kind == "out_of_fuel":
+                fault = PluginFault(self.name, fault.kind, f"{fault.message} (budget: {fuel} fuel per {mode} reaction)")
+            health.fault(fault)
+            raise fault from None
+        except BaseException:
+            pool.discard(instance)
+            raise
+        pool.release(instance)
+        health.success(mode)
+        return reaction
+
+    # -- operations -------------------------------------------------------------------------
+
+    @property
+    def state(self) -> PluginState:
+        """Health and counters: active/quarantined, last fault, retry time, reactions, faults."""
+        return self._health.snapshot()
+
+    @property
+    def uses_wasi(self) -> bool:
+        return self._module.uses_wasi
+
+    def __repr__(self) -> str:
+        return f"<Plugin {self.name!r} sha256={self.sha256[:12]} subscriptions={self.subscriptions!r}>"

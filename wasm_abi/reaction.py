@@ -1,0 +1,106 @@
+"""Decoding and checking what a plugin returns from `react` / `init`.
+
+Everything here treats the plugin's bytes as hostile: any shape ABI v1 does not allow becomes
+a `bad_output` fault with a message that says what was wrong, never an exception from deep
+inside the gateway.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgpack
+
+from .errors import PluginFault
+from .events import SYSTEM_EVENT_PREFIX
+
+
+@dataclass(frozen=True)
+class Reaction:
+    """What a plugin decided about one system event.
+
+    `error` set: reject (with `status` 400..599 if the plugin gave one).  `event` set: replace
+    the event (sync reactions to `event.received` / `function.invoking` only).  All `None`:
+    continue.  `fuel_used` is for metrics and is left out of equality so that
+    `Reaction(error, status, event)` compares as the ABI describes.
+    """
+
+    error: str | None = None
+    status: int | None = None
+    event: dict[str, Any] | None = None
+    fuel_used: int = field(default=0, compare=False)
+
+    @property
+    def rejected(self) -> bool:
+        return self.error is not None
+
+
+CONTINUE = Reaction()
+
+
+def _fault(plugin: str, message: str) -> PluginFault:
+    return PluginFault(plugin, "bad_output", message)
+
+
+def unpack_output(plugin: str, raw: bytes, what: str) -> Any:
+    """Decode one msgpack value, refusing trailing bytes and non-string map keys."""
+    try:
+        return msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
+    except msgpack.ExtraData:
+        raise _fault(plugin, f"{what} has trailing bytes after the msgpack value") from None
+    except Exception as exc:  # msgpack raises several unrelated types for bad input
+        raise _fault(plugin, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
+
+
+def event_type_of(event: dict[str, Any]) -> Any:
+    """The type of a (CloudEvents 0.1 or 1.x) event: `type` in 1.x, `eventType` in 0.1."""
+    return event.get("type", event.get("eventType"))
+
+
+def check_replacement_event(plugin: str, event: Any) -> dict[str, Any]:
+    if not isinstance(event, dict):
+        raise _fault(plugin, f"reaction 'event' must be a map, got {type(event).__name__}")
+    etype = event_type_of(event)
+    if not isinstance(etype, str) or not etype:
+        raise _fault(plugin, "reaction 'event' has no string 'type' (or 'eventType'): not a valid event")
+    if etype.startswith(SYSTEM_EVENT_PREFIX):
+        raise _fault(plugin, f"reaction 'event' may not become a system event type ({etype!r})")
+    return event
+
+
+def decode_reaction(
+    plugin: str, raw: bytes | None, *, may_replace: bool, what: str = "reaction", fuel_used: int = 0
+) -> Reaction:
+    """Turn the bytes a plugin returned into a `Reaction`.
+
+    `may_replace` is False for async reactions and for system events other than
+    `event.received` / `function.invoking`: an `event` there is ignored (it cannot take effect),
+    though its type is still checked.
+    """
+    if raw is None:
+        return Reaction(fuel_used=fuel_used)
+    value = unpack_output(plugin, raw, what)
+    if value is None:
+        return Reaction(fuel_used=fuel_used)
+    if not isinstance(value, dict):
+        raise _fault(plugin, f"{what} must be a msgpack map or nil, got {type(value).__name__}")
+    if not value:
+        return Reaction(fuel_used=fuel_used)
+    error = value.get("error")
+    status = value.get("status")
+    event = value.get("event")
+    if error is not None and not isinstance(error, str):
+        raise _fault(plugin, f"{what} 'error' must be a string, got {type(error).__name__}")
+    if status is not None:
+        if isinstance(status, bool) or not isinstance(status, int):
+            raise _fault(plugin, f"{what} 'status' must be an integer, got {type(status).__name__}")
+        if not 400 <= status <= 599:
+            raise _fault(plugin, f"{what} 'status' must be between 400 and 599, got {status}")
+    if event is not None:
+        event = check_replacement_event(plugin, event)
+    if error is not None:
+        return Reaction(error=error, status=status, fuel_used=fuel_used)
+    if event is not None and may_replace:
+        return Reaction(event=event, fuel_used=fuel_used)
+    return Reaction(fuel_used=fuel_used)
