@@ -1,0 +1,3 @@
+module eventgateway/pdk
+
+go 1.24
