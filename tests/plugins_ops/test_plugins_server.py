@@ -1,0 +1,267 @@
+"""Plugins in production, through the real server: ``python -m gateway serve`` as a subprocess, real
+HTTP clients, Wasm plugins built from WAT in the run."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from servers import GatewayProcess, function_server
+from wat_modules import TRAP_ON_BOOM, example, kit_module, write
+
+CE = "application/cloudevents+json"
+
+
+def cloudevent(event_type: str, **data: Any) -> dict[str, Any]:
+    return {"specversion": "1.0", "type": event_type, "id": str(uuid.uuid4()), "source": "/tests",
+            "datacontenttype": "application/json", "data": data}
+
+
+def send(gateway: GatewayProcess, event_type: str, headers: dict[str, str] | None = None) -> httpx.Response:
+    return httpx.post(f"{gateway.events_url}/", content=json.dumps(cloudevent(event_type)),
+                      headers={"Content-Type": CE, **(headers or {})}, timeout=10)
+
+
+@pytest.fixture
+def gateways(tmp_path: Path) -> Iterator[Any]:
+    """Start gateways (``start(*args, env=...)``); every one is stopped at the end of the test."""
+    started: list[GatewayProcess] = []
+
+    def start(*args: str, env: dict[str, str] | None = None, wait: bool = True, name: str = "gateway") -> GatewayProcess:
+        gateway = GatewayProcess(list(args), env or {})
+        gateway.start(tmp_path / f"{name}-{len(started)}.log", wait=wait)
+        started.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+def upload(gateway: GatewayProcess, name: str, wasm: bytes, settings: dict[str, Any] | None = None,
+           headers: dict[str, str] | None = None) -> httpx.Response:
+    params = {"name": name}
+    if settings is not None:
+        params["settings"] = json.dumps(settings)
+    return httpx.post(f"{gateway.config_url}/v1/plugins", params=params, content=wasm,
+                      headers={"Content-Type": "application/wasm", **(headers or {})}, timeout=30)
+
+
+def plugins(gateway: GatewayProcess) -> dict[str, dict[str, Any]]:
+    response = httpx.get(f"{gateway.config_url}/v1/plugins", timeout=10)
+    assert response.status_code == 200, response.text
+    return {p["name"]: p for p in response.json()["plugins"]}
+
+
+def test_plugin_lifecycle_through_the_api(gateways: Any) -> None:
+    gateway = gateways("--db", "memory")
+    assert send(gateway, "blocked").status_code == 202
+
+    created = upload(gateway, "guard", example("guard"), {"config": {"denyTypes": ["blocked"]}, "order": 5})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert body["name"] == "guard" and body["state"] == "active" and body["source"] == "api"
+    assert body["sha256"] == hashlib.sha256(example("guard")).hexdigest()
+    assert body["subscriptions"] == [{"eventType": "eventgateway.event.received", "type": "sync"}]
+    # The change is live on this gateway as soon as the upload answered.
+    refused = send(gateway, "blocked")
+    assert refused.status_code == 403
+    assert refused.json() == {"errors": [{"message": "guard: event type blocked is denied"}]}
+    assert send(gateway, "fine").status_code == 202
+
+    # multipart upload of a second plugin, with its settings in a part.
+    multipart = httpx.post(f"{gateway.config_url}/v1/plugins",
+                           files={"module": ("logger.wasm", example("logger"), "application/wasm")},
+                           data={"settings": json.dumps({"name": "logger", "order": 1, "policy": "open"})},
+                           timeout=30)
+    assert multipart.status_code == 201, multipart.text
+    listed = plugins(gateway)
+    assert list(listed) == ["logger", "guard"]  # run order
+    assert listed["logger"]["settings"]["policy"] == "open"
+    assert listed["guard"]["counters"]["reactions"]["sync"] == 2
+
+    shown = httpx.get(f"{gateway.config_url}/v1/plugins/guard", timeout=10)
+    assert shown.status_code == 200 and shown.json()["settings"]["config"] == {"denyTypes": ["blocked"]}
+
+    updated = httpx.put(f"{gateway.config_url}/v1/plugins/guard", json={"config": {"denyTypes": ["other"]}},
+                        timeout=30)
+    assert updated.status_code == 200, updated.text
+    assert send(gateway, "blocked").status_code == 202
+    assert send(gateway, "other").status_code == 403
+
+    disabled = httpx.post(f"{gateway.config_url}/v1/plugins/guard/disable", timeout=30)
+    assert disabled.status_code == 200 and disabled.json()["state"] == "disabled"
+    assert send(gateway, "other").status_code == 202
+    assert plugins(gateway)["guard"]["state"] == "disabled"
+    enabled = httpx.post(f"{gateway.config_url}/v1/plugins/guard/enable", timeout=30)
+    assert enabled.status_code == 200 and enabled.json()["state"] == "active"
+    assert send(gateway, "other").status_code == 403
+
+    deleted = httpx.delete(f"{gateway.config_url}/v1/plugins/guard", timeout=30)
+    assert deleted.status_code == 204
+    assert send(gateway, "other").status_code == 202
+    assert list(plugins(gateway)) == ["logger"]
+    missing = httpx.get(f"{gateway.config_url}/v1/plugins/guard", timeout=10)
+    assert missing.status_code == 404 and missing.json() == {"errors": [{"message": "plugin 'guard' not found"}]}
+
+
+def test_bad_uploads_are_refused_with_the_reason(gateways: Any) -> None:
+    gateway = gateways("--db", "memory")
+    junk = upload(gateway, "junk", b"\x00asm\x01\x00\x00\x00\xff")
+    assert junk.status_code == 400 and "not a valid WebAssembly module" in junk.json()["errors"][0]["message"]
+    pinned = upload(gateway, "guard", example("guard"), {"sha256": "0" * 64})
+    assert pinned.status_code == 400
+    assert "not the pinned " + "0" * 64 in pinned.json()["errors"][0]["message"]
+    rejected = upload(gateway, "guard", example("guard"), {"config": {"denyTypes": 7}})
+    assert rejected.status_code == 400 and "init rejected the configuration" in rejected.text
+    bad_settings = upload(gateway, "guard", example("guard"), {"policy": "maybe"})
+    assert bad_settings.status_code == 400 and "policy" in bad_settings.text
+    assert upload(gateway, "guard", example("guard")).status_code == 201
+    assert upload(gateway, "guard", example("guard")).status_code == 409
+    assert plugins(gateway).keys() == {"guard"}
+
+
+def test_restart_keeps_plugins(gateways: Any, tmp_path: Path) -> None:
+    db = f"sqlite:{tmp_path / 'gateway.db'}"
+    first = gateways("--db", db)
+    assert upload(first, "guard", example("guard"), {"config": {"denyTypes": ["blocked"]}}).status_code == 201
+    first.stop()
+    second = gateways("--db", db)
+    listed = plugins(second)
+    assert listed["guard"]["state"] == "active"
+    assert listed["guard"]["settings"]["config"] == {"denyTypes": ["blocked"]}
+    assert send(second, "blocked").status_code == 403
+
+
+def test_sha256_pin_mismatch_refuses_start_up(gateways: Any, tmp_path: Path) -> None:
+    write(tmp_path, "guard", example("guard"))
+    config = tmp_path / "plugins.toml"
+    config.write_text(f'[plugins.guard]\npath = "guard.wasm"\nsha256 = "{"a" * 64}"\n')
+    gateway = gateways("--db", "memory", "--plugins-config", str(config), wait=False)
+    assert gateway.wait_exit(30) != 0
+    assert f"{config}:3: plugins.guard.sha256:" in gateway.log()
+
+
+def test_quarantine_and_recovery_are_visible(gateways: Any, tmp_path: Path) -> None:
+    gateway = gateways("--db", "memory")
+    settings = {"limits": {"quarantine_after": 2, "quarantine_backoff": 1.0}}
+    assert upload(gateway, "trap", kit_module(TRAP_ON_BOOM), settings).status_code == 201
+    for _ in range(2):
+        faulted = send(gateway, "boom")
+        assert faulted.status_code == 503
+        assert faulted.json()["errors"][0]["message"] == "plugin 'trap' failed (trap) and its failure policy is closed"
+    shown = plugins(gateway)["trap"]
+    assert shown["state"] == "quarantined"
+    assert shown["lastFault"]["kind"] == "trap" and shown["retryInSeconds"] > 0
+    assert send(gateway, "fine").json()["errors"][0]["message"].endswith("failed (quarantined) and its failure "
+                                                                         "policy is closed")
+    time.sleep(1.3)  # the plugin-state refresher runs every second
+    metrics = httpx.get(f"{gateway.config_url}/v1/metrics", timeout=10).text
+    assert 'eventgateway_plugin_faults_total{kind="trap",plugin="trap"} 2.0' in metrics
+    assert "quarantined after 2 consecutive faults" in gateway.log()
+    assert send(gateway, "fine").status_code == 202  # the probe succeeds: recovered
+    recovered = plugins(gateway)["trap"]
+    assert recovered["state"] == "active" and recovered["retryAt"] is None
+    metrics = httpx.get(f"{gateway.config_url}/v1/metrics", timeout=10).text
+    assert 'eventgateway_plugin_state{plugin="trap"} 0.0' in metrics
+
+
+def test_tokens_are_required_and_checked(gateways: Any) -> None:
+    gateway = gateways("--db", "memory", "--config-token", "c0nfig",
+                       env={"EVENT_GATEWAY_EVENTS_TOKEN": "ev3nts"})
+    missing = upload(gateway, "guard", example("guard"))
+    assert missing.status_code == 401
+    assert missing.json() == {"errors": [{"message": "Config API: missing bearer token; send "
+                                                     "'Authorization: Bearer <token>'"}]}
+    assert missing.headers["WWW-Authenticate"].startswith("Bearer")
+    wrong = upload(gateway, "guard", example("guard"), headers={"Authorization": "Bearer nope"})
+    assert wrong.status_code == 401 and "invalid bearer token" in wrong.text
+    assert upload(gateway, "guard", example("guard"), headers={"Authorization": "Bearer c0nfig"}).status_code == 201
+    assert httpx.get(f"{gateway.config_url}/v1/plugins", timeout=10).status_code == 200  # reads stay open
+    refused = httpx.delete(f"{gateway.config_url}/v1/plugins/guard", timeout=10)
+    assert refused.status_code == 401 and "guard" in plugins(gateway)
+
+    unauthenticated = send(gateway, "fine")
+    assert unauthenticated.status_code == 401 and unauthenticated.json()["errors"][0]["message"].startswith(
+        "Events API: missing bearer token")
+    assert send(gateway, "fine", {"Authorization": "Bearer c0nfig"}).status_code == 401
+    assert send(gateway, "fine", {"Authorization": "Bearer ev3nts"}).status_code == 202
+
+
+def test_plugin_logs_reach_the_gateway_log(gateways: Any, tmp_path: Path) -> None:
+    module = write(tmp_path, "logger", example("logger"))
+    gateway = gateways("--db", "memory", "--plugin", str(module))
+    assert plugins(gateway)["logger"]["source"] == "flag"
+    assert send(gateway, "order.placed").status_code == 202
+    deadline = time.monotonic() + 5
+    while "[plugin logger] received event order.placed" not in gateway.log():
+        assert time.monotonic() < deadline, gateway.log()
+        time.sleep(0.05)
+    # Flag plugins belong to the command line, not to the API.
+    refused = httpx.delete(f"{gateway.config_url}/v1/plugins/logger", timeout=10)
+    assert refused.status_code == 409 and "--plugin" in refused.text
+
+
+async def test_reload_while_events_flow_loses_and_duplicates_nothing(gateways: Any) -> None:
+    """A load generator sends events to a sync subscription while the enricher plugin (which stamps the
+    event its function receives) is updated from v1 to v2: every event is answered 200 and reaches the
+    function exactly once, stamped by one version; once the update has answered, no event gets v1."""
+    gateway = gateways("--db", "memory")
+    async with function_server() as function, httpx.AsyncClient(timeout=30) as client:
+        config = f"{gateway.config_url}/v1/spaces/default"
+        for path, body in [
+            ("eventtypes", {"name": "order.placed"}),
+            ("functions", {"functionId": "recorder", "type": "http", "provider": {"url": function.url}}),
+            ("subscriptions", {"type": "sync", "eventType": "order.placed", "functionId": "recorder",
+                               "path": "/", "method": "POST"}),
+        ]:
+            created = await client.post(f"{config}/{path}", json=body)
+            assert created.status_code == 201, created.text
+        uploaded = await client.post(f"{gateway.config_url}/v1/plugins", params={
+            "name": "enricher", "settings": json.dumps({"config": {"fields": {"version": "v1"}}})},
+            content=example("enricher"), headers={"Content-Type": "application/wasm"})
+        assert uploaded.status_code == 201, uploaded.text
+
+        total, concurrency = 300, 6
+        sent: list[tuple[str, float]] = []
+        answers: list[int] = []
+        queue: asyncio.Queue[int] = asyncio.Queue()
+        for i in range(total):
+            queue.put_nowait(i)
+
+        async def worker() -> None:
+            while not queue.empty():
+                queue.get_nowait()
+                event = cloudevent("order.placed")
+                started = time.monotonic()
+                response = await client.post(f"{gateway.events_url}/", content=json.dumps(event),
+                                             headers={"Content-Type": CE})
+                sent.append((event["id"], started))
+                answers.append(response.status_code)
+
+        async def update_midway() -> float:
+            while len(sent) < total // 3:
+                await asyncio.sleep(0.01)
+            response = await client.put(f"{gateway.config_url}/v1/plugins/enricher",
+                                        json={"config": {"fields": {"version": "v2"}}})
+            assert response.status_code == 200, response.text
+            return time.monotonic()
+
+        results = await asyncio.gather(update_midway(), *(worker() for _ in range(concurrency)))
+        updated_at = results[0]
+
+    assert answers == [200] * total
+    stamps = {event["id"]: event["data"]["version"] for event in function.received}
+    assert len(function.received) == total and len(stamps) == total  # none lost, none twice
+    assert stamps.keys() == {event_id for event_id, _ in sent}
+    assert set(stamps.values()) == {"v1", "v2"}
+    started_after = [event_id for event_id, started in sent if started > updated_at]
+    assert started_after and all(stamps[event_id] == "v2" for event_id in started_after)
