@@ -1,0 +1,193 @@
+"""Hostile plugins: each must end in its documented error, quickly, with the host healthy."""
+
+from __future__ import annotations
+
+import time
+from typing import Callable
+
+import pytest
+
+from wasm_abi import Limits, Plugin, PluginFault, PluginLoadError, Reaction
+
+MakePlugin = Callable[..., Plugin]
+
+LOOP = "(loop (br 0)) (i64.const 0)"
+GROW_UNTIL_REFUSED = """
+  (loop (br_if 0 (i32.ne (memory.grow (i32.const 1)) (i32.const -1))))
+  unreachable"""
+GROW_FOREVER = "(loop (drop (memory.grow (i32.const 1))) (br 0)) (i64.const 0)"
+RECURSE = "(call $recurse (i32.const 0))"
+RECURSE_FUNC = """(func $recurse (param i32) (result i64)
+  (call $recurse (i32.add (local.get 0) (i32.const 1))))"""
+# Continue for the empty map (1 byte of msgpack); misbehave with `bad` for anything bigger.
+def only_empty_map_ok(bad: str) -> str:
+    return f"(if (result i64) (i32.eq (local.get $len) (i32.const 1)) (then (i64.const 0)) (else {bad}))"
+
+SMALL = Limits(sync_fuel=1_000_000, async_fuel=1_000_000, load_fuel=2_000_000, max_memory_bytes=2 * 1024 * 1024)
+
+
+def assert_healthy(make_plugin: MakePlugin) -> None:
+    """A different, well-behaved plugin still works after the fault."""
+    assert make_plugin(name="bystander", reaction={"error": "fine"}).react({}) == Reaction("fine")
+
+
+def test_infinite_loop_in_sync_react_runs_out_of_fuel(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(react=LOOP, limits=SMALL)
+    with pytest.raises(PluginFault) as info:
+        plugin.react({"type": "x"})
+    assert info.value.kind == "out_of_fuel"
+    assert "fuel" in str(info.value) and "1000000 fuel per sync reaction" in str(info.value)
+    assert plugin.state.last_fault_kind == "out_of_fuel"
+    assert_healthy(make_plugin)
+
+
+def test_infinite_loop_in_async_react_hits_the_deadline(make_plugin: MakePlugin) -> None:
+    limits = Limits(async_fuel=10**15, async_timeout=0.05)
+    plugin = make_plugin(react=LOOP, limits=limits)
+    started = time.monotonic()
+    with pytest.raises(PluginFault) as info:
+        plugin.react({"type": "x"}, mode="async")
+    assert info.value.kind == "timeout"
+    assert time.monotonic() - started < 2.0
+    assert_healthy(make_plugin)
+
+
+@pytest.mark.parametrize("where", ["initialize", "init"])
+def test_infinite_loop_at_load_is_a_load_error(make_plugin: MakePlugin, where: str) -> None:
+    body = {"initialize": "(loop (br 0))", "init": LOOP}[where]
+    with pytest.raises(PluginLoadError) as info:
+        make_plugin(limits=SMALL, **{where: body})
+    assert info.value.kind == "out_of_fuel"
+    assert ("_initialize" if where == "initialize" else "init") in str(info.value)
+    with pytest.raises(PluginLoadError) as timed:
+        make_plugin(limits=Limits(load_fuel=10**15, load_timeout=0.05), **{where: body})
+    assert timed.value.kind == "timeout"
+    assert_healthy(make_plugin)
+
+
+def test_infinite_loop_in_start_function_is_a_load_error(make_plugin: MakePlugin) -> None:
+    with pytest.raises(PluginLoadError, match="instantiation") as info:
+        make_plugin(limits=SMALL, extra="(func $spin (loop (br 0))) (start $spin)")
+    assert info.value.kind == "out_of_fuel"
+
+
+def test_memory_growth_bomb_is_a_memory_fault(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(react=GROW_UNTIL_REFUSED, limits=SMALL)
+    with pytest.raises(PluginFault, match="memory at the limit of 2097152 bytes") as info:
+        plugin.react({})
+    assert info.value.kind == "memory"
+    forever = make_plugin(react=GROW_FOREVER, limits=SMALL)
+    with pytest.raises(PluginFault) as info:
+        forever.react({})
+    assert info.value.kind == "memory"
+    assert_healthy(make_plugin)
+
+
+def test_initial_memory_over_the_limit_is_refused(make_plugin: MakePlugin) -> None:
+    with pytest.raises(PluginLoadError) as info:
+        make_plugin(memory='(memory (export "memory") 64)', limits=SMALL)  # 4 MiB > 2 MiB
+    assert info.value.kind == "memory"
+
+
+def test_event_too_big_for_memory_limit_is_a_memory_fault(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(limits=SMALL)
+    with pytest.raises(PluginFault, match=r"alloc\(\d+\) returned 0") as info:
+        plugin.react({"blob": b"x" * (3 * 1024 * 1024)})
+    assert info.value.kind == "memory"
+    assert plugin.react({}) == Reaction()
+
+
+def test_unbounded_recursion_is_a_trap(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(react=RECURSE, extra=RECURSE_FUNC, limits=Limits(sync_fuel=10**12))
+    with pytest.raises(PluginFault, match="overflowed the Wasm stack") as info:
+        plugin.react({})
+    assert info.value.kind == "trap"
+    assert_healthy(make_plugin)
+
+
+def test_unreachable_and_out_of_bounds_access_are_traps(make_plugin: MakePlugin) -> None:
+    with pytest.raises(PluginFault, match="trapped") as info:
+        make_plugin(react="unreachable").react({})
+    assert info.value.kind == "trap"
+    oob = "(drop (i32.load (i32.const 0x7ffffff0))) (i64.const 0)"
+    with pytest.raises(PluginFault, match="out of bounds") as info:
+        make_plugin(react=oob).react({})
+    assert info.value.kind == "trap"
+
+
+@pytest.mark.parametrize(
+    "packed_value, message",
+    [
+        ((100_000 << 32) | 16, "outside its memory"),  # ptr past the end of 1 page
+        ((65_530 << 32) | 100, "outside its memory"),  # straddles the end
+        ((0xFFFF_FFFF << 32) | 0xFFFF, "outside its memory"),  # ptr + len overflows 32 bits
+        ((0 << 32) | 0xFFFF_FFFF, "over the output limit"),  # 4 GiB length
+        ((1024 << 32) | (2 * 1024 * 1024), "over the output limit"),  # just over 1 MiB
+    ],
+)
+def test_bad_packed_pointers_are_bad_output(make_plugin: MakePlugin, packed_value: int, message: str) -> None:
+    signed = packed_value - (1 << 64) if packed_value >= 1 << 63 else packed_value
+    plugin = make_plugin(react=f"(i64.const {signed})")
+    with pytest.raises(PluginFault, match=message) as info:
+        plugin.react({})
+    assert info.value.kind == "bad_output"
+    assert_healthy(make_plugin)
+
+
+def test_alloc_returning_out_of_bounds_is_bad_output(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(omit=("alloc",), extra='(func (export "alloc") (param i32) (result i32) (i32.const 65535))')
+    with pytest.raises(PluginFault, match="past the end of memory") as info:
+        plugin.react({"k": "v" * 100})
+    assert info.value.kind == "bad_output"
+
+
+def test_fault_discards_the_instance(make_plugin: MakePlugin) -> None:
+    """react poisons a global, then traps on a non-empty event; a reused instance would
+    answer "poisoned" to the next (empty) event."""
+    react = """
+      (if (result i64) (global.get $poisoned)
+        (then {poisoned})
+        (else
+          (global.set $poisoned (i32.const 1))
+          (if (result i64) (i32.gt_u (local.get $len) (i32.const 1)) (then unreachable) (else (i64.const 0)))))"""
+    import msgpack
+
+    from .watgen import packed, wat_bytes
+
+    body = msgpack.packb({"error": "poisoned"})
+    plugin = make_plugin(
+        react=react.format(poisoned=packed(4000, body)),
+        extra=f"(global $poisoned (mut i32) (i32.const 0)) (data (i32.const 4000) {wat_bytes(body)})",
+        limits=Limits(pool_size=1),
+    )
+    with pytest.raises(PluginFault):
+        plugin.react({"a": 1})
+    assert plugin.react({}) == Reaction()  # fresh instance: not poisoned
+    assert plugin.react({}) == Reaction("poisoned")  # same instance reused after success
+
+
+def test_repeated_faults_quarantine_the_plugin_with_backoff(make_plugin: MakePlugin) -> None:
+    limits = Limits(quarantine_after=2, quarantine_backoff=0.2, quarantine_max_backoff=10)
+    plugin = make_plugin(react=only_empty_map_ok("unreachable"), limits=limits)
+    for _ in range(2):
+        with pytest.raises(PluginFault) as info:
+            plugin.react({"a": 1})
+        assert info.value.kind == "trap"
+    state = plugin.state
+    assert state.quarantined and state.retry_at is not None and state.last_fault_kind == "trap"
+    with pytest.raises(PluginFault, match="quarantined after 2 consecutive faults") as info:
+        plugin.react({})  # would succeed, but nothing runs during quarantine
+    assert info.value.kind == "quarantined"
+    time.sleep(0.25)
+    with pytest.raises(PluginFault) as info:
+        plugin.react({"a": 1})  # the probe faults: quarantined again, for twice as long
+    assert info.value.kind == "trap"
+    assert plugin.state.quarantined
+    time.sleep(0.25)
+    assert plugin.state.quarantined  # 0.4 s backoff now
+    time.sleep(0.2)
+    assert plugin.react({}) == Reaction()  # a good probe ends the quarantine
+    state = plugin.state
+    assert state.active and state.consecutive_faults == 0 and state.retry_at is None
+    assert state.faults == {"trap": 3, "quarantined": 1}
+    assert state.reactions == {"sync": 1}
