@@ -3,8 +3,8 @@
 ``awslambda`` invokes a function and returns its payload; ``awskinesis``, ``awsfirehose`` and ``awssqs``
 put the event on a stream or queue and return the service's receipt as JSON. Credentials come from the
 function's provider config when given (upstream fields ``awsAccessKeyId``, ``awsSecretAccessKey``,
-``awsSessionToken``), else from the usual AWS chain. The standard ``AWS_ENDPOINT_URL`` /
-``AWS_ENDPOINT_URL_<SERVICE>`` environment variables point the clients at an emulator.
+``awsSessionToken``), else from the usual AWS chain. ``endpointUrl`` (or the standard
+``AWS_ENDPOINT_URL`` environment variable) points a client at an emulator or a VPC endpoint.
 """
 
 from __future__ import annotations
@@ -48,8 +48,9 @@ class AWSClients:
 
     async def get(self, service: str, config: dict[str, Any], provider: str) -> Any:
         region = require(config, "region", provider)
+        endpoint = config.get("endpointUrl") or None
         key = (service, region, config.get("awsAccessKeyId") or "", config.get("awsSecretAccessKey") or "",
-               config.get("awsSessionToken") or "")
+               config.get("awsSessionToken") or "", endpoint or "")
         client = self._clients.get(key)
         if client is None:
             credentials: dict[str, str] = {}
@@ -58,6 +59,8 @@ class AWSClients:
                 credentials["aws_secret_access_key"] = config.get("awsSecretAccessKey") or ""
                 if config.get("awsSessionToken"):
                     credentials["aws_session_token"] = config["awsSessionToken"]
+            if endpoint:
+                credentials["endpoint_url"] = endpoint
             creator = self._session.create_client(
                 service, region_name=region, config=BotoConfig(retries={"max_attempts": 1}), **credentials)
             client = await self._stack.enter_async_context(creator)

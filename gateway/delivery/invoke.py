@@ -1,0 +1,102 @@
+"""Calling a function, wrapped in its system events.
+
+``function.invoking`` goes first (a sync plugin can block the call or rewrite the event the function
+receives), then the call, then ``function.invoked`` with the function's real ``result`` or
+``function.invocationFailed`` with a readable ``error``. Deliveries *of* system events skip all of this
+(``emit_system=False``): system events never emit system events.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from gateway.events import cloudevents as ce
+from gateway.events import system
+from gateway.metrics import Metrics
+from gateway.plugins.contract import PluginSet, Rejection
+from gateway.providers import ProviderError, ProviderPool
+
+from .system_events import SystemEmitter
+
+__all__ = ["Invoker", "Invocation"]
+
+log = logging.getLogger("gateway.delivery.invoke")
+
+
+@dataclass(frozen=True, slots=True)
+class Invocation:
+    """How a call went: ``body`` on success, ``error`` on failure, ``rejection`` when a plugin blocked it."""
+
+    body: bytes | None = None
+    error: str | None = None
+    rejection: Rejection | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.body is not None
+
+
+def provider_config(function: Any) -> dict[str, Any]:
+    """The function's provider settings with upstream (camelCase) keys, secrets included."""
+    provider = function.provider
+    if hasattr(provider, "model_dump"):
+        return provider.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dict(provider)
+
+
+class Invoker:
+    def __init__(self, view: Any, providers: ProviderPool, emitter: SystemEmitter, metrics: Metrics) -> None:
+        self._view = view
+        self._providers = providers
+        self._emitter = emitter
+        self._metrics = metrics
+
+    async def call(self, space: str, function_id: str, payload: bytes, mode: str) -> Invocation:
+        """Call the function with ``payload``, no system events (authorizers, system event delivery)."""
+        function = self._view.function(space, function_id)
+        if function is None:
+            return Invocation(error=f"function {function_id!r} not found in space {space!r}")
+        started = time.perf_counter()
+        try:
+            provider = self._providers.get(function.type, provider_config(function))
+            body = await provider.call(payload)
+        except ProviderError as exc:
+            self._metrics.function_invocations.labels(space, function_id, mode, "failure").inc()
+            return Invocation(error=str(exc))
+        finally:
+            self._metrics.function_duration_seconds.labels(space, function_id, mode).observe(
+                time.perf_counter() - started)
+        self._metrics.function_invocations.labels(space, function_id, mode, "success").inc()
+        return Invocation(body=body)
+
+    async def invoke(self, space: str, function_id: str, event: dict[str, Any], plugins: PluginSet, *,
+                     mode: str, attempt_note: str = "") -> Invocation:
+        """Deliver a (non-system) event to a function with the four-stage system event protocol."""
+        emitter = self._emitter
+        if emitter.wanted(space, system.FUNCTION_INVOKING, plugins):
+            outcome = await emitter.emit(space, system.function_invoking(space, function_id, event), plugins)
+            if outcome.rejection is not None:
+                log.info("plugin %s blocked %s delivery to %s/%s: %s", outcome.rejection.plugin, mode, space,
+                         function_id, outcome.rejection.message)
+                return Invocation(rejection=outcome.rejection)
+            if outcome.event is not None:
+                event = outcome.event
+        result = await self.call(space, function_id, ce.to_json(event), mode)
+        if result.ok:
+            if emitter.wanted(space, system.FUNCTION_INVOKED, plugins):
+                outcome = await emitter.emit(
+                    space, system.function_invoked(space, function_id, event, system.decode_result(result.body or b"")),
+                    plugins)
+                if outcome.rejection is not None and mode == "sync":
+                    return Invocation(rejection=outcome.rejection)
+        else:
+            log.info("function %s/%s failed (%s)%s: %s", space, function_id, mode, attempt_note, result.error)
+            if emitter.wanted(space, system.FUNCTION_INVOCATION_FAILED, plugins):
+                await emitter.emit(
+                    space,
+                    system.function_invocation_failed(space, function_id, event, f"{result.error}{attempt_note}"),
+                    plugins, sync=False)
+        return result
