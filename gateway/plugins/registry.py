@@ -258,8 +258,8 @@ class PluginManager(PluginRegistry):
         static_names = {s.name for s in self._static}
         for name, doc in wanted.items():
             if name in static_names:
-                failed[name] = PluginLoadError(name, "a plugin of this name is configured by --plugin or "
-                                               "plugins.toml, which takes precedence", "name_taken")
+                log.error("stored plugin %r is ignored: a plugin of that name is configured by --plugin or "
+                          "plugins.toml, which takes precedence", name)
                 continue
             previous = self._store_specs.get(name)
             try:
@@ -292,7 +292,7 @@ class PluginManager(PluginRegistry):
         loaded: list[LoadedPlugin] = []
         previous = {p.spec.identity: p for p in self._current.plugins}
         for spec in [*self._static, *self._store_specs.values()]:
-            if not spec.settings.enabled or spec.name in self._failed:
+            if not spec.settings.enabled or (spec.source is PluginSource.API and spec.name in self._failed):
                 continue
             host = self._loaded.get(spec.identity)
             if host is None:
@@ -373,7 +373,7 @@ class PluginManager(PluginRegistry):
     def _status(self, spec: PluginSpec) -> PluginStatus:
         doc = self._store_docs.get(spec.name) if spec.source is PluginSource.API else None
         host = self._loaded.get(spec.identity) if spec.settings.enabled else None
-        error = self._failed.get(spec.name)
+        error = self._failed.get(spec.name) if spec.source is PluginSource.API else None
         subscriptions: list[dict[str, str]] = []
         last_fault: dict[str, Any] | None = None
         retry_at: float | None = None
