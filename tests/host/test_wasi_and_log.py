@@ -1,0 +1,106 @@
+"""The capability-less WASI and the `eventgateway.log` import."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Callable
+
+import pytest
+
+from wasm_abi import Limits, Plugin, Reaction
+
+from .watgen import wat_bytes
+
+MakePlugin = Callable[..., Plugin]
+LOG_IMPORT = '(import "eventgateway" "log" (func $log (param i32 i32 i32)))'
+
+
+def plugin_records(caplog: pytest.LogCaptureFixture, name: str) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name == "wasm_abi.plugin" and getattr(r, "plugin", None) == name]
+
+
+def test_wasi_plugin_cannot_open_files_read_env_args_or_stdin(
+    wat_file: Callable[[str], Path], plugin_logs: pytest.LogCaptureFixture
+) -> None:
+    plugin = Plugin.from_file(wat_file("wasi_sandbox.wat"))
+    assert plugin.uses_wasi
+    assert plugin.react({"type": "x"}) == Reaction()  # it rejects with "sandbox escaped: ..." otherwise
+    records = plugin_records(plugin_logs, "wasi_sandbox")
+    assert [(r.plugin_level, r.getMessage()) for r in records] == [  # type: ignore[attr-defined]
+        ("info", "[plugin wasi_sandbox] hello from wasi stdout"),
+        ("error", "[plugin wasi_sandbox] and from stderr"),
+    ]
+
+
+def test_log_import_levels_and_handler(make_plugin: MakePlugin, plugin_logs: pytest.LogCaptureFixture) -> None:
+    seen: list[tuple[str, str, str]] = []
+    react = """
+      (call $log (i32.const 0) (i32.const 3000) (i32.const 5))
+      (call $log (i32.const 1) (i32.const 3000) (i32.const 5))
+      (call $log (i32.const 2) (i32.const 3000) (i32.const 5))
+      (call $log (i32.const 3) (i32.const 3000) (i32.const 5))
+      (call $log (i32.const 1) (local.get $ptr) (i32.const 0))
+      (i64.const 0)"""
+    plugin = make_plugin(name="talker", imports=LOG_IMPORT, react=react, extra='(data (i32.const 3000) "hello")',
+                         log_handler=lambda *args: seen.append(args))
+    assert plugin.react({}) == Reaction()
+    assert seen == [("talker", "debug", "hello"), ("talker", "info", "hello"), ("talker", "warn", "hello"),
+                    ("talker", "error", "hello"), ("talker", "info", "")]
+    records = plugin_records(plugin_logs, "talker")
+    assert [r.levelno for r in records] == [logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.INFO]
+    assert records[0].getMessage() == "[plugin talker] hello"
+
+
+def test_log_messages_are_length_capped(make_plugin: MakePlugin) -> None:
+    seen: list[str] = []
+    plugin = make_plugin(name="long", imports=LOG_IMPORT, limits=Limits(max_log_message_bytes=10),
+                         react="(call $log (i32.const 1) (i32.const 3000) (i32.const 36)) (i64.const 0)",
+                         extra='(data (i32.const 3000) "0123456789abcdefghijklmnopqrstuvwxyz")',
+                         log_handler=lambda _n, _l, m: seen.append(m))
+    plugin.react({})
+    assert seen == ["0123456789 [truncated 26 bytes]"]
+
+
+def test_log_out_of_bounds_buffer_is_ignored_not_a_trap(make_plugin: MakePlugin,
+                                                        plugin_logs: pytest.LogCaptureFixture) -> None:
+    plugin = make_plugin(name="oob", imports=LOG_IMPORT,
+                         react="(call $log (i32.const 1) (i32.const 65530) (i32.const 100)) (i64.const 0)")
+    assert plugin.react({}) == Reaction()
+    assert any("outside memory" in r.getMessage() for r in plugin_records(plugin_logs, "oob"))
+
+
+def test_log_rate_limit_drops_and_says_so_once(make_plugin: MakePlugin, plugin_logs: pytest.LogCaptureFixture) -> None:
+    seen: list[str] = []
+    react = """
+      (global.set $i (i32.const 0))
+      (loop $again
+        (call $log (i32.const 1) (i32.const 3000) (i32.const 5))
+        (global.set $i (i32.add (global.get $i) (i32.const 1)))
+        (br_if $again (i32.lt_u (global.get $i) (i32.const 50))))
+      (i64.const 0)"""
+    plugin = make_plugin(name="flood", imports=LOG_IMPORT, react=react, extra='(data (i32.const 3000) "spam!") (global $i (mut i32) (i32.const 0))',
+                         limits=Limits(log_rate_per_second=0.001, log_burst=5),
+                         log_handler=lambda _n, _l, m: seen.append(m))
+    plugin.react({})
+    assert seen == ["spam!"] * 5
+    warnings = [r.getMessage() for r in plugin_records(plugin_logs, "flood") if "rate limit" in r.getMessage()]
+    assert len(warnings) == 1 and "dropping messages" in warnings[0]
+
+
+def test_wasi_stdout_is_logged_by_line(make_plugin: MakePlugin) -> None:
+    seen: list[tuple[str, str]] = []
+    text = b"one\ntwo\nthree"
+    imports = '(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))'
+    react = f"""
+      (i32.store (i32.const 600) (i32.const 3000))
+      (i32.store (i32.const 604) (i32.const {len(text)}))
+      (drop (call $fd_write (i32.const 1) (i32.const 600) (i32.const 1) (i32.const 608)))
+      (i64.const 0)"""
+    plugin = make_plugin(name="printer", imports=imports, react=react,
+                         extra=f"(data (i32.const 3000) {wat_bytes(text)})",
+                         log_handler=lambda _n, level, m: seen.append((level, m)))
+    plugin.react({})
+    assert seen == [("info", "one"), ("info", "two")]  # "three" waits for its newline
+    plugin.react({})
+    assert seen[2:] == [("info", "threeone"), ("info", "two")]
