@@ -33,7 +33,7 @@ def create_app(plane: EventPlane) -> Quart:
             method=request.method,
             path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path,
             host=request.host,
-            headers=[(k, v) for k, v in request.headers.items(multi=True)],
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             query=query,
             body=await request.get_data(cache=False, as_text=False),
         )
