@@ -77,6 +77,9 @@ def _read_entry(directory: Path, entry_key: str, engine: wasmtime.Engine) -> was
         blob = path.read_bytes()
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        log.warning("cannot read module cache entry %s (%s); compiling", path, exc)
+        return None
     try:
         key = _load_or_create_key(directory)
         header = len(ENTRY_MAGIC)

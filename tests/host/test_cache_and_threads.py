@@ -1,0 +1,138 @@
+"""The on-disk compile cache (authenticated) and concurrent reactions from many threads."""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable
+
+import pytest
+import wasmtime
+
+from wasm_abi import Limits, Plugin, PluginFault, Reaction
+from wasm_abi import module_cache
+
+from .watgen import plugin_wat
+
+ECHO = "(i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len)))"
+
+
+def unique_module(tag: str) -> bytes:
+    """A module no other test compiled (a distinct data segment changes its hash)."""
+    return bytes(wasmtime.wat2wasm(plugin_wat(extra=f'(data (i32.const 5000) "{tag}")')))
+
+
+def entries(directory: Path) -> list[Path]:
+    return sorted(directory.glob("*.cwasm"))
+
+
+def test_compiled_module_is_cached_on_disk_and_reused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = unique_module("reuse")
+    Plugin.from_bytes(data, name="a", cache_dir=tmp_path)
+    [entry] = entries(tmp_path)
+    key = tmp_path / "cache.key"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    module_cache.clear_memory_cache()
+    compiled: list[bytes] = []
+    real_module = wasmtime.Module
+
+    def counting_module(engine: wasmtime.Engine, wasm: bytes) -> wasmtime.Module:
+        compiled.append(wasm)
+        return real_module(engine, wasm)
+
+    monkeypatch.setattr(module_cache.wasmtime, "Module", counting_module)
+    monkeypatch.setattr(counting_module, "deserialize", real_module.deserialize, raising=False)
+    plugin = Plugin.from_bytes(data, name="b", cache_dir=tmp_path)
+    assert compiled == []  # loaded from disk, not recompiled
+    assert plugin.react({}) == Reaction()
+    assert entries(tmp_path) == [entry]
+
+
+@pytest.mark.parametrize("damage", ["flip_payload", "flip_tag", "truncate", "garbage", "new_key", "public_key"])
+def test_tampered_cache_entries_are_never_deserialized(tmp_path: Path, damage: str) -> None:
+    data = unique_module(f"tamper-{damage}")
+    Plugin.from_bytes(data, name="a", cache_dir=tmp_path)
+    [entry] = entries(tmp_path)
+    blob = bytearray(entry.read_bytes())
+    key = tmp_path / "cache.key"
+    if damage == "flip_payload":
+        blob[-100] ^= 0xFF
+    elif damage == "flip_tag":
+        blob[len(module_cache.ENTRY_MAGIC) + 3] ^= 0x01
+    elif damage == "truncate":
+        blob = blob[: len(blob) // 2]
+    elif damage == "garbage":
+        blob = bytearray(os.urandom(len(blob)))
+    elif damage == "new_key":
+        key.write_bytes(os.urandom(32))
+    elif damage == "public_key":
+        key.chmod(0o644)
+    entry.write_bytes(bytes(blob))
+    module_cache.clear_memory_cache()
+    deserialized: list[int] = []
+    real = wasmtime.Module.deserialize
+
+    def spy(engine: wasmtime.Engine, encoded: bytes) -> wasmtime.Module:
+        deserialized.append(len(encoded))
+        return real(engine, encoded)
+
+    wasmtime.Module.deserialize = staticmethod(spy)  # type: ignore[method-assign]
+    try:
+        plugin = Plugin.from_bytes(data, name="b", cache_dir=tmp_path)
+    finally:
+        wasmtime.Module.deserialize = real  # type: ignore[method-assign]
+    assert deserialized == []  # recompiled instead
+    assert plugin.react({}) == Reaction()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    # the rewritten entry is good again
+    module_cache.clear_memory_cache()
+    assert Plugin.from_bytes(data, name="c", cache_dir=tmp_path).react({}) == Reaction()
+
+
+def test_unwritable_cache_dir_still_loads(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    assert Plugin.from_bytes(unique_module("nodir"), name="a", cache_dir=blocker / "sub").react({}) == Reaction()
+
+
+def test_reactions_from_many_threads_at_once(make_plugin: Callable[..., Plugin]) -> None:
+    """Each thread's event is echoed back: no crosstalk between instances, no shared Store."""
+    plugin = make_plugin(react=ECHO, limits=Limits(pool_size=3))
+
+    def work(i: int) -> None:
+        for j in range(40):
+            message = f"thread {i} call {j} " + "x" * (i * 100)
+            mode = "async" if j % 2 else "sync"
+            assert plugin.react({"error": message}, mode=mode) == Reaction(message)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(work, range(8)))
+    assert sum(plugin.state.reactions.values()) == 320
+
+
+def test_faults_in_some_threads_do_not_disturb_others(make_plugin: Callable[..., Plugin]) -> None:
+    bad = "(if (result i64) (i32.gt_u (local.get $len) (i32.const 100)) (then unreachable) (else {echo}))"
+    plugin = make_plugin(react=bad.format(echo=ECHO), limits=Limits(pool_size=2, quarantine_after=10**6))
+    faults = 0
+    lock = threading.Lock()
+
+    def work(i: int) -> None:
+        nonlocal faults
+        for j in range(30):
+            if (i + j) % 3 == 0:
+                try:
+                    plugin.react({"error": "y" * 200})
+                except PluginFault as fault:
+                    assert fault.kind == "trap"
+                    with lock:
+                        faults += 1
+            else:
+                assert plugin.react({"error": f"{i}-{j}"}) == Reaction(f"{i}-{j}")
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(work, range(4)))
+    assert faults == 40
+    assert plugin.state.faults == {"trap": 40}
