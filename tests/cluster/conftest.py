@@ -69,3 +69,20 @@ async def store_factory() -> AsyncIterator[Callable[..., EtcdStore]]:
     yield make
     for store in stores:
         await store.close()
+
+
+@pytest.fixture
+async def cluster(tmp_path):
+    """Start gateway processes on one etcd URL: ``await cluster(db, count)``; all stopped at the end."""
+    from .gateways import start_cluster
+
+    started = []
+
+    async def start(db: str, count: int, extra_args: list[str] | None = None):
+        nodes = await start_cluster(db, count, tmp_path, extra_args)
+        started.extend(nodes)
+        return nodes
+
+    yield start
+    for node in started:
+        node.stop()

@@ -1,0 +1,115 @@
+"""Cluster propagation delay on loopback: how long a configuration change takes to reach other gateways.
+
+Two measurements, in the same run, against a real etcd started here (temporary data, free ports):
+
+- ``etcd watch`` (the baseline): a write through one EtcdStore connection until the change arrives on the
+  watch of another connection. This is the floor any gateway can reach: etcd's commit plus one watch hop.
+- ``gateway -> gateway``: three ``python -m gateway serve --db etcd://...`` processes. A sync subscription
+  on a new path is created through gateway A's Config API; the clock stops when gateway B's (and C's)
+  Events API routes an event on that path to the function. That is what a user sees: the write returned on
+  A, and B serves the new route. Polling B every ~1 ms adds up to about a millisecond of resolution.
+
+Run: ``python -m bench.bench_cluster [--samples N]`` (needs ``etcd``: ``just toolchains``). Prints p50/p99
+and the ratio of each to the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT / "tests"))
+sys.path.insert(0, str(REPO_ROOT))
+
+from cluster.etcd_server import new_etcd_server, remove_etcd_server  # noqa: E402
+
+from gateway.store.base import Kind  # noqa: E402
+from gateway.store.etcd import EtcdStore, parse_etcd_url  # noqa: E402
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+async def watch_delay(endpoint: str, samples: int) -> list[float]:
+    """Seconds from the start of a write on one connection to its arrival on another's watch."""
+    writer = EtcdStore(parse_etcd_url(f"etcd://{endpoint}/bench-watch/"))
+    reader = EtcdStore(parse_etcd_url(f"etcd://{endpoint}/bench-watch/"))
+    await writer.open()
+    await reader.open()
+    watch = reader.watch((await reader.snapshot()).revision)
+    delays: list[float] = []
+    try:
+        for i in range(samples):
+            started = time.perf_counter()
+            await writer.create(Kind.EVENT_TYPES, "default", f"e{i}", {"name": f"e{i}"})
+            change = await asyncio.wait_for(anext(watch), 5)
+            delays.append(time.perf_counter() - started)
+            assert change.id == f"e{i}"
+    finally:
+        await watch.aclose()
+        await writer.close()
+        await reader.close()
+    return delays
+
+
+async def gateway_delay(endpoint: str, samples: int, workdir: Path) -> dict[str, list[float]]:
+    """Seconds from a subscription write through gateway A to its route serving on A, B and C."""
+    import httpx
+    from cluster.gateways import function_server, start_cluster
+
+    delays: dict[str, list[float]] = {"A (same gateway)": [], "B": [], "C": []}
+    async with function_server() as function:
+        gateways = await start_cluster(f"etcd://{endpoint}", 3, workdir)
+        try:
+            a, b, c = gateways
+            async with httpx.AsyncClient(timeout=5) as client:
+                await a.setup_function(client, "bench", function.url)
+                for i in range(samples):
+                    path = f"/bench/{i}"
+                    started = time.perf_counter()
+                    await a.subscribe(client, "bench", path)
+                    for name, gateway in (("A (same gateway)", a), ("B", b), ("C", c)):
+                        while not await gateway.routes(client, path):
+                            await asyncio.sleep(0.0005)
+                        delays[name].append(time.perf_counter() - started)
+        finally:
+            for gateway in gateways:
+                gateway.stop()
+    return delays
+
+
+def report(name: str, samples: list[float], baseline: float) -> str:
+    p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
+    return (f"{name:<28} n={len(samples):<4} p50={p50 * 1000:7.2f} ms  p99={p99 * 1000:7.2f} ms  "
+            f"max={max(samples) * 1000:7.2f} ms  p50/baseline={p50 / baseline:5.1f}x")
+
+
+async def main(samples: int, gateways: bool) -> None:
+    server = new_etcd_server()
+    try:
+        watch = await watch_delay(server.endpoint, samples)
+        baseline = statistics.median(watch)
+        print(f"cluster propagation on loopback (etcd {server.endpoint}, {samples} samples each)")
+        print(report("etcd watch (baseline)", watch, baseline))
+        if gateways:
+            with tempfile.TemporaryDirectory(prefix="eg-bench-cluster-") as workdir:
+                for name, delays in (await gateway_delay(server.endpoint, samples, Path(workdir))).items():
+                    print(report(f"gateway A -> {name}", delays, baseline))
+    finally:
+        remove_etcd_server(server)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--samples", type=int, default=200)
+    parser.add_argument("--no-gateways", action="store_true", help="only the etcd watch baseline")
+    args = parser.parse_args()
+    asyncio.run(main(args.samples, not args.no_gateways))
