@@ -1,0 +1,257 @@
+"""The Events API end to end: real Hypercorn server, real store and view, real HTTP function server."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+from conftest import EventGateway, FunctionServer, GatewayFactory
+
+
+async def _gateway_with(event_gateway: GatewayFactory, function_server: FunctionServer, name: str = "fn",
+                        **subscription: str) -> EventGateway:
+    gw = await event_gateway()
+    await gw.function(name, function_server.target(name))
+    if subscription:
+        await gw.subscribe(function_id=name, **subscription)  # type: ignore[arg-type]
+    return gw
+
+
+async def test_sync_http_request_gets_params_and_passes_the_response_through(event_gateway, function_server):
+    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+                             path="/users/:id", method="GET")
+    function_server.answer("fn", {"statusCode": 201, "headers": {"X-Answer": "yes"}, "body": "created"})
+    response = await gw.client.get("/users/42?tag=a&tag=b", headers={"X-Custom": "v"})
+    assert response.status_code == 201
+    assert response.headers["x-answer"] == "yes"
+    assert response.text == "created"
+    event = function_server.received["fn"][0]["body"]
+    assert function_server.received["fn"][0]["headers"]["Content-Type"] == "application/cloudevents+json"
+    assert event["eventType"] == "http.request" and event["cloudEventsVersion"] == "0.1"
+    assert event["extensions"]["eventgateway"] == {"transformed": "true", "transformation-version": "0.1"}
+    data = event["data"]
+    assert data["params"] == {"id": "42"}
+    assert data["query"] == {"tag": ["a", "b"]}
+    assert data["method"] == "GET" and data["path"] == "/users/42"
+    assert data["headers"]["X-Custom"] == "v"
+
+
+async def test_wildcard_path_and_json_body(event_gateway, function_server):
+    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+                             path="/files/*rest", method="POST")
+    response = await gw.client.post("/files/a/b.txt", json={"k": 1})
+    assert response.status_code == 200 and response.text == "ok"
+    data = function_server.received["fn"][0]["body"]["data"]
+    assert data["params"] == {"rest": "a/b.txt"}
+    assert data["body"] == {"k": 1}
+
+
+async def test_binary_body_with_is_base64_encoded(event_gateway, function_server):
+    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+                             path="/img", method="GET")
+    png = bytes(range(256))
+    function_server.answer("fn", {"statusCode": 200, "headers": {"Content-Type": "image/png"},
+                                  "body": base64.b64encode(png).decode(), "isBase64Encoded": True})
+    response = await gw.client.get("/img")
+    assert response.content == png and response.headers["content-type"] == "image/png"
+
+
+async def test_malformed_response_and_failed_call_answer_500(event_gateway, function_server):
+    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+                             path="/bad", method="GET")
+    function_server.answer("fn", b"not json", content_type="text/plain")
+    response = await gw.client.get("/bad")
+    assert response.status_code == 500
+    assert response.json() == {"errors": [{"message": "HTTP response object malformed"}]}
+    function_server.answer("fn", {"statusCode": 200}, status=404)  # any non-2xx is a failure
+    response = await gw.client.get("/bad")
+    assert response.status_code == 500
+    assert response.json() == {"errors": [{"message": "Function call failed. Please check logs."}]}
+    assert gw.metric("eventgateway_function_invocations_total", space="default", function="fn", mode="sync",
+                     outcome="failure") == 1  # a malformed answer is a successful call
+
+
+async def test_no_subscriber_answers_202_with_an_empty_body(event_gateway):
+    gw = await event_gateway()
+    response = await gw.client.post("/nothing", json={"a": 1})
+    assert response.status_code == 202 and response.content == b""
+
+
+async def test_each_cloudevents_format_reaches_the_function_in_its_own_version(event_gateway, function_server):
+    gw = await _gateway_with(event_gateway, function_server, type="async", event_type="user.created", path="/")
+    v10 = {"specversion": "1.0", "type": "user.created", "source": "/tests", "id": "e-1",
+           "datacontenttype": "application/json", "data": {"n": 1}, "traceparent": "00-abc"}
+    assert (await gw.client.post("/", content=json.dumps(v10),
+                                 headers={"content-type": "application/cloudevents+json"})).status_code == 202
+    v01 = {"eventType": "user.created", "cloudEventsVersion": "0.1", "source": "/tests", "eventID": "e-2",
+           "contentType": "application/json", "data": {"n": 2}}
+    assert (await gw.client.post("/", content=json.dumps(v01),
+                                 headers={"content-type": "application/cloudevents+json"})).status_code == 202
+    binary10 = {"ce-specversion": "1.0", "ce-type": "user.created", "ce-source": "/bin", "ce-id": "e-3",
+                "content-type": "application/json"}
+    assert (await gw.client.post("/", content=b'{"n": 3}', headers=binary10)).status_code == 202
+    binary01 = {"CE-EventType": "user.created", "CE-CloudEventsVersion": "0.1", "CE-Source": "/bin",
+                "CE-EventID": "e-4", "CE-X-Tenant": "t1", "content-type": "text/plain"}
+    assert (await gw.client.post("/", content=b"four", headers=binary01)).status_code == 202
+    assert (await gw.client.post("/", json={"n": 5}, headers={"Event": "user.created"})).status_code == 202
+    batch = [dict(v10, id="e-6", data={"n": 6}), dict(v10, id="e-7", data={"n": 7})]
+    assert (await gw.client.post("/", content=json.dumps(batch),
+                                 headers={"content-type": "application/cloudevents-batch+json"})).status_code == 202
+    received = {(e.get("id") or e.get("eventID")): e for e in
+                (r["body"] for r in await function_server.wait_for("fn", 7))}
+    assert received["e-1"] == v10
+    assert received["e-2"] == v01
+    assert received["e-3"]["specversion"] == "1.0" and received["e-3"]["data"] == {"n": 3}
+    assert received["e-4"]["cloudEventsVersion"] == "0.1" and received["e-4"]["data"] == "four"
+    assert received["e-4"]["extensions"] == {"tenant": "t1"}
+    legacy = next(e for key, e in received.items() if key not in {"e-1", "e-2", "e-3", "e-4", "e-6", "e-7"})
+    assert legacy["eventType"] == "user.created" and legacy["data"] == {"n": 5}
+    assert received["e-6"]["data"] == {"n": 6} and received["e-7"]["data"] == {"n": 7}
+
+
+async def test_bad_events_and_system_types_are_refused_with_a_reason(event_gateway):
+    gw = await event_gateway()
+    ce_json = {"content-type": "application/cloudevents+json"}
+    response = await gw.client.post("/", content=b'{"specversion": "1.0", "type": "t", "id": "1"}', headers=ce_json)
+    assert response.status_code == 400
+    assert "'source'" in response.json()["errors"][0]["message"]
+    response = await gw.client.post("/", content=b"{not json", headers=ce_json)
+    assert response.status_code == 400 and "not valid JSON" in response.json()["errors"][0]["message"]
+    system = {"specversion": "1.0", "type": "eventgateway.event.received", "source": "/x", "id": "1"}
+    response = await gw.client.post("/", content=json.dumps(system), headers=ce_json)
+    assert response.status_code == 400 and "reserved" in response.json()["errors"][0]["message"]
+    response = await gw.client.post("/", content=b"[]", headers={"content-type": "application/cloudevents-batch+json"})
+    assert response.status_code == 400 and "non-empty JSON array" in response.json()["errors"][0]["message"]
+
+
+async def test_spaces_are_isolated(event_gateway, function_server):
+    gw = await event_gateway()
+    await gw.function("a", function_server.target("a"), space="team-a")
+    await gw.function("b", function_server.target("b"), space="team-b")
+    await gw.subscribe("sync", "http.request", "a", path="/hook", space="team-a")
+    await gw.subscribe("async", "ping", "b", path="/", space="team-b")
+    assert (await gw.client.post("/hook", headers={"Space": "team-a"})).text == "ok"
+    assert (await gw.client.post("/hook", headers={"Space": "team-b"})).status_code == 202
+    assert (await gw.client.post("/hook")).status_code == 202  # default space has nothing
+    await gw.client.post("/", json={"x": 1}, headers={"Event": "ping", "Space": "team-a"})
+    await gw.client.post("/", json={"x": 2}, headers={"Event": "ping", "Space": "team-b"})
+    received = await function_server.wait_for("b", 1)
+    assert [r["body"]["data"] for r in received] == [{"x": 2}]
+    assert len(function_server.received["a"]) == 1
+
+
+async def test_cors_preflight_and_simple_requests(event_gateway, function_server):
+    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+                             path="/api", method="POST")
+    await gw.cors(method="POST", path="/api", allowedOrigins=["https://app.example"],
+                  allowedHeaders=["Content-Type", "X-Token"], allowCredentials=True)
+    preflight = await gw.client.options("/api", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-Token"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "https://app.example"
+    assert preflight.headers["access-control-allow-credentials"] == "true"
+    assert preflight.headers["access-control-allow-headers"] == "X-Token"
+    refused = await gw.client.options("/api", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
+    assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    simple = await gw.client.post("/api", headers={"Origin": "https://app.example"})
+    assert simple.status_code == 200 and simple.headers["access-control-allow-origin"] == "https://app.example"
+    assert function_server.received["fn"][0]["body"]["data"]["method"] == "POST"
+    assert len(function_server.received["fn"]) == 1  # the preflight never became an event
+
+
+async def test_authorizers_allow_deny_and_broken(event_gateway, function_server):
+    gw = await event_gateway()
+    await gw.function("fn", function_server.target("fn"))
+    await gw.function("auth", function_server.target("auth"))
+    await gw.event_type("secured", authorizerId="auth")
+    await gw.subscribe("sync", "secured", "fn", path="/s")
+    event = {"specversion": "1.0", "type": "secured", "source": "/t", "id": "1", "data": {}}
+    headers = {"content-type": "application/cloudevents+json", "Authorization": "Bearer x"}
+
+    function_server.answer("auth", {"authorization": {"principalId": "user-1", "context": {"role": "admin"}}})
+    assert (await gw.client.post("/s", content=json.dumps(event), headers=headers)).status_code == 200
+    delivered = function_server.received["fn"][-1]["body"]
+    assert delivered["eventgateway"]["authorization"] == {"principalId": "user-1", "context": {"role": "admin"}}
+    auth_request = function_server.received["auth"][-1]["body"]
+    assert auth_request["event"] == event
+    assert auth_request["request"]["headers"]["Authorization"] == "Bearer x"
+    assert auth_request["request"]["path"] == "/s"
+
+    function_server.answer("auth", {"error": {"message": "token expired"}})
+    denied = await gw.client.post("/s", content=json.dumps(event), headers=headers)
+    assert denied.status_code == 403 and denied.json() == {"errors": [{"message": "token expired"}]}
+
+    function_server.answer("auth", {"oops": True}, status=500)
+    broken = await gw.client.post("/s", content=json.dumps(event), headers=headers)
+    assert broken.status_code == 403 and "authorizer call failed" in broken.json()["errors"][0]["message"]
+    assert len(function_server.received["fn"]) == 1
+
+
+async def test_async_retries_then_success(event_gateway, function_server):
+    gw = await event_gateway()
+    await gw.function("flaky", function_server.target("flaky"),
+                      retry={"maxAttempts": 4, "initialBackoff": 0.01, "maxBackoff": 0.05})
+    await gw.function("watch", function_server.target("watch"))
+    await gw.subscribe("async", "order.placed", "flaky")
+    await gw.subscribe("async", "eventgateway.function.invocationFailed", "watch")
+    await gw.subscribe("async", "eventgateway.function.invoked", "watch")
+    function_server.failures["flaky"] = 2
+    function_server.answer("flaky", {"accepted": True})
+    assert (await gw.client.post("/", json={"id": 7}, headers={"Event": "order.placed"})).status_code == 202
+    attempts = await function_server.wait_for("flaky", 3)
+    assert len({a["body"]["eventID"] for a in attempts}) == 1
+    watched = [r["body"] for r in await function_server.wait_for("watch", 3)]
+    failed = [e for e in watched if e["type"] == "eventgateway.function.invocationFailed"]
+    invoked = [e for e in watched if e["type"] == "eventgateway.function.invoked"]
+    assert len(failed) == 2 and "answered 500" in failed[0]["data"]["error"] and "will retry" in failed[0]["data"]["error"]
+    assert invoked[0]["data"]["result"] == {"accepted": True}
+    assert invoked[0]["data"]["functionId"] == "flaky" and invoked[0]["data"]["event"]["data"] == {"id": 7}
+    assert gw.metric("eventgateway_async_retries_total", space="default", function="flaky") == 2
+    assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 0
+
+
+async def test_async_drop_after_retries_is_counted_and_emitted(event_gateway, function_server):
+    gw = await event_gateway()
+    await gw.function("down", function_server.target("down"),
+                      retry={"maxAttempts": 2, "initialBackoff": 0.01})
+    await gw.function("watch", function_server.target("watch"))
+    await gw.subscribe("async", "order.placed", "down")
+    await gw.subscribe("async", "eventgateway.function.invocationFailed", "watch")
+    function_server.failures["down"] = 100
+    await gw.client.post("/", json={"id": 8}, headers={"Event": "order.placed"})
+    watched = [r["body"] for r in await function_server.wait_for("watch", 2)]
+    assert len(function_server.received["down"]) == 2
+    assert "the last: event dropped" in watched[-1]["data"]["error"]
+    assert watched[-1]["data"]["event"]["data"] == {"id": 8}
+    await gw.plane.processor.queue.drain(5)
+    assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 1
+
+
+async def test_system_events_reach_subscriptions_without_recursion(event_gateway, function_server):
+    gw = await event_gateway()
+    await gw.function("fn", function_server.target("fn"))
+    await gw.function("watch", function_server.target("watch"))
+    await gw.subscribe("sync", "http.request", "fn", path="/x", method="GET")
+    for event_type in ("eventgateway.event.received", "eventgateway.function.invoking",
+                       "eventgateway.function.invoked"):
+        await gw.subscribe("async", event_type, "watch")
+    function_server.answer("fn", {"statusCode": 200, "body": "{\"v\": 1}"})
+    assert (await gw.client.get("/x")).status_code == 200
+    watched = {r["body"]["type"]: r["body"] for r in await function_server.wait_for("watch", 3)}
+    received = watched["eventgateway.event.received"]
+    assert received["specversion"] == "1.0" and received["datacontenttype"] == "application/json"
+    assert received["data"]["path"] == "/x" and received["data"]["event"]["eventType"] == "http.request"
+    assert watched["eventgateway.function.invoking"]["data"]["functionId"] == "fn"
+    assert watched["eventgateway.function.invoked"]["data"]["result"] == {"statusCode": 200, "body": "{\"v\": 1}"}
+    await gw.plane.processor.queue.drain(5)
+    assert len(function_server.received["watch"]) == 3  # delivering system events emitted none
+
+
+async def test_drain_answers_503(event_gateway):
+    gw = await event_gateway()
+    assert await gw.plane.drain(1)
+    response = await gw.client.post("/", json={})
+    assert response.status_code == 503
+    assert response.json() == {"errors": [{"message": "Service Unavailable"}]}
