@@ -89,13 +89,13 @@ def _tree_files(root: Path) -> Iterable[Path]:
                 yield Path(dirpath) / name
 
 
-def source_hash(lang: str, example: str) -> str:
-    """Hash of every input of one build: the example folder, the kit folder and the builder module."""
+def source_hash(lang: str, source: Path) -> str:
+    """Hash of every input of one build: the source (folder or file), the kit folder and the builder."""
     digest = hashlib.sha256()
-    roots = (example_dir(lang, example), kit_dir(lang), EXAMPLES_DIR / lang / "builder.py")
+    roots = (source, kit_dir(lang), EXAMPLES_DIR / lang / "builder.py")
     for root in roots:
         for path in _tree_files(root):
-            digest.update(str(path.relative_to(REPO_ROOT)).encode())
+            digest.update(str(path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path).encode())
             digest.update(b"\0")
             digest.update(path.read_bytes())
             digest.update(b"\0")
@@ -106,26 +106,27 @@ def _stamp_path(out: Path) -> Path:
     return out.with_suffix(".wasm.stamp")
 
 
-def is_fresh(lang: str, example: str) -> bool:
-    out = output_path(lang, example)
+def _is_fresh(lang: str, source: Path, out: Path) -> bool:
     stamp = _stamp_path(out)
-    return out.is_file() and stamp.is_file() and stamp.read_text().strip() == source_hash(lang, example)
+    return out.is_file() and stamp.is_file() and stamp.read_text().strip() == source_hash(lang, source)
 
 
-def build(lang: str, example: str, *, force: bool = False) -> Path:
-    """Compile one example into `build/plugins/<lang>/<example>.wasm`, unless it is already up to date.
+def is_fresh(lang: str, example: str) -> bool:
+    return _is_fresh(lang, example_dir(lang, example), output_path(lang, example))
 
+
+def build_source(lang: str, source: Path, out: Path, *, force: bool = False) -> Path:
+    """Compile any source folder (or WAT file) against `lang`'s kit into `out`, unless up to date.
+
+    The examples go through here, and so do test modules such as the kits' msgpack round-trip programs.
     Raises `ToolchainMissing` when the language cannot be built on this machine (never a silent skip).
     """
-    if example not in EXAMPLES:
-        raise ValueError(f"unknown example {example!r}; expected one of {', '.join(EXAMPLES)}")
     builder = builder_for(lang)
-    source = example_dir(lang, example)
     if not source.exists():
-        raise ToolchainMissing(lang, f"the {lang} example {example!r} is missing ({source})")
-    out = output_path(lang, example)
-    digest = source_hash(lang, example)
-    if not force and is_fresh(lang, example):
+        raise ToolchainMissing(lang, f"the {lang} source {source} is missing")
+    digest = source_hash(lang, source)
+    stamp = _stamp_path(out)
+    if not force and out.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
         return out
     builder.check_toolchain()
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -137,8 +138,16 @@ def build(lang: str, example: str, *, force: bool = False) -> Path:
         os.replace(partial, out)
     finally:
         partial.unlink(missing_ok=True)
-    _stamp_path(out).write_text(digest + "\n")
+    stamp.write_text(digest + "\n")
     return out
+
+
+def build(lang: str, example: str, *, force: bool = False) -> Path:
+    """Compile one example into `build/plugins/<lang>/<example>.wasm`, unless it is already up to date."""
+    if example not in EXAMPLES:
+        raise ValueError(f"unknown example {example!r}; expected one of {', '.join(EXAMPLES)}")
+    builder_for(lang)
+    return build_source(lang, example_dir(lang, example), output_path(lang, example), force=force)
 
 
 def build_all(
