@@ -1,0 +1,89 @@
+"""The http provider against a real HTTP server: configurable timeout, any non-2xx is a failure."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import AsyncIterator
+
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart, Response, request
+
+from gateway.providers import ProviderError, ProviderPool
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[str]:
+    app = Quart("target")
+
+    @app.post("/status/<int:code>")
+    async def status(code: int) -> Response:
+        return Response(await request.get_data(), status=code, content_type=request.content_type or "")
+
+    @app.post("/slow")
+    async def slow() -> Response:
+        await asyncio.sleep(1.0)
+        return Response("late")
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = config.errorlog = None
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop.wait))
+    await asyncio.sleep(0.2)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    stop.set()
+    await task
+    with contextlib.suppress(OSError):
+        sock.close()
+
+
+async def test_success_returns_the_body_and_sends_a_cloudevent_content_type(target: str) -> None:
+    pool = ProviderPool()
+    try:
+        provider = pool.get("http", {"url": f"{target}/status/201"})
+        assert await provider.call(b'{"a":1}') == b'{"a":1}'
+    finally:
+        await pool.close()
+
+
+@pytest.mark.parametrize("code", [400, 404, 500, 503])
+async def test_any_non_2xx_is_a_failure_naming_the_status(target: str, code: int) -> None:
+    pool = ProviderPool()
+    try:
+        with pytest.raises(ProviderError, match=f"answered {code}: boom"):
+            await pool.get("http", {"url": f"{target}/status/{code}"}).call(b"boom")
+    finally:
+        await pool.close()
+
+
+async def test_timeout_is_the_function_setting(target: str) -> None:
+    pool = ProviderPool()
+    try:
+        with pytest.raises(ProviderError, match="timed out after 0.2s"):
+            await pool.get("http", {"url": f"{target}/slow", "timeout": 0.2}).call(b"{}")
+        assert await pool.get("http", {"url": f"{target}/slow", "timeout": 3}).call(b"{}") == b"late"
+    finally:
+        await pool.close()
+
+
+async def test_unreachable_and_bad_config(target: str) -> None:
+    pool = ProviderPool()
+    try:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            closed_port = sock.getsockname()[1]
+        with pytest.raises(ProviderError, match="failed: ConnectError"):
+            await pool.get("http", {"url": f"http://127.0.0.1:{closed_port}/"}).call(b"{}")
+        with pytest.raises(ProviderError, match="'timeout' must be a positive number"):
+            pool.get("http", {"url": target, "timeout": 0})
+        with pytest.raises(ProviderError, match="'url' must be an http"):
+            pool.get("http", {"url": "ftp://x"})
+    finally:
+        await pool.close()
