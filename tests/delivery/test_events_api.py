@@ -5,28 +5,28 @@ from __future__ import annotations
 import base64
 import json
 
-from conftest import EventGateway, FunctionServer, GatewayFactory
+from event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
 
-async def _gateway_with(event_gateway: GatewayFactory, function_server: FunctionServer, name: str = "fn",
+async def _gateway_with(event_gateway: GatewayFactory, recorder: FunctionServer, name: str = "fn",
                         **subscription: str) -> EventGateway:
     gw = await event_gateway()
-    await gw.function(name, function_server.target(name))
+    await gw.function(name, recorder.target(name))
     if subscription:
         await gw.subscribe(function_id=name, **subscription)  # type: ignore[arg-type]
     return gw
 
 
-async def test_sync_http_request_gets_params_and_passes_the_response_through(event_gateway, function_server):
-    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+async def test_sync_http_request_gets_params_and_passes_the_response_through(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
                              path="/users/:id", method="GET")
-    function_server.answer("fn", {"statusCode": 201, "headers": {"X-Answer": "yes"}, "body": "created"})
+    recorder.answer("fn", {"statusCode": 201, "headers": {"X-Answer": "yes"}, "body": "created"})
     response = await gw.client.get("/users/42?tag=a&tag=b", headers={"X-Custom": "v"})
     assert response.status_code == 201
     assert response.headers["x-answer"] == "yes"
     assert response.text == "created"
-    event = function_server.received["fn"][0]["body"]
-    assert function_server.received["fn"][0]["headers"]["Content-Type"] == "application/cloudevents+json"
+    event = recorder.received["fn"][0]["body"]
+    assert recorder.received["fn"][0]["headers"]["Content-Type"] == "application/cloudevents+json"
     assert event["eventType"] == "http.request" and event["cloudEventsVersion"] == "0.1"
     assert event["extensions"]["eventgateway"] == {"transformed": "true", "transformation-version": "0.1"}
     data = event["data"]
@@ -36,34 +36,34 @@ async def test_sync_http_request_gets_params_and_passes_the_response_through(eve
     assert data["headers"]["X-Custom"] == "v"
 
 
-async def test_wildcard_path_and_json_body(event_gateway, function_server):
-    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+async def test_wildcard_path_and_json_body(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
                              path="/files/*rest", method="POST")
     response = await gw.client.post("/files/a/b.txt", json={"k": 1})
     assert response.status_code == 200 and response.text == "ok"
-    data = function_server.received["fn"][0]["body"]["data"]
+    data = recorder.received["fn"][0]["body"]["data"]
     assert data["params"] == {"rest": "a/b.txt"}
     assert data["body"] == {"k": 1}
 
 
-async def test_binary_body_with_is_base64_encoded(event_gateway, function_server):
-    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+async def test_binary_body_with_is_base64_encoded(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
                              path="/img", method="GET")
     png = bytes(range(256))
-    function_server.answer("fn", {"statusCode": 200, "headers": {"Content-Type": "image/png"},
+    recorder.answer("fn", {"statusCode": 200, "headers": {"Content-Type": "image/png"},
                                   "body": base64.b64encode(png).decode(), "isBase64Encoded": True})
     response = await gw.client.get("/img")
     assert response.content == png and response.headers["content-type"] == "image/png"
 
 
-async def test_malformed_response_and_failed_call_answer_500(event_gateway, function_server):
-    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+async def test_malformed_response_and_failed_call_answer_500(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
                              path="/bad", method="GET")
-    function_server.answer("fn", b"not json", content_type="text/plain")
+    recorder.answer("fn", b"not json", content_type="text/plain")
     response = await gw.client.get("/bad")
     assert response.status_code == 500
     assert response.json() == {"errors": [{"message": "HTTP response object malformed"}]}
-    function_server.answer("fn", {"statusCode": 200}, status=404)  # any non-2xx is a failure
+    recorder.answer("fn", {"statusCode": 200}, status=404)  # any non-2xx is a failure
     response = await gw.client.get("/bad")
     assert response.status_code == 500
     assert response.json() == {"errors": [{"message": "Function call failed. Please check logs."}]}
@@ -77,8 +77,8 @@ async def test_no_subscriber_answers_202_with_an_empty_body(event_gateway):
     assert response.status_code == 202 and response.content == b""
 
 
-async def test_each_cloudevents_format_reaches_the_function_in_its_own_version(event_gateway, function_server):
-    gw = await _gateway_with(event_gateway, function_server, type="async", event_type="user.created", path="/")
+async def test_each_cloudevents_format_reaches_the_function_in_its_own_version(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="async", event_type="user.created", path="/")
     v10 = {"specversion": "1.0", "type": "user.created", "source": "/tests", "id": "e-1",
            "datacontenttype": "application/json", "data": {"n": 1}, "traceparent": "00-abc"}
     assert (await gw.client.post("/", content=json.dumps(v10),
@@ -98,7 +98,7 @@ async def test_each_cloudevents_format_reaches_the_function_in_its_own_version(e
     assert (await gw.client.post("/", content=json.dumps(batch),
                                  headers={"content-type": "application/cloudevents-batch+json"})).status_code == 202
     received = {(e.get("id") or e.get("eventID")): e for e in
-                (r["body"] for r in await function_server.wait_for("fn", 7))}
+                (r["body"] for r in await recorder.wait_for("fn", 7))}
     assert received["e-1"] == v10
     assert received["e-2"] == v01
     assert received["e-3"]["specversion"] == "1.0" and received["e-3"]["data"] == {"n": 3}
@@ -124,10 +124,10 @@ async def test_bad_events_and_system_types_are_refused_with_a_reason(event_gatew
     assert response.status_code == 400 and "non-empty JSON array" in response.json()["errors"][0]["message"]
 
 
-async def test_spaces_are_isolated(event_gateway, function_server):
+async def test_spaces_are_isolated(event_gateway, recorder):
     gw = await event_gateway()
-    await gw.function("a", function_server.target("a"), space="team-a")
-    await gw.function("b", function_server.target("b"), space="team-b")
+    await gw.function("a", recorder.target("a"), space="team-a")
+    await gw.function("b", recorder.target("b"), space="team-b")
     await gw.subscribe("sync", "http.request", "a", path="/hook", space="team-a")
     await gw.subscribe("async", "ping", "b", path="/", space="team-b")
     assert (await gw.client.post("/hook", headers={"Space": "team-a"})).text == "ok"
@@ -135,13 +135,13 @@ async def test_spaces_are_isolated(event_gateway, function_server):
     assert (await gw.client.post("/hook")).status_code == 202  # default space has nothing
     await gw.client.post("/", json={"x": 1}, headers={"Event": "ping", "Space": "team-a"})
     await gw.client.post("/", json={"x": 2}, headers={"Event": "ping", "Space": "team-b"})
-    received = await function_server.wait_for("b", 1)
+    received = await recorder.wait_for("b", 1)
     assert [r["body"]["data"] for r in received] == [{"x": 2}]
-    assert len(function_server.received["a"]) == 1
+    assert len(recorder.received["a"]) == 1
 
 
-async def test_cors_preflight_and_simple_requests(event_gateway, function_server):
-    gw = await _gateway_with(event_gateway, function_server, type="sync", event_type="http.request",
+async def test_cors_preflight_and_simple_requests(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
                              path="/api", method="POST")
     await gw.cors(method="POST", path="/api", allowedOrigins=["https://app.example"],
                   allowedHeaders=["Content-Type", "X-Token"], allowCredentials=True)
@@ -157,52 +157,52 @@ async def test_cors_preflight_and_simple_requests(event_gateway, function_server
     assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
     simple = await gw.client.post("/api", headers={"Origin": "https://app.example"})
     assert simple.status_code == 200 and simple.headers["access-control-allow-origin"] == "https://app.example"
-    assert function_server.received["fn"][0]["body"]["data"]["method"] == "POST"
-    assert len(function_server.received["fn"]) == 1  # the preflight never became an event
+    assert recorder.received["fn"][0]["body"]["data"]["method"] == "POST"
+    assert len(recorder.received["fn"]) == 1  # the preflight never became an event
 
 
-async def test_authorizers_allow_deny_and_broken(event_gateway, function_server):
+async def test_authorizers_allow_deny_and_broken(event_gateway, recorder):
     gw = await event_gateway()
-    await gw.function("fn", function_server.target("fn"))
-    await gw.function("auth", function_server.target("auth"))
+    await gw.function("fn", recorder.target("fn"))
+    await gw.function("auth", recorder.target("auth"))
     await gw.event_type("secured", authorizerId="auth")
     await gw.subscribe("sync", "secured", "fn", path="/s")
     event = {"specversion": "1.0", "type": "secured", "source": "/t", "id": "1", "data": {}}
     headers = {"content-type": "application/cloudevents+json", "Authorization": "Bearer x"}
 
-    function_server.answer("auth", {"authorization": {"principalId": "user-1", "context": {"role": "admin"}}})
+    recorder.answer("auth", {"authorization": {"principalId": "user-1", "context": {"role": "admin"}}})
     assert (await gw.client.post("/s", content=json.dumps(event), headers=headers)).status_code == 200
-    delivered = function_server.received["fn"][-1]["body"]
+    delivered = recorder.received["fn"][-1]["body"]
     assert delivered["eventgateway"]["authorization"] == {"principalId": "user-1", "context": {"role": "admin"}}
-    auth_request = function_server.received["auth"][-1]["body"]
+    auth_request = recorder.received["auth"][-1]["body"]
     assert auth_request["event"] == event
     assert auth_request["request"]["headers"]["Authorization"] == "Bearer x"
     assert auth_request["request"]["path"] == "/s"
 
-    function_server.answer("auth", {"error": {"message": "token expired"}})
+    recorder.answer("auth", {"error": {"message": "token expired"}})
     denied = await gw.client.post("/s", content=json.dumps(event), headers=headers)
     assert denied.status_code == 403 and denied.json() == {"errors": [{"message": "token expired"}]}
 
-    function_server.answer("auth", {"oops": True}, status=500)
+    recorder.answer("auth", {"oops": True}, status=500)
     broken = await gw.client.post("/s", content=json.dumps(event), headers=headers)
     assert broken.status_code == 403 and "authorizer call failed" in broken.json()["errors"][0]["message"]
-    assert len(function_server.received["fn"]) == 1
+    assert len(recorder.received["fn"]) == 1
 
 
-async def test_async_retries_then_success(event_gateway, function_server):
+async def test_async_retries_then_success(event_gateway, recorder):
     gw = await event_gateway()
-    await gw.function("flaky", function_server.target("flaky"),
+    await gw.function("flaky", recorder.target("flaky"),
                       retry={"maxAttempts": 4, "initialBackoff": 0.01, "maxBackoff": 0.05})
-    await gw.function("watch", function_server.target("watch"))
+    await gw.function("watch", recorder.target("watch"))
     await gw.subscribe("async", "order.placed", "flaky")
     await gw.subscribe("async", "eventgateway.function.invocationFailed", "watch")
     await gw.subscribe("async", "eventgateway.function.invoked", "watch")
-    function_server.failures["flaky"] = 2
-    function_server.answer("flaky", {"accepted": True})
+    recorder.failures["flaky"] = 2
+    recorder.answer("flaky", {"accepted": True})
     assert (await gw.client.post("/", json={"id": 7}, headers={"Event": "order.placed"})).status_code == 202
-    attempts = await function_server.wait_for("flaky", 3)
+    attempts = await recorder.wait_for("flaky", 3)
     assert len({a["body"]["eventID"] for a in attempts}) == 1
-    watched = [r["body"] for r in await function_server.wait_for("watch", 3)]
+    watched = [r["body"] for r in await recorder.wait_for("watch", 3)]
     failed = [e for e in watched if e["type"] == "eventgateway.function.invocationFailed"]
     invoked = [e for e in watched if e["type"] == "eventgateway.function.invoked"]
     assert len(failed) == 2 and "answered 500" in failed[0]["data"]["error"] and "will retry" in failed[0]["data"]["error"]
@@ -212,41 +212,41 @@ async def test_async_retries_then_success(event_gateway, function_server):
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 0
 
 
-async def test_async_drop_after_retries_is_counted_and_emitted(event_gateway, function_server):
+async def test_async_drop_after_retries_is_counted_and_emitted(event_gateway, recorder):
     gw = await event_gateway()
-    await gw.function("down", function_server.target("down"),
+    await gw.function("down", recorder.target("down"),
                       retry={"maxAttempts": 2, "initialBackoff": 0.01})
-    await gw.function("watch", function_server.target("watch"))
+    await gw.function("watch", recorder.target("watch"))
     await gw.subscribe("async", "order.placed", "down")
     await gw.subscribe("async", "eventgateway.function.invocationFailed", "watch")
-    function_server.failures["down"] = 100
+    recorder.failures["down"] = 100
     await gw.client.post("/", json={"id": 8}, headers={"Event": "order.placed"})
-    watched = [r["body"] for r in await function_server.wait_for("watch", 2)]
-    assert len(function_server.received["down"]) == 2
+    watched = [r["body"] for r in await recorder.wait_for("watch", 2)]
+    assert len(recorder.received["down"]) == 2
     assert "the last: event dropped" in watched[-1]["data"]["error"]
     assert watched[-1]["data"]["event"]["data"] == {"id": 8}
     await gw.plane.processor.queue.drain(5)
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 1
 
 
-async def test_system_events_reach_subscriptions_without_recursion(event_gateway, function_server):
+async def test_system_events_reach_subscriptions_without_recursion(event_gateway, recorder):
     gw = await event_gateway()
-    await gw.function("fn", function_server.target("fn"))
-    await gw.function("watch", function_server.target("watch"))
+    await gw.function("fn", recorder.target("fn"))
+    await gw.function("watch", recorder.target("watch"))
     await gw.subscribe("sync", "http.request", "fn", path="/x", method="GET")
     for event_type in ("eventgateway.event.received", "eventgateway.function.invoking",
                        "eventgateway.function.invoked"):
         await gw.subscribe("async", event_type, "watch")
-    function_server.answer("fn", {"statusCode": 200, "body": "{\"v\": 1}"})
+    recorder.answer("fn", {"statusCode": 200, "body": "{\"v\": 1}"})
     assert (await gw.client.get("/x")).status_code == 200
-    watched = {r["body"]["type"]: r["body"] for r in await function_server.wait_for("watch", 3)}
+    watched = {r["body"]["type"]: r["body"] for r in await recorder.wait_for("watch", 3)}
     received = watched["eventgateway.event.received"]
     assert received["specversion"] == "1.0" and received["datacontenttype"] == "application/json"
     assert received["data"]["path"] == "/x" and received["data"]["event"]["eventType"] == "http.request"
     assert watched["eventgateway.function.invoking"]["data"]["functionId"] == "fn"
     assert watched["eventgateway.function.invoked"]["data"]["result"] == {"statusCode": 200, "body": "{\"v\": 1}"}
     await gw.plane.processor.queue.drain(5)
-    assert len(function_server.received["watch"]) == 3  # delivering system events emitted none
+    assert len(recorder.received["watch"]) == 3  # delivering system events emitted none
 
 
 async def test_drain_answers_503(event_gateway):

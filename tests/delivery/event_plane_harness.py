@@ -1,0 +1,207 @@
+"""Fixtures of tests/delivery: a real event plane on a real Hypercorn server, on the real store/view/plugin registry, plus a real
+HTTP function server that records what it receives and answers what a test scripts."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections import defaultdict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import httpx
+import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
+from quart import Quart, Response, request
+
+from gateway.config.models import CORS, EventType, Function, Subscription
+from gateway.delivery import EventPlane
+from gateway.metrics import Metrics
+from gateway.plugins.registry import PluginManager
+from gateway.store.base import Kind
+from gateway.store.memory import MemoryStore
+from gateway.store.view import ConfigView
+
+
+async def serve_app(app: Any) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """Serve an ASGI app on a socket bound to a free port; returns its URL and a stop coroutine."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(512)
+    sock.set_inheritable(True)
+    port = sock.getsockname()[1]
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = None
+    config.errorlog = None
+    config.graceful_timeout = 1
+    stop_event = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop_event.wait))
+    async with httpx.AsyncClient() as client:
+        for _ in range(200):
+            try:
+                await client.get(f"http://127.0.0.1:{port}/__ready__", timeout=1)
+                break
+            except httpx.TransportError:
+                await asyncio.sleep(0.02)
+
+    async def stop() -> None:
+        stop_event.set()
+        await asyncio.wait_for(task, 10)
+        with contextlib.suppress(OSError):  # Hypercorn closes the listening socket itself
+            sock.close()
+
+    return f"http://127.0.0.1:{port}", stop
+
+
+@dataclass
+class FunctionServer:
+    """``POST /<name>`` records the request; the answer is scripted per name."""
+
+    url: str = ""
+    received: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
+    answers: dict[str, tuple[int, bytes, str]] = field(default_factory=dict)
+    failures: dict[str, int] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)
+    _changed: asyncio.Condition | None = None
+
+    def target(self, name: str) -> str:
+        return f"{self.url}/{name}"
+
+    def answer(self, name: str, body: Any, status: int = 200, content_type: str = "application/json") -> None:
+        raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+        self.answers[name] = (status, raw, content_type)
+
+    async def wait_for(self, name: str, count: int = 1, timeout: float = 10.0) -> list[dict[str, Any]]:
+        assert self._changed is not None
+        async with self._changed:
+            await asyncio.wait_for(self._changed.wait_for(lambda: len(self.received[name]) >= count), timeout)
+        return self.received[name]
+
+    def app(self) -> Quart:
+        app = Quart("function_server")
+
+        @app.route("/<name>", methods=["POST", "GET"])
+        async def call(name: str) -> Response:
+            body = await request.get_data()
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = body.decode()
+            if name in self.delays:
+                await asyncio.sleep(self.delays[name])
+            assert self._changed is not None
+            async with self._changed:
+                self.received[name].append({"headers": dict(request.headers), "body": payload})
+                self._changed.notify_all()
+            if self.failures.get(name, 0) > 0:
+                self.failures[name] -= 1
+                return Response("temporarily broken", status=500)
+            status, raw, content_type = self.answers.get(
+                name, (200, json.dumps({"statusCode": 200, "body": "ok"}).encode(), "application/json"))
+            return Response(raw, status=status, content_type=content_type)
+
+        return app
+
+
+@pytest.fixture
+async def recorder() -> AsyncIterator[FunctionServer]:
+    server = FunctionServer()
+    server._changed = asyncio.Condition()
+    server.url, stop = await serve_app(server.app())
+    yield server
+    await stop()
+
+
+@dataclass
+class EventGateway:
+    """A running event plane: its URL, a client, and helpers that write configuration to its store."""
+
+    url: str
+    client: httpx.AsyncClient
+    store: MemoryStore
+    view: ConfigView
+    plane: EventPlane
+    metrics: Metrics
+
+    async def _write(self, kind: Kind, space: str, id: str, doc: dict[str, Any]) -> None:
+        existing = await self.store.get(kind, space, id)
+        entry = (await self.store.update(kind, space, id, doc) if existing
+                 else await self.store.create(kind, space, id, doc))
+        assert await self.view.wait_for_revision(entry.revision)
+
+    async def event_type(self, name: str, space: str = "default", **fields: Any) -> None:
+        model = EventType.model_validate({"name": name, "space": space, **fields})
+        await self._write(Kind.EVENT_TYPES, space, name, model.to_json())
+
+    async def function(self, function_id: str, url: str, space: str = "default", **fields: Any) -> None:
+        provider = {"url": url, **fields.pop("provider", {})}
+        model = Function.model_validate(
+            {"functionId": function_id, "space": space, "type": "http", "provider": provider, **fields})
+        await self._write(Kind.FUNCTIONS, space, function_id, model.to_json())
+
+    async def subscribe(self, type: str, event_type: str, function_id: str, path: str = "/",
+                        method: str = "POST", space: str = "default") -> None:
+        model = Subscription.model_validate({"type": type, "eventType": event_type, "functionId": function_id,
+                                             "path": path, "method": method, "space": space})
+        await self._write(Kind.SUBSCRIPTIONS, space, model.subscription_id, model.to_json())
+
+    async def cors(self, space: str = "default", **fields: Any) -> None:
+        model = CORS.model_validate({"space": space, **fields})
+        await self._write(Kind.CORS, space, model.cors_id, model.to_json())
+
+    def metric(self, name: str, **labels: str) -> float:
+        value = self.metrics.registry.get_sample_value(name, labels)
+        return value or 0.0
+
+
+GatewayFactory = Callable[..., Awaitable[EventGateway]]
+
+
+@pytest.fixture
+async def event_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
+    started: list[Callable[[], Awaitable[None]]] = []
+
+    async def start(plugins: list[bytes] = (), workers: int = 8, backlog: int = 50) -> EventGateway:  # type: ignore[assignment]
+        paths = []
+        for index, wasm in enumerate(plugins):
+            path = tmp_path / f"plugin{len(started)}_{index}.wasm"
+            path.write_bytes(wasm)
+            paths.append(str(path))
+        store = MemoryStore()
+        await store.open()
+        metrics = Metrics()
+        view = ConfigView(store, metrics)
+        await view.start()
+        gateway = SimpleNamespace(
+            settings=SimpleNamespace(workers=workers, workers_backlog=backlog, plugins=paths, plugins_config=None),
+            view=view, metrics=metrics, store=store)
+        gateway.plugins = PluginManager(gateway)
+        await gateway.plugins.start()
+        plane = EventPlane(gateway)
+        await plane.start()
+        url, stop_server = await serve_app(plane.app)
+        client = httpx.AsyncClient(base_url=url, timeout=15)
+
+        async def stop() -> None:
+            await client.aclose()
+            await stop_server()
+            await plane.drain(5)
+            await plane.close()
+            await gateway.plugins.close()
+            await view.close()
+            await store.close()
+
+        started.append(stop)
+        return EventGateway(url, client, store, view, plane, metrics)
+
+    yield start
+    for stop in reversed(started):
+        await stop()
