@@ -1,0 +1,367 @@
+"""The rules every configuration change passes, whichever API makes it.
+
+This is upstream's validation and cross-reference logic (an event type in use cannot be deleted, a
+subscription needs its event type and function, sync paths may not conflict, only a subscription's
+metadata may change...) over a :class:`~gateway.store.base.Store`. It reads the store, not the view, so
+checks see the latest committed state even when another gateway made the last write.
+
+Secrets: the stored form of a function keeps its provider credentials (the event path needs them), but
+:func:`redact` replaces each one set with :data:`~gateway.config.models.SECRET_MARKER` in anything
+returned to a client. A PUT that sends the marker back keeps the stored secret, so a client can GET,
+edit and PUT a function without knowing its credentials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
+
+from gateway.config.models import (
+    CORS,
+    PROVIDERS,
+    SECRET_MARKER,
+    EventType,
+    Function,
+    Model,
+    Subscription,
+)
+from gateway.store.base import AlreadyExists, Kind, NotFound, Store
+from gateway.store.view import ConfigView
+
+__all__ = [
+    "ConfigError",
+    "InvalidConfig",
+    "ConfigNotFound",
+    "ConfigConflict",
+    "ConfigInUse",
+    "ConfigService",
+    "redact",
+    "metadata_filters",
+]
+
+M = TypeVar("M", bound=Model)
+
+
+class ConfigError(Exception):
+    """A change the rules refuse; the message is what the client reads."""
+
+
+class InvalidConfig(ConfigError):
+    """The body does not validate or refers to something missing (HTTP 400)."""
+
+
+class ConfigInUse(ConfigError):
+    """The document is referenced by another one and cannot be deleted (HTTP 400, as upstream)."""
+
+
+class ConfigNotFound(ConfigError):
+    """No such document (HTTP 404)."""
+
+
+class ConfigConflict(ConfigError):
+    """A document with that id exists already (HTTP 409)."""
+
+
+@dataclass(frozen=True)
+class _Resource:
+    kind: Kind
+    model: type[Model]
+    id_field: str  # the Python field name holding the document's id
+    label: str  # as upstream's messages name it
+
+
+_EVENT_TYPES = _Resource(Kind.EVENT_TYPES, EventType, "name", "Event Type")
+_FUNCTIONS = _Resource(Kind.FUNCTIONS, Function, "function_id", "Function")
+_SUBSCRIPTIONS = _Resource(Kind.SUBSCRIPTIONS, Subscription, "subscription_id", "Subscription")
+_CORS = _Resource(Kind.CORS, CORS, "cors_id", "CORS configuration")
+
+
+def metadata_filters(query: Mapping[str, str]) -> dict[str, str]:
+    """``?metadata.team=a&metadata.env=prod`` -> ``{"team": "a", "env": "prod"}`` (matched with AND)."""
+    return {key[len("metadata."):]: value for key, value in query.items() if key.startswith("metadata.")}
+
+
+def redact(document: Model) -> dict[str, Any]:
+    """The JSON a client may see: provider secrets replaced by the marker."""
+    data = document.to_json()
+    if isinstance(document, Function):
+        provider = data["provider"]
+        for field in type(document.provider).SECRET_FIELDS:
+            if provider.get(field):
+                provider[field] = SECRET_MARKER
+    return data
+
+
+class ConfigService:
+    def __init__(self, store: Store, view: ConfigView) -> None:
+        self._store = store
+        self._view = view
+
+    # -- event types -------------------------------------------------------------------------
+
+    async def list_event_types(self, space: str, filters: Mapping[str, str] | None = None) -> list[EventType]:
+        return await self._list(_EVENT_TYPES, space, filters)
+
+    async def get_event_type(self, space: str, name: str) -> EventType:
+        return await self._get(_EVENT_TYPES, space, name)
+
+    async def create_event_type(self, space: str, body: Any) -> EventType:
+        event_type = _parse(_EVENT_TYPES, body, space=space)
+        await self._check_authorizer(event_type)
+        return await self._create(_EVENT_TYPES, event_type)
+
+    async def update_event_type(self, space: str, name: str, body: Any) -> EventType:
+        event_type = _parse(_EVENT_TYPES, body, space=space, name=name)
+        await self._get(_EVENT_TYPES, space, name)
+        await self._check_authorizer(event_type)
+        return await self._update(_EVENT_TYPES, event_type)
+
+    async def delete_event_type(self, space: str, name: str) -> None:
+        await self._get(_EVENT_TYPES, space, name)
+        for subscription in await self.list_subscriptions(space):
+            if subscription.event_type == name:
+                raise ConfigInUse(f"Event type {name!r} cannot be deleted because subscription "
+                                  f"{subscription.subscription_id!r} uses it.")
+        await self._delete(_EVENT_TYPES, space, name)
+
+    async def _check_authorizer(self, event_type: EventType) -> None:
+        if event_type.authorizer_id is None:
+            return
+        if await self._store.get(Kind.FUNCTIONS, event_type.space, event_type.authorizer_id) is None:
+            raise InvalidConfig(f"Authorizer function {event_type.authorizer_id!r} does not exist "
+                                f"in space {event_type.space!r}.")
+
+    # -- functions ---------------------------------------------------------------------------
+
+    async def list_functions(self, space: str, filters: Mapping[str, str] | None = None) -> list[Function]:
+        return await self._list(_FUNCTIONS, space, filters)
+
+    async def get_function(self, space: str, function_id: str) -> Function:
+        return await self._get(_FUNCTIONS, space, function_id)
+
+    async def create_function(self, space: str, body: Any) -> Function:
+        function = _parse(_FUNCTIONS, body, space=space)
+        for field, value in _provider_secrets(function).items():
+            if value == SECRET_MARKER:
+                raise InvalidConfig(f"Function doesn't validate. Validation error: provider.{field}: "
+                                    f"{SECRET_MARKER!r} is the redaction marker, not a secret.")
+        return await self._create(_FUNCTIONS, function)
+
+    async def update_function(self, space: str, function_id: str, body: Any) -> Function:
+        function = _parse(_FUNCTIONS, body, space=space, function_id=function_id)
+        stored = await self._get(_FUNCTIONS, space, function_id)
+        kept = {field: _provider_secrets(stored).get(field)
+                for field, value in _provider_secrets(function).items() if value == SECRET_MARKER}
+        if kept:
+            if stored.type != function.type:
+                raise InvalidConfig(f"Function doesn't validate. Validation error: provider: {SECRET_MARKER!r} "
+                                    f"cannot keep a secret when the function type changes.")
+            provider = function.provider.model_copy(update={_python_name(function, f): v for f, v in kept.items()})
+            function = function.model_copy(update={"provider": provider})
+        return await self._update(_FUNCTIONS, function)
+
+    async def delete_function(self, space: str, function_id: str) -> None:
+        await self._get(_FUNCTIONS, space, function_id)
+        for subscription in await self.list_subscriptions(space):
+            if subscription.function_id == function_id:
+                raise ConfigInUse(f"Function {function_id!r} cannot be deleted because subscription "
+                                  f"{subscription.subscription_id!r} uses it.")
+        for event_type in await self.list_event_types(space):
+            if event_type.authorizer_id == function_id:
+                raise ConfigInUse(f"Function {function_id!r} cannot be deleted because it is the authorizer "
+                                  f"of event type {event_type.name!r}.")
+        await self._delete(_FUNCTIONS, space, function_id)
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    async def list_subscriptions(self, space: str, filters: Mapping[str, str] | None = None) -> list[Subscription]:
+        return await self._list(_SUBSCRIPTIONS, space, filters)
+
+    async def get_subscription(self, space: str, subscription_id: str) -> Subscription:
+        return await self._get(_SUBSCRIPTIONS, space, subscription_id)
+
+    async def create_subscription(self, space: str, body: Any) -> Subscription:
+        subscription = _parse(_SUBSCRIPTIONS, body, space=space)
+        if await self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id) is not None:
+            raise ConfigConflict(f"Subscription {subscription.subscription_id!r} already exists.")
+        if subscription.type == "sync":
+            await self._check_path_conflict(subscription)
+        if await self._store.get(Kind.EVENT_TYPES, space, subscription.event_type) is None:
+            raise InvalidConfig(f"Event Type {subscription.event_type!r} not found in space {space!r}.")
+        if await self._store.get(Kind.FUNCTIONS, space, subscription.function_id) is None:
+            raise InvalidConfig(f"Function {subscription.function_id!r} not found in space {space!r}.")
+        return await self._create(_SUBSCRIPTIONS, subscription)
+
+    async def update_subscription(self, space: str, subscription_id: str, body: Any) -> Subscription:
+        """Only ``metadata`` may change: every other field is part of the subscription's id."""
+        subscription = _parse(_SUBSCRIPTIONS, body, space=space)
+        stored = await self._get(_SUBSCRIPTIONS, space, subscription_id)
+        for field, label in (("type", "type"), ("event_type", "eventType"), ("function_id", "functionId"),
+                             ("path", "path"), ("method", "method")):
+            if getattr(subscription, field) != getattr(stored, field):
+                raise InvalidConfig(f"Invalid update. '{label}' of existing subscription cannot be updated.")
+        return await self._update(_SUBSCRIPTIONS, subscription)
+
+    async def delete_subscription(self, space: str, subscription_id: str) -> None:
+        await self._get(_SUBSCRIPTIONS, space, subscription_id)
+        await self._delete(_SUBSCRIPTIONS, space, subscription_id)
+
+    async def _check_path_conflict(self, new: Subscription) -> None:
+        tree = _ConflictTree()
+        for existing in await self.list_subscriptions(new.space):
+            if existing.type == "sync" and existing.method == new.method and existing.event_type == new.event_type:
+                tree.add(existing.path)
+        problem = tree.add(new.path)
+        if problem:
+            raise InvalidConfig(f"Subscription path conflict: {problem}")
+
+    # -- CORS --------------------------------------------------------------------------------
+
+    async def list_cors(self, space: str, filters: Mapping[str, str] | None = None) -> list[CORS]:
+        return await self._list(_CORS, space, filters)
+
+    async def get_cors(self, space: str, cors_id: str) -> CORS:
+        return await self._get(_CORS, space, cors_id)
+
+    async def create_cors(self, space: str, body: Any) -> CORS:
+        return await self._create(_CORS, _parse(_CORS, body, space=space))
+
+    async def update_cors(self, space: str, cors_id: str, body: Any) -> CORS:
+        """``method`` and ``path`` make the id and cannot change."""
+        cors = _parse(_CORS, body, space=space)
+        stored = await self._get(_CORS, space, cors_id)
+        for field in ("method", "path"):
+            if getattr(cors, field) != getattr(stored, field):
+                raise InvalidConfig(f"Invalid update. '{field}' of existing CORS configuration cannot be updated.")
+        return await self._update(_CORS, cors)
+
+    async def delete_cors(self, space: str, cors_id: str) -> None:
+        await self._get(_CORS, space, cors_id)
+        await self._delete(_CORS, space, cors_id)
+
+    # -- shared ------------------------------------------------------------------------------
+
+    async def _list(self, resource: _Resource, space: str, filters: Mapping[str, str] | None) -> list[Any]:
+        documents = [resource.model.model_validate(e.value) for e in await self._store.list(resource.kind, space)]
+        if filters:
+            documents = [d for d in documents
+                         if all(d.metadata.get(k) == v for k, v in filters.items())]  # type: ignore[attr-defined]
+        return documents
+
+    async def _get(self, resource: _Resource, space: str, id: str) -> Any:
+        entry = await self._store.get(resource.kind, space, id)
+        if entry is None:
+            raise ConfigNotFound(f"{resource.label} {id!r} not found.")
+        return resource.model.model_validate(entry.value)
+
+    async def _create(self, resource: _Resource, document: M) -> M:
+        id = getattr(document, resource.id_field)
+        try:
+            entry = await self._store.create(resource.kind, document.space, id, document.to_json())  # type: ignore[attr-defined]
+        except AlreadyExists:
+            raise ConfigConflict(f"{resource.label} {id!r} already exists.") from None
+        await self._view.wait_for_revision(entry.revision)
+        return document
+
+    async def _update(self, resource: _Resource, document: M) -> M:
+        id = getattr(document, resource.id_field)
+        try:
+            entry = await self._store.update(resource.kind, document.space, id, document.to_json())  # type: ignore[attr-defined]
+        except NotFound:
+            raise ConfigNotFound(f"{resource.label} {id!r} not found.") from None
+        await self._view.wait_for_revision(entry.revision)
+        return document
+
+    async def _delete(self, resource: _Resource, space: str, id: str) -> None:
+        try:
+            await self._store.delete(resource.kind, space, id)
+        except NotFound:
+            raise ConfigNotFound(f"{resource.label} {id!r} not found.") from None
+        await self._view.wait_until(lambda: not self._view.has(resource.kind, space, id))
+
+
+def _parse(resource: _Resource, body: Any, **from_url: str) -> Any:
+    """Validate a request body; values taken from the URL (space, id) override the body's, as upstream."""
+    if not isinstance(body, dict):
+        raise InvalidConfig(f"{resource.label} doesn't validate. Validation error: "
+                            f"the body must be a JSON object, got {type(body).__name__}.")
+    fields = resource.model.model_fields
+    data = dict(body)
+    for name, value in from_url.items():
+        data[fields[name].alias or name] = value
+    try:
+        return resource.model.model_validate(data)
+    except ValidationError as error:
+        raise InvalidConfig(f"{resource.label} doesn't validate. Validation error: {_describe(error)}") from None
+
+
+def _describe(error: ValidationError) -> str:
+    problems = []
+    for problem in error.errors(include_url=False):
+        # Drop the discriminator tag pydantic puts in the location ("provider.http.url" -> "provider.url").
+        loc = [str(p) for p in problem["loc"]]
+        if len(loc) > 1 and loc[0] == "provider" and loc[1] in PROVIDERS:
+            del loc[1]
+        message = problem["msg"].removeprefix("Value error, ")
+        problems.append(f"{'.'.join(loc) or '(body)'}: {message}")
+    return "; ".join(problems)
+
+
+def _provider_secrets(function: Function) -> dict[str, str | None]:
+    data = function.provider.model_dump(by_alias=True)
+    return {field: data.get(field) for field in type(function.provider).SECRET_FIELDS if data.get(field) is not None}
+
+
+def _python_name(function: Function, alias: str) -> str:
+    for name, info in type(function.provider).model_fields.items():
+        if info.alias == alias:
+            return name
+    raise KeyError(alias)
+
+
+class _ConflictTree:
+    """Upstream's rules for sync paths of one method and event type: at one position a segment is either
+    static, one named ``:param`` or one ``*wildcard`` (which must be last), and a path is routed once."""
+
+    def __init__(self) -> None:
+        self._root: dict[str, Any] = {"children": {}, "end": False}
+
+    def add(self, path: str) -> str | None:
+        """Add ``path``; returns why it conflicts (and adds nothing more) or None."""
+        node = self._root
+        if path == "/":
+            if node["end"]:
+                return f"route {path} conflicts with an existing route"
+            node["end"] = True
+            return None
+        segments = path.split("/")[1:]
+        for i, segment in enumerate(segments):
+            children: dict[str, Any] = node["children"]
+            kind = _segment_kind(segment)
+            for other in children:
+                other_kind = _segment_kind(other)
+                if other == segment:
+                    continue
+                if other_kind == "wildcard" or kind == "wildcard":
+                    return f"wildcard {other if other_kind == 'wildcard' else segment!r} conflicts at {path}"
+                if other_kind == "param":
+                    return f"parameter {other!r} already defined at this position, conflicts with {path}"
+                if kind == "param":
+                    return f"static route already defined at this position, conflicts with {path}"
+            child = children.setdefault(segment, {"children": {}, "end": False})
+            if kind == "wildcard" and i != len(segments) - 1:
+                return f"wildcard {segment!r} must be the last segment of {path}"
+            if i == len(segments) - 1:
+                if child["end"]:
+                    return f"route {path} conflicts with an existing route"
+                child["end"] = True
+            node = child
+        return None
+
+
+def _segment_kind(segment: str) -> str:
+    return "param" if segment.startswith(":") else "wildcard" if segment.startswith("*") else "static"
+

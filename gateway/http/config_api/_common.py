@@ -1,0 +1,71 @@
+"""What every Config API resource module shares: the gateway behind the app, body parsing, metrics."""
+
+from __future__ import annotations
+
+import functools
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+from quart import Response, current_app, jsonify, request
+
+from gateway.config.models import Model
+from gateway.config.service import ConfigService, metadata_filters, redact
+from gateway.http.errors import ApiError
+
+__all__ = ["service", "read_json", "filters", "observed", "document_response", "list_response", "gateway"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def gateway() -> Any:
+    """The :class:`gateway.runtime.Gateway` this app belongs to."""
+    return current_app.extensions["gateway"]
+
+
+def service() -> ConfigService:
+    return gateway().config
+
+
+async def read_json(label: str) -> Any:
+    """The request body as JSON; a 400 naming the resource when it is not JSON."""
+    raw = await request.get_data()
+    try:
+        return json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: {exc}")
+
+
+def filters() -> dict[str, str]:
+    return metadata_filters(request.args)
+
+
+def document_response(document: Model, status: int = 200) -> Response:
+    response = jsonify(redact(document))
+    response.status_code = status
+    return response
+
+
+def list_response(key: str, documents: list[Any]) -> Response:
+    return jsonify({key: [redact(d) for d in documents]})
+
+
+def observed(resource: str, operation: str) -> Callable[[Callable[P, Awaitable[R]]], Callable[P, Awaitable[R]]]:
+    """Count the request and time it in ``config_requests`` / ``config_request_duration_seconds``
+    (upstream's labels: space, resource, operation), whatever its outcome."""
+    def decorate(handler: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+        @functools.wraps(handler)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            started = time.perf_counter()
+            try:
+                return await handler(*args, **kwargs)
+            finally:
+                metrics = gateway().metrics
+                space = str(kwargs.get("space", ""))
+                metrics.config_requests.labels(space, resource, operation).inc()
+                metrics.config_request_duration_seconds.labels(space, resource, operation).observe(
+                    time.perf_counter() - started)
+        return wrapper
+    return decorate

@@ -1,0 +1,90 @@
+"""The one error shape of both APIs, ``{"errors": [{"message": "..."}]}``, and the handlers that make
+every failure (ours, Quart's 404/405, a store outage, an unexpected exception) answer with it.
+
+Upstream clients parse ``errors[0].message``; an HTML error page or an empty body would break them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from gateway.config.service import ConfigConflict, ConfigError, ConfigInUse, ConfigNotFound, InvalidConfig
+from gateway.store.base import AlreadyExists, NotFound, RevisionConflict, StoreError, StoreUnavailable
+
+__all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "status_of"]
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[Exception], int]] = [
+    (InvalidConfig, 400),
+    (ConfigInUse, 400),
+    (ConfigNotFound, 404),
+    (ConfigConflict, 409),
+    (NotFound, 404),
+    (AlreadyExists, 409),
+    (RevisionConflict, 409),
+    (StoreUnavailable, 503),
+]
+
+
+class ApiError(Exception):
+    """Raise from a handler to answer ``status`` with ``message`` in the standard shape."""
+
+    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.headers = headers or {}
+
+
+def error_body(*messages: str) -> dict[str, Any]:
+    return {"errors": [{"message": m} for m in messages]}
+
+
+def error_response(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:
+    response = jsonify(error_body(*messages))
+    response.status_code = status
+    response.headers.update(headers or {})
+    return response
+
+
+def status_of(error: Exception) -> int:
+    """The HTTP status of a domain or store error (500 for anything unknown)."""
+    for cls, status in _STATUS:
+        if isinstance(error, cls):
+            return status
+    return 500
+
+
+def install_error_handlers(app: Quart) -> None:
+    @app.errorhandler(ApiError)
+    async def _api_error(error: ApiError) -> Response:
+        return error_response(error.status, error.message, headers=error.headers)
+
+    @app.errorhandler(ConfigError)
+    async def _config_error(error: ConfigError) -> Response:
+        return error_response(status_of(error), str(error))
+
+    @app.errorhandler(StoreError)
+    async def _store_error(error: StoreError) -> Response:
+        status = status_of(error)
+        if status == 500:
+            log.error("configuration store error: %s", error)
+        return error_response(status, f"Configuration store error: {error}")
+
+    @app.errorhandler(HTTPException)
+    async def _http_exception(error: HTTPException) -> Response:
+        response = error_response(error.code or 500, error.description or error.name)
+        if error.code == 405:
+            allowed = error.get_headers()
+            response.headers.update({k: v for k, v in allowed if k.lower() == "allow"})
+        return response
+
+    @app.errorhandler(Exception)
+    async def _unexpected(error: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "Internal server error.")

@@ -1,0 +1,90 @@
+"""The composition root: :class:`Gateway` builds every component of one gateway and starts and stops
+them in dependency order.
+
+Start: store -> view (first snapshot loaded, so the Events API never serves an empty configuration)
+-> plugins (flag/file plugins must load or start-up fails) -> event plane. Stop is the reverse, after
+draining: new events get 503, in-flight requests and queued async deliveries get ``drain_timeout``.
+Nothing here is global, so tests run several gateways in one process.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from quart import Quart
+
+from gateway.config.service import ConfigService
+from gateway.delivery import EventPlane
+from gateway.http.auth import install_bearer_auth
+from gateway.http.config_api import create_config_app
+from gateway.metrics import Metrics
+from gateway.plugins.registry import PluginManager
+from gateway.settings import Settings
+from gateway.store import open_store
+from gateway.store.base import Store
+from gateway.store.view import ConfigView
+
+__all__ = ["Gateway"]
+
+log = logging.getLogger("gateway")
+
+
+class Gateway:
+    """One gateway: its store, configuration view, plugins, event plane and both Quart apps."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.store: Store = store if store is not None else open_store(settings.store_url, **settings.db_options)
+        self.view = ConfigView(self.store, self.metrics)
+        self.config = ConfigService(self.store, self.view)
+        self.plugins = PluginManager(self)
+        self.events = EventPlane(self)
+        install_bearer_auth(self.events.app, settings.events_token, api="Events", methods=None)
+        self.config_app: Quart = create_config_app(self)
+        self._started: list[Any] = []
+
+    @property
+    def events_app(self) -> Quart:
+        return self.events.app
+
+    @property
+    def draining(self) -> bool:
+        return bool(self.events.draining)
+
+    async def start(self) -> None:
+        """Start every component; on failure, stop what was started and re-raise."""
+        try:
+            await self.store.open()
+            self._started.append(self.store)
+            await self.view.start()
+            self._started.append(self.view)
+            await self.plugins.start()
+            self._started.append(self.plugins)
+            await self.events.start()
+            self._started.append(self.events)
+        except BaseException:
+            await self._close_started()
+            raise
+        log.info("gateway started: store %s at revision %d", self.settings.store_url, self.view.revision)
+
+    async def drain(self, timeout: float | None = None) -> bool:
+        """Refuse new events (503) and wait for queued async deliveries; False when time ran out."""
+        timeout = self.settings.drain_timeout if timeout is None else timeout
+        drained = await self.events.drain(timeout)
+        if not drained:
+            log.warning("drain timeout (%.1fs) reached with async deliveries still queued", timeout)
+        return drained
+
+    async def stop(self) -> None:
+        """Close every started component, newest first. Call :meth:`drain` first for a graceful stop."""
+        await self._close_started()
+
+    async def _close_started(self) -> None:
+        while self._started:
+            component = self._started.pop()
+            try:
+                await component.close()
+            except Exception:
+                log.exception("error while closing %s", type(component).__name__)

@@ -1,0 +1,308 @@
+"""Serving: both Quart apps on Hypercorn, in one process or ``--processes N``, with a graceful drain.
+
+The listening sockets are bound *before* anything else (by the parent process when there are several
+workers) and handed to Hypercorn as ``fd://`` binds. That gives three things: port 0 works (the bound
+port is read back, which the tests use), every worker process accepts on the same sockets (the kernel
+spreads connections), and a port clash fails at once with a clear message.
+
+Shutdown (SIGTERM or SIGINT): the Events API starts answering 503 to new events, Hypercorn stops
+accepting and lets in-flight requests finish, queued async deliveries get what is left of
+``--drain-timeout``, then every component closes. With several processes the parent forwards the
+signal and waits for the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import multiprocessing
+import os
+import signal
+import socket
+import sys
+import time
+from dataclasses import dataclass, field
+from multiprocessing.connection import wait as wait_for_processes
+from typing import Any
+
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+
+from gateway.http.auth import config_bind_host
+from gateway.runtime import Gateway
+from gateway.settings import Settings
+from gateway.store.base import Store
+
+__all__ = ["Listeners", "RunningGateway", "bind_listeners", "configure_logging", "run", "start_gateway"]
+
+log = logging.getLogger("gateway.server")
+
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+
+
+# -- logging ---------------------------------------------------------------------------------------
+
+
+class _JSONFormatter(logging.Formatter):
+    """One JSON object per line, for log shippers (``--log-format json``)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created)) + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "pid": record.process,
+        }
+        if record.exc_info:
+            entry["error"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(settings: Settings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == "json":
+        handler.setFormatter(_JSONFormatter())
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s"))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(_LEVELS[settings.log_level])
+    # Hypercorn's access log at info level would drown the gateway's own lines.
+    logging.getLogger("hypercorn.access").setLevel(max(logging.WARNING, _LEVELS[settings.log_level]))
+
+
+# -- sockets -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Listeners:
+    """The two listening sockets of a gateway (shared by every worker process)."""
+
+    events: socket.socket
+    config: socket.socket
+
+    @property
+    def events_address(self) -> tuple[str, int]:
+        return self.events.getsockname()[:2]
+
+    @property
+    def config_address(self) -> tuple[str, int]:
+        return self.config.getsockname()[:2]
+
+    def close(self) -> None:
+        self.events.close()
+        self.config.close()
+
+
+def _listen(host: str, port: int, what: str) -> socket.socket:
+    try:
+        sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET,
+                                    backlog=1024)
+    except OSError as exc:
+        raise SystemExit(f"error: cannot listen on {host}:{port} for the {what}: {exc.strerror or exc}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def bind_listeners(settings: Settings) -> Listeners:
+    events = _listen(settings.events_host, settings.events_port, "Events API (--events-host/--events-port)")
+    config_host = config_bind_host(settings.host, settings.config_token)
+    try:
+        config = _listen(config_host, settings.config_port, "Config API (--host/--config-port)")
+    except BaseException:
+        events.close()
+        raise
+    return Listeners(events, config)
+
+
+def _hypercorn_config(sock: socket.socket, cert: str | None, key: str | None, settings: Settings) -> HypercornConfig:
+    config = HypercornConfig()
+    # Hypercorn takes ownership of the fd it is given: give it a duplicate so ours stays valid.
+    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.certfile = cert
+    config.keyfile = key
+    config.graceful_timeout = settings.drain_timeout
+    config.accesslog = logging.getLogger("hypercorn.access")
+    config.errorlog = logging.getLogger("hypercorn.error")
+    # Upstream's Events API allowed long-running sync functions (540 s write timeout).
+    config.keep_alive_timeout = 75
+    return config
+
+
+# -- one process ---------------------------------------------------------------------------------
+
+
+@dataclass
+class RunningGateway:
+    """A started gateway serving both APIs in the current event loop (see :func:`start_gateway`)."""
+
+    gateway: Gateway
+    listeners: Listeners
+    _shutdown: asyncio.Event
+    _servers: list[asyncio.Task[None]] = field(default_factory=list)
+    _stopped: bool = False
+
+    @property
+    def events_port(self) -> int:
+        return self.listeners.events_address[1]
+
+    @property
+    def config_port(self) -> int:
+        return self.listeners.config_address[1]
+
+    @property
+    def events_url(self) -> str:
+        return _url(self.listeners.events_address, self.gateway.settings.events_tls_cert)
+
+    @property
+    def config_url(self) -> str:
+        return _url(self.listeners.config_address, self.gateway.settings.config_tls_cert)
+
+    async def wait_closed(self) -> None:
+        """Return when a server stops on its own (it crashed), re-raising its error."""
+        done, _ = await asyncio.wait(self._servers, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+
+    async def stop(self) -> None:
+        """Drain and stop: 503 for new events, in-flight requests finish, queued deliveries get the rest
+        of the drain timeout, then everything closes."""
+        if self._stopped:
+            return
+        self._stopped = True
+        settings = self.gateway.settings
+        deadline = time.monotonic() + settings.drain_timeout
+        self.gateway.events.draining = True
+        self._shutdown.set()
+        results = await asyncio.gather(*self._servers, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+                log.error("server stopped with an error: %r", result)
+        await self.gateway.drain(max(0.0, deadline - time.monotonic()))
+        await self.gateway.stop()
+        self.listeners.close()
+
+
+def _url(address: tuple[str, int], tls: str | None) -> str:
+    host, port = address
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+async def start_gateway(settings: Settings, *, store: Store | None = None,
+                        listeners: Listeners | None = None) -> RunningGateway:
+    """Start a gateway and both servers in the running loop; returns once both accept connections."""
+    own_listeners = listeners is None
+    listeners = listeners or bind_listeners(settings)
+    gateway = Gateway(settings, store=store)
+    try:
+        await gateway.start()
+    except BaseException:
+        if own_listeners:
+            listeners.close()
+        raise
+    shutdown = asyncio.Event()
+    running = RunningGateway(gateway, listeners, shutdown)
+    s = settings
+    running._servers = [
+        asyncio.create_task(hypercorn_serve(gateway.events_app, _hypercorn_config(
+            listeners.events, s.events_tls_cert, s.events_tls_key, s), shutdown_trigger=shutdown.wait),
+            name="events-api"),
+        asyncio.create_task(hypercorn_serve(gateway.config_app, _hypercorn_config(
+            listeners.config, s.config_tls_cert, s.config_tls_key, s), shutdown_trigger=shutdown.wait),
+            name="config-api"),
+    ]
+    await asyncio.sleep(0)  # let Hypercorn start listening
+    log.info("events API listening on %s", running.events_url)
+    log.info("config API listening on %s", running.config_url)
+    return running
+
+
+async def _serve_until_signal(settings: Settings, listeners: Listeners) -> None:
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    running = await start_gateway(settings, listeners=listeners)
+    crashed = asyncio.create_task(running.wait_closed())
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([crashed, stopping], return_when=asyncio.FIRST_COMPLETED)
+    if crashed.done() and crashed.exception():
+        log.error("a server failed: %r; shutting down", crashed.exception())
+    log.info("shutting down: draining for up to %.1fs", settings.drain_timeout)
+    stopping.cancel()
+    await running.stop()
+    log.info("stopped")
+
+
+def _process_main(settings: Settings, listeners: Listeners) -> None:
+    """Entry point of one worker process (also used in-process when ``--processes 1``)."""
+    configure_logging(settings)
+    try:
+        asyncio.run(_serve_until_signal(settings, listeners))
+    except Exception as exc:
+        logging.getLogger("gateway").error("gateway failed: %s", exc, exc_info=settings.log_level == "debug")
+        raise SystemExit(1) from None
+
+
+# -- several processes ------------------------------------------------------------------------------
+
+
+def run(settings: Settings) -> int:
+    """Serve until SIGTERM/SIGINT; the process exit status."""
+    configure_logging(settings)
+    listeners = bind_listeners(settings)
+    if settings.processes == 1:
+        try:
+            _process_main(settings, listeners)
+        except SystemExit as exc:
+            return int(exc.code or 0)
+        return 0
+    return _supervise(settings, listeners)
+
+
+def _supervise(settings: Settings, listeners: Listeners) -> int:
+    """Start ``settings.processes`` workers on the shared sockets and stop them together."""
+    context = multiprocessing.get_context("spawn")
+    workers = [context.Process(target=_process_main, args=(settings, listeners), name=f"gateway-worker-{i}")
+               for i in range(settings.processes)]
+    stopping = False
+
+    def forward(signum: int, _frame: Any) -> None:
+        nonlocal stopping
+        stopping = True
+        for worker in workers:
+            if worker.pid is not None and worker.is_alive():
+                os.kill(worker.pid, signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    for worker in workers:
+        worker.start()
+    log.info("events API listening on %s, config API on %s, %d processes",
+             _url(listeners.events_address, settings.events_tls_cert),
+             _url(listeners.config_address, settings.config_tls_cert), settings.processes)
+    status = 0
+    while any(w.is_alive() for w in workers):
+        wait_for_processes([w.sentinel for w in workers if w.is_alive()], timeout=1.0)
+        exited = [w for w in workers if not w.is_alive() and w.exitcode not in (None,)]
+        if exited and not stopping:
+            failed = [w for w in exited if w.exitcode != 0]
+            log.error("worker process %s exited (%s); stopping the others", exited[0].name,
+                      ", ".join(f"{w.name}: {w.exitcode}" for w in exited))
+            status = 1 if failed or exited else 0
+            forward(signal.SIGTERM, None)
+    deadline = time.monotonic() + settings.drain_timeout + 10
+    for worker in workers:
+        worker.join(max(0.0, deadline - time.monotonic()))
+        if worker.is_alive():
+            log.error("%s did not stop in time: killing it", worker.name)
+            worker.kill()
+            worker.join()
+            status = 1
+        elif worker.exitcode not in (0, -signal.SIGTERM):
+            status = status or 1
+    listeners.close()
+    return status

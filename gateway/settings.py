@@ -1,0 +1,172 @@
+"""Everything an operator can set, from flags or ``EVENT_GATEWAY_<NAME>`` environment variables.
+
+One frozen :class:`Settings` object is built once by the CLI and handed to every component, so no
+module reads the environment on its own and a test can start a gateway from a plain ``Settings(...)``.
+The precedence is flag > environment > default.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+__all__ = ["Settings", "SettingsError", "add_serve_arguments", "settings_from_args", "DEFAULT_DATA_DIR"]
+
+ENV_PREFIX = "EVENT_GATEWAY_"
+DEFAULT_DATA_DIR = ".event-gateway"
+LOG_LEVELS = ("debug", "info", "warn", "error")
+LOG_FORMATS = ("text", "json")
+
+
+class SettingsError(ValueError):
+    """A flag or environment value is wrong; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    #: Config API address. ``None``: loopback unless a config token protects the API (see gateway.http.auth).
+    host: str | None = None
+    #: Events API address.
+    events_host: str = "127.0.0.1"
+    events_port: int = 4000
+    config_port: int = 4001
+    events_tls_cert: str | None = None
+    events_tls_key: str | None = None
+    config_tls_cert: str | None = None
+    config_tls_key: str | None = None
+    #: Bearer token required on mutating Config API calls (``None``: open).
+    config_token: str | None = None
+    #: Bearer token required on every Events API call except CORS preflights (``None``: open).
+    events_token: str | None = None
+    log_level: str = "info"
+    log_format: str = "text"
+    #: Async delivery workers (upstream's meaning) and the backlog they drain.
+    workers: int = 100
+    workers_backlog: int = 200
+    #: Hypercorn worker processes sharing the listening sockets and the store.
+    processes: int = 1
+    #: Wasm plugins given with ``--plugin`` (repeatable), in order.
+    plugins: tuple[str, ...] = ()
+    plugins_config: str | None = None
+    #: ``memory`` | ``sqlite:PATH`` | ``etcd://host:port[,...]``. ``None``: SQLite in ``data_dir``.
+    db: str | None = None
+    dev: bool = False
+    data_dir: str = DEFAULT_DATA_DIR
+    #: Seconds a shutdown waits for in-flight requests and queued deliveries.
+    drain_timeout: float = 30.0
+    #: Extra options of the store backend (etcd TLS files, user, password), by keyword.
+    db_options: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.log_level not in LOG_LEVELS:
+            raise SettingsError(f"--log-level {self.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
+        if self.log_format not in LOG_FORMATS:
+            raise SettingsError(f"--log-format {self.log_format!r}: expected one of {', '.join(LOG_FORMATS)}")
+        for name in ("events_port", "config_port"):
+            port = getattr(self, name)
+            if not 0 <= port < 65536:
+                raise SettingsError(f"--{name.replace('_', '-')} {port}: expected a port 0-65535")
+        for name, minimum in (("workers", 1), ("workers_backlog", 1), ("processes", 1)):
+            if getattr(self, name) < minimum:
+                raise SettingsError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {minimum}")
+        if self.drain_timeout < 0:
+            raise SettingsError(f"--drain-timeout {self.drain_timeout}: must not be negative")
+        for api in ("events", "config"):
+            cert, key = getattr(self, f"{api}_tls_cert"), getattr(self, f"{api}_tls_key")
+            if (cert is None) != (key is None):
+                raise SettingsError(f"--{api}-tls-cert and --{api}-tls-key go together")
+        if self.processes > 1 and self.store_url == "memory":
+            raise SettingsError("--processes > 1 needs a shared store (sqlite:PATH or etcd://...), not memory")
+
+    @property
+    def store_url(self) -> str:
+        """The ``--db`` URL, defaulting to the SQLite file in the data dir (also what ``--dev`` uses)."""
+        return self.db or f"sqlite:{Path(self.data_dir) / 'config.db'}"
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+
+def _env(environ: Mapping[str, str], name: str) -> str | None:
+    return environ.get(ENV_PREFIX + name.upper().replace("-", "_"))
+
+
+def _bool(text: str) -> bool:
+    lowered = text.strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true/false, got {text!r}")
+
+
+def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
+    """The ``serve`` flags. Defaults are ``None`` so an unset flag falls back to the environment."""
+    a = parser.add_argument
+    a("--host", "--config-host", dest="host", help="Config API address (default 127.0.0.1, or 0.0.0.0 "
+      "when --config-token is set)")
+    a("--events-host", help="Events API address (default 127.0.0.1)")
+    a("--events-port", type=int, help="Events API port (default 4000; 0 picks a free one)")
+    a("--config-port", type=int, help="Config API port (default 4001; 0 picks a free one)")
+    a("--events-tls-cert", help="PEM certificate for the Events API (with --events-tls-key)")
+    a("--events-tls-key", help="PEM private key for the Events API")
+    a("--config-tls-cert", help="PEM certificate for the Config API (with --config-tls-key)")
+    a("--config-tls-key", help="PEM private key for the Config API")
+    a("--config-token", help="bearer token required on Config API writes")
+    a("--events-token", help="bearer token required on Events API requests")
+    a("--log-level", choices=LOG_LEVELS, help="default info")
+    a("--log-format", choices=LOG_FORMATS, help="default text")
+    a("--workers", type=int, help="async delivery workers (default 100)")
+    a("--workers-backlog", type=int, help="async deliveries waiting for a worker (default 200)")
+    a("--processes", type=int, help="Hypercorn worker processes sharing one store (default 1)")
+    a("--plugin", dest="plugins", action="append", metavar="PATH",
+      help="load a Wasm plugin (.wasm or .wat); repeatable, run in the order given")
+    a("--plugins-config", metavar="FILE", help="plugins.toml with plugins and their settings")
+    a("--db", metavar="URL", help="memory | sqlite:PATH | etcd://host:port[,host:port] "
+      "(default sqlite:<data-dir>/config.db)")
+    a("--dev", action="store_const", const=True, help="development mode: embedded SQLite store in the data dir")
+    a("--data-dir", help=f"directory of the embedded store (default {DEFAULT_DATA_DIR})")
+    a("--drain-timeout", type=float, help="seconds to finish in-flight work on shutdown (default 30)")
+
+
+_CONVERTERS: dict[str, Any] = {
+    "events_port": int, "config_port": int, "workers": int, "workers_backlog": int, "processes": int,
+    "drain_timeout": float, "dev": _bool,
+}
+
+
+def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Settings:
+    """Merge parsed flags over ``EVENT_GATEWAY_*`` variables over defaults."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for f in dataclasses.fields(Settings):
+        if f.name == "db_options":
+            continue
+        flag = getattr(args, f.name, None)
+        if flag is not None:
+            values[f.name] = tuple(flag) if f.name == "plugins" else flag
+            continue
+        text = _env(environ, f.name if f.name != "plugins" else "plugin")
+        if text is None:
+            continue
+        try:
+            if f.name == "plugins":
+                # EVENT_GATEWAY_PLUGIN holds one path or several separated by os.pathsep.
+                values[f.name] = tuple(p for p in text.split(os.pathsep) if p)
+            else:
+                values[f.name] = _CONVERTERS.get(f.name, str)(text)
+        except (ValueError, argparse.ArgumentTypeError) as exc:
+            raise SettingsError(f"{ENV_PREFIX}{f.name.upper()}={text!r}: {exc}") from None
+    return Settings(**values)
+
+
+def parse_serve_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """For tests and embedding: ``serve`` flags -> :class:`Settings`."""
+    parser = argparse.ArgumentParser(prog="event-gateway serve")
+    add_serve_arguments(parser)
+    return settings_from_args(parser.parse_args(list(argv)), environ)

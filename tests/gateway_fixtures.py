@@ -1,0 +1,265 @@
+"""Shared fixtures that start real gateways and a real HTTP function server.
+
+Registered for the whole suite through ``pytest_plugins`` in ``tests/conftest.py``.
+
+- ``gateway_server``: a factory. ``gw = await gateway_server(plugins=[...], db="memory", **settings)``
+  starts a real :class:`gateway.runtime.Gateway` with both APIs on Hypercorn on free ports in the test's
+  event loop; ``gw.events_url`` / ``gw.config_url``, ``gw.gateway`` (the runtime), ``await gw.stop()``.
+  Every gateway still running at the end of the test is stopped.
+- ``gateway_process``: a factory running ``python -m gateway serve ...`` as a subprocess (for
+  ``--processes N``, signals, restarts); ports are read back from its log.
+- ``function_server``: a real HTTP server recording every request it receives; script its answers
+  with ``respond(...)`` / ``script([...])``. ``function_server_factory`` makes more of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from hypercorn.asyncio import serve as hypercorn_serve
+from hypercorn.config import Config as HypercornConfig
+from quart import Quart, Response, request
+
+from gateway.server import RunningGateway, start_gateway
+from gateway.settings import Settings
+from gateway.store.base import Store
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+__all__ = [
+    "FunctionServer",
+    "GatewayProcess",
+    "RecordedRequest",
+    "ScriptedResponse",
+]
+
+
+# -- gateways in the test's event loop ----------------------------------------------------------------
+
+
+@pytest.fixture
+async def gateway_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
+    started: list[RunningGateway] = []
+
+    async def start(*, plugins: list[str | Path] | tuple[str | Path, ...] = (), store: Store | None = None,
+                    db: str | None = None, **overrides: Any) -> RunningGateway:
+        """Start a gateway. ``db`` defaults to ``memory``; pass ``db="sqlite:..."`` or a ``store``
+        instance; any other :class:`Settings` field as a keyword."""
+        values: dict[str, Any] = {"events_port": 0, "config_port": 0, "drain_timeout": 5.0,
+                                  "data_dir": str(tmp_path / "data")}
+        values.update(overrides)
+        values["plugins"] = tuple(str(p) for p in plugins)
+        values["db"] = db if db is not None else ("memory" if store is None else None)
+        running = await start_gateway(Settings(**values), store=store)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        await running.stop()
+
+
+# -- gateways as subprocesses -----------------------------------------------------------------
+
+
+_LISTEN = re.compile(r"(events|config) API (?:listening )?on (https?://[^\s,]+)")
+
+
+@dataclass
+class GatewayProcess:
+    """``python -m gateway serve`` in a subprocess, its log in ``log_path``."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+    events_url: str = ""
+    config_url: str = ""
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def signal(self, signum: int = signal.SIGTERM) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        return self.process.wait(timeout)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        self.signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(f"gateway did not stop within {timeout}s; log:\n{self.log()}") from None
+
+
+@pytest.fixture
+def gateway_process(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    processes: list[GatewayProcess] = []
+
+    def spawn(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> GatewayProcess:
+        """Start ``event-gateway serve --events-port 0 --config-port 0 <args>`` and wait until both APIs
+        answer ``/v1/status``-style requests."""
+        log_path = tmp_path / f"gateway-{len(processes)}.log"
+        command = [sys.executable, "-m", "gateway", "serve", "--events-port", "0", "--config-port", "0", *args]
+        with log_path.open("wb") as log_file:
+            process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
+                                       env={**os.environ, **(env or {})})
+        handle = GatewayProcess(process, log_path)
+        processes.append(handle)
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise AssertionError(f"gateway exited with {process.returncode}; log:\n{handle.log()}")
+            found = dict((api, url) for api, url in _LISTEN.findall(handle.log()))
+            if "events" in found and "config" in found:
+                handle.events_url, handle.config_url = found["events"], found["config"]
+                try:
+                    if httpx.get(handle.config_url + "/v1/status", timeout=2).status_code == 200:
+                        return handle
+                except httpx.HTTPError:
+                    pass
+            time.sleep(0.1)
+        handle.process.kill()
+        raise AssertionError(f"gateway not ready within {ready_timeout}s; log:\n{handle.log()}")
+
+    yield spawn
+    for handle in processes:
+        if handle.process.poll() is None:
+            handle.process.kill()
+            handle.process.wait()
+
+
+# -- the function server ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    method: str
+    path: str
+    query: str
+    headers: dict[str, str]
+    body: bytes
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass(frozen=True)
+class ScriptedResponse:
+    status: int = 200
+    body: bytes | str | dict[str, Any] | list[Any] | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    #: Seconds to wait before answering (timeouts, drains).
+    delay: float = 0.0
+
+
+class FunctionServer:
+    """A real HTTP function: records requests, answers as scripted (default 200 ``{"ok": true}``)."""
+
+    def __init__(self) -> None:
+        self.requests: list[RecordedRequest] = []
+        self._default = ScriptedResponse(200, {"ok": True})
+        self._script: list[ScriptedResponse] = []
+        self._arrived = asyncio.Condition()
+        self._shutdown = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self.url = ""
+        self.app = self._build_app()
+
+    def respond(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
+                delay: float = 0.0) -> None:
+        """Answer every later request this way (after any scripted ones)."""
+        self._default = ScriptedResponse(status, body, headers or {}, delay)
+
+    def script(self, responses: list[ScriptedResponse]) -> None:
+        """Answer the next requests with these, in order, then fall back to :meth:`respond`'s."""
+        self._script = list(responses)
+
+    async def wait_for_requests(self, count: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Wait until ``count`` requests arrived (fails the test on timeout)."""
+        async def enough() -> None:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: len(self.requests) >= count)
+        try:
+            await asyncio.wait_for(enough(), timeout)
+        except TimeoutError:
+            raise AssertionError(f"function server got {len(self.requests)} requests, expected {count} "
+                                 f"within {timeout}s") from None
+        return self.requests[:count]
+
+    def _build_app(self) -> Quart:
+        app = Quart("function_server")
+
+        @app.route("/", defaults={"path": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+        @app.route("/<path:path>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+        async def record(path: str) -> Response:
+            recorded = RecordedRequest(request.method, request.path, request.query_string.decode(),
+                                       dict(request.headers), await request.get_data())
+            answer = self._script.pop(0) if self._script else self._default
+            async with self._arrived:
+                self.requests.append(recorded)
+                self._arrived.notify_all()
+            if answer.delay:
+                await asyncio.sleep(answer.delay)
+            body = answer.body
+            headers = dict(answer.headers)
+            if isinstance(body, (dict, list)):
+                body = json.dumps(body)
+                headers.setdefault("Content-Type", "application/json")
+            return Response(body if body is not None else b"", status=answer.status, headers=headers)
+
+        return app
+
+    async def start(self) -> None:
+        import socket
+        sock = socket.create_server(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        config = HypercornConfig()
+        config.bind = [f"fd://{os.dup(sock.fileno())}"]
+        config.accesslog = None
+        config.graceful_timeout = 1
+        sock.close()
+        self.url = f"http://127.0.0.1:{port}"
+        self._task = asyncio.create_task(hypercorn_serve(self.app, config, shutdown_trigger=self._shutdown.wait))
+        await asyncio.sleep(0)
+
+    async def stop(self) -> None:
+        self._shutdown.set()
+        if self._task is not None:
+            await self._task
+
+
+@pytest.fixture
+async def function_server_factory() -> AsyncIterator[Callable[[], Any]]:
+    servers: list[FunctionServer] = []
+
+    async def make() -> FunctionServer:
+        server = FunctionServer()
+        await server.start()
+        servers.append(server)
+        return server
+
+    yield make
+    for server in servers:
+        await server.stop()
+
+
+@pytest.fixture
+async def function_server(function_server_factory: Callable[[], Any]) -> FunctionServer:
+    return await function_server_factory()
