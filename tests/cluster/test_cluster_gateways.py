@@ -1,0 +1,243 @@
+"""Several ``python -m gateway serve --db etcd://...`` processes sharing one real etcd: every change made
+through one gateway's Config API reaches the others' Events APIs; concurrent writers do not lose each
+other's changes; an etcd outage leaves the Events API serving and the Config API answering 503; a
+compaction during a partition is healed by a reload with no stale entry and no missed delete."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import httpx
+import wasmtime
+
+from .etcd_server import TcpCutter
+from .gateways import EVENT_TYPE, GatewayNode, cloudevent, function_server
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], what: str, timeout: float = 10.0) -> None:
+    """Poll until ``check()`` holds: propagation is asynchronous by design (its delay is in bench/)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {timeout} s: {what}")
+
+
+async def answers(client: httpx.AsyncClient, node: GatewayNode, path: str, status: int, body: str | None = None,
+                  headers: dict[str, str] | None = None) -> bool:
+    response = await node.emit(client, path, headers=headers)
+    return response.status_code == status and (body is None or response.text == body)
+
+
+async def all_answer(client: httpx.AsyncClient, nodes: list[GatewayNode], path: str, status: int,
+                     body: str | None = None, what: str = "") -> None:
+    for node in nodes:
+        await eventually(lambda: answers(client, node, path, status, body),
+                         f"gateway {node.name} answers {status} {body or ''} on {path} {what}")
+
+
+async def test_every_kind_of_change_reaches_every_gateway(shared_etcd, cluster, unique_prefix):
+    async with function_server() as fn, httpx.AsyncClient(timeout=10) as client:
+        nodes = await cluster(f"etcd://{shared_etcd.endpoint}{unique_prefix}", 3)
+        a, b, c = nodes
+
+        # Event type and function through A, subscription through B: every gateway routes.
+        await a.setup_function(client, "orders", fn.url("first"))
+        sub_id = await b.subscribe(client, "orders", "/orders")
+        await all_answer(client, nodes, "/orders", 200, "first", "after creates on A and B")
+
+        # Function update through C.
+        await c.config(client, "PUT", "/functions/orders",
+                       {"functionId": "orders", "type": "http", "provider": {"url": fn.url("second")}})
+        await all_answer(client, nodes, "/orders", 200, "second", "after a function update on C")
+
+        # Event type update through A: an authorizer that denies; then removed again.
+        await a.config(client, "POST", "/functions", {"functionId": "deny", "type": "http",
+                                                        "provider": {"url": fn.deny_url}})
+        await a.config(client, "PUT", f"/eventtypes/{EVENT_TYPE}", {"name": EVENT_TYPE, "authorizerId": "deny"})
+        await all_answer(client, nodes, "/orders", 403, None, "after an event type update on A")
+        refused = await c.emit(client, "/orders")
+        assert refused.json() == {"errors": [{"message": "denied by the cluster test authorizer"}]}
+        await b.config(client, "PUT", f"/eventtypes/{EVENT_TYPE}", {"name": EVENT_TYPE})
+        await all_answer(client, nodes, "/orders", 200, "second", "after removing the authorizer on B")
+
+        # CORS through B, deleted through C.
+        origin = {"Origin": "https://shop.example"}
+        cors = await b.config(client, "POST", "/cors", {"method": "POST", "path": "/orders",
+                                                        "allowedOrigins": ["https://shop.example"]})
+        cors_id = cors.json()["corsId"]
+
+        async def allows_origin(node: GatewayNode, allowed: bool) -> bool:
+            response = await node.emit(client, "/orders", headers=origin)
+            return (response.headers.get("access-control-allow-origin") == "https://shop.example") == allowed
+
+        for node in nodes:
+            await eventually(lambda: allows_origin(node, True), f"CORS created on B applied on {node.name}")
+        await c.config(client, "DELETE", f"/cors/{cors_id}")
+        for node in nodes:
+            await eventually(lambda: allows_origin(node, False), f"CORS deleted on C gone from {node.name}")
+
+        # An async subscription through C delivers events sent to A.
+        await c.config(client, "POST", "/functions", {"functionId": "audit", "type": "http",
+                                                        "provider": {"url": fn.url("audit")}})
+        await c.subscribe(client, "audit", "/orders", kind="async")
+        await eventually(lambda: answers(client, a, "/orders", 200, "second"), "sync route still on A")
+        marker = cloudevent(data={"marker": "async-through-c"})
+
+        async def audited() -> bool:
+            await a.emit(client, "/orders", marker)
+            return any(e.get("data") == {"marker": "async-through-c"} for e in fn.received.get("audit", []))
+
+        await eventually(audited, "the async subscription created on C delivers events sent to A")
+
+        # Subscription deleted through A: no gateway routes it any more (202, nothing delivered).
+        await a.config(client, "DELETE", f"/subscriptions/{sub_id}")
+        await all_answer(client, nodes, "/orders", 202, None, "after deleting the sync subscription on A")
+
+
+async def test_concurrent_writes_through_two_gateways(shared_etcd, cluster, unique_prefix):
+    async with function_server() as fn, httpx.AsyncClient(timeout=20) as client:
+        nodes = await cluster(f"etcd://{shared_etcd.endpoint}{unique_prefix}", 3)
+        a, b, c = nodes
+        await a.config(client, "POST", "/eventtypes", {"name": EVENT_TYPE})
+
+        def function(fid: str, target: str) -> dict[str, object]:
+            return {"functionId": fid, "type": "http", "provider": {"url": fn.url(target)}}
+
+        # The same ids created at once through A and B: exactly one create of each wins.
+        racing = [node.config(client, "POST", "/functions", function(f"f{i}", node.name), expect=(201, 409))
+                  for i in range(10) for node in (a, b)]
+        statuses = [r.status_code for r in await asyncio.gather(*racing)]
+        assert statuses.count(201) == 10 and statuses.count(409) == 10
+        # Distinct ids from both: none lost.
+        await asyncio.gather(*(node.config(client, "POST", "/functions", function(f"{node.name}-{i}", "x"))
+                               for i in range(10) for node in (a, b)))
+        listed = (await c.config(client, "GET", "/functions")).json()["functions"]
+        ids = {f["functionId"] for f in listed}
+        assert {f"f{i}" for i in range(10)} | {f"A-{i}" for i in range(10)} | {f"B-{i}" for i in range(10)} <= ids
+
+        # Interleaved updates of one function through A and B: every gateway ends on the same last write.
+        await a.subscribe(client, "f0", "/race")
+        await asyncio.gather(*(node.config(client, "PUT", "/functions/f0", function("f0", f"{node.name}{i}"))
+                               for i in range(10) for node in (a, b)))
+        final = (await c.config(client, "GET", "/functions/f0")).json()["provider"]["url"].rsplit("/", 1)[1]
+        await all_answer(client, nodes, "/race", 200, final, "after racing updates")
+
+
+async def test_etcd_outage_while_events_flow(etcd_factory, cluster):
+    etcd = etcd_factory()
+    async with function_server() as fn, httpx.AsyncClient(timeout=10) as client:
+        nodes = await cluster(f"etcd://{etcd.endpoint}", 2)
+        a, b = nodes
+        await a.setup_function(client, "orders", fn.url("first"))
+        await a.subscribe(client, "orders", "/orders")
+        await all_answer(client, nodes, "/orders", 200, "first")
+
+        statuses: list[int] = []
+        stop = asyncio.Event()
+
+        async def traffic() -> None:
+            while not stop.is_set():
+                for node in nodes:
+                    statuses.append((await node.emit(client, "/orders")).status_code)
+                await asyncio.sleep(0.01)
+
+        flowing = asyncio.create_task(traffic())
+        await asyncio.sleep(0.3)
+        await asyncio.to_thread(etcd.stop)
+        await asyncio.sleep(0.5)
+        during_outage = len(statuses)
+
+        refused = await a.config(client, "POST", "/subscriptions", {
+            "type": "sync", "eventType": EVENT_TYPE, "functionId": "orders", "path": "/later"}, expect=503)
+        message = refused.json()["errors"][0]["message"]
+        assert "configuration store unavailable" in message and etcd.endpoint in message, message
+        assert (await b.config(client, "GET", "/functions", expect=503)).json()["errors"]
+
+        await asyncio.sleep(0.5)
+        await asyncio.to_thread(etcd.start)
+
+        async def written_through_b() -> bool:
+            response = await b.config(client, "POST", "/subscriptions", {
+                "type": "sync", "eventType": EVENT_TYPE, "functionId": "orders", "path": "/later"},
+                expect=(201, 503))
+            return response.status_code == 201
+
+        await eventually(written_through_b, "B accepts writes once etcd is back", timeout=20)
+        await all_answer(client, nodes, "/later", 200, "first", "after etcd came back")
+        stop.set()
+        await flowing
+        assert len(statuses) > during_outage + 10, "events kept flowing during the outage"
+        assert set(statuses) == {200}, f"events refused while the view could route them: {set(statuses)}"
+
+
+async def test_compaction_during_a_disconnect_reloads_without_stale_entries(etcd_factory, cluster):
+    etcd = etcd_factory()
+    cutter = TcpCutter(etcd.client_port)
+    await cutter.heal()
+    try:
+        async with function_server() as fn, httpx.AsyncClient(timeout=10) as client:
+            (a,) = await cluster(f"etcd://{etcd.endpoint}", 1)
+            (c,) = await cluster(f"etcd://{cutter.endpoint}", 1)
+            await a.setup_function(client, "orders", fn.url("first"))
+            doomed = await a.subscribe(client, "orders", "/doomed")
+            await a.subscribe(client, "orders", "/keep")
+            await all_answer(client, [c], "/doomed", 200, "first")
+            await all_answer(client, [c], "/keep", 200, "first")
+
+            await cutter.cut()
+            await a.config(client, "DELETE", f"/subscriptions/{doomed}")
+            await a.subscribe(client, "orders", "/fresh")
+            await a.config(client, "PUT", "/functions/orders",
+                           {"functionId": "orders", "type": "http", "provider": {"url": fn.url("second")}})
+            await asyncio.to_thread(etcd.compact)
+            # Cut off, C keeps serving what it last saw.
+            assert await answers(client, c, "/keep", 200, "first")
+            assert await answers(client, c, "/doomed", 200, "first")
+
+            await cutter.heal()
+            await all_answer(client, [c], "/doomed", 202, None, "the delete missed during the cut")
+            await all_answer(client, [c], "/fresh", 200, "second", "the create missed during the cut")
+            await all_answer(client, [c], "/keep", 200, "second", "the update missed during the cut")
+            assert "reload" in c.log().lower()
+    finally:
+        await cutter.cut()
+
+
+async def test_plugin_uploaded_on_one_gateway_runs_on_all(shared_etcd, cluster, unique_prefix):
+    wasm = bytes(wasmtime.wat2wasm((REPO_ROOT / "plugin_examples" / "wat" / "guard.wat").read_text()))
+    sha256 = hashlib.sha256(wasm).hexdigest()
+    async with httpx.AsyncClient(timeout=30) as client:
+        nodes = await cluster(f"etcd://{shared_etcd.endpoint}{unique_prefix}", 3)
+        a, b, c = nodes
+        for node in nodes:
+            assert (await node.emit(client, "/", cloudevent("blocked"))).status_code == 202
+        uploaded = await client.post(f"{a.config_url}/v1/plugins", content=wasm,
+                                     params={"name": "guard", "settings": '{"config": {"denyTypes": ["blocked"]}}'},
+                                     headers={"content-type": "application/wasm"})
+        assert uploaded.status_code == 201, uploaded.text
+
+        async def guarded(node: GatewayNode) -> bool:
+            response = await node.emit(client, "/", cloudevent("blocked"))
+            return response.status_code == 403
+
+        for node in nodes:
+            await eventually(lambda: guarded(node), f"the guard uploaded on A rejects on {node.name}")
+            shown = (await client.get(f"{node.config_url}/v1/plugins/guard")).json()
+            assert shown["sha256"] == sha256 and shown["state"] == "active"
+            assert (await node.emit(client, "/", cloudevent("fine"))).status_code == 202
+
+        assert (await client.delete(f"{c.config_url}/v1/plugins/guard")).status_code == 204
+
+        async def unguarded(node: GatewayNode) -> bool:
+            return (await node.emit(client, "/", cloudevent("blocked"))).status_code == 202
+
+        for node in nodes:
+            await eventually(lambda: unguarded(node), f"the guard deleted on C is gone from {node.name}")
