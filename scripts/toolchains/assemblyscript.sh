@@ -1,8 +1,7 @@
 #!/usr/bin/env bash
-# AssemblyScript toolchain for the AssemblyScript guest kit: the `assemblyscript` compiler (and the
-# `msgpack-test-suite` vectors the kit tests use), pinned by the lock file in
-# wasm_abi/pdk/assemblyscript and installed there with `npm ci`. npm's download cache lives in
-# ~/.cache/npm. Idempotent: an install matching the lock file is detected in well under a second.
+# AssemblyScript toolchain for the AssemblyScript guest kit: the `assemblyscript` compiler, pinned by
+# the lock file in wasm_abi/pdk/assemblyscript and installed there with `npm ci`. npm's download
+# cache lives in ~/.cache/npm. Idempotent: an install matching the lock file is detected in well under a second.
 set -euo pipefail
 kit="$(cd "$(dirname "$0")/../.." && pwd)/wasm_abi/pdk/assemblyscript"
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
@@ -12,10 +11,9 @@ if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     $sudo_cmd apt-get update -q >&2
     DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -q nodejs npm >&2
 fi
-# npm writes node_modules/.package-lock.json on install; it equals the lock file's packages when
-# nothing changed since, which is the cheap "already installed" check.
+# npm writes node_modules/.package-lock.json at the end of an install: newer than the lock file means
+# the install matches the lock file as committed, which is the cheap "already installed" check.
 if [ -f "$kit/node_modules/assemblyscript/bin/asc.js" ] \
-    && [ -f "$kit/node_modules/msgpack-test-suite/dist/msgpack-test-suite.json" ] \
     && [ "$kit/node_modules/.package-lock.json" -nt "$kit/package-lock.json" ]; then
     exit 0
 fi

@@ -153,15 +153,14 @@ class Reader {
   }
 
   arrayOf(n: i64, depth: i32): Value {
-    // Every item takes at least one byte: a larger count is a lie, not a reason to allocate.
-    if (n > <i64>(this.len - this.pos)) return this.fail("array of " + n.toString() + " items is longer than the input");
+    // Items are pushed one by one, so a count larger than the input allocates nothing: the first
+    // missing item stops the loop as truncated.
     const items = new Array<Value>(0);
     for (let i: i64 = 0; i < n && this.error.length == 0; i++) items.push(this.value(depth + 1));
     return Value.array(items);
   }
 
   mapOf(n: i64, depth: i32): Value {
-    if (n * 2 > <i64>(this.len - this.pos)) return this.fail("map of " + n.toString() + " entries is longer than the input");
     const entries = new Array<Entry>(0);
     for (let i: i64 = 0; i < n && this.error.length == 0; i++) {
       const k = this.value(depth + 1);
