@@ -12,6 +12,7 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from typing import Any, Iterable
 
 from .errors import PluginFault
 from .limits import Limits
@@ -65,9 +66,15 @@ class PluginHealth:
                 f"{self.last_message}); retrying in {self.retry_at_monotonic - time.monotonic():.1f}s",
             )
 
-    def success(self, mode: str) -> None:
+    def absorb_counts(self, instance: Any) -> None:
+        """Keep the success counts of an instance that is being discarded."""
         with self._lock:
-            self.reactions[mode] += 1
+            self.reactions["sync"] += instance.ok_sync
+            self.reactions["async"] += instance.ok_async
+
+    def success(self) -> None:
+        """Called after a success only when there were faults before it (the hot path skips it)."""
+        with self._lock:
             if self.consecutive:
                 self.consecutive = 0
                 self.backoff = self.limits.quarantine_backoff
@@ -85,7 +92,13 @@ class PluginHealth:
                 self.retry_at_wall = time.time() + self.backoff
                 self.backoff = min(self.backoff * 2, self.limits.quarantine_max_backoff)
 
-    def snapshot(self) -> PluginState:
+    def snapshot(self, live_instances: Iterable[Any] = ()) -> PluginState:
+        # Successes are counted on each instance (written only by the thread holding it, so no
+        # lock on the hot path) and summed here.
+        reactions = Counter(self.reactions)
+        for instance in live_instances:
+            reactions["sync"] += getattr(instance, "ok_sync", 0)
+            reactions["async"] += getattr(instance, "ok_async", 0)
         with self._lock:
             quarantined = bool(self.retry_at_monotonic) and time.monotonic() < self.retry_at_monotonic
             return PluginState(
@@ -95,6 +108,6 @@ class PluginHealth:
                 last_fault_message=self.last_message,
                 last_fault_at=self.last_at,
                 retry_at=self.retry_at_wall if quarantined else None,
-                reactions=dict(self.reactions),
+                reactions={mode: n for mode, n in reactions.items() if n},
                 faults=dict(self.faults),
             )

@@ -14,12 +14,14 @@ any fault, so a plugin never runs on a state its own fault may have corrupted.
 from __future__ import annotations
 
 import ctypes
+import time
 from typing import TYPE_CHECKING
 
 import wasmtime
 import wasmtime._func as _wasmtime_func
 from wasmtime import _bindings as ffi
 
+from . import native
 from .engine import ticks_for
 from .errors import PluginFault, PluginLoadError
 from .imports import wasi_config
@@ -29,19 +31,20 @@ from .reaction import decode_reaction
 if TYPE_CHECKING:
     from .loader import LoadedModule
 
-_call_unchecked = ffi._wasmtime_func_call_unchecked
-_set_fuel = ffi._wasmtime_context_set_fuel
-_get_fuel = ffi._wasmtime_context_get_fuel
-_set_deadline = ffi._wasmtime_context_set_epoch_deadline
-_data_size = ffi._wasmtime_memory_data_size
+_call_unchecked = native.call_unchecked
+_set_fuel = native.set_fuel
+_get_fuel = native.get_fuel
+_set_deadline = native.set_epoch_deadline
+_data_size = native.memory_data_size
 _memmove = ctypes.memmove
 _string_at = ctypes.string_at
+_monotonic = time.monotonic
+SYNC_DEADLINE_SLACK = 0.25  # seconds
 
 U32 = 0xFFFF_FFFF
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 WASM_PAGE = 65536
 _ARGS_LEN = 2  # max(params, results) over every ABI v1 signature
-_TRAP_P = ctypes.POINTER(ffi.wasm_trap_t)
 _MAX_TRAP_LINES = 20
 
 
@@ -50,7 +53,8 @@ class PluginInstance:
 
     __slots__ = (
         "plugin", "module", "limits", "store", "_instance", "_ctx", "_mem", "_base", "_args", "_trap",
-        "_trapref", "_fuel", "_fuelref", "_alloc", "_react", "_funcs", "_streams", "_exports",
+        "_trapref", "_argsref", "_fuel", "_fuelref", "_alloc", "_react", "_funcs", "_streams", "_exports", "_mem_size",
+        "_sync_deadline_until", "_sync_ticks", "_async_ticks", "ok_sync", "ok_async",
     )
 
     def __init__(self, module: "LoadedModule") -> None:
@@ -70,12 +74,19 @@ class PluginInstance:
             config, self._streams = wasi_config(module.log)
             store.set_wasi(config)
         self.store = store
-        self._ctx = ctx = store._context()
+        # Raw addresses for the native calls; `self` keeps every object behind them alive.
+        self._ctx = ctx = native.address(store._context())
         self._args = (ffi.wasmtime_val_raw * _ARGS_LEN)()
-        self._trap = _TRAP_P()
-        self._trapref = ctypes.byref(self._trap)
+        self._argsref = ctypes.addressof(self._args)
+        self._trap = ctypes.c_void_p(None)
+        self._trapref = ctypes.addressof(self._trap)
         self._fuel = ctypes.c_uint64(0)
-        self._fuelref = ctypes.byref(self._fuel)
+        self._fuelref = ctypes.addressof(self._fuel)
+        self._sync_ticks = ticks_for(limits.sync_timeout + SYNC_DEADLINE_SLACK)
+        self._async_ticks = ticks_for(limits.async_timeout)
+        self._sync_deadline_until = 0.0
+        self.ok_sync = 0  # successful reactions; only the thread holding the instance writes these
+        self.ok_async = 0
         self._set_budget(limits.load_fuel, limits.load_timeout)
         try:
             self._instance = module.pre.instantiate(store)
@@ -87,10 +98,12 @@ class PluginInstance:
         exports = self._instance.exports(store)
         self._exports = exports
         memory = exports["memory"]
-        self._mem = ctypes.byref(memory._memory)
-        base = ffi.wasmtime_memory_data(ctx, self._mem)
-        self._base = ctypes.cast(base, ctypes.c_void_p).value or 0
-        self._funcs = {name: ctypes.byref(exports[name]._func) for name in module.functions}
+        self._mem = ctypes.addressof(memory._memory)
+        self._base = native.address(ffi.wasmtime_memory_data(store._context(), ctypes.byref(memory._memory)))
+        # Linear memory only grows, so a bounds check that passes against an old size is
+        # still right; the size is re-read only when a check would fail.
+        self._mem_size = _data_size(ctx, self._mem)
+        self._funcs = {name: ctypes.addressof(exports[name]._func) for name in module.functions}
         self._alloc = self._funcs["alloc"]
         self._react = self._funcs["react"]
         if "_initialize" in self._funcs:
@@ -107,12 +120,13 @@ class PluginInstance:
     def _set_budget(self, fuel: int, seconds: float) -> None:
         _set_fuel(self._ctx, fuel)
         _set_deadline(self._ctx, ticks_for(seconds))
+        self._sync_deadline_until = 0.0
 
     # -- calls ------------------------------------------------------------------------------
 
     def _call(self, func: object, what: str) -> None:
-        err = _call_unchecked(self._ctx, func, self._args, _ARGS_LEN, self._trapref)
-        if err or self._trap:
+        err = _call_unchecked(self._ctx, func, self._argsref, _ARGS_LEN, self._trapref)
+        if err or self._trap.value:
             raise self._fault(err, what)
 
     def _call_with_buffer(self, func: object, payload: bytes, what: str) -> bytes | None:
@@ -120,21 +134,22 @@ class PluginInstance:
         ctx, args = self._ctx, self._args
         n = len(payload)
         args[0].i32 = n
-        err = _call_unchecked(ctx, self._alloc, args, _ARGS_LEN, self._trapref)
-        if err or self._trap:
+        err = _call_unchecked(ctx, self._alloc, self._argsref, _ARGS_LEN, self._trapref)
+        if err or self._trap.value:
             raise self._fault(err, f"alloc (before {what})")
         ptr = args[0].i32 & U32
         if not ptr:
             raise PluginFault(self.plugin, "memory", f"alloc({n}) returned 0 (out of memory) before {what}")
-        size = _data_size(ctx, self._mem)
-        if ptr + n > size:
-            raise PluginFault(self.plugin, "bad_output",
-                              f"alloc({n}) returned {ptr}, past the end of memory ({size} bytes)")
+        if ptr + n > self._mem_size:
+            size = self._mem_size = _data_size(ctx, self._mem)
+            if ptr + n > size:
+                raise PluginFault(self.plugin, "bad_output",
+                                  f"alloc({n}) returned {ptr}, past the end of memory ({size} bytes)")
         _memmove(self._base + ptr, payload, n)
         args[0].i32 = ptr
         args[1].i32 = n
-        err = _call_unchecked(ctx, func, args, _ARGS_LEN, self._trapref)
-        if err or self._trap:
+        err = _call_unchecked(ctx, func, self._argsref, _ARGS_LEN, self._trapref)
+        if err or self._trap.value:
             raise self._fault(err, what)
         packed = args[0].i64 & U64
         if not packed:
@@ -150,20 +165,58 @@ class PluginInstance:
             raise PluginFault(self.plugin, "bad_output",
                               f"{what} returned a {n}-byte buffer, over the output limit of "
                               f"{self.limits.max_output_bytes} bytes")
-        size = _data_size(self._ctx, self._mem)
-        if ptr + n > size:
-            raise PluginFault(self.plugin, "bad_output",
-                              f"{what} returned buffer ptr={ptr} len={n}, outside its memory of {size} bytes")
+        if ptr + n > self._mem_size:
+            size = self._mem_size = _data_size(self._ctx, self._mem)
+            if ptr + n > size:
+                raise PluginFault(self.plugin, "bad_output",
+                                  f"{what} returned buffer ptr={ptr} len={n}, outside its memory of {size} bytes")
         return _string_at(self._base + ptr, n)
 
-    def react(self, payload: bytes, fuel: int, deadline_ticks: int) -> tuple[bytes | None, int]:
-        """Run `react` on one encoded event; returns (reaction bytes or None, fuel used)."""
+    def react(self, payload: bytes, fuel: int, sync: bool) -> tuple[bytes | None, int]:
+        """Run `react` on one encoded event; returns (reaction bytes or None, fuel used).
+
+        Epoch deadlines are absolute (current epoch + ticks).  An async call sets its own every
+        time; sync calls, bounded by fuel anyway, share one set with `SYNC_DEADLINE_SLACK`
+        seconds to spare and refreshed when that slack runs out, saving a native call per
+        reaction while keeping the wall-clock limit between `sync_timeout` and
+        `sync_timeout + SYNC_DEADLINE_SLACK`.
+        """
         ctx = self._ctx
         _set_fuel(ctx, fuel)
-        _set_deadline(ctx, deadline_ticks)
-        out = self._call_with_buffer(self._react, payload, "react")
+        if sync:
+            now = _monotonic()
+            if now >= self._sync_deadline_until:
+                _set_deadline(ctx, self._sync_ticks)
+                self._sync_deadline_until = now + SYNC_DEADLINE_SLACK
+        else:
+            _set_deadline(ctx, self._async_ticks)
+            self._sync_deadline_until = 0.0
+        # The rest is _call_with_buffer(self._react, ...) inlined: this is the hot path.
+        args, argsref, trapref = self._args, self._argsref, self._trapref
+        n = len(payload)
+        args[0].i32 = n
+        err = _call_unchecked(ctx, self._alloc, argsref, 2, trapref)
+        if err or self._trap.value:
+            raise self._fault(err, "alloc (before react)")
+        ptr = args[0].i32 & U32
+        if not ptr:
+            raise PluginFault(self.plugin, "memory", f"alloc({n}) returned 0 (out of memory) before react")
+        if ptr + n > self._mem_size:
+            size = self._mem_size = _data_size(ctx, self._mem)
+            if ptr + n > size:
+                raise PluginFault(self.plugin, "bad_output",
+                                  f"alloc({n}) returned {ptr}, past the end of memory ({size} bytes)")
+        _memmove(self._base + ptr, payload, n)
+        args[0].i32 = ptr
+        args[1].i32 = n
+        err = _call_unchecked(ctx, self._react, argsref, 2, trapref)
+        if err or self._trap.value:
+            raise self._fault(err, "react")
+        packed = args[0].i64
         _get_fuel(ctx, self._fuelref)
-        return out, fuel - self._fuel.value
+        if not packed:
+            return None, fuel - self._fuel.value
+        return self._read_packed(packed & U64, "react"), fuel - self._fuel.value
 
     def subscriptions(self) -> bytes | None:
         """Call `subscriptions()` under the load budget and copy its packed buffer out."""
@@ -178,13 +231,12 @@ class PluginInstance:
 
     # -- faults -----------------------------------------------------------------------------
 
-    def _fault(self, err: object, what: str) -> PluginFault:
-        if self._trap:
-            trap = wasmtime.Trap._from_ptr(self._trap)  # takes ownership of the trap
-            self._trap = _TRAP_P()
-            self._trapref = ctypes.byref(self._trap)
+    def _fault(self, err: int | None, what: str) -> PluginFault:
+        if self._trap.value:
+            trap = wasmtime.Trap._from_ptr(native.as_trap(self._trap.value))  # takes ownership
+            self._trap.value = None
             return self._fault_from_trap(trap, what)
-        exc = wasmtime.WasmtimeError._from_ptr(err)  # type: ignore[arg-type]
+        exc = wasmtime.WasmtimeError._from_ptr(native.as_error(err or 0))
         _wasmtime_func.LAST_EXCEPTION = None
         if isinstance(exc, wasmtime.ExitTrap):
             return PluginFault(self.plugin, "trap", f"{what} called WASI proc_exit({exc.code})")

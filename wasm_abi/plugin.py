@@ -8,7 +8,6 @@ from typing import Any
 
 import msgpack
 
-from .engine import ticks_for
 from .errors import PluginFault, PluginLoadError
 from .events import REPLACEABLE_EVENT_TYPES
 from .health import PluginHealth, PluginState
@@ -58,15 +57,17 @@ class Plugin:
         )
         self.sha256 = self._module.sha256
         self._health = PluginHealth(name, limits)
-        self._sync_ticks = ticks_for(limits.sync_timeout)
-        self._async_ticks = ticks_for(limits.async_timeout)
+        self._sync_fuel, self._async_fuel = limits.sync_fuel, limits.async_fuel
+        self._max_input = limits.max_input_bytes
         first = self._new_instance_for_load()
         try:
             self.subscriptions: list[Subscription] = decode_subscriptions(name, first.subscriptions())
         except PluginFault as fault:
             raise PluginLoadError(name, f"while calling subscriptions(): {fault.message}", fault.kind) from None
         first.flush_logs()
-        self._pool: InstancePool[PluginInstance] = InstancePool(self._new_instance, limits.pool_size)
+        self._pool: InstancePool[PluginInstance] = InstancePool(
+            self._new_instance, limits.pool_size, on_discard=self._health.absorb_counts
+        )
         self._pool.add(first)
 
     # -- construction -----------------------------------------------------------------------
@@ -131,28 +132,32 @@ class Plugin:
         Safe to call from several threads at once.  Raises `PluginFault` if the plugin
         misbehaves; the instance involved is discarded and the next call gets a fresh one.
         """
+        # Hot path: every attribute lookup here costs measurable time per reaction.
         if mode == "sync":
-            fuel, ticks = self.limits.sync_fuel, self._sync_ticks
+            sync, fuel = True, self._sync_fuel
         elif mode == "async":
-            fuel, ticks = self.limits.async_fuel, self._async_ticks
+            sync, fuel = False, self._async_fuel
         else:
             raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
         health = self._health
         if health.retry_at_monotonic:
             health.check()
         payload = _packb(event)
-        if len(payload) > self.limits.max_input_bytes:
+        if len(payload) > self._max_input:
             raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
-                             f"{self.limits.max_input_bytes} bytes for plugin {self.name!r}")
+                             f"{self._max_input} bytes for plugin {self.name!r}")
         pool = self._pool
         instance = pool.acquire()
         try:
-            raw, fuel_used = instance.react(payload, fuel, ticks)
-            reaction = decode_reaction(
-                self.name, raw,
-                may_replace=mode == "sync" and event.get("type") in REPLACEABLE_EVENT_TYPES,
-                fuel_used=fuel_used,
-            )
+            raw, fuel_used = instance.react(payload, fuel, sync)
+            if raw is None or raw == b"\x80":
+                reaction = Reaction(None, None, None, fuel_used)
+            else:
+                reaction = decode_reaction(
+                    self.name, raw,
+                    may_replace=sync and event.get("type") in REPLACEABLE_EVENT_TYPES,
+                    fuel_used=fuel_used,
+                )
         except PluginFault as fault:
             pool.discard(instance)
             instance.flush_logs()
@@ -163,8 +168,13 @@ class Plugin:
         except BaseException:
             pool.discard(instance)
             raise
+        if sync:
+            instance.ok_sync += 1
+        else:
+            instance.ok_async += 1
         pool.release(instance)
-        health.success(mode)
+        if health.consecutive:
+            health.success()
         return reaction
 
     # -- operations -------------------------------------------------------------------------
@@ -172,7 +182,7 @@ class Plugin:
     @property
     def state(self) -> PluginState:
         """Health and counters: active/quarantined, last fault, retry time, reactions, faults."""
-        return self._health.snapshot()
+        return self._health.snapshot(self._pool.snapshot())
 
     @property
     def uses_wasi(self) -> bool:

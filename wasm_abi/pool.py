@@ -16,46 +16,72 @@ T = TypeVar("T")
 
 
 class InstancePool(Generic[T]):
-    def __init__(self, factory: Callable[[], T], size: int) -> None:
+    """Idle instances are a plain list: `list.pop`/`list.append` are atomic under the GIL, so
+    the uncontended path takes no lock; only creating an instance or waiting for one does."""
+
+    def __init__(self, factory: Callable[[], T], size: int, on_discard: Callable[[T], None] | None = None) -> None:
         self._factory = factory
         self._size = size
+        self._on_discard = on_discard
         self._idle: list[T] = []
-        self._count = 0
+        self.live: set[T] = set()  # every instance in existence, idle or busy
+        self._waiters = 0
         self._cond = threading.Condition(threading.Lock())
 
     def add(self, item: T) -> None:
         """Put an instance made outside the pool (the one made at load) into it."""
         with self._cond:
-            self._count += 1
+            self.live.add(item)
             self._idle.append(item)
 
     def acquire(self) -> T:
-        with self._cond:
-            while not self._idle:
-                if self._count < self._size:
-                    self._count += 1
-                    break
-                self._cond.wait()
-            else:
-                return self._idle.pop()
         try:
-            return self._factory()
+            return self._idle.pop()
+        except IndexError:
+            return self._acquire_slow()
+
+    def _acquire_slow(self) -> T:
+        with self._cond:
+            while True:
+                if self._idle:
+                    return self._idle.pop()
+                if len(self.live) < self._size:
+                    placeholder: object = object()
+                    self.live.add(placeholder)  # type: ignore[arg-type]
+                    break
+                self._waiters += 1
+                # A release that raced past our check is picked up at the next timeout.
+                self._cond.wait(0.01)
+                self._waiters -= 1
+        try:
+            item = self._factory()
         except BaseException:
             with self._cond:
-                self._count -= 1
+                self.live.discard(placeholder)  # type: ignore[arg-type]
                 self._cond.notify()
             raise
+        with self._cond:
+            self.live.discard(placeholder)  # type: ignore[arg-type]
+            self.live.add(item)
+        return item
 
     def release(self, item: T) -> None:
-        with self._cond:
-            self._idle.append(item)
-            self._cond.notify()
+        self._idle.append(item)
+        if self._waiters:
+            with self._cond:
+                self._cond.notify()
 
     def discard(self, item: T) -> None:
         with self._cond:
-            self._count -= 1
+            self.live.discard(item)
             self._cond.notify()
+        if self._on_discard is not None:
+            self._on_discard(item)
+
+    def snapshot(self) -> list[T]:
+        with self._cond:
+            return list(self.live)
 
     @property
     def size(self) -> int:
-        return self._count
+        return len(self.live)

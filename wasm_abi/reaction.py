@@ -16,14 +16,15 @@ from .errors import PluginFault
 from .events import SYSTEM_EVENT_PREFIX
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Reaction:
     """What a plugin decided about one system event.
 
     `error` set: reject (with `status` 400..599 if the plugin gave one).  `event` set: replace
     the event (sync reactions to `event.received` / `function.invoking` only).  All `None`:
     continue.  `fuel_used` is for metrics and is left out of equality so that
-    `Reaction(error, status, event)` compares as the ABI describes.
+    `Reaction(error, status, event)` compares as the ABI describes.  (Treat it as immutable;
+    it is not frozen only because frozen dataclasses cost twice as much to build on the hot path.)
     """
 
     error: str | None = None
@@ -37,6 +38,7 @@ class Reaction:
 
 
 CONTINUE = Reaction()
+_CONTINUE_BYTES = (b"\x80", b"\xc0")  # msgpack {} and nil: the common answer, decoded without msgpack
 
 
 def _fault(plugin: str, message: str) -> PluginFault:
@@ -78,8 +80,8 @@ def decode_reaction(
     `event.received` / `function.invoking`: an `event` there is ignored (it cannot take effect),
     though its type is still checked.
     """
-    if raw is None:
-        return Reaction(fuel_used=fuel_used)
+    if raw is None or raw in _CONTINUE_BYTES:
+        return Reaction(None, None, None, fuel_used)
     value = unpack_output(plugin, raw, what)
     if value is None:
         return Reaction(fuel_used=fuel_used)

@@ -1,0 +1,160 @@
+"""Cost of one sync `react` round trip through the plugin host, against the Extism Python SDK.
+
+Rows (all measured in this run, on this machine):
+
+- `extism: empty call` — the baseline: Extism `Plugin.call` of an export that does nothing.
+- `extism: same work, N` — Extism calling a WAT plugin that gets an N-byte msgpack event as input
+  and returns the 1-byte msgpack reaction `{}`; Python encodes the event and decodes the reaction.
+- `wasmtime-py Func.__call__` — the public wasmtime-py call of a no-op export, and of
+  `react(ptr, len)`, with no memory traffic: what a host built on the public API pays per call.
+- `wasm_abi react, N` — `Plugin.react(event)` of a WAT plugin returning `{}`: encode the event,
+  alloc, copy in, call, check and copy the reaction out, decode, fuel accounting.
+- `wasm_abi react (echo), 1 KiB` — the plugin returns the whole event as its reaction, so 1 KiB
+  is copied out and decoded too.
+
+Each row is the median over interleaved batches of the mean per-call time within a batch,
+as this thread's CPU time (robust on a shared machine) and as wall time.
+
+Run: `python -m bench.bench_react` (or `just bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Any, Callable
+
+import msgpack
+import wasmtime
+
+from wasm_abi import EVENT_RECEIVED, Limits, Plugin, system_event
+
+ECHO = "(i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len)))"
+
+EXTISM_WAT = """
+(module
+  (import "extism:host/env" "input_length" (func $input_length (result i64)))
+  (import "extism:host/env" "alloc" (func $alloc (param i64) (result i64)))
+  (import "extism:host/env" "store_u8" (func $store_u8 (param i64 i32)))
+  (import "extism:host/env" "output_set" (func $output_set (param i64 i64)))
+  (memory (export "memory") 1)
+  (func (export "noop") (result i32) (i32.const 0))
+  ;; Same work as the wasm_abi plugin: receive the event, answer the msgpack reaction {} (0x80).
+  (func (export "react") (result i32)
+    (local $out i64)
+    (drop (call $input_length))
+    (local.set $out (call $alloc (i64.const 1)))
+    (call $store_u8 (local.get $out) (i32.const 0x80))
+    (call $output_set (local.get $out) (i64.const 1))
+    (i32.const 0))
+)
+"""
+
+
+def sized_event(size: int) -> dict[str, Any]:
+    """A system event whose msgpack encoding is about `size` bytes (0 means the empty map)."""
+    if size == 0:
+        return {}
+    event = system_event(EVENT_RECEIVED, {
+        "event": {"eventType": "user.created", "cloudEventsVersion": "0.1", "source": "/bench",
+                  "eventID": "8f2b6c1e-0000-4000-8000-000000000000", "contentType": "application/json",
+                  "data": {"pad": ""}},
+        "path": "/users", "headers": {"content-type": "application/json", "user-agent": "bench"},
+    }, event_id="00000000-0000-4000-8000-000000000001", time="2026-11-28T00:00:00Z")
+    base = len(msgpack.packb(event))
+    event["data"]["event"]["data"]["pad"] = "x" * max(0, size - base - 3)
+    return event
+
+
+class Row:
+    """One benchmarked path: a callable and the batch times measured for it."""
+
+    def __init__(self, name: str, call: Callable[[], object], batch: int) -> None:
+        self.name, self.call, self.batch = name, call, batch
+        self.cpu: list[float] = []
+        self.wall: list[float] = []
+
+    def run_batch(self) -> None:
+        call, thread_time, perf = self.call, time.thread_time, time.perf_counter
+        cpu0, wall0 = thread_time(), perf()
+        for _ in range(self.batch):
+            call()
+        self.cpu.append((thread_time() - cpu0) / self.batch)
+        self.wall.append((perf() - wall0) / self.batch)
+
+
+def measure(rows: list[Row], rounds: int) -> None:
+    """Interleave the rows (one batch of each per round) so that load from other processes on
+    the machine hits every row alike and the ratios stay meaningful."""
+    for row in rows:
+        for _ in range(min(row.batch, 200)):
+            row.call()  # warm up
+    for _ in range(rounds):
+        for row in rows:
+            row.run_batch()
+
+
+def build_rows() -> list[Row]:
+    import extism
+
+    rows: list[Row] = []
+    extism_plugin = extism.Plugin(bytes(wasmtime.wat2wasm(EXTISM_WAT)), wasi=False)
+    rows.append(Row("extism: empty call", lambda: extism_plugin.call("noop", b""), 200))
+    for size, label in ((0, "0 B"), (1024, "1 KiB"), (65536, "64 KiB")):
+        event = sized_event(size)
+
+        def extism_react(event: dict[str, Any] = event) -> object:
+            return msgpack.unpackb(extism_plugin.call("react", msgpack.packb(event)))
+
+        assert extism_react() == {}
+        rows.append(Row(f"extism: same work, {label}", extism_react, 200 if size < 65536 else 50))
+
+    store = wasmtime.Store()
+    module = wasmtime.Module(store.engine, '(module (func (export "noop")) '
+                             '(func (export "react") (param i32 i32) (result i64) (i64.const 0)))')
+    instance = wasmtime.Instance(store, module, [])
+    noop, react = instance.exports(store)["noop"], instance.exports(store)["react"]
+    rows.append(Row("wasmtime-py Func.__call__, noop ()", lambda: noop(store), 200))
+    rows.append(Row("wasmtime-py Func.__call__, react(i32, i32) -> i64", lambda: react(store, 8, 1024), 200))
+
+    from tests.host.watgen import plugin_wat  # the same builder the tests use
+
+    limits = Limits(pool_size=1)
+    plugin = Plugin.from_bytes(plugin_wat(reaction={}).encode(), name="bench-continue", limits=limits)
+    for size, label in ((0, "0 B"), (1024, "1 KiB"), (65536, "64 KiB")):
+        event = sized_event(size)
+        assert plugin.react(event).error is None
+        rows.append(Row(f"wasm_abi react, {label}", lambda e=event: plugin.react(e), 200 if size < 65536 else 50))
+    echo = Plugin.from_bytes(plugin_wat(react=ECHO).encode(), name="bench-echo", limits=limits)
+    event = sized_event(1024)
+    rows.append(Row("wasm_abi react (echo), 1 KiB", lambda: echo.react(event), 200))
+    return rows
+
+
+def table(rows: list[Row]) -> str:
+    base_cpu = statistics.median(rows[0].cpu)
+    base_wall = statistics.median(rows[0].wall)
+    lines = ["| path | median CPU time per call | vs extism empty call | median wall time | vs extism (wall) |",
+             "|---|---:|---:|---:|---:|"]
+    for row in rows:
+        cpu, wall = statistics.median(row.cpu), statistics.median(row.wall)
+        lines.append(f"| {row.name} | {cpu * 1e6:.2f} µs | {cpu / base_cpu:.2f}x | {wall * 1e6:.2f} µs | "
+                     f"{wall / base_wall:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(rounds: int = 25) -> None:
+    print(f"event sizes (msgpack): 0 B -> {len(msgpack.packb(sized_event(0)))} B, "
+          f"1 KiB -> {len(msgpack.packb(sized_event(1024)))} B, 64 KiB -> {len(msgpack.packb(sized_event(65536)))} B")
+    rows = build_rows()
+    measure(rows, rounds)
+    print(f"{rounds} interleaved rounds; CPU time is this thread's (time.thread_time), which other processes "
+          "on a busy machine disturb less than wall time")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=25)
+    main(parser.parse_args().rounds)
