@@ -129,6 +129,11 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--plugins-config", metavar="FILE", help="plugins.toml with plugins and their settings")
     a("--db", metavar="URL", help="memory | sqlite:PATH | etcd://host:port[,host:port] "
       "(default sqlite:<data-dir>/config.db)")
+    a("--db-ca", metavar="FILE", help="etcd: PEM CA bundle that signed the server certificates (turns TLS on)")
+    a("--db-cert", metavar="FILE", help="etcd: PEM client certificate (with --db-key)")
+    a("--db-key", metavar="FILE", help="etcd: PEM private key of --db-cert")
+    a("--db-user", help="etcd: user name (with --db-password)")
+    a("--db-password", help="etcd: password of --db-user")
     a("--dev", action="store_const", const=True, help="development mode: embedded SQLite store in the data dir")
     a("--data-dir", help=f"directory of the embedded store (default {DEFAULT_DATA_DIR})")
     a("--drain-timeout", type=float, help="seconds to finish in-flight work on shutdown (default 30)")
@@ -162,7 +167,25 @@ def settings_from_args(args: argparse.Namespace, environ: Mapping[str, str] | No
                 values[f.name] = _CONVERTERS.get(f.name, str)(text)
         except (ValueError, argparse.ArgumentTypeError) as exc:
             raise SettingsError(f"{ENV_PREFIX}{f.name.upper()}={text!r}: {exc}") from None
+    values["db_options"] = _db_options(args, environ)
     return Settings(**values)
+
+
+#: ``--db-*`` flag -> keyword of the etcd store's options (:class:`gateway.store.etcd.EtcdOptions`).
+_DB_OPTIONS = {"db_ca": "ca_file", "db_cert": "cert_file", "db_key": "key_file", "db_user": "user",
+               "db_password": "password"}
+
+
+def _db_options(args: argparse.Namespace, environ: Mapping[str, str]) -> dict[str, str]:
+    """The ``--db-*`` flags (or ``EVENT_GATEWAY_DB_*``), checked by the store that uses them."""
+    options: dict[str, str] = {}
+    for name, option in _DB_OPTIONS.items():
+        value = getattr(args, name, None)
+        if value is None:
+            value = _env(environ, name)
+        if value is not None:
+            options[option] = value
+    return options
 
 
 def parse_serve_args(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:

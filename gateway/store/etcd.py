@@ -192,6 +192,7 @@ class EtcdStore(Store):
         self._endpoint_index = 0
         self._connect_lock = asyncio.Lock()
         self._closed = False
+        self._opened = False
         self.available = False
         """False from the moment a call or the watch finds etcd unreachable until one succeeds again."""
         self._availability_listeners: list[Callable[[bool], None]] = []
@@ -270,9 +271,13 @@ class EtcdStore(Store):
                     await conn.channel.close()
 
     def _unreachable(self, error: grpc.aio.AioRpcError, endpoint: str) -> StoreUnavailable:
+        consequence = (
+            "the Events API keeps serving the last configuration it saw" if self._opened
+            else "cannot start without the configuration; check --db and that etcd is running"
+        )
         return StoreUnavailable(
             f"configuration store unavailable: etcd at {endpoint} did not answer ({error.code().name}: "
-            f"{error.details()}); the Events API keeps serving the last configuration it saw"
+            f"{error.details()}); {consequence}"
         )
 
     async def _call(self, operation: Callable[[_Connection], Awaitable[T]]) -> T:
@@ -309,6 +314,7 @@ class EtcdStore(Store):
                 metadata=c.metadata,
             )
         )
+        self._opened = True
 
     async def close(self) -> None:
         self._closed = True

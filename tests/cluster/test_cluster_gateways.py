@@ -36,6 +36,11 @@ async def answers(client: httpx.AsyncClient, node: GatewayNode, path: str, statu
     return response.status_code == status and (body is None or response.text == body)
 
 
+async def store_up(client: httpx.AsyncClient, node: GatewayNode, value: int) -> bool:
+    metrics = (await client.get(f"{node.config_url}/v1/metrics")).text
+    return f"eventgateway_store_up {value}.0" in metrics.splitlines()
+
+
 async def all_answer(client: httpx.AsyncClient, nodes: list[GatewayNode], path: str, status: int,
                      body: str | None = None, what: str = "") -> None:
     for node in nodes:
@@ -160,6 +165,8 @@ async def test_etcd_outage_while_events_flow(etcd_factory, cluster):
         message = refused.json()["errors"][0]["message"]
         assert "configuration store unavailable" in message and etcd.endpoint in message, message
         assert (await b.config(client, "GET", "/functions", expect=503)).json()["errors"]
+        for node in nodes:
+            await eventually(lambda: store_up(client, node, 0), f"gateway {node.name} reports etcd down")
 
         await asyncio.sleep(0.5)
         await asyncio.to_thread(etcd.start)
@@ -172,6 +179,8 @@ async def test_etcd_outage_while_events_flow(etcd_factory, cluster):
 
         await eventually(written_through_b, "B accepts writes once etcd is back", timeout=20)
         await all_answer(client, nodes, "/later", 200, "first", "after etcd came back")
+        for node in nodes:
+            await eventually(lambda: store_up(client, node, 1), f"gateway {node.name} reports etcd up")
         stop.set()
         await flowing
         assert len(statuses) > during_outage + 10, "events kept flowing during the outage"
@@ -241,3 +250,40 @@ async def test_plugin_uploaded_on_one_gateway_runs_on_all(shared_etcd, cluster, 
 
         for node in nodes:
             await eventually(lambda: unguarded(node), f"the guard deleted on C is gone from {node.name}")
+
+
+async def test_gateway_on_etcd_with_tls_and_auth_flags(etcd_factory, cluster, tmp_path):
+    etcd = etcd_factory(tls=True)
+    etcd.etcdctl("user", "add", "root", "--new-user-password", "rootpw")
+    etcd.etcdctl("role", "add", "gateway")
+    etcd.etcdctl("role", "grant-permission", "gateway", "--prefix=true", "readwrite", "/eventgateway/v1/")
+    etcd.etcdctl("user", "add", "gw", "--new-user-password", "gwpw")
+    etcd.etcdctl("user", "grant-role", "gw", "gateway")
+    etcd.etcdctl("auth", "enable")
+    tls = etcd.tls
+    flags = ["--db-ca", str(tls.ca), "--db-cert", str(tls.cert("client")), "--db-key", str(tls.key("client")),
+             "--db-user", "gw", "--db-password", "gwpw"]
+    async with function_server() as fn, httpx.AsyncClient(timeout=10) as client:
+        a, b = await cluster(f"etcd://{etcd.endpoint}", 2, flags)
+        await a.setup_function(client, "orders", fn.url("tls"))
+        await a.subscribe(client, "orders", "/orders")
+        await all_answer(client, [a, b], "/orders", 200, "tls", "through TLS and etcd auth")
+    stored = etcd.etcdctl("--user", "root:rootpw", "get", "--prefix", "--keys-only", "/eventgateway/v1/functions/")
+    assert stored.stdout.split() == ["/eventgateway/v1/functions/default/orders"]
+
+
+async def test_bad_etcd_flags_stop_the_gateway_with_the_reason(tmp_path):
+    from .gateways import GatewayNode
+
+    missing = GatewayNode("X", "etcd://127.0.0.1:2379", tmp_path, ["--db-ca", str(tmp_path / "nope.pem")])
+    missing.start()
+    assert missing.process.wait(30) != 0
+    assert f"--db-ca '{tmp_path / 'nope.pem'}' is not a readable file" in missing.log()
+
+    from .etcd_server import free_port
+
+    port = free_port()
+    nobody = GatewayNode("Y", f"etcd://127.0.0.1:{port}", tmp_path)
+    nobody.start()
+    assert nobody.process.wait(30) != 0
+    assert f"etcd at 127.0.0.1:{port} did not answer" in nobody.log()
