@@ -52,11 +52,11 @@ class Metrics:
             "async_retries", "Async delivery attempts retried after a failure.", ["space", "function"],
             namespace=ns, registry=r)
 
-        # Config API (upstream names).
-        self.eventtypes = Gauge("eventtypes", "Event types registered.", ["space"], namespace=ns, registry=r)
-        self.functions = Gauge("functions", "Functions registered.", ["space"], namespace=ns, registry=r)
-        self.subscriptions = Gauge("subscriptions", "Subscriptions registered.", ["space"], namespace=ns, registry=r)
-        self.cors = Gauge("cors", "CORS configurations registered.", ["space"], namespace=ns, registry=r)
+        # Config API (upstream names: the gauges end in _total upstream too).
+        self.eventtypes = Gauge("eventtypes_total", "Event types registered.", ["space"], namespace=ns, registry=r)
+        self.functions = Gauge("functions_total", "Functions registered.", ["space"], namespace=ns, registry=r)
+        self.subscriptions = Gauge("subscriptions_total", "Subscriptions registered.", ["space"], namespace=ns, registry=r)
+        self.cors = Gauge("cors_total", "CORS configurations registered.", ["space"], namespace=ns, registry=r)
         self.config_requests = Counter(
             "config_requests", "Config API requests.", ["space", "resource", "operation"], namespace=ns, registry=r)
         self.config_request_duration_seconds = Histogram(

@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.config_api.conftest import assert_error, http_function
+
+LAMBDA = {"functionId": "lambda", "type": "awslambda",
+          "provider": {"arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "region": "us-east-1",
+                       "awsAccessKeyId": "AKIAEXAMPLE", "awsSecretAccessKey": "very-secret",
+                       "awsSessionToken": "token-secret"}}
+
+
+async def test_crud_with_defaults(api: httpx.AsyncClient) -> None:
+    created = await api.post("/functions", json=http_function("f1", metadata={"owner": "me"}))
+    assert created.status_code == 201
+    assert created.json() == {"space": "default", "functionId": "f1", "type": "http",
+                              "provider": {"url": "http://127.0.0.1:9/fn", "timeout": 5.0},
+                              "metadata": {"owner": "me"}}
+    assert (await api.get("/functions/f1")).json() == created.json()
+    updated = await api.put("/functions/f1", json={"type": "http", "provider": {"url": "https://example.com/x",
+                                                                               "timeout": 30},
+                                                  "retry": {"maxAttempts": 5, "initialBackoff": 0.5}})
+    assert updated.status_code == 200, updated.text
+    assert updated.json()["provider"] == {"url": "https://example.com/x", "timeout": 30.0}
+    assert updated.json()["retry"] == {"maxAttempts": 5, "initialBackoff": 0.5, "multiplier": 2.0, "maxBackoff": 5.0}
+    assert (await api.get("/functions")).json() == {"functions": [updated.json()]}
+    assert (await api.delete("/functions/f1")).status_code == 204
+    assert_error(await api.get("/functions/f1"), 404, "Function 'f1' not found")
+
+
+async def test_pre_0_6_shape_with_type_inside_provider_is_accepted(api: httpx.AsyncClient) -> None:
+    created = await api.post("/functions", json={"functionId": "old", "provider": {"type": "http",
+                                                                                  "url": "http://h/"}})
+    assert created.status_code == 201 and created.json()["type"] == "http"
+
+
+@pytest.mark.parametrize(("body", "fragments"), [
+    ({"type": "http", "provider": {"url": "http://h/"}}, ["functionId", "Field required"]),
+    (http_function("bad id"), ["functionId", "pattern"]),
+    ({"functionId": "f", "type": "gcp", "provider": {}}, ["type", "'http'"]),
+    ({"functionId": "f", "type": "http"}, ["provider", "Field required"]),
+    ({"functionId": "f", "type": "http", "provider": {"url": "ftp://h/"}}, ["provider.url", "http://"]),
+    ({"functionId": "f", "type": "http", "provider": {"url": "http://h/", "timeout": 0}}, ["provider.timeout"]),
+    ({"functionId": "f", "type": "awslambda", "provider": {"region": "us-east-1"}}, ["provider.arn"]),
+    ({"functionId": "f", "type": "awskinesis", "provider": {"region": "r"}}, ["provider.streamName"]),
+    ({"functionId": "f", "type": "awsfirehose", "provider": {"region": "r"}}, ["provider.deliveryStreamName"]),
+    ({"functionId": "f", "type": "awssqs", "provider": {"queueUrl": "q"}}, ["provider.region"]),
+    ({**http_function("f"), "metadata": {"n": 1}}, ["metadata.n", "string"]),
+    ({**http_function("f"), "retry": {"maxAttempts": 0}}, ["retry.maxAttempts"]),
+])
+async def test_validation_names_the_field(api: httpx.AsyncClient, body: dict, fragments: list[str]) -> None:
+    assert_error(await api.post("/functions", json=body), 400, "Function doesn't validate", *fragments)
+
+
+async def test_conflict_and_missing(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/functions", json=http_function())).status_code == 201
+    assert_error(await api.post("/functions", json=http_function()), 409, "f1", "already exists")
+    assert_error(await api.put("/functions/nope", json=http_function()), 404, "nope")
+    assert_error(await api.delete("/functions/nope"), 404, "nope")
+
+
+async def test_all_aws_types_accepted(api: httpx.AsyncClient) -> None:
+    for body in (LAMBDA,
+                 {"functionId": "k", "type": "awskinesis", "provider": {"streamName": "s", "region": "r"}},
+                 {"functionId": "h", "type": "awsfirehose", "provider": {"deliveryStreamName": "d", "region": "r"}},
+                 {"functionId": "q", "type": "awssqs", "provider": {"queueUrl": "https://sqs/q", "region": "r",
+                                                                    "endpointUrl": "http://127.0.0.1:5000"}}):
+        assert (await api.post("/functions", json=body)).status_code == 201, body
+
+
+async def test_secrets_are_stored_but_never_returned(gw, api: httpx.AsyncClient) -> None:
+    created = await api.post("/functions", json=LAMBDA)
+    assert created.status_code == 201
+    for response in (created, await api.get("/functions/lambda")):
+        provider = response.json()["provider"]
+        assert provider["awsAccessKeyId"] == provider["awsSecretAccessKey"] == provider["awsSessionToken"] == "*****"
+        assert "very-secret" not in response.text and "token-secret" not in response.text
+    assert "very-secret" not in (await api.get("/functions")).text
+    # The event path still has them.
+    stored = gw.gateway.view.function("default", "lambda")
+    assert stored.provider.aws_secret_access_key == "very-secret"
+
+    # GET, edit, PUT back with the markers: the secrets are kept.
+    edited = created.json()
+    edited["provider"]["region"] = "eu-west-1"
+    assert (await api.put("/functions/lambda", json=edited)).status_code == 200
+    stored = gw.gateway.view.function("default", "lambda")
+    assert (stored.provider.region, stored.provider.aws_secret_access_key,
+            stored.provider.aws_session_token) == ("eu-west-1", "very-secret", "token-secret")
+
+    # A new secret replaces the old one; the marker is refused where there is nothing to keep.
+    rotated = {**LAMBDA, "provider": {**LAMBDA["provider"], "awsSecretAccessKey": "rotated"}}
+    assert (await api.put("/functions/lambda", json=rotated)).status_code == 200
+    assert gw.gateway.view.function("default", "lambda").provider.aws_secret_access_key == "rotated"
+    marker_only = {**LAMBDA, "functionId": "new", "provider": {**LAMBDA["provider"], "awsSecretAccessKey": "*****"}}
+    assert_error(await api.post("/functions", json=marker_only), 400, "awsSecretAccessKey", "redaction marker")
+
+
+async def test_function_with_subscription_cannot_be_deleted(api: httpx.AsyncClient) -> None:
+    await api.post("/functions", json=http_function())
+    await api.post("/eventtypes", json={"name": "e"})
+    await api.post("/subscriptions", json={"type": "async", "eventType": "e", "functionId": "f1"})
+    assert_error(await api.delete("/functions/f1"), 400, "cannot be deleted", "subscription")

@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import base64
+
+import httpx
+import pytest
+
+from tests.config_api.conftest import assert_error, http_function
+
+
+@pytest.fixture
+async def ready(api: httpx.AsyncClient) -> httpx.AsyncClient:
+    assert (await api.post("/functions", json=http_function("f1"))).status_code == 201
+    assert (await api.post("/functions", json=http_function("f2"))).status_code == 201
+    assert (await api.post("/eventtypes", json={"name": "user.created"})).status_code == 201
+    assert (await api.post("/eventtypes", json={"name": "http.request"})).status_code == 201
+    return api
+
+
+def decode(subscription_id: str) -> str:
+    return base64.urlsafe_b64decode(subscription_id + "=" * (-len(subscription_id) % 4)).decode()
+
+
+async def test_defaults_and_deterministic_ids(ready: httpx.AsyncClient) -> None:
+    created = await ready.post("/subscriptions", json={"type": "async", "eventType": "user.created",
+                                                        "functionId": "f1"})
+    assert created.status_code == 201
+    body = created.json()
+    assert (body["path"], body["method"], body["metadata"]) == ("/", "POST", {})
+    assert decode(body["subscriptionId"]) == "async,user.created,f1,%2F,POST"
+
+    sync = await ready.post("/subscriptions", json={"type": "sync", "eventType": "http.request",
+                                                     "functionId": "f1", "path": "users/:id", "method": "get"})
+    assert sync.status_code == 201
+    assert (sync.json()["path"], sync.json()["method"]) == ("/users/:id", "GET")
+    assert decode(sync.json()["subscriptionId"]) == "sync,http.request,%2Fusers%2F:id,GET"
+
+    listed = (await ready.get("/subscriptions")).json()["subscriptions"]
+    assert sorted(s["subscriptionId"] for s in listed) == sorted([body["subscriptionId"], sync.json()["subscriptionId"]])
+    assert (await ready.get(f"/subscriptions/{body['subscriptionId']}")).json() == body
+
+
+async def test_same_subscription_twice_is_a_conflict(ready: httpx.AsyncClient) -> None:
+    body = {"type": "async", "eventType": "user.created", "functionId": "f1"}
+    assert (await ready.post("/subscriptions", json=body)).status_code == 201
+    assert_error(await ready.post("/subscriptions", json=body), 409, "already exists")
+    # One sync subscriber per method, path and event type, whichever function.
+    sync = {"type": "sync", "eventType": "http.request", "functionId": "f1", "path": "/a"}
+    assert (await ready.post("/subscriptions", json=sync)).status_code == 201
+    assert_error(await ready.post("/subscriptions", json={**sync, "functionId": "f2"}), 409, "already exists")
+
+
+@pytest.mark.parametrize(("existing", "new"), [
+    ("/users/:id", "/users/:name"),
+    ("/users/:id", "/users/static"),
+    ("/users/static", "/users/:id"),
+    ("/files/*rest", "/files/x"),
+    ("/files/x", "/files/*rest"),
+])
+async def test_sync_path_conflicts_are_400(ready: httpx.AsyncClient, existing: str, new: str) -> None:
+    base = {"type": "sync", "eventType": "http.request", "functionId": "f1", "method": "GET"}
+    assert (await ready.post("/subscriptions", json={**base, "path": existing})).status_code == 201
+    assert_error(await ready.post("/subscriptions", json={**base, "path": new, "functionId": "f2"}), 400,
+                 "Subscription path conflict")
+    # Another method, or an async subscription, does not conflict.
+    assert (await ready.post("/subscriptions", json={**base, "path": new, "method": "POST"})).status_code == 201
+    assert (await ready.post("/subscriptions", json={**base, "path": new, "type": "async"})).status_code == 201
+
+
+async def test_non_conflicting_paths(ready: httpx.AsyncClient) -> None:
+    base = {"type": "sync", "eventType": "http.request", "functionId": "f1", "method": "GET"}
+    for path in ("/users/:id", "/users/:id/posts", "/users", "/", "/files/*rest", "/other/"):
+        assert (await ready.post("/subscriptions", json={**base, "path": path})).status_code == 201, path
+
+
+async def test_wildcard_must_be_last(ready: httpx.AsyncClient) -> None:
+    assert_error(await ready.post("/subscriptions", json={"type": "sync", "eventType": "http.request",
+                                                           "functionId": "f1", "path": "/a/*rest/b"}),
+                 400, "must be the last")
+
+
+@pytest.mark.parametrize(("body", "status", "fragments"), [
+    ({"eventType": "user.created", "functionId": "f1"}, 400, ["type", "Field required"]),
+    ({"type": "later", "eventType": "user.created", "functionId": "f1"}, 400, ["type", "'sync'"]),
+    ({"type": "async", "functionId": "f1"}, 400, ["eventType"]),
+    ({"type": "async", "eventType": "user.created"}, 400, ["functionId"]),
+    ({"type": "async", "eventType": "user.created", "functionId": "f1", "method": "FETCH"}, 400, ["method"]),
+    ({"type": "async", "eventType": "nope", "functionId": "f1"}, 400, ["Event Type 'nope' not found"]),
+    ({"type": "async", "eventType": "user.created", "functionId": "nope"}, 400, ["Function 'nope' not found"]),
+])
+async def test_validation(ready: httpx.AsyncClient, body: dict, status: int, fragments: list[str]) -> None:
+    assert_error(await ready.post("/subscriptions", json=body), status, *fragments)
+
+
+async def test_only_metadata_can_be_updated(ready: httpx.AsyncClient) -> None:
+    body = {"type": "async", "eventType": "user.created", "functionId": "f1", "path": "/p"}
+    created = (await ready.post("/subscriptions", json=body)).json()
+    sid = created["subscriptionId"]
+    updated = await ready.put(f"/subscriptions/{sid}", json={**body, "metadata": {"k": "v"}})
+    assert updated.status_code == 200 and updated.json()["metadata"] == {"k": "v"}
+    assert (await ready.get(f"/subscriptions/{sid}")).json()["metadata"] == {"k": "v"}
+    for field, value, label in (("functionId", "f2", "functionId"), ("path", "/q", "path"),
+                                ("method", "PUT", "method"), ("type", "sync", "type")):
+        assert_error(await ready.put(f"/subscriptions/{sid}", json={**body, field: value}), 400,
+                     f"'{label}' of existing subscription cannot be updated")
+    assert_error(await ready.put("/subscriptions/nope", json=body), 404, "nope")
+    assert (await ready.delete(f"/subscriptions/{sid}")).status_code == 204
+    assert_error(await ready.delete(f"/subscriptions/{sid}"), 404)
