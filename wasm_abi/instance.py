@@ -3,9 +3,9 @@
 The public `Func.__call__` of wasmtime-py looks up the function type and converts every value
 in Python on each call (~10-40 µs).  ABI v1 only ever calls four fixed signatures, so an
 instance resolves its exports once and then calls them with `wasmtime_func_call_unchecked`
-through ctypes, with a preallocated argument array, and copies bytes with `ctypes.memmove` /
-`ctypes.string_at` at a base pointer read once (the engine is configured so that linear
-memory never moves; only its size changes, and that is re-read before every bounds check).
+through ctypes (see `native`), with a preallocated argument array, and copies bytes through a
+memoryview over linear memory made once (the engine is configured so that linear memory never
+moves; only its size changes, and that is re-read whenever a bounds check would fail).
 
 An instance is used by one thread at a time (the pool guarantees it) and is thrown away after
 any fault, so a plugin never runs on a state its own fault may have corrupted.
@@ -36,8 +36,6 @@ _set_fuel = native.set_fuel
 _get_fuel = native.get_fuel
 _set_deadline = native.set_epoch_deadline
 _data_size = native.memory_data_size
-_memmove = ctypes.memmove
-_string_at = ctypes.string_at
 _monotonic = time.monotonic
 SYNC_DEADLINE_SLACK = 0.25  # seconds
 
@@ -54,7 +52,7 @@ class PluginInstance:
 
     __slots__ = (
         "plugin", "module", "limits", "store", "_instance", "_ctx", "_mem", "_base", "_args", "_trap",
-        "_trapref", "_argsref", "_words", "_fuel", "_fuelref", "_alloc", "_react", "_funcs", "_streams", "_exports", "_mem_size",
+        "_trapref", "_argsref", "_words", "_view", "_fuel", "_fuelref", "_alloc", "_react", "_funcs", "_streams", "_exports", "_mem_size",
         "_sync_deadline_until", "_sync_ticks", "_async_ticks", "ok_sync", "ok_async",
     )
 
@@ -106,9 +104,13 @@ class PluginInstance:
         memory = exports["memory"]
         self._mem = ctypes.addressof(memory._memory)
         self._base = native.address(ffi.wasmtime_memory_data(store._context(), ctypes.byref(memory._memory)))
+        # A byte view over the memory's address range up to the limit.  The engine never moves
+        # linear memory, so the view stays valid; only bytes below the current size are ever
+        # touched (every access is bounds-checked first, and the size is capped at the view).
+        self._view = memoryview((ctypes.c_ubyte * limits.max_memory_bytes).from_address(self._base)).cast("B")
         # Linear memory only grows, so a bounds check that passes against an old size is
         # still right; the size is re-read only when a check would fail.
-        self._mem_size = _data_size(ctx, self._mem)
+        self._mem_size = self._memory_size()
         self._funcs = {name: ctypes.addressof(exports[name]._func) for name in module.functions}
         self._alloc = self._funcs["alloc"]
         self._react = self._funcs["react"]
@@ -120,6 +122,9 @@ class PluginInstance:
             if reaction.error is not None:
                 raise PluginLoadError(self.plugin, f"init rejected the configuration: {reaction.error}",
                                       "init_rejected")
+
+    def _memory_size(self) -> int:
+        return min(_data_size(self._ctx, self._mem), self.limits.max_memory_bytes)
 
     # -- budget -----------------------------------------------------------------------------
 
@@ -147,11 +152,11 @@ class PluginInstance:
         if not ptr:
             raise PluginFault(self.plugin, "memory", f"alloc({n}) returned 0 (out of memory) before {what}")
         if ptr + n > self._mem_size:
-            size = self._mem_size = _data_size(ctx, self._mem)
+            size = self._mem_size = self._memory_size()
             if ptr + n > size:
                 raise PluginFault(self.plugin, "bad_output",
                                   f"alloc({n}) returned {ptr}, past the end of memory ({size} bytes)")
-        _memmove(self._base + ptr, payload, n)
+        self._view[ptr : ptr + n] = payload
         args[0] = ptr
         args[_WORDS_PER_SLOT] = n
         err = _call_unchecked(ctx, func, self._argsref, _ARGS_LEN, self._trapref)
@@ -172,11 +177,11 @@ class PluginInstance:
                               f"{what} returned a {n}-byte buffer, over the output limit of "
                               f"{self.limits.max_output_bytes} bytes")
         if ptr + n > self._mem_size:
-            size = self._mem_size = _data_size(self._ctx, self._mem)
+            size = self._mem_size = self._memory_size()
             if ptr + n > size:
                 raise PluginFault(self.plugin, "bad_output",
                                   f"{what} returned buffer ptr={ptr} len={n}, outside its memory of {size} bytes")
-        return _string_at(self._base + ptr, n)
+        return bytes(self._view[ptr : ptr + n])
 
     def react(self, payload: bytes, fuel: int, sync: bool) -> tuple[bytes | None, int]:
         """Run `react` on one encoded event; returns (reaction bytes or None, fuel used).
@@ -208,11 +213,11 @@ class PluginInstance:
         if not ptr:
             raise PluginFault(self.plugin, "memory", f"alloc({n}) returned 0 (out of memory) before react")
         if ptr + n > self._mem_size:
-            size = self._mem_size = _data_size(ctx, self._mem)
+            size = self._mem_size = self._memory_size()
             if ptr + n > size:
                 raise PluginFault(self.plugin, "bad_output",
                                   f"alloc({n}) returned {ptr}, past the end of memory ({size} bytes)")
-        _memmove(self._base + ptr, payload, n)
+        self._view[ptr : ptr + n] = payload
         args[0] = ptr
         args[_WORDS_PER_SLOT] = n
         err = _call_unchecked(ctx, self._react, argsref, 2, trapref)

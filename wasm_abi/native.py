@@ -16,8 +16,15 @@ from typing import Any
 from wasmtime import _bindings as ffi
 
 
-def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
-    func = ffi.dll._FuncPtr((name, ffi.dll))
+# The same library loaded as a PyDLL: its functions keep the GIL.  Used for the trivial
+# getters/setters, where releasing and re-taking the GIL costs more than the call itself; calls
+# that run Wasm go through `ffi.dll` and release it, so reactions on other threads run in parallel.
+_dll_keep_gil = ctypes.PyDLL(ffi.dll._name)
+
+
+def _declare(name: str, restype: Any, *argtypes: Any, keep_gil: bool = False) -> Any:
+    lib = _dll_keep_gil if keep_gil else ffi.dll
+    func = lib._FuncPtr((name, lib))
     func.restype = restype
     func.argtypes = list(argtypes)
     return func
@@ -27,13 +34,13 @@ def _declare(name: str, restype: Any, *argtypes: Any) -> Any:
 call_unchecked = _declare("wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t,
                           c_void_p)
 #: (context, fuel) -> error*
-set_fuel = _declare("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64)
+set_fuel = _declare("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64, keep_gil=True)
 #: (context, uint64* fuel) -> error*
-get_fuel = _declare("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p)
+get_fuel = _declare("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p, keep_gil=True)
 #: (context, ticks beyond the current epoch)
-set_epoch_deadline = _declare("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64)
+set_epoch_deadline = _declare("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, keep_gil=True)
 #: (context, memory*) -> size in bytes
-memory_data_size = _declare("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p)
+memory_data_size = _declare("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, keep_gil=True)
 
 
 def address(obj: Any) -> int:
