@@ -83,7 +83,7 @@ class PluginSpec:
 class LoadedPlugin:
     """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
 
-    __slots__ = ("spec", "host", "sync_types", "async_types", "async_slots", "_rewrite_warned")
+    __slots__ = ("spec", "host", "sync_types", "async_types", "async_slots", "quarantined", "_rewrite_warned")
 
     def __init__(self, spec: PluginSpec, host: Plugin) -> None:
         self.spec = spec
@@ -93,6 +93,9 @@ class LoadedPlugin:
         # The host's instance pool makes a caller wait when every instance is busy. Keeping async
         # reactions one instance short of the pool means the event loop's sync call never waits.
         self.async_slots = threading.BoundedSemaphore(max(1, host.limits.pool_size - 1))
+        #: Set when this set saw the plugin enter quarantine, cleared by its next success: lets the
+        #: recovery show in the log and the gauge at once rather than at the next periodic refresh.
+        self.quarantined = False
         self._rewrite_warned = False
 
     @property
@@ -240,6 +243,11 @@ class ActivePluginSet(PluginSet):
                     time.perf_counter() - started)
         if self._metrics is not None and reaction.fuel_used:
             self._metrics.plugin_fuel_used.labels(plugin.name, event_type, mode).observe(reaction.fuel_used)
+        if plugin.quarantined:
+            plugin.quarantined = False
+            log.warning("plugin %r recovered: the probe after its quarantine succeeded", plugin.name)
+            if self._metrics is not None:
+                self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["active"])
         return reaction
 
     def _fault(self, plugin: LoadedPlugin, fault: PluginFault, event_type: str, mode: str) -> None:
@@ -248,6 +256,7 @@ class ActivePluginSet(PluginSet):
             self._metrics.plugin_reactions.labels(plugin.name, event_type, mode, "fault").inc()
         state = plugin.host.state
         if state.quarantined:
+            plugin.quarantined = True
             log.error("plugin %r quarantined after %d consecutive faults; last fault %s: %s; retry in %.1fs",
                       plugin.name, state.consecutive_faults, fault.kind, _first_line(fault.message),
                       max(0.0, (state.retry_at or time.time()) - time.time()))
