@@ -1,0 +1,138 @@
+"""Plugins per guest language: module size, load time (cold compile and cached) and react time.
+
+Every language's examples are built from source (`plugin_examples.build`, skipped when up to date) and
+loaded through the real host, `wasm_abi.Plugin`:
+
+- size: bytes of each example's `.wasm`;
+- load, cold: `Plugin.from_file` with an empty on-disk cache and the in-process cache cleared, so the
+  module is compiled by Cranelift;
+- load, cached: the same with the on-disk cache filled by the cold load (deserialize, instantiate, init,
+  subscriptions) -- what a gateway restart pays;
+- react: median time of `Plugin.react` on the guard (a sync event.received it lets through, which makes it
+  read the event type and walk the data map) and on the enricher (a function.invoking it rewrites).
+
+WAT is the baseline: hand-written, no runtime, so every other column is also shown as a ratio to it,
+measured in the same run. Run: `python -m bench.bench_plugins [--calls N] [--loads N] [LANG ...]`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+
+from plugin_examples.build import EXAMPLES, LANGUAGES, build  # noqa: E402
+from wasm_abi import Limits, Plugin  # noqa: E402
+from wasm_abi.module_cache import clear_memory_cache  # noqa: E402
+from wasm_abi.events import EVENT_RECEIVED, FUNCTION_INVOKING  # noqa: E402
+from wasm_abi import system_event  # noqa: E402
+
+BASELINE = "wat"
+GUARD_CONFIG = {"denyTypes": ["user.deleted"], "denyData": {"role": "root"}}
+ENRICHER_CONFIG = {"fields": {"region": "eu-west-1"}}
+USER_EVENT = {
+    "specversion": "1.0", "type": "user.created", "id": "evt-1", "source": "/app",
+    "data": {"name": "ada", "email": "ada@example.com", "role": "admin", "tags": ["a", "b", "c"]},
+}
+RECEIVED = system_event(EVENT_RECEIVED, {"event": USER_EVENT, "path": "/users", "headers": {"X-A": "1"}})
+INVOKING = system_event(FUNCTION_INVOKING, {"space": "default", "event": USER_EVENT, "functionId": "fn"})
+QUIET = Limits(pool_size=1, log_rate_per_second=1e9, log_burst=1_000_000)
+
+
+@dataclass
+class Row:
+    lang: str
+    sizes: dict[str, int]
+    cold_ms: float
+    cached_ms: float
+    guard_us: float
+    enricher_us: float
+
+
+def _median_time(fn: Callable[[], object], repeat: int) -> float:
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - started)
+    return statistics.median(samples)
+
+
+def measure(lang: str, calls: int, loads: int) -> Row:
+    paths = {example: build(lang, example) for example in EXAMPLES}
+    guard_path = paths["guard"]
+    cold, cached = [], []
+    for _ in range(loads):
+        with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
+            clear_memory_cache()
+            started = time.perf_counter()
+            Plugin.from_file(guard_path, config=GUARD_CONFIG, limits=QUIET, cache_dir=cache)
+            cold.append(time.perf_counter() - started)
+            clear_memory_cache()
+            started = time.perf_counter()
+            Plugin.from_file(guard_path, config=GUARD_CONFIG, limits=QUIET, cache_dir=cache)
+            cached.append(time.perf_counter() - started)
+    guard = Plugin.from_file(guard_path, config=GUARD_CONFIG, limits=QUIET)
+    enricher = Plugin.from_file(paths["enricher"], config=ENRICHER_CONFIG, limits=QUIET)
+    assert guard.react(RECEIVED).error is None
+    assert enricher.react(INVOKING).event is not None
+    for _ in range(min(calls, 200)):  # warm up
+        guard.react(RECEIVED)
+        enricher.react(INVOKING)
+    return Row(
+        lang=lang,
+        sizes={example: path.stat().st_size for example, path in paths.items()},
+        cold_ms=statistics.median(cold) * 1e3,
+        cached_ms=statistics.median(cached) * 1e3,
+        guard_us=_median_time(lambda: guard.react(RECEIVED), calls) * 1e6,
+        enricher_us=_median_time(lambda: enricher.react(INVOKING), calls) * 1e6,
+    )
+
+
+def table(rows: list[Row]) -> str:
+    base = next((r for r in rows if r.lang == BASELINE), rows[0])
+
+    def cell(value: float, baseline: float, unit: str, digits: int = 1) -> str:
+        return f"{value:,.{digits}f} {unit} ({value / baseline:.1f}x)"
+
+    lines = [
+        "| language | logger / guard / enricher size | load, cold compile | load, cached | "
+        "react: guard (pass) | react: enricher (rewrite) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        sizes = " / ".join(f"{r.sizes[e] / 1024:,.1f}" for e in EXAMPLES) + " KiB"
+        sizes += f" ({r.sizes['guard'] / base.sizes['guard']:.1f}x)"
+        lines.append(
+            f"| {r.lang} | {sizes} | {cell(r.cold_ms, base.cold_ms, 'ms')} | "
+            f"{cell(r.cached_ms, base.cached_ms, 'ms', 2)} | {cell(r.guard_us, base.guard_us, 'µs')} | "
+            f"{cell(r.enricher_us, base.enricher_us, 'µs')} |"
+        )
+    lines.append(f"\nRatios are to {base.lang} (hand-written WAT) in the same run; medians.")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.bench_plugins", description=__doc__.splitlines()[0])
+    parser.add_argument("languages", nargs="*", default=list(LANGUAGES))
+    parser.add_argument("--calls", type=int, default=2000, help="react calls timed per plugin")
+    parser.add_argument("--loads", type=int, default=3, help="cold + cached loads per language")
+    args = parser.parse_args(argv if argv is not None else [])
+    languages = [BASELINE] + [lang for lang in args.languages if lang != BASELINE]
+    rows = []
+    for lang in languages:
+        rows.append(measure(lang, args.calls, args.loads))
+        print(f"measured {lang}", file=sys.stderr, flush=True)
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
