@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time as _time
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 EVENT_RECEIVED = "eventgateway.event.received"
@@ -50,7 +50,7 @@ def system_event(
         "type": event_type,
         "source": source,
         "id": event_id or str(uuid.uuid4()),
-        "time": time or datetime.fromtimestamp(_time.time(), timezone.utc).isoformat().replace("+00:00", "Z"),
+        "time": time or datetime.fromtimestamp(_time.time(), UTC).isoformat().replace("+00:00", "Z"),
         "datacontenttype": "application/msgpack",
         "data": data,
     }

@@ -7,10 +7,14 @@ import, so a plugin author learns at load time rather than from a trap at the fi
 
 from __future__ import annotations
 
+import logging
+
 import wasmtime
 
 from .errors import PluginLoadError
 from .plugin_log import PluginLog, StreamLog
+
+log = logging.getLogger("wasm_abi.host")
 
 HOST_MODULE = "eventgateway"
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -74,8 +78,8 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog) -> w
             # Copy no more than the cap: a plugin cannot make the host copy 64 MiB per line.
             data = bytes(memory.read(caller, ptr, ptr + min(length, max_bytes)))
             sink.write(level, data, total_bytes=length)
-        except Exception:  # never let a logging problem become a trap in the plugin
-            pass
+        except Exception:  # noqa: BLE001 - a logging problem must never become a trap in the plugin
+            log.debug("eventgateway.log failed for plugin %r", sink.plugin, exc_info=True)
 
     linker.define_func(HOST_MODULE, "log", LOG_TYPE, log, access_caller=True)
     if uses_wasi:

@@ -51,12 +51,36 @@ class PluginInstance:
     """A live instance of a plugin module, ready for `react` calls from one thread at a time."""
 
     __slots__ = (
-        "plugin", "module", "limits", "store", "_instance", "_ctx", "_mem", "_base", "_args", "_trap",
-        "_trapref", "_argsref", "_words", "_view", "_fuel", "_fuelref", "_alloc", "_react", "_funcs", "_streams", "_exports", "_mem_size",
-        "_sync_deadline_until", "_sync_ticks", "_async_ticks", "ok_sync", "ok_async",
+        "_alloc",
+        "_args",
+        "_argsref",
+        "_async_ticks",
+        "_base",
+        "_ctx",
+        "_exports",
+        "_fuel",
+        "_fuelref",
+        "_funcs",
+        "_instance",
+        "_mem",
+        "_mem_size",
+        "_react",
+        "_streams",
+        "_sync_deadline_until",
+        "_sync_ticks",
+        "_trap",
+        "_trapref",
+        "_view",
+        "_words",
+        "limits",
+        "module",
+        "ok_async",
+        "ok_sync",
+        "plugin",
+        "store",
     )
 
-    def __init__(self, module: "LoadedModule") -> None:
+    def __init__(self, module: LoadedModule) -> None:
         self.module = module
         self.plugin = module.name
         self.limits = limits = module.limits
@@ -74,7 +98,7 @@ class PluginInstance:
             store.set_wasi(config)
         self.store = store
         # Raw addresses for the native calls; `self` keeps every object behind them alive.
-        self._ctx = ctx = native.address(store._context())
+        self._ctx = native.address(store._context())
         self._args = (ffi.wasmtime_val_raw * _ARGS_LEN)()
         self._argsref = ctypes.addressof(self._args)
         # The same slots seen as plain int64s: indexing an array is ~3x cheaper than going
@@ -256,7 +280,7 @@ class PluginInstance:
     def _memory_at_limit(self) -> bool:
         try:
             return _data_size(self._ctx, self._mem) + WASM_PAGE > self.limits.max_memory_bytes
-        except Exception:
+        except Exception:  # noqa: BLE001 - only refines a fault message
             return False
 
     def _fault_from_trap(self, trap: wasmtime.Trap, what: str) -> PluginFault:

@@ -157,7 +157,7 @@ def load_module(
         raise TypeError(f"plugin config must be a dict, got {type(config).__name__}")
     try:
         config_bytes = msgpack.packb(config, use_bin_type=True)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types
         raise PluginLoadError(name, f"config cannot be encoded as msgpack: {exc}", "bad_config") from None
     linker = build_linker(engine, uses_wasi, log)
     try:

@@ -89,7 +89,7 @@ def _read_entry(directory: Path, entry_key: str, engine: wasmtime.Engine) -> was
         if not hmac.compare_digest(tag, _mac(key, entry_key, payload)):
             raise ValueError("authentication failed")
         return wasmtime.Module.deserialize(engine, payload)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - any doubt about an entry means recompile
         log.warning("ignoring module cache entry %s (%s); recompiling", path, exc)
         return None
 
@@ -107,7 +107,7 @@ def _write_entry(directory: Path, entry_key: str, module: wasmtime.Module) -> No
         except BaseException:
             os.unlink(tmp)
             raise
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - a cache that cannot be written only costs a compile
         log.warning("could not write module cache entry in %s: %s", directory, exc)
 
 

@@ -15,7 +15,6 @@ from typing import Any
 
 from wasmtime import _bindings as ffi
 
-
 # The same library loaded as a PyDLL: its functions keep the GIL.  Used for the trivial
 # getters/setters, where releasing and re-taking the GIL costs more than the call itself; calls
 # that run Wasm go through `ffi.dll` and release it, so reactions on other threads run in parallel.

@@ -80,7 +80,7 @@ class Plugin:
         limits: Limits | None = None,
         config: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> "Plugin":
+    ) -> Plugin:
         """Load a `.wasm` binary or a `.wat` text module; the name defaults to the file's stem."""
         path = Path(path)
         limits = limits if limits is not None else Limits()
@@ -103,7 +103,7 @@ class Plugin:
         limits: Limits | None = None,
         config: dict[str, Any] | None = None,
         **kwargs: Any,
-    ) -> "Plugin":
+    ) -> Plugin:
         """Load a module from memory (Wasm binary, or WAT text as bytes or str)."""
         if isinstance(data, str):
             data = data.encode("utf-8")

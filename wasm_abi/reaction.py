@@ -51,7 +51,7 @@ def unpack_output(plugin: str, raw: bytes, what: str) -> Any:
         return msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
     except msgpack.ExtraData:
         raise _fault(plugin, f"{what} has trailing bytes after the msgpack value") from None
-    except Exception as exc:  # msgpack raises several unrelated types for bad input
+    except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad input
         raise _fault(plugin, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
 
 

@@ -5,15 +5,14 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import wasmtime
 
-from wasm_abi import Limits, Plugin, PluginFault, Reaction
-from wasm_abi import module_cache
+from wasm_abi import Limits, Plugin, PluginFault, Reaction, module_cache
 
 from .watgen import plugin_wat
 

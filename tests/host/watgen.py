@@ -7,7 +7,8 @@ this module wraps it.  Everything is still compiled from WAT source by wasmtime 
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import msgpack
 
