@@ -84,7 +84,49 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog) -> w
     linker.define_func(HOST_MODULE, "log", LOG_TYPE, log, access_caller=True)
     if uses_wasi:
         linker.define_wasi()
+        # WASI's poll_oneoff would sleep inside a host call, where neither fuel nor epoch
+        # deadlines can stop it: a sync plugin could stall the event loop.  Replace it with one
+        # that reports every subscription as ready at once: sleeping returns immediately.
+        linker.allow_shadowing = True
+        linker.define_func(WASI_MODULE, "poll_oneoff", POLL_ONEOFF_TYPE, poll_oneoff_without_sleeping,
+                           access_caller=True)
+        linker.allow_shadowing = False
     return linker
+
+
+POLL_ONEOFF_TYPE = wasmtime.FuncType([_I32, _I32, _I32, _I32], [_I32])
+_SUBSCRIPTION_SIZE = 48
+_EVENT_SIZE = 32
+_ERRNO_SUCCESS, _ERRNO_FAULT, _ERRNO_INVAL = 0, 21, 28
+
+
+def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
+                                 nevents_ptr: int) -> int:
+    """`poll_oneoff` where every clock has already expired and every fd is ready."""
+    try:
+        memory = caller.get("memory")
+        if not isinstance(memory, wasmtime.Memory):
+            return _ERRNO_FAULT
+        in_ptr, out_ptr, count, nevents_ptr = (v & 0xFFFFFFFF for v in (in_ptr, out_ptr, count, nevents_ptr))
+        if count == 0:
+            return _ERRNO_INVAL
+        size = memory.data_len(caller)
+        if (in_ptr + count * _SUBSCRIPTION_SIZE > size or out_ptr + count * _EVENT_SIZE > size
+                or nevents_ptr + 4 > size):
+            return _ERRNO_FAULT
+        subs = bytes(memory.read(caller, in_ptr, in_ptr + count * _SUBSCRIPTION_SIZE))
+        events = bytearray(count * _EVENT_SIZE)
+        for i in range(count):
+            sub = subs[i * _SUBSCRIPTION_SIZE : (i + 1) * _SUBSCRIPTION_SIZE]
+            event = i * _EVENT_SIZE
+            events[event : event + 8] = sub[0:8]  # userdata
+            events[event + 10] = sub[8]  # event type = subscription tag (clock, fd_read, fd_write)
+        memory.write(caller, bytes(events), out_ptr)
+        memory.write(caller, count.to_bytes(4, "little"), nevents_ptr)
+        return _ERRNO_SUCCESS
+    except Exception:  # noqa: BLE001 - a host call must not raise into Wasm
+        log.debug("poll_oneoff failed", exc_info=True)
+        return _ERRNO_FAULT
 
 
 def wasi_config(sink: PluginLog) -> tuple[wasmtime.WasiConfig, list[StreamLog]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -104,3 +105,28 @@ def test_wasi_stdout_is_logged_by_line(make_plugin: MakePlugin) -> None:
     assert seen == [("info", "one"), ("info", "two")]  # "three" waits for its newline
     plugin.react({})
     assert seen[2:] == [("info", "threeone"), ("info", "two")]
+
+
+def test_wasi_sleep_returns_at_once_instead_of_blocking(make_plugin: MakePlugin) -> None:
+    """poll_oneoff on a 60 s clock must not block the caller (fuel and epochs cannot stop a
+    host call); the plugin checks it got its one event back with the right userdata."""
+    imports = ('(import "wasi_snapshot_preview1" "poll_oneoff" '
+               '(func $poll_oneoff (param i32 i32 i32 i32) (result i32)))')
+    react = """
+      (i64.store (i32.const 4096) (i64.const 0x1234))          ;; userdata
+      (i32.store8 (i32.const 4104) (i32.const 0))               ;; tag: clock
+      (i32.store (i32.const 4112) (i32.const 1))                ;; clock id: monotonic
+      (i64.store (i32.const 4120) (i64.const 60000000000))      ;; timeout: 60 s
+      (i64.store (i32.const 4128) (i64.const 0))                ;; precision
+      (i32.store16 (i32.const 4136) (i32.const 0))              ;; flags: relative
+      (if (result i64)
+        (i32.and
+          (i32.eqz (call $poll_oneoff (i32.const 4096) (i32.const 4160) (i32.const 1) (i32.const 4200)))
+          (i32.and (i32.eq (i32.load (i32.const 4200)) (i32.const 1))
+                   (i64.eq (i64.load (i32.const 4160)) (i64.const 0x1234))))
+        (then (i64.const 0))
+        (else unreachable))"""
+    plugin = make_plugin(name="sleeper", imports=imports, react=react)
+    started = time.monotonic()
+    assert plugin.react({}) == Reaction()
+    assert time.monotonic() - started < 30  # far below the 60 s it asked for
