@@ -97,3 +97,17 @@ async def test_examples_on_a_running_gateway(
     for event_type in ("user.deleted", "user.created"):
         await _plugin_log(caplog, f"[plugin logger] received event {event_type}")
     await _plugin_log(caplog, "[plugin enricher] function fn invoked: 1 ok, 0 failed")
+
+
+async def test_quick_start_loads_the_wat_logger_source(
+    gateway_server, function_server, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The README's quick start: `serve --dev --plugin plugin_examples/wat/logger.wat` (text, not binary)."""
+    from plugin_examples.build import EXAMPLES_DIR
+
+    caplog.set_level(logging.INFO, logger="wasm_abi.plugin")
+    running = await gateway_server(plugins=[EXAMPLES_DIR / "wat" / "logger.wat"])
+    async with httpx.AsyncClient(base_url=running.events_url) as events:
+        response = await events.post("/", content=_event("user.created", "q-1", {}), headers=CE)
+        assert response.status_code == 202
+    await _plugin_log(caplog, "[plugin logger] received event user.created")
