@@ -171,3 +171,34 @@ def test_inspect_module_describes_exports_imports_and_memory() -> None:
     assert info.abi_versions == ("eventgateway_abi_v1",)
     assert info.imports == (("eventgateway", "log", "func (i32, i32, i32) -> ()"),)
     assert info.memory_min_pages == 1 and info.size == len(text.encode())
+
+
+def test_limits_are_validated() -> None:
+    with pytest.raises(ValueError, match="Limits.sync_fuel must be positive"):
+        Limits(sync_fuel=0)
+    with pytest.raises(TypeError, match="Limits.pool_size must be a number"):
+        Limits(pool_size="4")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="cannot exceed 4 GiB"):
+        Limits(max_memory_bytes=8 * 1024**3)
+    with pytest.raises(Exception, match="cannot assign"):
+        Limits().sync_fuel = 1  # type: ignore[misc]
+
+
+def test_from_bytes_accepts_wat_as_str() -> None:
+    assert Plugin.from_bytes(plugin_wat(), name="text").subscriptions == [(EVENT_RECEIVED, "sync")]
+
+
+def test_trap_in_start_function_is_a_load_error() -> None:
+    with pytest.raises(PluginLoadError, match="instantiation") as info:
+        Plugin.from_bytes(wasm(extra="(func $boom unreachable) (start $boom)"), name="start")
+    assert info.value.kind == "trap"
+
+
+def test_inspect_module_from_path(tmp_path: Path) -> None:
+    path = tmp_path / "m.wat"
+    path.write_text(plugin_wat())
+    info = inspect_module(path)
+    assert info.size == path.stat().st_size and info.wasm_size > 8
+    assert ("alloc", "func (i32) -> (i32)") in info.exports
+    with pytest.raises(PluginLoadError, match="not valid WAT"):
+        inspect_module(b"(module")

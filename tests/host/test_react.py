@@ -12,6 +12,7 @@ from wasm_abi import (
     EVENT_RECEIVED,
     FUNCTION_INVOKED,
     FUNCTION_INVOKING,
+    Limits,
     Plugin,
     PluginFault,
     Reaction,
@@ -139,3 +140,10 @@ def test_system_event_envelope_is_checked() -> None:
     assert set(event) == {"specversion", "type", "source", "id", "time", "datacontenttype", "data"}
     with pytest.raises(ValueError, match="needs data fields"):
         system_event(FUNCTION_INVOKED, {"space": "s"})
+
+
+def test_event_over_the_input_limit_is_refused_before_any_call(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(limits=Limits(max_input_bytes=100))
+    with pytest.raises(ValueError, match="over the input limit of 100 bytes"):
+        plugin.react({"blob": "x" * 200})
+    assert plugin.state.faults == {}
