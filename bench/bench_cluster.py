@@ -5,9 +5,11 @@ Two measurements, in the same run, against a real etcd started here (temporary d
 - ``etcd watch`` (the baseline): a write through one EtcdStore connection until the change arrives on the
   watch of another connection. This is the floor any gateway can reach: etcd's commit plus one watch hop.
 - ``gateway -> gateway``: three ``python -m gateway serve --db etcd://...`` processes. A sync subscription
-  on a new path is created through gateway A's Config API; the clock stops when gateway B's (and C's)
-  Events API routes an event on that path to the function. That is what a user sees: the write returned on
-  A, and B serves the new route. Polling B every ~1 ms adds up to about a millisecond of resolution.
+  on a new path is created through gateway A's Config API; for each gateway the clock stops when its
+  Events API routes an event on that path to the function (B and C are polled concurrently from before
+  the write; A right after its write is acknowledged). That is what a user sees: the write returned on A,
+  and B serves the new route. The time taken is the moment the first routed probe was sent; the probe
+  before it, sent one poll (2 ms plus one unrouted round trip) earlier, was not routed.
 
 Run: ``python -m bench.bench_cluster [--samples N]`` (needs ``etcd``: ``just toolchains``). Prints p50/p99
 and the ratio of each to the baseline.
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
@@ -27,15 +30,18 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 sys.path.insert(0, str(REPO_ROOT))
 
-from cluster.etcd_server import new_etcd_server, remove_etcd_server  # noqa: E402
+from cluster.etcd_server import new_etcd_server, remove_etcd_server
 
-from gateway.store.base import Kind  # noqa: E402
-from gateway.store.etcd import EtcdStore, parse_etcd_url  # noqa: E402
+from gateway.store.base import Kind
+from gateway.store.etcd import EtcdStore, parse_etcd_url
+
+POLL_INTERVAL = 0.002
+"""Seconds between two probes of one gateway: finer polling would load the gateways it measures."""
 
 
 def percentile(samples: list[float], q: float) -> float:
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 async def watch_delay(endpoint: str, samples: int) -> list[float]:
@@ -63,23 +69,42 @@ async def watch_delay(endpoint: str, samples: int) -> list[float]:
 async def gateway_delay(endpoint: str, samples: int, workdir: Path) -> dict[str, list[float]]:
     """Seconds from a subscription write through gateway A to its route serving on A, B and C."""
     import httpx
-    from cluster.gateways import function_server, start_cluster
+    from cluster.gateways import GatewayNode, function_server, start_cluster
 
-    delays: dict[str, list[float]] = {"A (same gateway)": [], "B": [], "C": []}
+    delays: dict[str, list[float]] = {"write acknowledged by A": [], "A (same gateway)": [], "B": [], "C": [],
+                                      "B, after A's ack": [], "C, after A's ack": []}
     async with function_server() as function:
         gateways = await start_cluster(f"etcd://{endpoint}", 3, workdir)
         try:
             a, b, c = gateways
             async with httpx.AsyncClient(timeout=5) as client:
-                await a.setup_function(client, "bench", function.url)
+                await a.setup_function(client, "bench", function.url("bench"))
+
+                async def routed(name: str, gateway: GatewayNode, path: str, started: float) -> None:
+                    # The clock stops when the first probe that gets routed was *sent*: its answer then
+                    # includes a whole function call, which says nothing about propagation. The previous
+                    # probe, sent at most one poll earlier, was not routed.
+                    while True:
+                        sent = time.perf_counter()
+                        if await gateway.routes(client, path):
+                            break
+                        await asyncio.sleep(POLL_INTERVAL)
+                    delays[name].append(sent - started)
+
                 for i in range(samples):
                     path = f"/bench/{i}"
                     started = time.perf_counter()
+                    # B and C poll from before the write, each on its own, so neither waits for the other.
+                    pollers = [asyncio.create_task(routed(name, gateway, path, started))
+                               for name, gateway in (("B", b), ("C", c))]
                     await a.subscribe(client, "bench", path)
-                    for name, gateway in (("A (same gateway)", a), ("B", b), ("C", c)):
-                        while not await gateway.routes(client, path):
-                            await asyncio.sleep(0.0005)
-                        delays[name].append(time.perf_counter() - started)
+                    delays["write acknowledged by A"].append(time.perf_counter() - started)
+                    await routed("A (same gateway)", a, path, started)
+                    await asyncio.wait_for(asyncio.gather(*pollers), 10)
+                    acked = delays["write acknowledged by A"][-1]
+                    for name in ("B", "C"):
+                        # Negative when B already served the route before A's answer reached the client.
+                        delays[f"{name}, after A's ack"].append(delays[name][-1] - acked)
         finally:
             for gateway in gateways:
                 gateway.stop()
@@ -88,7 +113,7 @@ async def gateway_delay(endpoint: str, samples: int, workdir: Path) -> dict[str,
 
 def report(name: str, samples: list[float], baseline: float) -> str:
     p50, p99 = percentile(samples, 0.5), percentile(samples, 0.99)
-    return (f"{name:<28} n={len(samples):<4} p50={p50 * 1000:7.2f} ms  p99={p99 * 1000:7.2f} ms  "
+    return (f"{name:<36} n={len(samples):<4} p50={p50 * 1000:7.2f} ms  p99={p99 * 1000:7.2f} ms  "
             f"max={max(samples) * 1000:7.2f} ms  p50/baseline={p50 / baseline:5.1f}x")
 
 
@@ -97,7 +122,9 @@ async def main(samples: int, gateways: bool) -> None:
     try:
         watch = await watch_delay(server.endpoint, samples)
         baseline = statistics.median(watch)
-        print(f"cluster propagation on loopback (etcd {server.endpoint}, {samples} samples each)")
+        load = os.getloadavg()[0]
+        print(f"cluster propagation on loopback (etcd {server.endpoint}, {samples} samples each, "
+              f"{os.cpu_count()} CPUs, load average {load:.1f} at start)")
         print(report("etcd watch (baseline)", watch, baseline))
         if gateways:
             with tempfile.TemporaryDirectory(prefix="eg-bench-cluster-") as workdir:

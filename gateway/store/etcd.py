@@ -44,7 +44,7 @@ from .base import (
     WatchReset,
 )
 
-__all__ = ["EtcdOptions", "EtcdStore", "key_for", "parse_etcd_url", "DEFAULT_PREFIX"]
+__all__ = ["DEFAULT_PREFIX", "EtcdOptions", "EtcdStore", "key_for", "parse_etcd_url"]
 
 log = logging.getLogger(__name__)
 
@@ -54,16 +54,16 @@ DEFAULT_PREFIX = "/eventgateway/v1/"
 T = TypeVar("T")
 
 # gRPC retries a failed connection on its own, with a back-off that grows to two minutes by default: far
-# too slow for a gateway waiting for etcd to come back. Cap it at one second, and ping an idle connection
-# so that a silently vanished server is noticed (etcd accepts pings every 5 s or slower).
+# too slow for a gateway waiting for etcd to come back. Cap it at one second, and ping the connection of
+# the watch so that a silently vanished server is noticed (etcd accepts pings every 5 s or slower).
 _CHANNEL_OPTIONS: list[tuple[str, Any]] = [
     ("grpc.initial_reconnect_backoff_ms", 100),
     ("grpc.min_reconnect_backoff_ms", 100),
     ("grpc.max_reconnect_backoff_ms", 1000),
     ("grpc.keepalive_time_ms", 10_000),
     ("grpc.keepalive_timeout_ms", 5_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
+    # Only while a call is open (the watch): etcd answers pings on an idle connection with "too_many_pings".
+    ("grpc.keepalive_permit_without_calls", 0),
     # Plugin modules are stored as documents: allow the largest request etcd can be configured to take.
     ("grpc.max_receive_message_length", 64 * 1024 * 1024),
     ("grpc.max_send_message_length", 64 * 1024 * 1024),

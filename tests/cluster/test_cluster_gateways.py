@@ -44,7 +44,7 @@ async def store_up(client: httpx.AsyncClient, node: GatewayNode, value: int) -> 
 async def all_answer(client: httpx.AsyncClient, nodes: list[GatewayNode], path: str, status: int,
                      body: str | None = None, what: str = "") -> None:
     for node in nodes:
-        await eventually(lambda: answers(client, node, path, status, body),
+        await eventually(lambda node=node: answers(client, node, path, status, body),
                          f"gateway {node.name} answers {status} {body or ''} on {path} {what}")
 
 
@@ -84,10 +84,10 @@ async def test_every_kind_of_change_reaches_every_gateway(shared_etcd, cluster, 
             return (response.headers.get("access-control-allow-origin") == "https://shop.example") == allowed
 
         for node in nodes:
-            await eventually(lambda: allows_origin(node, True), f"CORS created on B applied on {node.name}")
+            await eventually(lambda node=node: allows_origin(node, True), f"CORS created on B applied on {node.name}")
         await c.config(client, "DELETE", f"/cors/{cors_id}")
         for node in nodes:
-            await eventually(lambda: allows_origin(node, False), f"CORS deleted on C gone from {node.name}")
+            await eventually(lambda node=node: allows_origin(node, False), f"CORS deleted on C gone from {node.name}")
 
         # An async subscription through C delivers events sent to A.
         await c.config(client, "POST", "/functions", {"functionId": "audit", "type": "http",
@@ -166,7 +166,7 @@ async def test_etcd_outage_while_events_flow(etcd_factory, cluster):
         assert "configuration store unavailable" in message and etcd.endpoint in message, message
         assert (await b.config(client, "GET", "/functions", expect=503)).json()["errors"]
         for node in nodes:
-            await eventually(lambda: store_up(client, node, 0), f"gateway {node.name} reports etcd down")
+            await eventually(lambda node=node: store_up(client, node, 0), f"gateway {node.name} reports etcd down")
 
         await asyncio.sleep(0.5)
         await asyncio.to_thread(etcd.start)
@@ -180,7 +180,7 @@ async def test_etcd_outage_while_events_flow(etcd_factory, cluster):
         await eventually(written_through_b, "B accepts writes once etcd is back", timeout=20)
         await all_answer(client, nodes, "/later", 200, "first", "after etcd came back")
         for node in nodes:
-            await eventually(lambda: store_up(client, node, 1), f"gateway {node.name} reports etcd up")
+            await eventually(lambda node=node: store_up(client, node, 1), f"gateway {node.name} reports etcd up")
         stop.set()
         await flowing
         assert len(statuses) > during_outage + 10, "events kept flowing during the outage"
@@ -225,7 +225,7 @@ async def test_plugin_uploaded_on_one_gateway_runs_on_all(shared_etcd, cluster, 
     sha256 = hashlib.sha256(wasm).hexdigest()
     async with httpx.AsyncClient(timeout=30) as client:
         nodes = await cluster(f"etcd://{shared_etcd.endpoint}{unique_prefix}", 3)
-        a, b, c = nodes
+        a, _, c = nodes
         for node in nodes:
             assert (await node.emit(client, "/", cloudevent("blocked"))).status_code == 202
         uploaded = await client.post(f"{a.config_url}/v1/plugins", content=wasm,
@@ -238,7 +238,7 @@ async def test_plugin_uploaded_on_one_gateway_runs_on_all(shared_etcd, cluster, 
             return response.status_code == 403
 
         for node in nodes:
-            await eventually(lambda: guarded(node), f"the guard uploaded on A rejects on {node.name}")
+            await eventually(lambda node=node: guarded(node), f"the guard uploaded on A rejects on {node.name}")
             shown = (await client.get(f"{node.config_url}/v1/plugins/guard")).json()
             assert shown["sha256"] == sha256 and shown["state"] == "active"
             assert (await node.emit(client, "/", cloudevent("fine"))).status_code == 202
@@ -249,7 +249,7 @@ async def test_plugin_uploaded_on_one_gateway_runs_on_all(shared_etcd, cluster, 
             return (await node.emit(client, "/", cloudevent("blocked"))).status_code == 202
 
         for node in nodes:
-            await eventually(lambda: unguarded(node), f"the guard deleted on C is gone from {node.name}")
+            await eventually(lambda node=node: unguarded(node), f"the guard deleted on C is gone from {node.name}")
 
 
 async def test_gateway_on_etcd_with_tls_and_auth_flags(etcd_factory, cluster, tmp_path):
