@@ -45,22 +45,34 @@ def cache_key(module_sha256: str, settings: str) -> str:
 
 
 def _load_or_create_key(directory: Path) -> bytes:
-    """The HMAC key, created 0600 on first use; a key readable by others is not trusted."""
+    """The HMAC key, created 0600 on first use; a key readable by others is not trusted.
+
+    The key is written to a private temporary file and hard-linked into place, so a process
+    racing us never reads a half-written key (`link` fails if the name exists).
+    """
     path = directory / KEY_FILE
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        st = path.stat()
+    for _ in range(3):
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            key = secrets.token_bytes(KEY_BYTES)
+            fd, tmp = tempfile.mkstemp(dir=directory, prefix=".key-")  # mkstemp creates it 0600
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    f.write(key)
+                os.link(tmp, path)
+                return key
+            except FileExistsError:
+                continue  # another process won the race: use its key
+            finally:
+                os.unlink(tmp)
         data = path.read_bytes()
         if st.st_mode & 0o077 or st.st_uid != os.getuid() or len(data) != KEY_BYTES:
             log.warning("module cache key %s is not a private %d-byte file; replacing it", path, KEY_BYTES)
-            path.unlink()
-            return _load_or_create_key(directory)
+            path.unlink(missing_ok=True)
+            continue
         return data
-    key = secrets.token_bytes(KEY_BYTES)
-    with os.fdopen(fd, "wb") as f:
-        f.write(key)
-    return key
+    raise OSError(f"could not create a module cache key in {directory}")
 
 
 def _mac(key: bytes, entry_key: str, payload: bytes) -> bytes:
