@@ -1,0 +1,73 @@
+"""Flags, environment variables and their errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from gateway.settings import Settings, SettingsError, parse_serve_args
+from tests.gateway_fixtures import REPO_ROOT
+
+
+def test_defaults() -> None:
+    settings = parse_serve_args([], environ={})
+    assert (settings.events_port, settings.config_port, settings.workers, settings.workers_backlog,
+            settings.processes, settings.drain_timeout, settings.log_level, settings.log_format) == \
+        (4000, 4001, 100, 200, 1, 30.0, "info", "text")
+    assert settings.store_url == "sqlite:.event-gateway/config.db"
+
+
+def test_flags_win_over_environment_which_wins_over_defaults() -> None:
+    environ = {"EVENT_GATEWAY_EVENTS_PORT": "8080", "EVENT_GATEWAY_CONFIG_PORT": "8081",
+               "EVENT_GATEWAY_DEV": "true", "EVENT_GATEWAY_PLUGIN": "a.wat:b.wasm",
+               "EVENT_GATEWAY_DB": "memory", "EVENT_GATEWAY_LOG_FORMAT": "json"}
+    settings = parse_serve_args(["--config-port", "9001", "--data-dir", "/tmp/x"], environ=environ)
+    assert (settings.events_port, settings.config_port, settings.dev, settings.plugins, settings.db,
+            settings.log_format, settings.data_dir) == (8080, 9001, True, ("a.wat", "b.wasm"), "memory", "json", "/tmp/x")
+    assert parse_serve_args(["--plugin", "x.wat", "--plugin", "y.wat"], environ=environ).plugins == ("x.wat", "y.wat")
+    assert parse_serve_args(["--data-dir", "/d"], environ={}).store_url == "sqlite:/d/config.db"
+
+
+@pytest.mark.parametrize(("argv", "environ", "fragment"), [
+    ([], {"EVENT_GATEWAY_WORKERS": "many"}, "EVENT_GATEWAY_WORKERS='many'"),
+    (["--workers", "0"], {}, "--workers 0"),
+    (["--events-port", "70000"], {}, "--events-port 70000"),
+    (["--events-tls-cert", "c.pem"], {}, "--events-tls-key"),
+    (["--processes", "2", "--db", "memory"], {}, "shared store"),
+    ([], {"EVENT_GATEWAY_LOG_LEVEL": "loud"}, "--log-level 'loud'"),
+])
+def test_bad_values_are_named(argv: list[str], environ: dict[str, str], fragment: str) -> None:
+    with pytest.raises(SettingsError, match=None) as raised:
+        parse_serve_args(argv, environ=environ)
+    assert fragment in str(raised.value)
+
+
+def test_settings_are_immutable() -> None:
+    with pytest.raises(AttributeError):
+        Settings().workers = 3  # type: ignore[misc]
+
+
+def test_cli_reports_bad_flags_and_a_taken_port() -> None:
+    bad = subprocess.run([sys.executable, "-m", "gateway", "serve", "--workers", "0", "--db", "memory"],
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--workers 0: must be at least 1" in bad.stderr
+
+    import socket
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        clash = subprocess.run([sys.executable, "-m", "gateway", "serve", "--db", "memory", "--events-port",
+                                str(port), "--config-port", "0"], cwd=REPO_ROOT, capture_output=True, text=True,
+                               timeout=60)
+    assert clash.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in clash.stderr
+
+
+def test_cli_help_lists_every_flag() -> None:
+    help_text = subprocess.run([sys.executable, "-m", "gateway", "serve", "--help"], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=60).stdout
+    for flag in ("--host", "--events-host", "--events-port", "--config-port", "--events-tls-cert",
+                 "--events-tls-key", "--config-tls-cert", "--config-tls-key", "--log-level", "--log-format",
+                 "--workers", "--workers-backlog", "--processes", "--plugin", "--plugins-config", "--db",
+                 "--dev", "--data-dir", "--drain-timeout"):
+        assert flag in help_text, flag
