@@ -265,3 +265,34 @@ async def test_reload_while_events_flow_loses_and_duplicates_nothing(gateways: A
     assert set(stamps.values()) == {"v1", "v2"}
     started_after = [event_id for event_id, started in sent if started > updated_at]
     assert started_after and all(stamps[event_id] == "v2" for event_id in started_after)
+
+
+def _non_loopback_address() -> str:
+    """An address of this machine other than loopback (the UDP connect sends nothing)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.connect(("192.0.2.1", 9))
+        address = probe.getsockname()[0]
+    assert not address.startswith("127."), "this machine has no non-loopback IPv4 address to test binding with"
+    return address
+
+
+def _reachable(address: str, port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection((address, port), timeout=2):
+            return True
+    except OSError:
+        return False
+
+
+def test_config_api_binds_loopback_unless_a_token_protects_it(gateways: Any) -> None:
+    address = _non_loopback_address()
+    open_gateway = gateways("--db", "memory")
+    assert "config API listening on http://127.0.0.1:" in open_gateway.log()
+    assert not _reachable(address, open_gateway.config_port)
+    assert _reachable("127.0.0.1", open_gateway.config_port)
+    protected = gateways("--db", "memory", "--config-token", "t0ken")
+    assert _reachable(address, protected.config_port)
