@@ -77,7 +77,7 @@ class Metrics:
             "plugin_faults", "Plugin faults by kind (out_of_fuel, timeout, trap, memory, bad_output, ...).",
             ["plugin", "kind"], namespace=ns, registry=r)
         self.plugin_state = Gauge(
-            "plugin_state", "Plugin state: 0 active, 1 quarantined, 2 disabled.", ["plugin"], namespace=ns, registry=r)
+            "plugin_state", "Plugin state: 0 active, 1 quarantined, 2 disabled, 3 failed to load.", ["plugin"], namespace=ns, registry=r)
         self.plugin_log_dropped = Counter(
             "plugin_log_dropped", "Plugin log lines dropped by the rate limit.", ["plugin"], namespace=ns, registry=r)
 
