@@ -29,11 +29,14 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from plugin_examples.build import EXAMPLES, LANGUAGES, build  # noqa: E402
-from wasm_abi import Limits, Plugin  # noqa: E402
-from wasm_abi.module_cache import clear_memory_cache  # noqa: E402
-from wasm_abi.events import EVENT_RECEIVED, FUNCTION_INVOKING  # noqa: E402
-from wasm_abi import system_event  # noqa: E402
+from plugin_examples.build import EXAMPLES, LANGUAGES, build
+from wasm_abi import (
+    Limits,
+    Plugin,
+    system_event,
+)
+from wasm_abi.events import EVENT_RECEIVED, FUNCTION_INVOKING
+from wasm_abi.module_cache import clear_memory_cache
 
 BASELINE = "wat"
 GUARD_CONFIG = {"denyTypes": ["user.deleted"], "denyData": {"role": "root"}}
@@ -69,6 +72,8 @@ def _median_time(fn: Callable[[], object], repeat: int) -> float:
 def measure(lang: str, calls: int, loads: int) -> Row:
     paths = {example: build(lang, example) for example in EXAMPLES}
     guard_path = paths["guard"]
+    with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:  # warm-up: imports, engine, threads
+        Plugin.from_file(guard_path, config=GUARD_CONFIG, limits=QUIET, cache_dir=cache)
     cold, cached = [], []
     for _ in range(loads):
         with tempfile.TemporaryDirectory(prefix="bench-cache-") as cache:
@@ -104,8 +109,10 @@ def table(rows: list[Row]) -> str:
         return f"{value:,.{digits}f} {unit} ({value / baseline:.1f}x)"
 
     lines = [
-        "| language | logger / guard / enricher size | load, cold compile | load, cached | "
-        "react: guard (pass) | react: enricher (rewrite) |",
+        (
+            "| language | logger / guard / enricher size | load, cold compile | load, cached | "
+            "react: guard (pass) | react: enricher (rewrite) |"
+        ),
         "|---|---|---|---|---|---|",
     ]
     for r in rows:

@@ -22,9 +22,9 @@ import importlib
 import os
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
-from typing import Iterable
 
 LANGUAGES: tuple[str, ...] = ("wat", "c", "zig", "rust", "assemblyscript", "go")
 EXAMPLES: tuple[str, ...] = ("logger", "guard", "enricher")

@@ -26,7 +26,7 @@ def check_toolchain() -> None:
 
 def run(command: list[str], cwd: Path) -> None:
     """Run a compiler; a failure raises BuildError carrying the command and its output."""
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=cwd, check=False, capture_output=True, text=True)
     if done.returncode != 0:
         raise BuildError(f"{' '.join(command)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
 

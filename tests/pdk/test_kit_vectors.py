@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgpack
 import pytest
 
 from tests.pdk.roundtrip import RoundTrip, build_roundtrip
@@ -34,7 +35,7 @@ def kit(request: pytest.FixtureRequest) -> tuple[str, RoundTrip]:
 
 def expected_output(lang: str, vector: Vector) -> bytes:
     first = vector.encoding[0]
-    is_int = first <= 0x7F or first >= 0xE0 or 0xCC <= first <= 0xD3 and first not in (0xCA, 0xCB)
+    is_int = first <= 0x7F or first >= 0xE0 or 0xCC <= first <= 0xD3
     if lang == "wat" and vector.kind not in WAT_TYPED_KINDS and not is_int:
         return vector.encoding
     return canonical(vector.encoding)
@@ -55,8 +56,6 @@ def test_round_trip(kit: tuple[str, RoundTrip], vector: Vector) -> None:
 
 def test_nested_document(kit: tuple[str, RoundTrip]) -> None:
     """A shape like a real system event: deep nesting, long strings (str16), map16, array16."""
-    import msgpack
-
     document = {
         "specversion": "1.0",
         "data": {"event": {"data": {"k" * 40: "v" * 300, "list": list(range(-40, 40)), "big": 2**40}}},
@@ -64,7 +63,7 @@ def test_nested_document(kit: tuple[str, RoundTrip]) -> None:
         "long": "x" * 70_000,
     }
     encoded = msgpack.packb(document)
-    lang, round_trip = kit
+    _, round_trip = kit
     out = round_trip(encoded)
     assert decode(out) == document
     assert out == encoded
