@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Settings", "SettingsError", "add_serve_arguments", "settings_from_args", "DEFAULT_DATA_DIR"]
+__all__ = ["DEFAULT_DATA_DIR", "Settings", "SettingsError", "add_serve_arguments", "settings_from_args"]
 
 ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_DATA_DIR = ".event-gateway"

@@ -125,7 +125,7 @@ def gateway_process(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
         while time.monotonic() < deadline:
             if process.poll() is not None:
                 raise AssertionError(f"gateway exited with {process.returncode}; log:\n{handle.log()}")
-            found = dict((api, url) for api, url in _LISTEN.findall(handle.log()))
+            found = {api: url for api, url in _LISTEN.findall(handle.log())}
             if "events" in found and "config" in found:
                 handle.events_url, handle.config_url = found["events"], found["config"]
                 try:

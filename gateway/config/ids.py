@@ -9,7 +9,7 @@ from __future__ import annotations
 import base64
 from urllib.parse import quote
 
-__all__ = ["path_escape", "subscription_id", "cors_id"]
+__all__ = ["cors_id", "path_escape", "subscription_id"]
 
 # Go's url.PathEscape leaves RFC 3986 unreserved characters and these sub-delimiters alone.
 _PATH_SEGMENT_SAFE = "$&+,:;=@"

@@ -20,23 +20,23 @@ from pydantic.alias_generators import to_camel
 from gateway.config import ids
 
 __all__ = [
+    "CORS",
     "DEFAULT_SPACE",
     "HTTP_METHODS",
-    "SECRET_MARKER",
     "NAME_PATTERN",
-    "Model",
+    "PROVIDERS",
+    "SECRET_MARKER",
+    "AWSFirehoseProvider",
+    "AWSKinesisProvider",
+    "AWSLambdaProvider",
+    "AWSSQSProvider",
     "EventType",
     "Function",
-    "RetryPolicy",
     "HTTPProvider",
-    "AWSLambdaProvider",
-    "AWSKinesisProvider",
-    "AWSFirehoseProvider",
-    "AWSSQSProvider",
+    "Model",
     "Provider",
-    "PROVIDERS",
+    "RetryPolicy",
     "Subscription",
-    "CORS",
 ]
 
 DEFAULT_SPACE = "default"

@@ -32,14 +32,14 @@ from gateway.store.base import AlreadyExists, Kind, NotFound, Store
 from gateway.store.view import ConfigView
 
 __all__ = [
-    "ConfigError",
-    "InvalidConfig",
-    "ConfigNotFound",
     "ConfigConflict",
+    "ConfigError",
     "ConfigInUse",
+    "ConfigNotFound",
     "ConfigService",
-    "redact",
+    "InvalidConfig",
     "metadata_filters",
+    "redact",
 ]
 
 M = TypeVar("M", bound=Model)

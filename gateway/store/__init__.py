@@ -14,7 +14,7 @@ from typing import Any
 
 from gateway.store.base import Store
 
-__all__ = ["open_store", "Store"]
+__all__ = ["Store", "open_store"]
 
 
 def open_store(url: str, **etcd_options: Any) -> Store:
@@ -24,8 +24,7 @@ def open_store(url: str, **etcd_options: Any) -> Store:
         return MemoryStore()
     if url.startswith("sqlite:"):
         path = url[len("sqlite:"):]
-        if path.startswith("//"):  # tolerate sqlite:///abs/path
-            path = path[2:]
+        path = path.removeprefix("//")  # tolerate sqlite:///abs/path
         if not path:
             raise ValueError(f"--db {url!r}: no file; expected sqlite:PATH, e.g. sqlite:.event-gateway/config.db")
         from gateway.store.sqlite import SQLiteStore

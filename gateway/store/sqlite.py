@@ -14,6 +14,7 @@ The standard ``sqlite3`` module is blocking, so each call runs in a worker threa
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import sqlite3
 import threading
@@ -151,7 +152,7 @@ class SQLiteStore(Store):
         position = after_revision
         while not self._closed.is_set():
             self._written.clear()  # before reading: a write landing after the read wakes the wait below
-            changes = await self._run(lambda db: _changes_after(db, position))
+            changes = await self._run(functools.partial(_changes_after, revision=position))
             for change in changes:
                 position = change.revision
                 yield change

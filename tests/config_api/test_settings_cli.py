@@ -51,7 +51,7 @@ def test_settings_are_immutable() -> None:
 
 def test_cli_reports_bad_flags_and_a_taken_port() -> None:
     bad = subprocess.run([sys.executable, "-m", "gateway", "serve", "--workers", "0", "--db", "memory"],
-                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60)
+                         cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
     assert bad.returncode == 2 and "--workers 0: must be at least 1" in bad.stderr
 
     import socket
@@ -59,13 +59,13 @@ def test_cli_reports_bad_flags_and_a_taken_port() -> None:
         port = taken.getsockname()[1]
         clash = subprocess.run([sys.executable, "-m", "gateway", "serve", "--db", "memory", "--events-port",
                                 str(port), "--config-port", "0"], cwd=REPO_ROOT, capture_output=True, text=True,
-                               timeout=60)
+                               timeout=60, check=False)
     assert clash.returncode != 0 and f"cannot listen on 127.0.0.1:{port}" in clash.stderr
 
 
 def test_cli_help_lists_every_flag() -> None:
     help_text = subprocess.run([sys.executable, "-m", "gateway", "serve", "--help"], cwd=REPO_ROOT,
-                               capture_output=True, text=True, timeout=60).stdout
+                               capture_output=True, text=True, timeout=60, check=False).stdout
     for flag in ("--host", "--events-host", "--events-port", "--config-port", "--events-tls-cert",
                  "--events-tls-key", "--config-tls-cert", "--config-tls-key", "--log-level", "--log-format",
                  "--workers", "--workers-backlog", "--processes", "--plugin", "--plugins-config", "--db",

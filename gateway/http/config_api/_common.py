@@ -14,7 +14,7 @@ from gateway.config.models import Model
 from gateway.config.service import ConfigService, metadata_filters, redact
 from gateway.http.errors import ApiError
 
-__all__ = ["service", "read_json", "filters", "observed", "document_response", "list_response", "gateway"]
+__all__ = ["document_response", "filters", "gateway", "list_response", "observed", "read_json", "service"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
