@@ -64,7 +64,7 @@ def check_toolchain() -> None:
     go = go_binary()
     if go is None:
         raise ToolchainMissing("go", f"no `go` command found; {INSTALL_HINT}")
-    version = subprocess.run([str(go), "version"], capture_output=True, text=True).stdout
+    version = subprocess.run([str(go), "version"], check=False, capture_output=True, text=True).stdout
     match = re.search(r"go(\d+)\.(\d+)", version)
     if match is None or (int(match[1]), int(match[2])) < MIN_VERSION:
         raise ToolchainMissing("go", f"{go} is {version.strip() or 'unusable'}; need Go >= 1.24; {INSTALL_HINT}")
@@ -83,7 +83,7 @@ def build(example_dir: Path, kit_dir: Path, out: Path) -> None:
         shutil.copytree(kit_dir, work / "pdk", ignore=shutil.ignore_patterns("testing", "*.md"))
         (work / "go.mod").write_text(GO_MOD)
         command = [str(go), "build", "-buildmode=c-shared", "-trimpath", "-ldflags=-s -w", "-o", str(work / "plugin.wasm"), "."]
-        done = subprocess.run(command, cwd=work, env=_environment(), capture_output=True, text=True)
+        done = subprocess.run(command, cwd=work, env=_environment(), check=False, capture_output=True, text=True)
         if done.returncode != 0:
             raise BuildError(f"`{' '.join(command)}` in {example_dir} failed ({done.returncode}):\n{done.stderr}{done.stdout}")
         shutil.copyfile(work / "plugin.wasm", out)

@@ -23,13 +23,13 @@ _COMMON_FLAGS = ("--edition", "2021", "--target", TARGET, "-C", "opt-level=s", "
 def check_toolchain() -> None:
     if not RUSTC.is_file():
         raise ToolchainMissing("rust", f"{RUSTC} not found; {INSTALL_HINT}")
-    sysroot = subprocess.run([str(RUSTC), "--print", "sysroot"], capture_output=True, text=True).stdout.strip()
+    sysroot = subprocess.run([str(RUSTC), "--print", "sysroot"], check=False, capture_output=True, text=True).stdout.strip()
     if not (Path(sysroot) / "lib" / "rustlib" / TARGET).is_dir():
         raise ToolchainMissing("rust", f"{RUSTC} has no {TARGET} standard library; {INSTALL_HINT}")
 
 
 def _run(command: list[str], cwd: Path) -> None:
-    done = subprocess.run(command, cwd=cwd, capture_output=True, text=True)
+    done = subprocess.run(command, cwd=cwd, check=False, capture_output=True, text=True)
     if done.returncode != 0:
         raise BuildError(f"`{' '.join(command)}` failed ({done.returncode}):\n{done.stderr}{done.stdout}")
 

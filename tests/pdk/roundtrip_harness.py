@@ -47,7 +47,7 @@ class KitCodec:
         self._roundtrip = exports["roundtrip"]
 
     @classmethod
-    def build(cls, lang: str) -> "KitCodec":
+    def build(cls, lang: str) -> KitCodec:
         """Compile the kit's roundtrip module (cached by content hash) and instantiate it."""
         return cls(build_source(lang, roundtrip_source(lang), TEST_MODULES_DIR / lang / "roundtrip.wasm"))
 

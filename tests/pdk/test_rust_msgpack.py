@@ -11,7 +11,14 @@ from typing import Any
 
 import pytest
 
-from tests.pdk.roundtrip_harness import LONG_VALUES, MALFORMED, KitCodec, check_long, check_malformed, check_vector
+from tests.pdk.roundtrip_harness import (
+    LONG_VALUES,
+    MALFORMED,
+    KitCodec,
+    check_long,
+    check_malformed,
+    check_vector,
+)
 from tests.pdk.vectors import Vector, load_vectors
 
 LANG = "rust"
