@@ -9,6 +9,7 @@ rule are the ones every kit is held to (`tests/pdk/vectors.py`).
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -39,7 +40,7 @@ class KitCodec:
             "eventgateway", "log", wasmtime.FuncType([wasmtime.ValType.i32()] * 3, []), self._log, access_caller=True
         )
         self.logs: list[tuple[int, str]] = []
-        exports = linker.instantiate(self.store, wasmtime.Module.from_file(engine, str(wasm))).exports(self.store)
+        exports = linker.instantiate(self.store, _compiled(engine, wasm)).exports(self.store)
         if "_initialize" in exports:
             exports["_initialize"](self.store)
         self._memory = exports["memory"]
@@ -68,6 +69,27 @@ class KitCodec:
         packed &= (1 << 64) - 1
         out_ptr, out_len = packed >> 32, packed & 0xFFFFFFFF
         return bytes(self._memory.read(self.store, out_ptr, out_ptr + out_len))
+
+
+def _compiled(engine: wasmtime.Engine, wasm: Path) -> wasmtime.Module:
+    """Compile once per module content: a Go module takes seconds to compile, ms to deserialize.
+
+    The cache holds only artifacts this harness serialized itself, keyed by the module's hash.
+    """
+    digest = hashlib.sha256(wasm.read_bytes()).hexdigest()[:32]
+    cached = wasm.with_name(f"{wasm.stem}.{digest}.cwasm")
+    if cached.is_file():
+        try:
+            return wasmtime.Module.deserialize_file(engine, str(cached))
+        except wasmtime.WasmtimeError:
+            cached.unlink(missing_ok=True)  # another wasmtime version or config: compile again
+    module = wasmtime.Module.from_file(engine, str(wasm))
+    for stale in wasm.parent.glob(f"{wasm.stem}.*.cwasm"):
+        stale.unlink(missing_ok=True)
+    partial = cached.with_suffix(".tmp")
+    partial.write_bytes(module.serialize())
+    partial.replace(cached)
+    return module
 
 
 def check_vector(codec: KitCodec, vector: Vector) -> None:
