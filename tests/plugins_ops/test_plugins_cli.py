@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from wat_modules import REPO_ROOT, SPIN_ON_SPIN, TRAP_ON_BOOM, constant_plugin, example, kit_module, write
 
-CLI = [sys.executable, "-m", "gateway.plugin_cli", "plugin"]
+CLI = [sys.executable, "-m", "gateway", "plugin"]  # the `event-gateway` console script's entry point
 
 
 def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

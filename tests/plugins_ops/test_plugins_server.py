@@ -296,3 +296,20 @@ def test_config_api_binds_loopback_unless_a_token_protects_it(gateways: Any) -> 
     assert _reachable("127.0.0.1", open_gateway.config_port)
     protected = gateways("--db", "memory", "--config-token", "t0ken")
     assert _reachable(address, protected.config_port)
+
+
+def test_every_gateway_sharing_the_store_reloads(gateways: Any, tmp_path: Path) -> None:
+    db = f"sqlite:{tmp_path / 'shared.db'}"
+    first, second = gateways("--db", db), gateways("--db", db)
+    assert upload(first, "guard", example("guard"), {"config": {"denyTypes": ["blocked"]}}).status_code == 201
+    deadline = time.monotonic() + 10
+    while send(second, "blocked").status_code != 403:
+        assert time.monotonic() < deadline, "the second gateway never loaded the plugin"
+        time.sleep(0.1)
+    assert plugins(second)["guard"]["state"] == "active"
+    assert httpx.delete(f"{second.config_url}/v1/plugins/guard", timeout=30).status_code == 204
+    deadline = time.monotonic() + 10
+    while send(first, "blocked").status_code != 202:
+        assert time.monotonic() < deadline, "the first gateway never dropped the deleted plugin"
+        time.sleep(0.1)
+    assert plugins(first) == {}
