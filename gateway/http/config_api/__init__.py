@@ -14,6 +14,7 @@ from gateway.http.auth import MUTATING_METHODS, install_bearer_auth
 from gateway.http.errors import install_error_handlers
 
 from . import cors, eventtypes, functions, openapi, status, subscriptions
+from .plugins import plugins_blueprint
 
 __all__ = ["create_config_app"]
 
@@ -27,4 +28,5 @@ def create_config_app(gateway: Any) -> Quart:
     install_error_handlers(app)
     for module in (status, openapi, eventtypes, functions, subscriptions, cors):
         app.register_blueprint(module.blueprint)
+    app.register_blueprint(plugins_blueprint(gateway))
     return app
