@@ -71,3 +71,17 @@ def test_cli_help_lists_every_flag() -> None:
                  "--workers", "--workers-backlog", "--processes", "--plugin", "--plugins-config", "--db",
                  "--dev", "--data-dir", "--drain-timeout"):
         assert flag in help_text, flag
+
+
+def test_a_plugin_that_does_not_load_stops_start_up_with_a_json_log_line(tmp_path) -> None:
+    import json
+
+    missing = tmp_path / "missing.wat"
+    failed = subprocess.run([sys.executable, "-m", "gateway", "serve", "--db", "memory", "--events-port", "0",
+                             "--config-port", "0", "--log-format", "json", "--plugin", str(missing)],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert failed.returncode == 1
+    lines = [json.loads(line) for line in failed.stderr.splitlines() if line.startswith("{")]
+    errors = [line for line in lines if line["level"] == "error"]
+    assert errors and str(missing) in errors[-1]["msg"], failed.stderr
+    assert {"time", "logger", "pid"} <= errors[-1].keys()
