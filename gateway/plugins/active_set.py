@@ -202,8 +202,11 @@ class ActivePluginSet(PluginSet):
         for plugin in plugins:
             if self._executor is None or not self._executor.submit(self._run_async, plugin, system_event):
                 self._count(plugin, event_type, "async", "dropped")
-                log.warning("async reaction of plugin %r to %s dropped: the plugin thread pool is saturated",
-                            plugin.name, event_type)
+                dropped = self._executor.dropped() if self._executor is not None else 1
+                if dropped == 1 or dropped % 1000 == 0:  # a saturated pool must not flood the log too
+                    log.warning("async reaction of plugin %r to %s dropped: the plugin thread pool is saturated "
+                                "(%d dropped so far; see eventgateway_plugin_reactions_total{outcome=\"dropped\"})",
+                                plugin.name, event_type, dropped)
 
     # -- internals ---------------------------------------------------------------------------------
 
@@ -298,9 +301,15 @@ class AsyncReactor:
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="plugin-async")
         self._slots = threading.BoundedSemaphore(backlog)
         self._closed = False
+        self._dropped = 0
+
+    def dropped(self) -> int:
+        """Reactions refused so far (for rate-limiting the drop warning)."""
+        return self._dropped
 
     def submit(self, fn: Callable[..., None], *args: Any) -> bool:
         if self._closed or not self._slots.acquire(blocking=False):
+            self._dropped += 1
             return False
 
         def run() -> None:

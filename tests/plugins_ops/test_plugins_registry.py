@@ -259,3 +259,21 @@ async def test_plugin_logs_reach_the_gateway_log_capped_and_rate_limited(
     await plugins.react_sync(received("again"))
     assert any("3 log messages were dropped" in r.getMessage() for r in caplog.records)
     assert metric(gateway, "eventgateway_plugin_log_dropped_total", {"plugin": "chatty"}) == 3
+
+
+async def test_async_reactions_are_dropped_and_counted_when_the_pool_is_full(tmp_path: Path, start: Start) -> None:
+    module = write(tmp_path, "watcher", constant_plugin(None, [(INVOKED, "async")]))
+    manager, gateway = await start(table("watcher", module))
+    plugins = manager.current()
+    busy = threading.Event()
+    # Fill the set's own reactor: every thread blocked, the backlog taken.
+    reactor = plugins._executor
+    assert reactor is not None
+    while reactor.submit(busy.wait):
+        pass
+    try:
+        plugins.react_async(invoked())  # returns at once
+        labels = {"plugin": "watcher", "event_type": INVOKED, "mode": "async", "outcome": "dropped"}
+        assert metric(gateway, "eventgateway_plugin_reactions_total", labels) == 1
+    finally:
+        busy.set()
