@@ -231,7 +231,12 @@ class EtcdStore(Store):
             return self._conn
         async with self._connect_lock:
             if self._conn is None:
-                self._conn = await self._dial()
+                try:
+                    self._conn = await self._dial()
+                except StoreUnavailable:
+                    self._set_available(False)
+                    self._endpoint_index += 1
+                    raise
             return self._conn
 
     async def _dial(self) -> _Connection:
@@ -280,12 +285,22 @@ class EtcdStore(Store):
             f"{error.details()}); {consequence}"
         )
 
-    async def _call(self, operation: Callable[[_Connection], Awaitable[T]]) -> T:
+    async def _call(self, operation: Callable[[_Connection], Awaitable[T]], *, idempotent: bool = False) -> T:
         """Run one RPC: map an unreachable server to StoreUnavailable and renew an expired auth token once.
 
-        Writes are never retried on a lost connection: whether they were applied is unknown, and a retried
-        compare-and-create would report a conflict with itself.
+        Reads (``idempotent``) try each endpoint in turn. Writes are never retried on a lost connection:
+        whether they were applied is unknown, and a retried compare-and-create would report a conflict
+        with itself; the next write goes to the next endpoint.
         """
+        for remaining in reversed(range(len(self.options.endpoints) if idempotent else 1)):
+            try:
+                return await self._call_once(operation)
+            except StoreUnavailable:
+                if remaining == 0 or self._closed:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _call_once(self, operation: Callable[[_Connection], Awaitable[T]]) -> T:
         for attempt in range(2):
             conn = await self._connection()
             try:
@@ -312,7 +327,8 @@ class EtcdStore(Store):
                 rpc.RangeRequest(key=self._prefix, limit=1, keys_only=True),
                 timeout=self.options.request_timeout,
                 metadata=c.metadata,
-            )
+            ),
+            idempotent=True,
         )
         self._opened = True
 
@@ -358,7 +374,8 @@ class EtcdStore(Store):
                 rpc.RangeRequest(key=prefix, range_end=_range_end(prefix), revision=revision),
                 timeout=self.options.request_timeout,
                 metadata=c.metadata,
-            )
+            ),
+            idempotent=True,
         )
         entries = [entry for kv in response.kvs if (entry := self._decode(kv)) is not None]
         return entries, response.header.revision
@@ -366,7 +383,8 @@ class EtcdStore(Store):
     async def get(self, kind: Kind, space: str, id: str) -> Entry | None:
         key = key_for(self.options.prefix, kind, space, id)
         response = await self._call(
-            lambda c: c.kv.Range(rpc.RangeRequest(key=key), timeout=self.options.request_timeout, metadata=c.metadata)
+            lambda c: c.kv.Range(rpc.RangeRequest(key=key), timeout=self.options.request_timeout, metadata=c.metadata),
+            idempotent=True,
         )
         return self._decode(response.kvs[0]) if response.kvs else None
 

@@ -248,3 +248,18 @@ def test_url_parsing_names_what_is_wrong(tmp_path):
     cert.write_text("x")
     with pytest.raises(ValueError, match="--db-cert and --db-key go together"):
         parse_etcd_url("etcd://h:1", cert_file=str(cert))
+
+
+async def test_several_endpoints_fall_over_to_one_that_answers(etcd_factory, store_factory):
+    """A dead first endpoint neither stops start-up nor reads; writes and the watch move on to the next."""
+    from .etcd_server import free_port
+
+    etcd = etcd_factory()
+    dead = f"127.0.0.1:{free_port()}"
+    store = await store_factory(f"{dead},{etcd.endpoint}")
+    assert await store.list(Kind.FUNCTIONS) == []
+    await store.create(Kind.FUNCTIONS, "default", "f", {"v": 1})
+    watch = store.watch((await store.snapshot()).revision)
+    await store.update(Kind.FUNCTIONS, "default", "f", {"v": 2})
+    assert [(c.id, c.value) for c in await next_changes(watch, 1)] == [("f", {"v": 2})]
+    await watch.aclose()
