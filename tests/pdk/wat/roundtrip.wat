@@ -216,6 +216,68 @@
       (return (i32.const 0)))
     (i32.const 1))
 
+  ;; $mp_bool: 1 / 0 for true / false, -1 when the value at $p is not a bool.
+  (func $mp_bool (param $p i32) (result i32)
+    (local $b i32)
+    (local.set $b (i32.load8_u (local.get $p)))
+    (if (i32.eq (local.get $b) (i32.const 0xc3)) (then (return (i32.const 1))))
+    (if (i32.eq (local.get $b) (i32.const 0xc2)) (then (return (i32.const 0))))
+    (i32.const -1))
+
+  ;; $mp_float: 1 when the value at $p is a float32/float64, with the value in $float_value
+  ;; (and $float_was32 = 1 for a float32).
+  (global $float_value (mut f64) (f64.const 0))
+  (global $float_was32 (mut i32) (i32.const 0))
+  (func $mp_float (param $p i32) (result i32)
+    (local $b i32)
+    (local.set $b (i32.load8_u (local.get $p)))
+    (if (i32.eq (local.get $b) (i32.const 0xca))
+      (then (global.set $float_value (f64.promote_f32 (f32.reinterpret_i32 (call $be32 (i32.add (local.get $p) (i32.const 1))))))
+            (global.set $float_was32 (i32.const 1)) (return (i32.const 1))))
+    (if (i32.eq (local.get $b) (i32.const 0xcb))
+      (then (global.set $float_value (f64.reinterpret_i64 (call $be64 (i32.add (local.get $p) (i32.const 1)))))
+            (global.set $float_was32 (i32.const 0)) (return (i32.const 1))))
+    (i32.const 0))
+
+  ;; $mp_bin: the bytes of a bin8/16/32 at $p, packed; -1 if it is not a bin.
+  (func $mp_bin (param $p i32) (result i64)
+    (local $b i32) (local $data i32) (local $len i32)
+    (local.set $b (i32.load8_u (local.get $p)))
+    (block $found
+      (if (i32.eq (local.get $b) (i32.const 0xc4))
+        (then (local.set $data (i32.add (local.get $p) (i32.const 2)))
+              (local.set $len (call $u8 (i32.add (local.get $p) (i32.const 1)))) (br $found)))
+      (if (i32.eq (local.get $b) (i32.const 0xc5))
+        (then (local.set $data (i32.add (local.get $p) (i32.const 3)))
+              (local.set $len (call $be16 (i32.add (local.get $p) (i32.const 1)))) (br $found)))
+      (if (i32.eq (local.get $b) (i32.const 0xc6))
+        (then (local.set $data (i32.add (local.get $p) (i32.const 5)))
+              (local.set $len (call $be32 (i32.add (local.get $p) (i32.const 1)))) (br $found)))
+      (return (i64.const -1)))
+    (if (i32.gt_u (i32.add (local.get $data) (local.get $len)) (global.get $end)) (then unreachable))
+    (call $pack (local.get $data) (local.get $len)))
+
+  ;; $mp_ext: the data of an ext (fixext1..16, ext8/16/32) at $p, packed, with its type in $ext_type;
+  ;; -1 if it is not an ext.
+  (global $ext_type (mut i32) (i32.const 0))
+  (func $mp_ext (param $p i32) (result i64)
+    (local $b i32) (local $head i32) (local $len i32)
+    (local.set $b (i32.load8_u (local.get $p)))
+    (block $found
+      (if (i32.and (i32.ge_u (local.get $b) (i32.const 0xd4)) (i32.le_u (local.get $b) (i32.const 0xd8)))
+        (then (local.set $head (i32.const 2))
+              (local.set $len (i32.shl (i32.const 1) (i32.sub (local.get $b) (i32.const 0xd4)))) (br $found)))
+      (if (i32.eq (local.get $b) (i32.const 0xc7))
+        (then (local.set $head (i32.const 3)) (local.set $len (call $u8 (i32.add (local.get $p) (i32.const 1)))) (br $found)))
+      (if (i32.eq (local.get $b) (i32.const 0xc8))
+        (then (local.set $head (i32.const 4)) (local.set $len (call $be16 (i32.add (local.get $p) (i32.const 1)))) (br $found)))
+      (if (i32.eq (local.get $b) (i32.const 0xc9))
+        (then (local.set $head (i32.const 6)) (local.set $len (call $be32 (i32.add (local.get $p) (i32.const 1)))) (br $found)))
+      (return (i64.const -1)))
+    (if (i32.gt_u (i32.add (i32.add (local.get $p) (local.get $head)) (local.get $len)) (global.get $end)) (then unreachable))
+    (global.set $ext_type (i32.load8_s (i32.add (local.get $p) (i32.sub (local.get $head) (i32.const 1)))))
+    (call $pack (i32.add (local.get $p) (local.get $head)) (local.get $len)))
+
   (func $mem_eq (param $a i32) (param $alen i32) (param $b i32) (param $blen i32) (result i32)
     (local $i i32)
     (if (i32.ne (local.get $alen) (local.get $blen)) (then (return (i32.const 0))))
@@ -313,6 +375,28 @@
         (then (call $w_byte (i32.const 0xda)) (call $w_be16 (local.get $len)) (br $header)))
       (call $w_byte (i32.const 0xdb)) (call $w_be32 (local.get $len)))
     (call $w_raw (local.get $ptr) (local.get $len)))
+  (func $w_bool (param $b i32) (call $w_byte (select (i32.const 0xc3) (i32.const 0xc2) (local.get $b))))
+  (func $w_f64 (param $v f64) (call $w_byte (i32.const 0xcb)) (call $w_be64 (i64.reinterpret_f64 (local.get $v))))
+  (func $w_f32 (param $v f32) (call $w_byte (i32.const 0xca)) (call $w_be32 (i32.reinterpret_f32 (local.get $v))))
+  (func $w_sized (param $len i32) (param $b8 i32)   ;; bin/ext headers: $b8, then $b8+1 (16-bit), $b8+2 (32-bit)
+    (if (i32.lt_u (local.get $len) (i32.const 256))
+      (then (call $w_byte (local.get $b8)) (call $w_byte (local.get $len)) (return)))
+    (if (i32.lt_u (local.get $len) (i32.const 65536))
+      (then (call $w_byte (i32.add (local.get $b8) (i32.const 1))) (call $w_be16 (local.get $len)) (return)))
+    (call $w_byte (i32.add (local.get $b8) (i32.const 2))) (call $w_be32 (local.get $len)))
+  (func $w_bin (param $ptr i32) (param $len i32)
+    (call $w_sized (local.get $len) (i32.const 0xc4))
+    (call $w_raw (local.get $ptr) (local.get $len)))
+  (func $w_ext (param $type i32) (param $ptr i32) (param $len i32)
+    (block $header
+      (if (i32.eq (local.get $len) (i32.const 1)) (then (call $w_byte (i32.const 0xd4)) (br $header)))
+      (if (i32.eq (local.get $len) (i32.const 2)) (then (call $w_byte (i32.const 0xd5)) (br $header)))
+      (if (i32.eq (local.get $len) (i32.const 4)) (then (call $w_byte (i32.const 0xd6)) (br $header)))
+      (if (i32.eq (local.get $len) (i32.const 8)) (then (call $w_byte (i32.const 0xd7)) (br $header)))
+      (if (i32.eq (local.get $len) (i32.const 16)) (then (call $w_byte (i32.const 0xd8)) (br $header)))
+      (call $w_sized (local.get $len) (i32.const 0xc7)))
+    (call $w_byte (local.get $type))
+    (call $w_raw (local.get $ptr) (local.get $len)))
   (func $w_packed_str (param $s i64) (call $w_str (call $ptr_of (local.get $s)) (call $len_of (local.get $s))))
   (func $w_container (param $n i32) (param $fix i32) (param $b16 i32)
     (if (i32.lt_u (local.get $n) (i32.const 16))
@@ -371,9 +455,8 @@
     (call $log (local.get $level) (call $ptr_of (local.get $s)) (call $len_of (local.get $s))))
   ;; ==== END EVENTGATEWAY WAT KIT v1 ====
 
-  ;; ---- decodes the react input with the kit's reader and re-encodes it with its writer: strings,
-  ;; integers, maps and arrays are rebuilt; other types (nil, bool, float, bin, ext) are copied whole
-  ;; with $w_value, which checks $mp_skip on them (tests/pdk/test_msgpack_vectors.py) ----
+  ;; ---- decodes the react input with the kit's typed readers and re-encodes it with its writer, for
+  ;; every msgpack type (tests/pdk/test_kit_vectors.py) ----
   (func $on_subscriptions (result i64)
     (call $w_begin) (call $w_array (i32.const 0)) (call $w_end))
   (func $on_init (param $config i32) (result i64) (global.get $CONTINUE))
@@ -415,8 +498,25 @@
           (local.set $n (i32.sub (local.get $n) (i32.const 1)))
           (br $item)))
         (return (local.get $p))))
-    (call $w_value (local.get $p))
-    (call $mp_skip (local.get $p)))
+    (local.set $n (call $mp_bool (local.get $p)))
+    (if (i32.ge_s (local.get $n) (i32.const 0))
+      (then (call $w_bool (local.get $n)) (return (call $mp_skip (local.get $p)))))
+    (if (call $mp_float (local.get $p))
+      (then
+        (if (global.get $float_was32)
+          (then (call $w_f32 (f32.demote_f64 (global.get $float_value))))
+          (else (call $w_f64 (global.get $float_value))))
+        (return (call $mp_skip (local.get $p)))))
+    (local.set $s (call $mp_bin (local.get $p)))
+    (if (i64.ne (local.get $s) (i64.const -1))
+      (then (call $w_bin (call $ptr_of (local.get $s)) (call $len_of (local.get $s)))
+            (return (call $mp_skip (local.get $p)))))
+    (local.set $s (call $mp_ext (local.get $p)))
+    (if (i64.ne (local.get $s) (i64.const -1))
+      (then (call $w_ext (global.get $ext_type) (call $ptr_of (local.get $s)) (call $len_of (local.get $s)))
+            (return (call $mp_skip (local.get $p)))))
+    (if (call $is_nil (local.get $p)) (then (call $w_nil) (return (call $mp_skip (local.get $p)))))
+    unreachable)
 
   (func $on_react (param $input i32) (result i64)
     (call $w_begin)
