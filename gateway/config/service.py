@@ -28,6 +28,7 @@ from gateway.config.models import (
     Model,
     Subscription,
 )
+from gateway.routing.path_tree import find_conflict
 from gateway.store.base import AlreadyExists, Kind, NotFound, Store
 from gateway.store.view import ConfigView
 
@@ -187,8 +188,7 @@ class ConfigService:
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
         if await self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id) is not None:
             raise ConfigConflict(f"Subscription {subscription.subscription_id!r} already exists.")
-        if subscription.type == "sync":
-            await self._check_path_conflict(subscription)
+        await self._check_path_conflict(subscription)
         if await self._store.get(Kind.EVENT_TYPES, space, subscription.event_type) is None:
             raise InvalidConfig(f"Event Type {subscription.event_type!r} not found in space {space!r}.")
         if await self._store.get(Kind.FUNCTIONS, space, subscription.function_id) is None:
@@ -210,11 +210,11 @@ class ConfigService:
         await self._delete(_SUBSCRIPTIONS, space, subscription_id)
 
     async def _check_path_conflict(self, new: Subscription) -> None:
-        tree = _ConflictTree()
-        for existing in await self.list_subscriptions(new.space):
-            if existing.type == "sync" and existing.method == new.method and existing.event_type == new.event_type:
-                tree.add(existing.path)
-        problem = tree.add(new.path)
+        """The routing table's own rules decide (one tree per type, method and event type): sync paths
+        are unique, async ones may repeat, and neither may mix a ``:param`` with other segments."""
+        paths = [existing.path for existing in await self.list_subscriptions(new.space)
+                 if (existing.type, existing.method, existing.event_type) == (new.type, new.method, new.event_type)]
+        problem = find_conflict(paths, new.path, unique=new.type == "sync")
         if problem:
             raise InvalidConfig(f"Subscription path conflict: {problem}")
 
@@ -227,7 +227,13 @@ class ConfigService:
         return await self._get(_CORS, space, cors_id)
 
     async def create_cors(self, space: str, body: Any) -> CORS:
-        return await self._create(_CORS, _parse(_CORS, body, space=space))
+        cors = _parse(_CORS, body, space=space)
+        if await self._store.get(Kind.CORS, space, cors.cors_id) is None:
+            paths = [existing.path for existing in await self.list_cors(space) if existing.method == cors.method]
+            problem = find_conflict(paths, cors.path)
+            if problem:
+                raise InvalidConfig(f"CORS configuration path conflict: {problem}")
+        return await self._create(_CORS, cors)
 
     async def update_cors(self, space: str, cors_id: str, body: Any) -> CORS:
         """``method`` and ``path`` make the id and cannot change."""
@@ -320,48 +326,4 @@ def _python_name(function: Function, alias: str) -> str:
         if info.alias == alias:
             return name
     raise KeyError(alias)
-
-
-class _ConflictTree:
-    """Upstream's rules for sync paths of one method and event type: at one position a segment is either
-    static, one named ``:param`` or one ``*wildcard`` (which must be last), and a path is routed once."""
-
-    def __init__(self) -> None:
-        self._root: dict[str, Any] = {"children": {}, "end": False}
-
-    def add(self, path: str) -> str | None:
-        """Add ``path``; returns why it conflicts (and adds nothing more) or None."""
-        node = self._root
-        if path == "/":
-            if node["end"]:
-                return f"route {path} conflicts with an existing route"
-            node["end"] = True
-            return None
-        segments = path.split("/")[1:]
-        for i, segment in enumerate(segments):
-            children: dict[str, Any] = node["children"]
-            kind = _segment_kind(segment)
-            for other in children:
-                other_kind = _segment_kind(other)
-                if other == segment:
-                    continue
-                if other_kind == "wildcard" or kind == "wildcard":
-                    return f"wildcard {other if other_kind == 'wildcard' else segment!r} conflicts at {path}"
-                if other_kind == "param":
-                    return f"parameter {other!r} already defined at this position, conflicts with {path}"
-                if kind == "param":
-                    return f"static route already defined at this position, conflicts with {path}"
-            child = children.setdefault(segment, {"children": {}, "end": False})
-            if kind == "wildcard" and i != len(segments) - 1:
-                return f"wildcard {segment!r} must be the last segment of {path}"
-            if i == len(segments) - 1:
-                if child["end"]:
-                    return f"route {path} conflicts with an existing route"
-                child["end"] = True
-            node = child
-        return None
-
-
-def _segment_kind(segment: str) -> str:
-    return "param" if segment.startswith(":") else "wildcard" if segment.startswith("*") else "static"
 

@@ -39,3 +39,10 @@ async def test_validation_and_conflict(api: httpx.AsyncClient) -> None:
     assert (await api.post("/cors", json={"method": "GET", "path": "/x"})).status_code == 201
     assert_error(await api.post("/cors", json={"method": "GET", "path": "/x"}), 409, "already exists")
     assert_error(await api.put("/cors/GET%2Fnope", json={"method": "GET", "path": "/nope"}), 404)
+
+
+async def test_paths_of_one_method_must_not_conflict(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/cors", json={"method": "GET", "path": "/users/:id"})).status_code == 201
+    assert_error(await api.post("/cors", json={"method": "GET", "path": "/users/:name"}), 400,
+                 "CORS configuration path conflict")
+    assert (await api.post("/cors", json={"method": "POST", "path": "/users/:name"})).status_code == 201

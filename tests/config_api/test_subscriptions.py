@@ -106,3 +106,13 @@ async def test_only_metadata_can_be_updated(ready: httpx.AsyncClient) -> None:
     assert_error(await ready.put("/subscriptions/nope", json=body), 404, "nope")
     assert (await ready.delete(f"/subscriptions/{sid}")).status_code == 204
     assert_error(await ready.delete(f"/subscriptions/{sid}"), 404)
+
+
+async def test_async_paths_may_repeat_but_not_mix_parameters(ready: httpx.AsyncClient) -> None:
+    base = {"type": "async", "eventType": "user.created", "method": "POST"}
+    assert (await ready.post("/subscriptions", json={**base, "functionId": "f1", "path": "/u/:id"})).status_code == 201
+    assert (await ready.post("/subscriptions", json={**base, "functionId": "f2", "path": "/u/:id"})).status_code == 201
+    assert_error(await ready.post("/subscriptions", json={**base, "functionId": "f2", "path": "/u/:name"}), 400,
+                 "Subscription path conflict", ":name")
+    assert_error(await ready.post("/subscriptions", json={**base, "functionId": "f1", "path": "/a/:"}), 400,
+                 "without a name")
