@@ -287,3 +287,31 @@ async def test_bad_etcd_flags_stop_the_gateway_with_the_reason(tmp_path):
     nobody.start()
     assert nobody.process.wait(30) != 0
     assert f"etcd at 127.0.0.1:{port} did not answer" in nobody.log()
+
+
+async def test_a_gateway_refuses_a_stored_module_whose_sha256_does_not_match(shared_etcd, cluster, unique_prefix):
+    """Every gateway checks the module it assembles from etcd against the plugin's sha256."""
+    import base64
+    import json
+
+    wasm = bytes(wasmtime.wat2wasm((REPO_ROOT / "plugin_examples" / "wat" / "guard.wat").read_text()))
+    sha256 = hashlib.sha256(wasm).hexdigest()
+    db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
+    async with httpx.AsyncClient(timeout=30) as client:
+        (a,) = await cluster(db, 1)
+        uploaded = await client.post(f"{a.config_url}/v1/plugins", content=wasm,
+                                     params={"name": "guard", "settings": '{"config": {"denyTypes": ["blocked"]}}'},
+                                     headers={"content-type": "application/wasm"})
+        assert uploaded.status_code == 201, uploaded.text
+
+        # Someone with etcd access swaps the module bytes behind the gateways' back.
+        chunk_key = f"{unique_prefix}plugins/modules/{sha256}-0"
+        chunk = json.loads(shared_etcd.etcdctl("get", "--print-value-only", chunk_key).stdout)
+        chunk["data"] = base64.b64encode(wasm + b"\0").decode()
+        shared_etcd.etcdctl("put", chunk_key, json.dumps(chunk))
+
+        (b,) = await cluster(db, 1)
+        shown = (await client.get(f"{b.config_url}/v1/plugins/guard")).json()
+        assert shown["state"] == "failed", shown
+        assert "do not hash to it" in json.dumps(shown)
+        assert (await b.emit(client, "/", cloudevent("blocked"))).status_code == 202
