@@ -86,3 +86,26 @@ async def test_draining_gateway_refuses_new_events(gateway_server, function_serv
         assert (await events.get("/hello")).status_code == 503
     async with httpx.AsyncClient(base_url=gw.config_url) as config:
         assert (await config.get("/v1/status")).status_code == 503
+
+
+async def test_sigterm_delivers_queued_async_events_before_exiting(gateway_process, function_server,
+                                                                   tmp_path: Path) -> None:
+    gw = await asyncio.to_thread(gateway_process, "--db", f"sqlite:{tmp_path / 'c.db'}", "--drain-timeout", "15",
+                                 "--workers", "1")
+    async with httpx.AsyncClient(base_url=gw.config_url + "/v1/spaces/default") as api:
+        for url, body in (("/functions", http_function("slow", url=function_server.url)),
+                          ("/eventtypes", {"name": "job.queued"}),
+                          ("/subscriptions", {"type": "async", "eventType": "job.queued", "functionId": "slow"})):
+            assert (await api.post(url, json=body)).status_code == 201
+    function_server.respond(200, {"ok": True}, delay=0.5)
+    async with httpx.AsyncClient(base_url=gw.events_url) as events:
+        for n in range(3):
+            accepted = await events.post("/", json={"specversion": "1.0", "type": "job.queued", "source": "/t",
+                                                    "id": str(n), "data": {"n": n}},
+                                         headers={"Content-Type": "application/cloudevents+json"})
+            assert accepted.status_code == 202
+    await function_server.wait_for_requests(1)
+    gw.signal(signal.SIGTERM)  # one worker, 0.5 s each: two deliveries are still queued
+    assert await asyncio.to_thread(gw.wait, 30) == 0
+    delivered = sorted(r.json["data"]["n"] for r in function_server.requests if r.json.get("type") == "job.queued")
+    assert delivered == [0, 1, 2]
