@@ -124,7 +124,7 @@ def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: 
         memory.write(caller, bytes(events), out_ptr)
         memory.write(caller, count.to_bytes(4, "little"), nevents_ptr)
         return _ERRNO_SUCCESS
-    except Exception:  # noqa: BLE001 - a host call must not raise into Wasm
+    except Exception:  # a host call must not raise into Wasm
         log.debug("poll_oneoff failed", exc_info=True)
         return _ERRNO_FAULT
 
