@@ -202,3 +202,17 @@ def test_inspect_module_from_path(tmp_path: Path) -> None:
     assert ("alloc", "func (i32) -> (i32)") in info.exports
     with pytest.raises(PluginLoadError, match="not valid WAT"):
         inspect_module(b"(module")
+
+
+def test_bad_output_at_load_is_a_load_error() -> None:
+    outside = (70_000 << 32) | 10
+    subs_oob = plugin_wat(omit=("subscriptions",),
+                          extra=f'(func (export "subscriptions") (result i64) (i64.const {outside}))')
+    with pytest.raises(PluginLoadError, match="subscriptions.*outside its memory") as info:
+        Plugin.from_bytes(subs_oob, name="subs-oob")
+    assert info.value.kind == "bad_output"
+    junk = b"\xc1"
+    with pytest.raises(PluginLoadError, match="init reaction is not valid msgpack") as info:
+        Plugin.from_bytes(wasm(init=packed(3072, junk), extra=f"(data (i32.const 3072) {wat_bytes(junk)})"),
+                          name="init-junk")
+    assert info.value.kind == "bad_output"
