@@ -311,7 +311,38 @@ GOOS=wasip1 GOARCH=wasm CGO_ENABLED=0 GOPROXY=off GOTOOLCHAIN=local GOFLAGS=-mod
   "$GO" build -buildmode=c-shared -trimpath -ldflags="-s -w" -o {name}.wasm .
 echo "built {name}.wasm"
 """),
+    "zig": ("build.sh", """#!/bin/sh
+# Builds {name}.wasm with Zig (pip install ziglang) for wasm32-freestanding; the kit is the
+# `eventgateway` module in pdk/.
+set -eu
+cd "$(dirname "$0")"
+python3 -m ziglang build-exe -target wasm32-freestanding -fno-entry -O ReleaseSmall -fstrip \\
+  --export=eventgateway_abi_v1 --export=alloc --export=subscriptions --export=init --export=react \\
+  --cache-dir .zig-cache -femit-bin={name}.wasm \\
+  --dep eventgateway -Mroot=src/plugin.zig -Meventgateway=pdk/eventgateway.zig
+echo "built {name}.wasm"
+"""),
+    "assemblyscript": ("build.sh", """#!/bin/sh
+# Builds {name}.wasm with AssemblyScript's asc. `npm install` fetches the compiler pinned in package.json
+# (or point ASC at an asc.js you already have).
+set -eu
+cd "$(dirname "$0")"
+ASC="${{ASC:-node_modules/assemblyscript/bin/asc.js}}"
+[ -f "$ASC" ] || npm install --no-audit --no-fund
+node "$ASC" index.ts --outFile {name}.wasm -O3 --runtime incremental --use abort=pdk/log/abortWithLog
+echo "built {name}.wasm"
+"""),
 }
+
+_AS_PACKAGE = """{{
+  "name": "{name}",
+  "version": "0.1.0",
+  "private": true,
+  "devDependencies": {{
+    "assemblyscript": "{version}"
+  }}
+}}
+"""
 
 _GO_MOD = """module {crate}
 
@@ -360,6 +391,14 @@ def new(args: argparse.Namespace) -> int:
         if lang == "go":  # a Go module: the plugin's package sits at the module root
             shutil.copytree(EXAMPLES_DIR / lang / "logger", target, dirs_exist_ok=True)
             (target / "go.mod").write_text(_GO_MOD.format(crate=name.replace("-", "_").replace(".", "_")))
+        elif lang == "assemblyscript":  # index.ts at the root imports ./pdk
+            shutil.rmtree(target / "pdk")
+            shutil.copytree(KITS_DIR / lang, target / "pdk",
+                            ignore=shutil.ignore_patterns("testing", "node_modules", "package*.json", "*.md"))
+            shutil.copytree(EXAMPLES_DIR / lang / "logger", target, dirs_exist_ok=True)
+            kit_package = json.loads((KITS_DIR / lang / "package.json").read_text())
+            version = kit_package.get("devDependencies", {}).get("assemblyscript", "0.28")
+            (target / "package.json").write_text(_AS_PACKAGE.format(name=name, version=version))
         else:
             shutil.copytree(EXAMPLES_DIR / lang / "logger", target / "src")
         script, template = _BUILD[lang]

@@ -138,14 +138,17 @@ def test_new_wat_scaffold_passes_check(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
-@pytest.mark.parametrize("lang", ["c", "rust", "go"])
+@pytest.mark.parametrize("lang", ["c", "rust", "go", "zig", "assemblyscript"])
 def test_new_compiled_scaffold_builds_and_passes_check(tmp_path: Path, lang: str) -> None:
-    """The C, Rust and Go scaffolds build with their kit's toolchain (installed by `just toolchains`); a
-    missing compiler fails this test, it is never skipped."""
+    """Each compiled language's scaffold builds with its kit's toolchain (installed by `just toolchains`;
+    AssemblyScript uses the asc that it installs in the kit instead of fetching one from npm); a missing
+    compiler fails this test, it is never skipped."""
     done = run_cli("new", f"hello-{lang}", "--lang", lang, "--dir", tmp_path)
     assert done.returncode == 0, done.stderr
     project = tmp_path / f"hello-{lang}"
-    built = subprocess.run([str(project / "build.sh")], capture_output=True, text=True, timeout=300)
+    asc = REPO_ROOT / "wasm_abi" / "pdk" / "assemblyscript" / "node_modules" / "assemblyscript" / "bin" / "asc.js"
+    built = subprocess.run([str(project / "build.sh")], capture_output=True, text=True, timeout=300,
+                           env={**os.environ, "ASC": str(asc)})
     assert built.returncode == 0, built.stdout + built.stderr
     checked = run_cli("check", project / f"hello-{lang}.wasm")
     assert checked.returncode == 0, checked.stderr
@@ -153,6 +156,6 @@ def test_new_compiled_scaffold_builds_and_passes_check(tmp_path: Path, lang: str
 
 def test_new_refuses_unknown_language_and_bad_name(tmp_path: Path) -> None:
     unknown = run_cli("new", "x1", "--lang", "cobol", "--dir", tmp_path)
-    assert unknown.returncode == 1 and "available: wat" in unknown.stderr
+    assert unknown.returncode == 1 and "available: wat, c, rust, go, zig, assemblyscript" in unknown.stderr
     bad = run_cli("new", "no/slashes", "--lang", "wat", "--dir", tmp_path)
     assert bad.returncode == 1 and "plugin name must match" in bad.stderr
