@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import wasm_abi
 from wasm_abi import (
     EVENT_RECEIVED,
     FUNCTION_INVOCATION_FAILED,
@@ -38,7 +39,9 @@ from gateway.plugins.settings import SettingsError, check_name, parse_settings
 __all__ = ["add_plugin_commands", "main", "run"]
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-KITS_DIR = REPO_ROOT / "wasm_abi" / "pdk"
+#: The guest kits ship inside the wasm_abi package (package data), so WAT scaffolds work from an install;
+#: the compiled languages also need the examples, which live only in a source checkout.
+KITS_DIR = Path(wasm_abi.__file__).resolve().parent / "pdk"
 EXAMPLES_DIR = REPO_ROOT / "plugin_examples"
 
 SAMPLE_EVENT: dict[str, Any] = {
