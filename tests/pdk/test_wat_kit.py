@@ -12,7 +12,8 @@ from plugin_examples.build import EXAMPLES, EXAMPLES_DIR, KITS_DIR
 
 KIT = (KITS_DIR / "wat" / "kit.wat").read_text()
 MODULES = [EXAMPLES_DIR / "wat" / f"{example}.wat" for example in EXAMPLES] + [
-    Path(__file__).parent / "wat" / "roundtrip.wat"
+    Path(__file__).parent / "wat" / "roundtrip.wat",
+    KITS_DIR / "wat" / "testing" / "accessors" / "plugin.wat",
 ]
 DATA = re.compile(r'\(data \(i32\.const (\d+)\) "([^"]*)"\)\s*;;\s*(\d+)')
 

@@ -7,7 +7,8 @@
   ;; Each returns $CONTINUE (i64 0) or a packed (ptr << 32 | len) msgpack reaction built with the writer.
   ;; Memory: bytes 1024..16383 hold string constants (the kit uses 1024..2047, 64 bytes a slot; yours
   ;; start at 2048), the heap starts at 16384. Values are read in place: a "value" is the address of its
-  ;; first msgpack byte; strings come back packed as (ptr << 32 | len), or -1 when absent / not a string.
+  ;; first msgpack byte (0 = absent; lookups on 0 give 0 again, so they chain); strings come back packed
+  ;; as (ptr << 32 | len), or -1 when absent / not a string.
   (import "eventgateway" "log" (func $log (param i32 i32 i32)))
   (memory (export "memory") 1)
   (func (export "eventgateway_abi_v1"))
@@ -313,6 +314,20 @@
     (local.set $v (call $get (local.get $p) (local.get $key) (local.get $len)))
     (if (i32.eqz (local.get $v)) (then (return (i64.const -1))))
     (call $mp_str (local.get $v)))
+
+  ;; $at: the item at $index of the array at $p; 0 if out of range or not an array.
+  (func $at (param $p i32) (param $index i32) (result i32)
+    (local $c i64) (local $item i32)
+    (local.set $c (call $mp_array (local.get $p)))
+    (if (i64.eq (local.get $c) (i64.const -1)) (then (return (i32.const 0))))
+    (if (i32.ge_u (local.get $index) (call $len_of (local.get $c))) (then (return (i32.const 0))))
+    (local.set $item (call $ptr_of (local.get $c)))
+    (block $out (loop $next
+      (br_if $out (i32.eqz (local.get $index)))
+      (local.set $item (call $mp_skip (local.get $item)))
+      (local.set $index (i32.sub (local.get $index) (i32.const 1)))
+      (br $next)))
+    (local.get $item))
 
   ;; ---- event helpers ----
   ;; $event_data: the system event's `data` map. $incoming: the user's event (data.event), 0 if none.
