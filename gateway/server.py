@@ -287,12 +287,13 @@ def _supervise(settings: Settings, listeners: Listeners) -> int:
     status = 0
     while any(w.is_alive() for w in workers):
         wait_for_processes([w.sentinel for w in workers if w.is_alive()], timeout=1.0)
-        exited = [w for w in workers if not w.is_alive() and w.exitcode not in (None,)]
+        exited = [w for w in workers if not w.is_alive()]
         if exited and not stopping:
-            failed = [w for w in exited if w.exitcode != 0]
+            # A worker that stops on its own (start-up failure, crash) takes the gateway down: serving on
+            # fewer processes than asked would hide the problem.
             log.error("worker process %s exited (%s); stopping the others", exited[0].name,
                       ", ".join(f"{w.name}: {w.exitcode}" for w in exited))
-            status = 1 if failed or exited else 0
+            status = 1
             forward(signal.SIGTERM, None)
     deadline = time.monotonic() + settings.drain_timeout + 10
     for worker in workers:
