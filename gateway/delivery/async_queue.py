@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AsyncQueue", "Job", "RetryPolicy", "Attempt"]
+__all__ = ["AsyncQueue", "Attempt", "Job", "RetryPolicy"]
 
 log = logging.getLogger("gateway.delivery.async")
 
@@ -120,7 +120,7 @@ class AsyncQueue:
             if self._background:
                 await asyncio.wait(self._background, timeout=timeout)
             return True
-        except asyncio.TimeoutError:
+        except TimeoutError:
             log.warning("drain timed out with %d async deliveries still queued", self._queue.qsize())
             return False
 

@@ -18,7 +18,7 @@ from gateway.events import cloudevents as ce
 
 from .invoke import Invoker
 
-__all__ = ["authorize", "Authorization"]
+__all__ = ["Authorization", "authorize"]
 
 log = logging.getLogger("gateway.delivery.authorizer")
 

@@ -21,7 +21,7 @@ from gateway.providers import ProviderError, ProviderPool
 
 from .system_events import SystemEmitter
 
-__all__ = ["Invoker", "Invocation"]
+__all__ = ["Invocation", "Invoker"]
 
 log = logging.getLogger("gateway.delivery.invoke")
 

@@ -16,7 +16,12 @@ from typing import Any
 from gateway.events import cloudevents as ce
 from gateway.events import system
 from gateway.events.parse import (
-    HTTP_REQUEST_TYPE, ParsedRequest, RawRequest, flatten_headers, http_request_event, parse_request,
+    HTTP_REQUEST_TYPE,
+    ParsedRequest,
+    RawRequest,
+    flatten_headers,
+    http_request_event,
+    parse_request,
 )
 from gateway.metrics import Metrics
 from gateway.plugins.contract import PluginRegistry, PluginSet, Rejection
@@ -28,7 +33,7 @@ from .authorizer import authorize
 from .invoke import Invoker
 from .sync_response import MalformedResponse, parse_sync_response
 
-__all__ = ["Processor", "Reply", "Delivery"]
+__all__ = ["Delivery", "Processor", "Reply"]
 
 log = logging.getLogger("gateway.delivery")
 

@@ -11,7 +11,7 @@ import binascii
 import json
 from dataclasses import dataclass, field
 
-__all__ = ["SyncResponse", "MalformedResponse", "parse_sync_response"]
+__all__ = ["MalformedResponse", "SyncResponse", "parse_sync_response"]
 
 
 class MalformedResponse(ValueError):

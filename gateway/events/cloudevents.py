@@ -14,8 +14,17 @@ from datetime import datetime
 from typing import Any
 
 __all__ = [
-    "V01", "V10", "InvalidEvent", "spec_version", "event_type", "event_id", "validate",
-    "validate_v01", "validate_v10", "set_extension", "to_json",
+    "V01",
+    "V10",
+    "InvalidEvent",
+    "event_id",
+    "event_type",
+    "set_extension",
+    "spec_version",
+    "to_json",
+    "validate",
+    "validate_v01",
+    "validate_v10",
 ]
 
 V01 = "0.1"

@@ -21,14 +21,19 @@ import base64
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from . import cloudevents as ce
 
 __all__ = [
-    "RawRequest", "ParsedRequest", "parse_request", "flatten_headers", "HTTP_REQUEST_TYPE",
-    "TRANSFORMATION_SOURCE", "SYSTEM_PREFIX",
+    "HTTP_REQUEST_TYPE",
+    "SYSTEM_PREFIX",
+    "TRANSFORMATION_SOURCE",
+    "ParsedRequest",
+    "RawRequest",
+    "flatten_headers",
+    "parse_request",
 ]
 
 HTTP_REQUEST_TYPE = "http.request"
@@ -80,7 +85,7 @@ class ParsedRequest:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _canonical(name: str) -> str:
@@ -107,8 +112,8 @@ def _is_json(mime: str) -> bool:
 
 
 def _is_text(mime: str) -> bool:
-    return (mime.startswith("text/") or mime in ("application/x-www-form-urlencoded", "application/xml")
-            or mime.startswith("multipart/form-data") or mime.endswith("+xml"))
+    return (mime.startswith(("text/", "multipart/form-data")) or mime.endswith("+xml")
+            or mime in ("application/x-www-form-urlencoded", "application/xml"))
 
 
 def _body_value(body: bytes, mime: str) -> tuple[Any, bool]:

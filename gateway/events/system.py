@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from wasm_abi.events import (
@@ -21,9 +21,17 @@ from wasm_abi.events import (
 )
 
 __all__ = [
-    "SOURCE", "EVENT_RECEIVED", "FUNCTION_INVOKING", "FUNCTION_INVOKED", "FUNCTION_INVOCATION_FAILED",
-    "SYSTEM_EVENT_TYPES", "event_received", "function_invoking", "function_invoked",
-    "function_invocation_failed", "decode_result",
+    "EVENT_RECEIVED",
+    "FUNCTION_INVOCATION_FAILED",
+    "FUNCTION_INVOKED",
+    "FUNCTION_INVOKING",
+    "SOURCE",
+    "SYSTEM_EVENT_TYPES",
+    "decode_result",
+    "event_received",
+    "function_invocation_failed",
+    "function_invoked",
+    "function_invoking",
 ]
 
 #: ``source`` of every system event (the same constant the Wasm host uses).
@@ -37,7 +45,7 @@ def _envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
         "type": event_type,
         "source": SOURCE,
         "id": str(uuid.uuid4()),
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "datacontenttype": "application/json",
         "data": data,
     }

@@ -12,7 +12,7 @@ from gateway.events.parse import RawRequest
 if TYPE_CHECKING:
     from gateway.delivery import EventPlane
 
-__all__ = ["create_app", "SPACE_HEADER", "DEFAULT_SPACE"]
+__all__ = ["DEFAULT_SPACE", "SPACE_HEADER", "create_app"]
 
 SPACE_HEADER = "Space"
 DEFAULT_SPACE = "default"
@@ -28,7 +28,7 @@ def create_app(plane: EventPlane) -> Quart:
             body = json.dumps({"errors": [{"message": "Service Unavailable"}]})
             return Response(body, status=503, content_type="application/json")
         raw_path = request.scope.get("raw_path")
-        query: dict[str, list[str]] = {key: request.args.getlist(key) for key in request.args.keys()}
+        query: dict[str, list[str]] = {key: request.args.getlist(key) for key in request.args}
         raw = RawRequest(
             method=request.method,
             path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path,

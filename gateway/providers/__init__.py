@@ -16,7 +16,7 @@ from .aws import AWSClients, FirehoseProvider, KinesisProvider, LambdaProvider, 
 from .base import Provider, ProviderConfigError, ProviderError
 from .http import HTTPProvider
 
-__all__ = ["Provider", "ProviderError", "ProviderConfigError", "ProviderPool", "PROVIDER_TYPES"]
+__all__ = ["PROVIDER_TYPES", "Provider", "ProviderConfigError", "ProviderError", "ProviderPool"]
 
 _AWS = {"awslambda": LambdaProvider, "awskinesis": KinesisProvider, "awsfirehose": FirehoseProvider,
         "awssqs": SQSProvider}

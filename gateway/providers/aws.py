@@ -20,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from .base import ProviderError, require
 
-__all__ = ["AWSClients", "LambdaProvider", "KinesisProvider", "FirehoseProvider", "SQSProvider"]
+__all__ = ["AWSClients", "FirehoseProvider", "KinesisProvider", "LambdaProvider", "SQSProvider"]
 
 _EXPLAINED = {
     "AccessDeniedException": "the credentials lack the IAM permission to call this target",

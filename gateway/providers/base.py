@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-__all__ = ["Provider", "ProviderError", "ProviderConfigError"]
+__all__ = ["Provider", "ProviderConfigError", "ProviderError"]
 
 
 class ProviderError(Exception):

@@ -13,7 +13,7 @@ import httpx
 
 from .base import ProviderConfigError, ProviderError, require
 
-__all__ = ["HTTPProvider", "DEFAULT_TIMEOUT"]
+__all__ = ["DEFAULT_TIMEOUT", "HTTPProvider"]
 
 DEFAULT_TIMEOUT = 5.0
 _CONTENT_TYPE = "application/cloudevents+json"

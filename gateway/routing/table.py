@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .path_tree import InvalidPath, PathConflict, PathTree
 
-__all__ = ["RouteTable", "SpaceRoutes", "Match"]
+__all__ = ["Match", "RouteTable", "SpaceRoutes"]
 
 log = logging.getLogger("gateway.routing")
 

@@ -5,4 +5,4 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from event_plane_harness import event_gateway, recorder  # noqa: E402,F401
+from event_plane_harness import event_gateway, recorder  # noqa: F401

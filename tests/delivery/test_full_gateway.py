@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import httpx
-
 from wat_plugins import plugin
 
 

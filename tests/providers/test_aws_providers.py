@@ -32,7 +32,7 @@ def moto_endpoint() -> Iterator[str]:
     server.stop()
 
 
-def _boto(service: str, endpoint: str):  # noqa: ANN202 - the test's own view of the emulator
+def _boto(service: str, endpoint: str):
     return boto3.client(service, region_name=REGION, endpoint_url=endpoint,
                         aws_access_key_id="testing", aws_secret_access_key="testing")
 

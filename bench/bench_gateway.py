@@ -1,0 +1,252 @@
+"""Events API throughput and latency: no plugin vs one sync ``event.received`` plugin vs three plugins on
+every stage, in one run, against the same server configuration.
+
+Each scenario starts ``python -m gateway serve`` (memory store, the same flags; only ``--plugin`` differs),
+configures one http function behind a sync subscription through the Config API, then sends CloudEvents
+1.0 events from ``--concurrency`` clients for ``--duration`` seconds after a warm-up. Every request goes
+through the whole event path: parse, ``event.received``, routing, ``function.invoking``, the function
+call (a minimal ASGI app in its own process), ``function.invoked``, the sync response. Results are
+reported as ratios to the no-plugin baseline measured in the same run; absolute numbers depend on the
+machine and are only comparable within one run.
+
+    python -m bench.bench_gateway [--duration 5] [--concurrency 16]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import wasmtime
+
+REPO = Path(__file__).resolve().parent.parent
+KIT = REPO / "wasm_abi" / "pdk" / "wat" / "kit.wat"
+GUARD = REPO / "plugin_examples" / "wat" / "guard.wat"
+STAGES = ("eventgateway.event.received", "eventgateway.function.invoking", "eventgateway.function.invoked",
+          "eventgateway.function.invocationFailed")
+
+
+async def function_app(scope, receive, send) -> None:
+    """The benchmark's function: answers every call with a fixed sync response object."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    body = b'{"statusCode":200,"body":"ok"}'
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _hex(data: bytes) -> str:
+    return "".join(f"\\{b:02x}" for b in data)
+
+
+def stage_plugin() -> bytes:
+    """A plugin subscribed (sync) to all four system events that reads the incoming event's type on each
+    and continues: the cost of a plugin that looks at every stage and lets everything through."""
+    segments, subscribe, at = [], [], 2048
+    for event_type in STAGES:
+        segments.append(f'(data (i32.const {at}) "{_hex(event_type.encode())}")')
+        subscribe.append(f"(call $w_subscription (i32.const {at}) (i32.const {len(event_type)}) (i32.const 0))")
+        at += 128
+    segments.append(f'(data (i32.const 3968) "{_hex(b"never.this")}")')
+    body = "\n".join(segments) + f"""
+  (func $on_subscriptions (result i64)
+    (call $w_begin) (call $w_array (i32.const {len(STAGES)})) {' '.join(subscribe)} (call $w_end))
+  (func $on_init (param $config i32) (result i64) (global.get $CONTINUE))
+  (func $on_react (param $event i32) (result i64)
+    (if (call $str_eq (call $ce_type (call $incoming (local.get $event))) (i32.const 3968) (i32.const 10))
+      (then unreachable))
+    (global.get $CONTINUE))
+"""
+    return bytes(wasmtime.wat2wasm("(module\n" + KIT.read_text() + "\n" + body + "\n)"))
+
+
+@dataclass
+class Result:
+    name: str
+    requests: int
+    errors: dict[int, int]
+    seconds: float
+    latencies: list[float]
+
+    @property
+    def rate(self) -> float:
+        return self.requests / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Gateway:
+    def __init__(self, plugins: list[Path], log: Path) -> None:
+        self.log_path = log
+        events_port, config_port = _free_port(), _free_port()
+        self.events_url = f"http://127.0.0.1:{events_port}"
+        self.config_url = f"http://127.0.0.1:{config_port}"
+        command = [sys.executable, "-m", "gateway", "serve", "--db", "memory", "--events-port", str(events_port),
+                   "--config-port", str(config_port), "--log-level", "warn", "--workers", "100"]
+        for path in plugins:
+            command += ["--plugin", str(path)]
+        self._log = log.open("w")
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+
+    async def ready(self, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gateway exited at start-up:\n{self.log_path.read_text()}")
+            try:
+                async with httpx.AsyncClient() as client:
+                    if (await client.get(f"{self.config_url}/v1/status", timeout=1)).status_code == 200:
+                        return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.1)
+        raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log_path.read_text()}")
+
+    def stop(self) -> None:
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+        self._log.close()
+
+
+async def _load(url: str, concurrency: int, duration: float,
+                warmup: float) -> tuple[int, dict[int, int], list[float], float]:
+    event = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "0",
+             "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
+    headers = {"content-type": "application/cloudevents+json"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    latencies: list[float] = []
+    counts = {"ok": 0}
+    errors: dict[int, int] = {}
+    async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:
+        start = time.perf_counter()
+        measure_from = start + warmup
+        stop_at = measure_from + duration
+
+        async def worker(index: int) -> None:
+            n = 0
+            while True:
+                sent = time.perf_counter()
+                if sent >= stop_at:
+                    return
+                n += 1
+                body = json.dumps(dict(event, id=f"{index}-{n}"))
+                response = await client.post("/bench", content=body, headers=headers)
+                done = time.perf_counter()
+                if sent >= measure_from:
+                    if response.status_code == 200:
+                        counts["ok"] += 1
+                        latencies.append(done - sent)
+                    else:
+                        errors[response.status_code] = errors.get(response.status_code, 0) + 1
+
+        await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    return counts["ok"], errors, latencies, duration
+
+
+async def _scenario(name: str, plugins: list[Path], function_url: str, args: argparse.Namespace,
+                    workdir: Path) -> Result:
+    gateway = Gateway(plugins, workdir / f"{name.replace(' ', '_')}.log")
+    try:
+        await gateway.ready()
+        async with httpx.AsyncClient(base_url=gateway.config_url) as config:
+            base = "/v1/spaces/default"
+            for path, body in ((f"{base}/functions", {"functionId": "bench", "type": "http",
+                                                      "provider": {"url": function_url}}),
+                               (f"{base}/eventtypes", {"name": "bench.event"}),
+                               (f"{base}/subscriptions", {"type": "sync", "eventType": "bench.event",
+                                                          "functionId": "bench", "path": "/bench"})):
+                response = await config.post(path, json=body)
+                response.raise_for_status()
+        ok, errors, latencies, seconds = await _load(gateway.events_url, args.concurrency, args.duration, args.warmup)
+        return Result(name, ok, errors, seconds, latencies)
+    finally:
+        gateway.stop()
+
+
+async def run(args: argparse.Namespace) -> list[Result]:
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
+        workdir = Path(tmp)
+        guard = GUARD  # the example guard: a sync event.received plugin (no rules configured: all pass)
+        stage = [workdir / f"stage{i}.wasm" for i in range(3)]
+        wasm = stage_plugin()
+        for path in stage:
+            path.write_bytes(wasm)
+        port = _free_port()
+        function = subprocess.Popen(
+            [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
+             "bench.bench_gateway:function_app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    httpx.post(f"http://127.0.0.1:{port}/", timeout=1)
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.1)
+            function_url = f"http://127.0.0.1:{port}/"
+            scenarios = [("no plugin", []), ("1 sync event.received plugin", [guard]),
+                         ("3 plugins on all stages", stage)]
+            results = []
+            for name, plugins in scenarios:
+                results.append(await _scenario(name, plugins, function_url, args, workdir))
+            return results
+        finally:
+            function.send_signal(signal.SIGTERM)
+            function.wait(10)
+
+
+def report(results: list[Result], args: argparse.Namespace) -> str:
+    base = results[0]
+    lines = [f"Events API, sync subscription to an HTTP function; {args.concurrency} concurrent clients, "
+             f"{args.duration:g}s measured after {args.warmup:g}s warm-up, {os.cpu_count()} CPUs",
+             "",
+             "| scenario | events/s | vs baseline | p50 ms | p99 ms | p50 vs baseline | errors (status: count) |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for r in results:
+        errors = ", ".join(f"{status}: {count}" for status, count in sorted(r.errors.items())) or "none"
+        ratio = r.rate / base.rate if base.rate else float("nan")
+        p50_ratio = r.percentile(50) / base.percentile(50) if base.latencies else float("nan")
+        lines.append(f"| {r.name} | {r.rate:,.1f} | {ratio:.2f}x | {r.percentile(50):.2f} | "
+                     f"{r.percentile(99):.2f} | {p50_ratio:.2f}x | {errors} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 5)))
+    parser.add_argument("--warmup", type=float, default=1.0)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args(argv if argv is not None else [])
+    results = asyncio.run(run(args))
+    print(report(results, args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
