@@ -21,9 +21,11 @@ def build_roundtrip(lang: str, source: Path) -> Path:
 
 
 class RoundTrip:
-    def __init__(self, wasm: Path) -> None:
+    def __init__(self, wasm: Path, memory_limit: int | None = None) -> None:
         engine = wasmtime.Engine()
         self.store = wasmtime.Store(engine)
+        if memory_limit is not None:
+            self.store.set_limits(memory_size=memory_limit)
         linker = wasmtime.Linker(engine)
         linker.define_wasi()
         self.store.set_wasi(wasmtime.WasiConfig())
@@ -37,6 +39,13 @@ class RoundTrip:
         self._alloc = exports["alloc"]
         self._react = exports["react"]
         self._memory = exports["memory"]
+
+    def alloc(self, size: int) -> int:
+        return self._alloc(self.store, size)
+
+    @property
+    def memory_bytes(self) -> int:
+        return self._memory.data_len(self.store)
 
     def __call__(self, data: bytes) -> bytes:
         ptr = self._alloc(self.store, len(data))

@@ -33,20 +33,22 @@
   (global $wpos (mut i32) (i32.const 0))       ;; writer: next byte
 
   ;; ---- memory: a bump allocator; the scratch heap is reset on the first alloc after a call ----
-  (func $ensure (param $limit i32)
+  ;; $grow_to: make memory reach $limit; 0 when memory.grow fails (the host's memory limit).
+  (func $grow_to (param $limit i32) (result i32)
     (local $have i32)
     (local.set $have (i32.shl (memory.size) (i32.const 16)))
-    (if (i32.gt_u (local.get $limit) (local.get $have))
-      (then
-        (if (i32.lt_s
-              (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $limit) (local.get $have)) (i32.const 65535))
-                                      (i32.const 16)))
-              (i32.const 0))
-          (then unreachable)))))
+    (if (i32.le_u (local.get $limit) (local.get $have)) (then (return (i32.const 1))))
+    (i32.ge_s
+      (memory.grow (i32.shr_u (i32.add (i32.sub (local.get $limit) (local.get $have)) (i32.const 65535))
+                              (i32.const 16)))
+      (i32.const 0)))
+  (func $ensure (param $limit i32)
+    (if (i32.eqz (call $grow_to (local.get $limit))) (then unreachable)))
+  ;; $bump: $size bytes, 8-aligned; 0 when memory cannot grow.
   (func $bump (param $size i32) (result i32)
     (local $p i32)
     (local.set $p (i32.and (i32.add (global.get $heap) (i32.const 7)) (i32.const -8)))
-    (call $ensure (i32.add (local.get $p) (local.get $size)))
+    (if (i32.eqz (call $grow_to (i32.add (local.get $p) (local.get $size)))) (then (return (i32.const 0))))
     (global.set $heap (i32.add (local.get $p) (local.get $size)))
     (local.get $p))
   (func (export "alloc") (param $size i32) (result i32)
