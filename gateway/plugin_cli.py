@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import wasm_abi
+from gateway.plugins.settings import SettingsError, check_name, parse_settings
 from wasm_abi import (
     EVENT_RECEIVED,
     FUNCTION_INVOCATION_FAILED,
@@ -33,8 +34,6 @@ from wasm_abi import (
     inspect_module,
     system_event,
 )
-
-from gateway.plugins.settings import SettingsError, check_name, parse_settings
 
 __all__ = ["add_plugin_commands", "main", "run"]
 

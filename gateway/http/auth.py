@@ -20,8 +20,8 @@ import logging
 from quart import Quart, Response, request
 
 __all__ = [
-    "MUTATING_METHODS",
     "LOOPBACK",
+    "MUTATING_METHODS",
     "config_bind_host",
     "install_bearer_auth",
     "is_loopback",

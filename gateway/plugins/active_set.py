@@ -12,7 +12,6 @@ the pool's backlog is full they are dropped and counted rather than queued witho
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import threading
@@ -23,21 +22,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from wasm_abi import Plugin, PluginFault, PluginLoadError, PluginState, Reaction
-from wasm_abi.events import REPLACEABLE_EVENT_TYPES, SYSTEM_EVENT_PREFIX
-
 from gateway.metrics import Metrics
+from wasm_abi import Plugin, PluginFault, PluginLoadError, Reaction
+from wasm_abi.events import REPLACEABLE_EVENT_TYPES, SYSTEM_EVENT_PREFIX
 
 from .contract import CONTINUE, PluginSet, Rejection, StageOutcome
 from .settings import PluginSettings, PluginSource
 
 __all__ = [
+    "EMPTY_SET",
+    "STATE_VALUES",
     "ActivePluginSet",
     "AsyncReactor",
-    "EMPTY_SET",
     "LoadedPlugin",
     "PluginSpec",
-    "STATE_VALUES",
     "load_plugin",
     "spec_from_path",
 ]
@@ -83,7 +81,7 @@ class PluginSpec:
 class LoadedPlugin:
     """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
 
-    __slots__ = ("spec", "host", "sync_types", "async_types", "async_slots", "quarantined", "_rewrite_warned")
+    __slots__ = ("_rewrite_warned", "async_slots", "async_types", "host", "quarantined", "spec", "sync_types")
 
     def __init__(self, spec: PluginSpec, host: Plugin) -> None:
         self.spec = spec

@@ -36,7 +36,7 @@ from typing import Any
 
 from .settings import PluginSettings, SettingsError, check_name, parse_settings
 
-__all__ = ["FilePlugin", "PluginsConfigError", "load_plugins_config", "key_line"]
+__all__ = ["FilePlugin", "PluginsConfigError", "key_line", "load_plugins_config"]
 
 
 class PluginsConfigError(ValueError):

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from gateway.store.base import AlreadyExists, Kind, NotFound, Store
@@ -47,7 +47,7 @@ class ModuleMissing(LookupError):
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 def chunk_id(sha256: str, index: int) -> str:

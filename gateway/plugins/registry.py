@@ -21,13 +21,13 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
-from wasm_abi import PluginError, PluginLoadError
-
 from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
+from wasm_abi import PluginError, PluginLoadError
 
 from .active_set import (
     EMPTY_SET,
@@ -121,9 +121,9 @@ class PluginStatus:
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    from datetime import datetime, timezone
+    from datetime import datetime
 
-    return datetime.fromtimestamp(timestamp, timezone.utc).isoformat().replace("+00:00", "Z")
+    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
 class PluginManager(PluginRegistry):

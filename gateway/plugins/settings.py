@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from wasm_abi.limits import Limits
 
 __all__ = [
-    "NAME_PATTERN",
     "LIMIT_KEYS",
+    "NAME_PATTERN",
     "PluginSettings",
     "PluginSource",
     "SettingsError",

@@ -17,7 +17,8 @@ CLI = [sys.executable, "-m", "gateway", "plugin"]  # the `event-gateway` console
 
 def run_cli(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    return subprocess.run([*CLI, *map(str, args)], capture_output=True, text=True, timeout=120, cwd=cwd, env=env)
+    return subprocess.run([*CLI, *map(str, args)], check=False, capture_output=True, text=True, timeout=120,
+                          cwd=cwd, env=env)
 
 
 def test_check_good_module_prints_its_anatomy_and_passes(tmp_path: Path) -> None:
@@ -147,7 +148,7 @@ def test_new_compiled_scaffold_builds_and_passes_check(tmp_path: Path, lang: str
     assert done.returncode == 0, done.stderr
     project = tmp_path / f"hello-{lang}"
     asc = REPO_ROOT / "wasm_abi" / "pdk" / "assemblyscript" / "node_modules" / "assemblyscript" / "bin" / "asc.js"
-    built = subprocess.run([str(project / "build.sh")], capture_output=True, text=True, timeout=300,
+    built = subprocess.run([str(project / "build.sh")], check=False, capture_output=True, text=True, timeout=300,
                            env={**os.environ, "ASC": str(asc)})
     assert built.returncode == 0, built.stdout + built.stderr
     checked = run_cli("check", project / f"hello-{lang}.wasm")

@@ -28,7 +28,6 @@ import json
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
-from wasm_abi import PluginError
 
 from gateway.http.errors import ApiError
 from gateway.plugins.active_set import PluginSpec
@@ -36,6 +35,7 @@ from gateway.plugins.documents import delete_plugin, write_plugin
 from gateway.plugins.registry import PluginManager
 from gateway.plugins.settings import PluginSettings, PluginSource, SettingsError, check_name, parse_settings
 from gateway.store.base import AlreadyExists, NotFound
+from wasm_abi import PluginError
 
 __all__ = ["plugins_blueprint"]
 
