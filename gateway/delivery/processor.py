@@ -104,9 +104,8 @@ class Processor:
                 log.info("system event delivery to %s/%s failed: %s", delivery.space, delivery.function_id,
                          result.error)
             return result.ok
-        note = "" if attempt.last else f" (attempt {attempt.number}, will retry)"
-        if attempt.last and attempt.number > 1:
-            note = f" (attempt {attempt.number}, the last: event dropped)"
+        note = (f" (attempt {attempt.number}, the last: event dropped)" if attempt.last
+                else f" (attempt {attempt.number}, will retry)")
         result = await self._invoker.invoke(delivery.space, delivery.function_id, delivery.event, delivery.plugins,
                                             mode="async", attempt_note=note)
         if result.rejection is not None:

@@ -255,3 +255,17 @@ async def test_drain_answers_503(event_gateway):
     response = await gw.client.post("/", json={})
     assert response.status_code == 503
     assert response.json() == {"errors": [{"message": "Service Unavailable"}]}
+
+
+async def test_full_backlog_drops_are_counted_not_silent(event_gateway, recorder, caplog):
+    gw = await event_gateway(workers=1, backlog=1)
+    await gw.function("slow", recorder.target("slow"))
+    await gw.subscribe("async", "tick", "slow")
+    recorder.delays["slow"] = 0.3
+    for n in range(5):
+        assert (await gw.client.post("/", json={"n": n}, headers={"Event": "tick"})).status_code == 202
+    await gw.plane.processor.queue.drain(10)
+    delivered = len(recorder.received["slow"])
+    dropped = gw.metric("eventgateway_events_dropped_total", space="default", type="tick")
+    assert dropped >= 1 and delivered + dropped == 5
+    assert "async backlog full (1 waiting)" in caplog.text
