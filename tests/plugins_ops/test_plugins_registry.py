@@ -5,6 +5,7 @@ quarantine and recovery, async hand-off, and atomic reloads."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import threading
 import time
 import types
@@ -277,3 +278,30 @@ async def test_async_reactions_are_dropped_and_counted_when_the_pool_is_full(tmp
         assert metric(gateway, "eventgateway_plugin_reactions_total", labels) == 1
     finally:
         busy.set()
+
+
+async def test_modules_are_stored_in_chunks_and_collected_with_their_last_user(start: Start) -> None:
+    from gateway.plugins import documents
+    from gateway.plugins.documents import delete_plugin
+    from gateway.store.base import Kind
+
+    manager, gateway = await start()
+    store = gateway.store
+    big = example("guard")  # the chunk size is lowered below to force several chunks
+    chunk_bytes, documents.CHUNK_BYTES = documents.CHUNK_BYTES, 1000
+    try:
+        revision = await write_plugin(store, "a", parse_settings({}), big, None)
+        revision = max(revision, await write_plugin(store, "b", parse_settings({"order": 1}), big, None))
+    finally:
+        documents.CHUNK_BYTES = chunk_bytes
+    await manager.wait_applied(revision)
+    chunks = await store.list(Kind.PLUGINS, documents.MODULES_SPACE)
+    assert len(chunks) == -(-len(big) // 1000) >= 2  # one set of chunks shared by both plugins
+    assert manager.current().names() == ["a", "b"]
+    await delete_plugin(store, manager.stored_document("a"))
+    assert len(await store.list(Kind.PLUGINS, documents.MODULES_SPACE)) == len(chunks)  # "b" still uses them
+    revision = await write_plugin(store, "b", parse_settings({}), example("logger"), manager.stored_document("b"))
+    await manager.wait_applied(revision)
+    remaining = await store.list(Kind.PLUGINS, documents.MODULES_SPACE)
+    assert {e.value["sha256"] for e in remaining} == {hashlib.sha256(example("logger")).hexdigest()}
+    assert manager.current().names() == ["b"]

@@ -105,9 +105,16 @@ def test_plugin_lifecycle_through_the_api(gateways: Any) -> None:
     assert enabled.status_code == 200 and enabled.json()["state"] == "active"
     assert send(gateway, "other").status_code == 403
 
+    # Replacing the module keeps the settings; the logger never rejects anything.
+    replaced = httpx.put(f"{gateway.config_url}/v1/plugins/guard", content=example("logger"),
+                         headers={"Content-Type": "application/wasm"}, timeout=30)
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()["sha256"] == hashlib.sha256(example("logger")).hexdigest()
+    assert replaced.json()["settings"]["config"] == {"denyTypes": ["other"]}
+    assert send(gateway, "other").status_code == 202
+
     deleted = httpx.delete(f"{gateway.config_url}/v1/plugins/guard", timeout=30)
     assert deleted.status_code == 204
-    assert send(gateway, "other").status_code == 202
     assert list(plugins(gateway)) == ["logger"]
     missing = httpx.get(f"{gateway.config_url}/v1/plugins/guard", timeout=10)
     assert missing.status_code == 404 and missing.json() == {"errors": [{"message": "plugin 'guard' not found"}]}
