@@ -18,6 +18,7 @@ measured in the same run. Run: `python -m bench.bench_plugins [--calls N] [--loa
 from __future__ import annotations
 
 import argparse
+import gc
 import statistics
 import sys
 import tempfile
@@ -92,7 +93,7 @@ def measure(lang: str, calls: int, loads: int) -> Row:
     for _ in range(min(calls, 200)):  # warm up
         guard.react(RECEIVED)
         enricher.react(INVOKING)
-    return Row(
+    row = Row(
         lang=lang,
         sizes={example: path.stat().st_size for example, path in paths.items()},
         cold_ms=statistics.median(cold) * 1e3,
@@ -100,6 +101,11 @@ def measure(lang: str, calls: int, loads: int) -> Row:
         guard_us=_median_time(lambda: guard.react(RECEIVED), calls) * 1e6,
         enricher_us=_median_time(lambda: enricher.react(INVOKING), calls) * 1e6,
     )
+    # Free the instances now: a WASI (Go) store still alive at interpreter exit makes wasmtime's
+    # worker thread panic during teardown (harmless, exit status 0, but noisy).
+    del guard, enricher
+    gc.collect()
+    return row
 
 
 def table(rows: list[Row]) -> str:
