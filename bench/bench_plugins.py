@@ -25,6 +25,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -93,19 +94,20 @@ def measure(lang: str, calls: int, loads: int) -> Row:
     for _ in range(min(calls, 200)):  # warm up
         guard.react(RECEIVED)
         enricher.react(INVOKING)
-    row = Row(
-        lang=lang,
-        sizes={example: path.stat().st_size for example, path in paths.items()},
-        cold_ms=statistics.median(cold) * 1e3,
-        cached_ms=statistics.median(cached) * 1e3,
-        guard_us=_median_time(lambda: guard.react(RECEIVED), calls) * 1e6,
-        enricher_us=_median_time(lambda: enricher.react(INVOKING), calls) * 1e6,
-    )
+    guard_seconds = _median_time(partial(guard.react, RECEIVED), calls)
+    enricher_seconds = _median_time(partial(enricher.react, INVOKING), calls)
     # Free the instances now: a WASI (Go) store still alive at interpreter exit makes wasmtime's
     # worker thread panic during teardown (harmless, exit status 0, but noisy).
     del guard, enricher
     gc.collect()
-    return row
+    return Row(
+        lang=lang,
+        sizes={example: path.stat().st_size for example, path in paths.items()},
+        cold_ms=statistics.median(cold) * 1e3,
+        cached_ms=statistics.median(cached) * 1e3,
+        guard_us=guard_seconds * 1e6,
+        enricher_us=enricher_seconds * 1e6,
+    )
 
 
 def table(rows: list[Row]) -> str:
