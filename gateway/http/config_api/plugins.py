@@ -35,6 +35,8 @@ from gateway.plugins.documents import delete_plugin, write_plugin
 from gateway.plugins.registry import PluginManager
 from gateway.plugins.settings import PluginSettings, PluginSource, SettingsError, check_name, parse_settings
 from gateway.store.base import AlreadyExists, NotFound
+
+from . import openapi as _openapi
 from wasm_abi import PluginError
 
 __all__ = ["plugins_blueprint"]
@@ -245,3 +247,68 @@ def _status_json(manager: PluginManager, name: str) -> dict[str, Any]:
     if status is None:
         raise ApiError(404, f"plugin {name!r} not found")
     return status.to_json()
+
+
+# -- OpenAPI ------------------------------------------------------------------------------------------
+
+
+def _openapi_paths() -> dict[str, dict[str, Any]]:
+    """The /v1/plugins entries of ``/v1/openapi.json`` (settings schema straight from the model)."""
+    errors = {"$ref": "#/components/schemas/Errors"}
+
+    def error(description: str) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": errors}}}
+
+    settings = PluginSettings.model_json_schema()
+    plugin = {"type": "object", "description": "A plugin as listed: name, source (flag|file|api), origin, "
+              "sha256, size, state (active|quarantined|disabled|failed), settings, subscriptions, lastFault, "
+              "retryAt, retryInSeconds, counters, createdAt, updatedAt",
+              "properties": {"name": {"type": "string"}, "state": {"type": "string"},
+                             "sha256": {"type": "string"}, "settings": settings}}
+    one = {"description": "the plugin", "content": {"application/json": {"schema": plugin}}}
+    name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+    upload_body = {"required": True, "content": {
+        "application/wasm": {"schema": {"type": "string", "format": "binary"}},
+        "multipart/form-data": {"schema": {"type": "object", "properties": {
+            "module": {"type": "string", "format": "binary"},
+            "settings": {"type": "string", "description": "JSON settings; may carry name"},
+            "name": {"type": "string"}}}}}}
+    security = [{"bearer": []}]
+    tags = ["Plugins"]
+    return {
+        "/v1/plugins": {
+            "get": {"summary": "List plugins in run order", "tags": tags, "responses": {"200": {
+                "description": "every plugin", "content": {"application/json": {"schema": {
+                    "type": "object", "properties": {"plugins": {"type": "array", "items": plugin}}}}}}}},
+            "post": {"summary": "Upload a plugin (checked by loading it first)", "tags": tags, "security": security,
+                     "parameters": [
+                         {"name": "name", "in": "query", "schema": {"type": "string"}},
+                         {"name": "settings", "in": "query", "schema": {"type": "string"},
+                          "description": "JSON settings (raw uploads)"}],
+                     "requestBody": upload_body,
+                     "responses": {"201": one, "400": error("bad module, settings or sha256 pin"),
+                                   "401": error("token missing or wrong"), "409": error("name taken")}},
+        },
+        "/v1/plugins/{name}": {
+            "get": {"summary": "Show one plugin", "tags": tags, "parameters": [name],
+                    "responses": {"200": one, "404": error("no such plugin")}},
+            "put": {"summary": "Replace settings (JSON body) or module (raw/multipart body)", "tags": tags,
+                    "security": security, "parameters": [name],
+                    "requestBody": {"required": True, "content": {
+                        "application/json": {"schema": settings}, **upload_body["content"]}},
+                    "responses": {"200": one, "400": error("invalid"), "401": error("token"),
+                                  "404": error("no such plugin"), "409": error("configured by flag or file")}},
+            "delete": {"summary": "Delete a plugin", "tags": tags, "security": security, "parameters": [name],
+                       "responses": {"204": {"description": "deleted"}, "401": error("token"),
+                                     "404": error("no such plugin"), "409": error("configured by flag or file")}},
+        },
+        "/v1/plugins/{name}/enable": {"post": {
+            "summary": "Enable a plugin", "tags": tags, "security": security, "parameters": [name],
+            "responses": {"200": one, "400": error("cannot load"), "404": error("no such plugin")}}},
+        "/v1/plugins/{name}/disable": {"post": {
+            "summary": "Disable a plugin (kept, not loaded)", "tags": tags, "security": security,
+            "parameters": [name], "responses": {"200": one, "404": error("no such plugin")}}},
+    }
+
+
+_openapi.EXTRA_PATHS.update(_openapi_paths())
