@@ -35,9 +35,9 @@ from gateway.plugins.documents import delete_plugin, write_plugin
 from gateway.plugins.registry import PluginManager
 from gateway.plugins.settings import PluginSettings, PluginSource, SettingsError, check_name, parse_settings
 from gateway.store.base import AlreadyExists, NotFound
+from wasm_abi import PluginError
 
 from . import openapi as _openapi
-from wasm_abi import PluginError
 
 __all__ = ["plugins_blueprint"]
 
