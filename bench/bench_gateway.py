@@ -1,15 +1,16 @@
 """Events API throughput and latency: no plugin vs one sync ``event.received`` plugin vs three plugins on
 every stage, in one run, against the same server configuration.
 
-Each scenario starts ``python -m gateway serve`` (memory store, the same flags; only ``--plugin`` differs),
-configures one http function behind a sync subscription through the Config API, then sends CloudEvents
-1.0 events from ``--concurrency`` clients for ``--duration`` seconds after a warm-up. Every request goes
+Each scenario is a ``python -m gateway serve`` process (memory store, the same flags; only ``--plugin``
+differs) with one http function behind a sync subscription configured through the Config API. The three
+run side by side and are loaded in interleaved rounds (``--concurrency`` clients sending CloudEvents 1.0
+events), so a shared machine's changing load falls on all of them alike. Every request goes
 through the whole event path: parse, ``event.received``, routing, ``function.invoking``, the function
 call (a minimal ASGI app in its own process), ``function.invoked``, the sync response. Results are
 reported as ratios to the no-plugin baseline measured in the same run; absolute numbers depend on the
 machine and are only comparable within one run.
 
-    python -m bench.bench_gateway [--duration 5] [--concurrency 16]
+    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8]
 """
 
 from __future__ import annotations
@@ -171,61 +172,77 @@ async def _load(url: str, concurrency: int, duration: float,
     return counts["ok"], errors, latencies, duration
 
 
-async def _scenario(name: str, plugins: list[Path], function_url: str, args: argparse.Namespace,
-                    workdir: Path) -> Result:
-    gateway = Gateway(plugins, workdir / f"{name.replace(' ', '_')}.log")
-    try:
-        await gateway.ready()
-        async with httpx.AsyncClient(base_url=gateway.config_url) as config:
-            base = "/v1/spaces/default"
-            for path, body in ((f"{base}/functions", {"functionId": "bench", "type": "http",
-                                                      "provider": {"url": function_url}}),
-                               (f"{base}/eventtypes", {"name": "bench.event"}),
-                               (f"{base}/subscriptions", {"type": "sync", "eventType": "bench.event",
-                                                          "functionId": "bench", "path": "/bench"})):
-                response = await config.post(path, json=body)
-                response.raise_for_status()
-        ok, errors, latencies, seconds = await _load(gateway.events_url, args.concurrency, args.duration, args.warmup)
-        return Result(name, ok, errors, seconds, latencies)
-    finally:
-        gateway.stop()
+async def _configure(gateway: Gateway, function_url: str) -> None:
+    await gateway.ready()
+    async with httpx.AsyncClient(base_url=gateway.config_url) as config:
+        base = "/v1/spaces/default"
+        for path, body in ((f"{base}/functions", {"functionId": "bench", "type": "http",
+                                                  "provider": {"url": function_url}}),
+                           (f"{base}/eventtypes", {"name": "bench.event"}),
+                           (f"{base}/subscriptions", {"type": "sync", "eventType": "bench.event",
+                                                      "functionId": "bench", "path": "/bench"})):
+            response = await config.post(path, json=body)
+            response.raise_for_status()
 
 
 async def run(args: argparse.Namespace) -> list[Result]:
+    """All three gateways run side by side (idle ones cost nothing measurable) and are measured in
+    interleaved rounds, rotating the order, so the load of a shared machine drifting during the run
+    falls on every scenario alike."""
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as tmp:
         workdir = Path(tmp)
-        guard = GUARD  # the example guard: a sync event.received plugin (no rules configured: all pass)
         stage = [workdir / f"stage{i}.wasm" for i in range(3)]
         wasm = stage_plugin()
         for path in stage:
             path.write_bytes(wasm)
         port = _free_port()
-        function = subprocess.Popen(
+        function = subprocess.Popen(  # noqa: ASYNC220 - start-up, before anything is measured
             [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
              "bench.bench_gateway:function_app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # the example guard is a sync event.received plugin (no rules configured: every event passes)
+        scenarios = [("no plugin", []), ("1 sync event.received plugin", [GUARD]),
+                     ("3 plugins on all stages", stage)]
+        gateways = [Gateway(plugins, workdir / f"gateway{i}.log") for i, (_, plugins) in enumerate(scenarios)]
         try:
-            for _ in range(100):
-                try:
-                    httpx.post(f"http://127.0.0.1:{port}/", timeout=1)
-                    break
-                except httpx.TransportError:
-                    await asyncio.sleep(0.1)
             function_url = f"http://127.0.0.1:{port}/"
-            scenarios = [("no plugin", []), ("1 sync event.received plugin", [guard]),
-                         ("3 plugins on all stages", stage)]
-            results = []
-            for name, plugins in scenarios:
-                results.append(await _scenario(name, plugins, function_url, args, workdir))
+            async with httpx.AsyncClient() as client:
+                for _ in range(100):
+                    try:
+                        await client.post(function_url, timeout=1)
+                        break
+                    except httpx.TransportError:
+                        await asyncio.sleep(0.1)
+            for gateway in gateways:
+                await _configure(gateway, function_url)
+            results = [Result(name, 0, {}, 0.0, []) for name, _ in scenarios]
+            for gateway in gateways:  # warm-up: connections, caches, plugin instances
+                await _load(gateway.events_url, args.concurrency, args.warmup, 0.0)
+            slice_seconds = args.duration / args.rounds
+            for round_index in range(args.rounds):
+                order = list(range(len(scenarios)))
+                order = order[round_index % len(order):] + order[:round_index % len(order)]
+                for index in order:
+                    ok, errors, latencies, seconds = await _load(
+                        gateways[index].events_url, args.concurrency, slice_seconds, 0.0)
+                    result = results[index]
+                    result.requests += ok
+                    result.seconds += seconds
+                    result.latencies.extend(latencies)
+                    for status, count in errors.items():
+                        result.errors[status] = result.errors.get(status, 0) + count
             return results
         finally:
+            for gateway in gateways:
+                gateway.stop()
             function.send_signal(signal.SIGTERM)
             function.wait(10)
 
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
     base = results[0]
-    lines = [f"Events API, sync subscription to an HTTP function; {args.concurrency} concurrent clients, "
-             f"{args.duration:g}s measured after {args.warmup:g}s warm-up, {os.cpu_count()} CPUs",
+    lines = [(f"Events API, sync subscription to an HTTP function; {args.concurrency} concurrent clients; "
+              f"{args.duration:g}s measured per scenario in {args.rounds} interleaved rounds after "
+              f"{args.warmup:g}s warm-up each; {os.cpu_count()} CPUs"),
              "",
              "| scenario | events/s | vs baseline | p50 ms | p99 ms | p50 vs baseline | errors (status: count) |",
              "|---|---:|---:|---:|---:|---:|---|"]
@@ -240,7 +257,9 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", 5)))
+    parser.add_argument("--duration", type=float, default=float(os.environ.get("BENCH_DURATION", "6")),
+                        help="seconds measured per scenario (split over the rounds)")
+    parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=8)
     args = parser.parse_args(argv if argv is not None else [])
