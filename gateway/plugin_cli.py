@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import wasm_abi
 from gateway.plugins.settings import SettingsError, check_name, parse_settings
@@ -108,18 +109,29 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--name", help="plugin name (default: the file's stem)")
 
 
-def main(argv: list[str] | None = None) -> int:
+def main(argv: list[str] | None = None) -> NoReturn:
     parser = argparse.ArgumentParser(prog="event-gateway")
     add_plugin_commands(parser.add_subparsers(dest="command", required=True))
-    args = parser.parse_args(argv)
-    return run(args)
+    run(parser.parse_args(argv))
 
 
-def run(args: argparse.Namespace) -> int:
-    """Dispatch a parsed ``plugin`` command; returns the exit status."""
+def run(args: argparse.Namespace) -> NoReturn:
+    """Run a parsed ``plugin`` command and exit the process with its status."""
     if not logging.getLogger().handlers:
         # The plugin's own log lines (its `log` import, WASI stdout/stderr) are part of what a check shows.
         logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(message)s", stream=sys.stderr)
+    code = _dispatch(args)
+    # wasmtime's WASI runtime threads can abort the process while the interpreter finalizes (a known
+    # wasmtime-py shutdown race; see docs/architecture.md, "Known gaps"), which would turn a passing check
+    # of a WASI plugin (Go, C with WASI libc) into exit status 134. The command's work is done and its
+    # output written, so leave without finalizing.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    os._exit(code)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         if args.plugin_command == "check":
             return check(args)
