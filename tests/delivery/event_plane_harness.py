@@ -147,6 +147,12 @@ class EventGateway:
             {"functionId": function_id, "space": space, "type": "http", "provider": provider, **fields})
         await self._write(Kind.FUNCTIONS, space, function_id, model.to_json())
 
+    async def typed_function(self, function_id: str, type: str, provider: dict[str, Any],
+                             space: str = "default") -> None:
+        model = Function.model_validate({"functionId": function_id, "space": space, "type": type,
+                                         "provider": provider})
+        await self._write(Kind.FUNCTIONS, space, function_id, model.to_json())
+
     async def subscribe(self, type: str, event_type: str, function_id: str, path: str = "/",
                         method: str = "POST", space: str = "default") -> None:
         model = Subscription.model_validate({"type": type, "eventType": event_type, "functionId": function_id,

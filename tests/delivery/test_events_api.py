@@ -269,3 +269,13 @@ async def test_full_backlog_drops_are_counted_not_silent(event_gateway, recorder
     dropped = gw.metric("eventgateway_events_dropped_total", space="default", type="tick")
     assert dropped >= 1 and delivered + dropped == 5
     assert "async backlog full (1 waiting)" in caplog.text
+
+
+async def test_async_subscription_with_path_params(event_gateway, recorder):
+    gw = await event_gateway()
+    await gw.function("fn", recorder.target("fn"))
+    await gw.subscribe("async", "http.request", "fn", path="/hooks/:source/*rest", method="PUT")
+    assert (await gw.client.put("/hooks/github/push/main", json={"ref": "x"})).status_code == 202
+    event = (await recorder.wait_for("fn"))[0]["body"]
+    assert event["data"]["params"] == {"source": "github", "rest": "push/main"}
+    assert event["data"]["body"] == {"ref": "x"}
