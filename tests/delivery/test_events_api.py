@@ -261,7 +261,7 @@ async def test_full_backlog_drops_are_counted_not_silent(event_gateway, recorder
     gw = await event_gateway(workers=1, backlog=1)
     await gw.function("slow", recorder.target("slow"))
     await gw.subscribe("async", "tick", "slow")
-    recorder.delays["slow"] = 0.3
+    recorder.delays["slow"] = 1.0  # long enough that the five posts arrive while the first is in flight
     for n in range(5):
         assert (await gw.client.post("/", json={"n": n}, headers={"Event": "tick"})).status_code == 202
     await gw.plane.processor.queue.drain(10)
