@@ -16,6 +16,7 @@ did not change, so its instances, state and quarantine carry over.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import re
 import time
@@ -226,6 +227,13 @@ class PluginManager(PluginRegistry):
                     pass
         await asyncio.to_thread(self._executor.close, True)
         self._current = EMPTY_SET
+        # Free every plugin instance now: a plugin and its instance pool reference each other, so without
+        # a collection they would live until interpreter exit, where wasmtime's WASI runtime threads can
+        # abort the process (exit 134 after a clean drain).
+        self._loaded.clear()
+        self._static = []
+        self._store_specs = {}
+        gc.collect()
 
     # -- reloads -------------------------------------------------------------------------------
 

@@ -322,3 +322,19 @@ def test_every_gateway_sharing_the_store_reloads(gateways: Any, tmp_path: Path) 
         assert time.monotonic() < deadline, "the first gateway never dropped the deleted plugin"
         time.sleep(0.1)
     assert plugins(first) == {}
+
+
+def test_gateway_with_a_wasi_plugin_stops_cleanly(gateways: Any, tmp_path: Path) -> None:
+    """A Go plugin is a WASI reactor; wasmtime's WASI runtime threads used to abort the process during
+    interpreter shutdown (exit 134) unless the plugins are freed when the gateway closes."""
+    import signal
+
+    from plugin_examples.build import build
+
+    module = build("go", "logger")  # cached by content hash; a missing Go toolchain fails loudly
+    gateway = gateways("--db", "memory", "--plugin", str(module))
+    assert send(gateway, "order.placed").status_code == 202
+    assert gateway.process is not None
+    gateway.process.send_signal(signal.SIGTERM)
+    assert gateway.wait_exit(60) == 0, gateway.log()
+    assert "panicked" not in gateway.log()

@@ -92,3 +92,4 @@ def constant_plugin(reaction: dict | None, subscriptions: list[tuple[str, str]] 
   (func $on_react (param $event i32) (result i64) {react})
 """
     return kit_module(body)
+
