@@ -116,6 +116,8 @@ def test_plugin_lifecycle_through_the_api(gateways: Any) -> None:
     deleted = httpx.delete(f"{gateway.config_url}/v1/plugins/guard", timeout=30)
     assert deleted.status_code == 204
     assert list(plugins(gateway)) == ["logger"]
+    metrics = httpx.get(f"{gateway.config_url}/v1/metrics", timeout=10).text
+    assert 'eventgateway_config_requests_total{operation="create",resource="plugin",space=""} 2.0' in metrics
     described = httpx.get(f"{gateway.config_url}/v1/openapi.json", timeout=10).json()["paths"]
     assert {"post", "get"} <= described["/v1/plugins"].keys() and "/v1/plugins/{name}/disable" in described
     missing = httpx.get(f"{gateway.config_url}/v1/plugins/guard", timeout=10)

@@ -38,6 +38,7 @@ from gateway.store.base import AlreadyExists, NotFound
 from wasm_abi import PluginError
 
 from . import openapi as _openapi
+from ._common import observed
 
 __all__ = ["plugins_blueprint"]
 
@@ -52,14 +53,17 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         return gateway.plugins
 
     @blueprint.get("")
+    @observed("plugin", "list")
     async def list_plugins() -> Response:
         return jsonify({"plugins": [status.to_json() for status in manager().statuses()]})
 
     @blueprint.get("/<name>")
+    @observed("plugin", "get")
     async def show_plugin(name: str) -> Response:
         return jsonify(_status_json(manager(), name))
 
     @blueprint.post("")
+    @observed("plugin", "create")
     async def create_plugin() -> tuple[Response, int]:
         name, wasm, settings_data = await _read_upload(request.args.get("name"))
         if wasm is None:
@@ -81,6 +85,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         return jsonify(_status_json(manager(), name)), 201
 
     @blueprint.put("/<name>")
+    @observed("plugin", "update")
     async def update_plugin(name: str) -> Response:
         existing = _stored(manager(), name, "update")
         if _is_module_upload():
@@ -103,10 +108,12 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         return jsonify(_status_json(manager(), name))
 
     @blueprint.post("/<name>/enable")
+    @observed("plugin", "enable")
     async def enable_plugin(name: str) -> Response:
         return await _set_enabled(name, True)
 
     @blueprint.post("/<name>/disable")
+    @observed("plugin", "disable")
     async def disable_plugin(name: str) -> Response:
         return await _set_enabled(name, False)
 
@@ -122,6 +129,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         return jsonify(_status_json(manager(), name))
 
     @blueprint.delete("/<name>")
+    @observed("plugin", "delete")
     async def remove_plugin(name: str) -> Response:
         existing = _stored(manager(), name, "delete")
         try:
