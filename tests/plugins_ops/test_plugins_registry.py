@@ -305,3 +305,18 @@ async def test_modules_are_stored_in_chunks_and_collected_with_their_last_user(s
     remaining = await store.list(Kind.PLUGINS, documents.MODULES_SPACE)
     assert {e.value["sha256"] for e in remaining} == {hashlib.sha256(example("logger")).hexdigest()}
     assert manager.current().names() == ["b"]
+
+
+async def test_disable_and_enable_ends_a_quarantine(start: Start) -> None:
+    manager, gateway = await start()
+    settings = {"limits": {"quarantine_after": 1, "quarantine_backoff": 300.0}}
+    revision = await write_plugin(gateway.store, "trap", parse_settings(settings), kit_module(TRAP_ON_BOOM), None)
+    await manager.wait_applied(revision)
+    await manager.current().react_sync(received("boom"))
+    assert manager.status("trap").state == "quarantined"
+    for enabled in (False, True):
+        revision = await write_plugin(gateway.store, "trap", parse_settings({**settings, "enabled": enabled}), None,
+                                      manager.stored_document("trap"))
+        await manager.wait_applied(revision)
+    assert manager.status("trap").state == "active"
+    assert await manager.current().react_sync(received("fine")) == CONTINUE
