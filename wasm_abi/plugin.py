@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import gc
 import os
+import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +24,29 @@ from .reaction import Reaction, decode_reaction
 from .subscriptions import Subscription, decode_subscriptions
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+
+# Every plugin not yet garbage-collected, so that interpreter exit can free their Stores first.
+_LIVE: weakref.WeakSet[Plugin] = weakref.WeakSet()
+_WASI_TEARDOWN_GRACE = 0.1  # seconds
+
+
+@atexit.register
+def _close_all_plugins() -> None:
+    """Free every Store while the interpreter is still whole.
+
+    A WASI Store routes the guest's stdout/stderr through Python callbacks; when such a Store is
+    freed during interpreter finalization (a plugin kept alive by a module global, a reference
+    cycle or a traceback), wasmtime's runtime threads call into a half-torn-down Python and abort
+    the process. Closing every plugin at `atexit` makes that ordering impossible.
+    """
+    plugins = list(_LIVE)
+    for plugin in plugins:
+        plugin.close()
+    gc.collect()
+    if any(plugin.uses_wasi for plugin in plugins):
+        # Freeing a WASI context hands its output streams to wasmtime's runtime threads, which
+        # drop them (a call into Python) shortly after: let them finish while Python still runs.
+        time.sleep(_WASI_TEARDOWN_GRACE)
 
 
 class Plugin:
@@ -69,6 +96,8 @@ class Plugin:
             self._new_instance, limits.pool_size, on_discard=self._health.absorb_counts
         )
         self._pool.add(first)
+        self._closed = False
+        _LIVE.add(self)
 
     # -- construction -----------------------------------------------------------------------
 
@@ -140,6 +169,8 @@ class Plugin:
         else:
             raise ValueError(f"mode must be 'sync' or 'async', got {mode!r}")
         health = self._health
+        if self._closed:
+            raise PluginFault(self.name, "closed", "the plugin was closed")
         if health.retry_at_monotonic:
             health.check()
         payload = _packb(event)
@@ -178,6 +209,14 @@ class Plugin:
         return reaction
 
     # -- operations -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Free every instance now (their Stores and linear memories); later reactions raise a
+        `PluginFault` of kind ``closed``. A reaction running on another thread finishes first
+        with the instance it holds, which is then freed when it returns. Idempotent."""
+        self._closed = True
+        for instance in self._pool.clear():
+            self._health.absorb_counts(instance)
 
     @property
     def state(self) -> PluginState:

@@ -16,6 +16,10 @@ from typing import Generic, TypeVar
 T = TypeVar("T")
 
 
+class _Placeholder:
+    """Holds a slot in `live` while an instance is being made outside the lock."""
+
+
 class InstancePool(Generic[T]):
     """Idle instances are a plain list: `list.pop`/`list.append` are atomic under the GIL, so
     the uncontended path takes no lock; only creating an instance or waiting for one does."""
@@ -47,7 +51,7 @@ class InstancePool(Generic[T]):
                 if self._idle:
                     return self._idle.pop()
                 if len(self.live) < self._size:
-                    placeholder: object = object()
+                    placeholder = _Placeholder()
                     self.live.add(placeholder)  # type: ignore[arg-type]
                     break
                 self._waiters += 1
@@ -78,6 +82,15 @@ class InstancePool(Generic[T]):
             self._cond.notify()
         if self._on_discard is not None:
             self._on_discard(item)
+
+    def clear(self) -> list[T]:
+        """Forget every instance, idle or busy, so that dropping the returned list frees them."""
+        with self._cond:
+            items = [item for item in self.live if not isinstance(item, _Placeholder)]
+            self.live.clear()
+            self._idle.clear()
+            self._cond.notify_all()
+        return items
 
     def snapshot(self) -> list[T]:
         with self._cond:
