@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, request
+
+from tests.asgi_server import serving
 
 from .etcd_server import free_port
 
@@ -175,22 +175,5 @@ async def function_server() -> AsyncIterator[RecordingFunction]:
     async def ping() -> str:
         return "ok"
 
-    config = Config()
-    port = free_port()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    shutdown = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                await client.get(f"http://127.0.0.1:{port}/ping")
-                break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-    try:
-        yield RecordingFunction(base_url=f"http://127.0.0.1:{port}", received=received)
-    finally:
-        shutdown.set()
-        await task
+    async with serving(app) as base_url:
+        yield RecordingFunction(base_url=base_url, received=received)

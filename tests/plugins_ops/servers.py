@@ -3,7 +3,6 @@ exactly what an operator runs) and a recording HTTP function on Hypercorn in the
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
@@ -18,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, request
+
+from tests.asgi_server import serving
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -113,22 +112,5 @@ async def function_server() -> AsyncIterator[FunctionServer]:
         received.append(json.loads(await request.get_data(as_text=True)))
         return {"statusCode": 200, "headers": {"content-type": "text/plain"}, "body": "ok"}
 
-    config = Config()
-    port = free_port()
-    config.bind = [f"127.0.0.1:{port}"]
-    config.accesslog = None
-    config.errorlog = None
-    shutdown = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=shutdown.wait))
-    async with httpx.AsyncClient() as client:
-        for _ in range(100):
-            try:
-                await client.post(f"http://127.0.0.1:{port}/__ping__")
-                break
-            except httpx.HTTPError:
-                await asyncio.sleep(0.05)
-    try:
-        yield FunctionServer(url=f"http://127.0.0.1:{port}/", received=received)
-    finally:
-        shutdown.set()
-        await task
+    async with serving(app) as base_url:
+        yield FunctionServer(url=f"{base_url}/", received=received)
