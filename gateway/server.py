@@ -69,8 +69,11 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[settings.log_level])
-    # Hypercorn's access log at info level would drown the gateway's own lines.
-    logging.getLogger("hypercorn.access").setLevel(max(logging.WARNING, _LEVELS[settings.log_level]))
+    # Hypercorn's access log and httpx's line per outgoing call would drown the gateway's own lines
+    # at info level; both appear with --log-level debug.
+    quiet = max(logging.WARNING, _LEVELS[settings.log_level])
+    logging.getLogger("hypercorn.access").setLevel(quiet)
+    logging.getLogger("httpx").setLevel(quiet)
 
 
 # -- sockets -----------------------------------------------------------------------------------
@@ -124,7 +127,9 @@ def _hypercorn_config(sock: socket.socket, cert: str | None, key: str | None, se
     config.certfile = cert
     config.keyfile = key
     config.graceful_timeout = settings.drain_timeout
-    config.accesslog = logging.getLogger("hypercorn.access")
+    # Hypercorn formats every access-log line before the logger's level is checked, a few percent
+    # of a request's CPU: only hand it a logger when the line would be written.
+    config.accesslog = logging.getLogger("hypercorn.access") if settings.log_level == "debug" else None
     config.errorlog = logging.getLogger("hypercorn.error")
     # Upstream's Events API allowed long-running sync functions (540 s write timeout).
     config.keep_alive_timeout = 75
