@@ -1,7 +1,7 @@
 """Function providers and the pool that builds and caches them.
 
 A provider is built once per function configuration and reused: the HTTP provider shares one
-connection-pooling ``httpx`` client, the AWS providers share aiobotocore clients per region and
+connection-pooling aiohttp session, the AWS providers share aiobotocore clients per region and
 credentials. A changed function (new provider config) simply gets a new cache key.
 """
 
@@ -10,11 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
 from .aws import AWSClients, FirehoseProvider, KinesisProvider, LambdaProvider, SQSProvider
 from .base import Provider, ProviderConfigError, ProviderError
-from .http import HTTPProvider
+from .http import HTTPProvider, HTTPSession
 
 __all__ = ["PROVIDER_TYPES", "Provider", "ProviderConfigError", "ProviderError", "ProviderPool"]
 
@@ -27,9 +25,7 @@ class ProviderPool:
     """Builds providers from function documents (``{"type": ..., "provider": {...}}``) and caches them."""
 
     def __init__(self, *, max_connections: int = 200) -> None:
-        self._http = httpx.AsyncClient(
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
-            follow_redirects=False)
+        self._http = HTTPSession(max_connections)
         self._aws = AWSClients()
         self._cache: dict[str, Provider] = {}
 
@@ -53,6 +49,6 @@ class ProviderPool:
         return aws(config, self._aws)
 
     async def close(self) -> None:
-        await self._http.aclose()
+        await self._http.close()
         await self._aws.close()
         self._cache.clear()

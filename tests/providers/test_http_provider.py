@@ -79,7 +79,7 @@ async def test_unreachable_and_bad_config(target: str) -> None:
         with socket.socket() as sock:
             sock.bind(("127.0.0.1", 0))
             closed_port = sock.getsockname()[1]
-        with pytest.raises(ProviderError, match="failed: ConnectError"):
+        with pytest.raises(ProviderError, match=f"failed: ClientConnectorError: Cannot connect to host 127.0.0.1:{closed_port}"):
             await pool.get("http", {"url": f"http://127.0.0.1:{closed_port}/"}).call(b"{}")
         with pytest.raises(ProviderError, match="'timeout' must be a positive number"):
             pool.get("http", {"url": target, "timeout": 0})
