@@ -8,6 +8,8 @@ the plugin metrics are new.
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
@@ -23,6 +25,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
+        self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
         r = self.registry
         ns = "eventgateway"
 
@@ -86,6 +89,15 @@ class Metrics:
             "config_propagation_seconds", "Delay between a store write and its arrival in this gateway's view.",
             namespace=ns, registry=r, buckets=_LATENCY_BUCKETS)
         self.store_up = Gauge("store_up", "1 while the configuration store is reachable.", namespace=ns, registry=r)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, memoized: the event path takes a few labelled children per
+        event and plugin reaction, and prometheus-client's ``labels()`` validates and locks each time."""
+        key = (metric, labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         """The text exposition format, for ``GET /v1/metrics``."""

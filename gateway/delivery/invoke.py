@@ -64,12 +64,12 @@ class Invoker:
             provider = self._providers.get(function.type, provider_config(function))
             body = await provider.call(payload)
         except ProviderError as exc:
-            self._metrics.function_invocations.labels(space, function_id, mode, "failure").inc()
+            self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "failure").inc()
             return Invocation(error=str(exc))
         finally:
-            self._metrics.function_duration_seconds.labels(space, function_id, mode).observe(
+            self._metrics.child(self._metrics.function_duration_seconds, space, function_id, mode).observe(
                 time.perf_counter() - started)
-        self._metrics.function_invocations.labels(space, function_id, mode, "success").inc()
+        self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "success").inc()
         return Invocation(body=body)
 
     async def invoke(self, space: str, function_id: str, event: dict[str, Any], plugins: PluginSet, *,

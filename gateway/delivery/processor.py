@@ -165,14 +165,14 @@ class Processor:
             return await self._handle_batch(request, space, parsed, plugins, cors_headers)
         event = parsed.events[0]
         event_type = ce.event_type(event)
-        self._metrics.events_received.labels(space, event_type).inc()
+        self._metrics.child(self._metrics.events_received, space, event_type).inc()
         try:
             event, rejection = await self._received(space, request.path, event, parsed, plugins)
             if rejection is not None:
                 return rejection_reply(rejection, cors_headers)
             return await self._route(request, space, event, plugins, cors_headers)
         finally:
-            self._metrics.events_processed.labels(space, event_type).inc()
+            self._metrics.child(self._metrics.events_processed, space, event_type).inc()
 
     async def _received(self, space: str, path: str, event: dict[str, Any], parsed: ParsedRequest,
                         plugins: PluginSet) -> tuple[dict[str, Any], Rejection | None]:
@@ -189,7 +189,7 @@ class Processor:
         batch events go to async subscribers only, as one answer cannot carry several sync responses."""
         accepted: list[dict[str, Any]] = []
         for event in parsed.events:
-            self._metrics.events_received.labels(space, ce.event_type(event)).inc()
+            self._metrics.child(self._metrics.events_received, space, ce.event_type(event)).inc()
             event, rejection = await self._received(space, request.path, event, parsed, plugins)
             if rejection is not None:
                 return rejection_reply(rejection, cors_headers)
@@ -198,7 +198,7 @@ class Processor:
             reply = await self._route(request, space, event, plugins, cors_headers, async_only=True)
             if reply.status >= 400:
                 return reply
-            self._metrics.events_processed.labels(space, ce.event_type(event)).inc()
+            self._metrics.child(self._metrics.events_processed, space, ce.event_type(event)).inc()
         return Reply(202, cors_headers)
 
     async def _route(self, request: RawRequest, space: str, event: dict[str, Any], plugins: PluginSet,

@@ -37,7 +37,7 @@ class SystemEmitter:
         """Run the plugins on ``system_event`` and queue it for subscriptions. ``sync=False`` skips the sync
         plugin stage's verdict (the caller cannot act on it) but still runs the plugins."""
         event_type = system_event["type"]
-        self._metrics.events_received.labels(space, event_type).inc()
+        self._metrics.child(self._metrics.events_received, space, event_type).inc()
         outcome = CONTINUE
         if plugins.wants(event_type):
             outcome = await plugins.react_sync(system_event)
@@ -47,5 +47,5 @@ class SystemEmitter:
             if match is not None:
                 for subscription in match.subscriptions:
                     self._deliver(space, subscription, system_event, plugins)
-        self._metrics.events_processed.labels(space, event_type).inc()
+        self._metrics.child(self._metrics.events_processed, space, event_type).inc()
         return outcome if sync else CONTINUE

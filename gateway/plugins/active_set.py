@@ -240,10 +240,11 @@ class ActivePluginSet(PluginSet):
             raise fault from None
         finally:
             if self._metrics is not None and not was_quarantined:
-                self._metrics.plugin_reaction_seconds.labels(plugin.name, event_type, mode).observe(
+                self._metrics.child(self._metrics.plugin_reaction_seconds, plugin.name, event_type, mode).observe(
                     time.perf_counter() - started)
         if self._metrics is not None and reaction.fuel_used:
-            self._metrics.plugin_fuel_used.labels(plugin.name, event_type, mode).observe(reaction.fuel_used)
+            self._metrics.child(self._metrics.plugin_fuel_used, plugin.name, event_type, mode).observe(
+                reaction.fuel_used)
         if plugin.quarantined:
             plugin.quarantined = False
             log.warning("plugin %r recovered: the probe after its quarantine succeeded", plugin.name)
@@ -266,7 +267,7 @@ class ActivePluginSet(PluginSet):
 
     def _count(self, plugin: LoadedPlugin, event_type: str, mode: str, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.plugin_reactions.labels(plugin.name, event_type, mode, outcome).inc()
+            self._metrics.child(self._metrics.plugin_reactions, plugin.name, event_type, mode, outcome).inc()
 
     def _invalid_replacement(self, event: dict[str, Any]) -> str | None:
         event_type = event.get("type", event.get("eventType"))
