@@ -21,19 +21,15 @@ import argparse
 import asyncio
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT / "tests"))
-sys.path.insert(0, str(REPO_ROOT))
-
-from cluster.etcd_server import new_etcd_server, remove_etcd_server
-
 from gateway.store.base import Kind
 from gateway.store.etcd import EtcdStore, parse_etcd_url
+from tests.cluster.etcd_server import new_etcd_server, remove_etcd_server
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 POLL_INTERVAL = 0.002
 """Seconds between two probes of one gateway: finer polling would load the gateways it measures."""

@@ -28,9 +28,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO_ROOT))
-
 from plugin_examples.build import EXAMPLES, LANGUAGES, build
 from wasm_abi import (
     Limits,
@@ -39,6 +36,8 @@ from wasm_abi import (
 )
 from wasm_abi.events import EVENT_RECEIVED, FUNCTION_INVOKING
 from wasm_abi.module_cache import clear_memory_cache
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
 BASELINE = "wat"
 GUARD_CONFIG = {"denyTypes": ["user.deleted"], "denyData": {"role": "root"}}

@@ -105,7 +105,7 @@ def key_line(text: str, path: tuple[str | int, ...]) -> int | None:
         if full[:len(target)] == target:
             return number  # the key itself, or the first table/key nested under it
         common = 0
-        for a, b in zip(full, target):
+        for a, b in zip(full, target, strict=False):
             if a != b:
                 break
             common += 1

@@ -27,6 +27,6 @@ def test_module_embeds_the_current_kit(module: Path) -> None:
 def test_string_constants_fit_their_slots(module: Path) -> None:
     segments = sorted((int(at), text, int(length)) for at, text, length in DATA.findall(module.read_text()))
     assert segments, "no string constants found"
-    for (at, text, length), following in zip(segments, segments[1:] + [(16384, "", 0)]):
+    for (at, text, length), following in zip(segments, segments[1:] + [(16384, "", 0)], strict=True):
         assert len(text.encode()) == length, f"{text!r} at {at} is {len(text.encode())} bytes, not {length}"
         assert at + length <= following[0], f"{text!r} at {at} overlaps the constant at {following[0]}"

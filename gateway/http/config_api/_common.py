@@ -35,7 +35,7 @@ async def read_json(label: str) -> Any:
     try:
         return json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: {exc}")
+        raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: {exc}") from None
 
 
 def filters() -> dict[str, str]:
