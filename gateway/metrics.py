@@ -85,9 +85,6 @@ class Metrics:
             "plugin_log_dropped", "Plugin log lines dropped by the rate limit.", ["plugin"], namespace=ns, registry=r)
 
         # Cluster (new).
-        self.config_propagation_seconds = Histogram(
-            "config_propagation_seconds", "Delay between a store write and its arrival in this gateway's view.",
-            namespace=ns, registry=r, buckets=_LATENCY_BUCKETS)
         self.store_up = Gauge("store_up", "1 while the configuration store is reachable.", namespace=ns, registry=r)
 
     def child(self, metric: Any, *labels: str) -> Any:
