@@ -65,7 +65,7 @@ async def watch_delay(endpoint: str, samples: int) -> list[float]:
 async def gateway_delay(endpoint: str, samples: int, workdir: Path) -> dict[str, list[float]]:
     """Seconds from a subscription write through gateway A to its route serving on A, B and C."""
     import httpx
-    from cluster.gateways import GatewayNode, function_server, start_cluster
+    from tests.cluster.gateways import GatewayNode, function_server, start_cluster
 
     delays: dict[str, list[float]] = {"write acknowledged by A": [], "A (same gateway)": [], "B": [], "C": [],
                                       "B, after A's ack": [], "C, after A's ack": []}

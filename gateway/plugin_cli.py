@@ -304,7 +304,7 @@ echo "built {name}.wasm"
 """),
     "rust": ("build.sh", """#!/bin/sh
 # Builds {name}.wasm with Debian's rustc for wasm32-unknown-unknown (apt-get install rustc
-# libstd-rust-dev-wasm32): the kit as an rlib, then the plugin as a cdylib. No Cargo, no crates.io.
+# libstd-rust-dev-wasm32, lld-14): the kit as an rlib, then the plugin as a cdylib. No Cargo, no crates.io.
 set -eu
 cd "$(dirname "$0")"
 mkdir -p target

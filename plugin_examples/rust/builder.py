@@ -16,7 +16,9 @@ from plugin_examples.build import BuildError, ToolchainMissing
 
 RUSTC = Path("/usr/bin/rustc")
 TARGET = "wasm32-unknown-unknown"
-INSTALL_HINT = "run `just toolchains` (scripts/toolchains/rust.sh: apt-get install rustc libstd-rust-dev-wasm32)"
+INSTALL_HINT = "run `just toolchains` (scripts/toolchains/rust.sh: apt-get install rustc libstd-rust-dev-wasm32 lld-14)"
+# Debian's rustc links wasm32 modules with `rust-lld`, a link to lld-14 from a package it only suggests.
+LINKER = Path("/usr/bin/rust-lld")
 _COMMON_FLAGS = ("--edition", "2021", "--target", TARGET, "-C", "opt-level=s", "-C", "panic=abort")
 
 
@@ -26,6 +28,8 @@ def check_toolchain() -> None:
     sysroot = subprocess.run([str(RUSTC), "--print", "sysroot"], check=False, capture_output=True, text=True).stdout.strip()
     if not (Path(sysroot) / "lib" / "rustlib" / TARGET).is_dir():
         raise ToolchainMissing("rust", f"{RUSTC} has no {TARGET} standard library; {INSTALL_HINT}")
+    if not LINKER.resolve().is_file():
+        raise ToolchainMissing("rust", f"{LINKER} (the wasm32 linker, from lld-14) not found; {INSTALL_HINT}")
 
 
 def _run(command: list[str], cwd: Path) -> None:
