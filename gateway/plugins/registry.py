@@ -40,7 +40,7 @@ from .active_set import (
     load_plugin,
     spec_from_path,
 )
-from .config_file import PluginsConfigError, load_plugins_config
+from .config_file import PluginsConfigError, key_line, load_plugins_config
 from .contract import PluginRegistry
 from .documents import ModuleMissing, assemble_module, plugin_documents
 from .settings import PluginSettings, PluginSource, SettingsError, parse_settings
@@ -192,9 +192,7 @@ class PluginManager(PluginRegistry):
             try:
                 self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
             except PluginError as exc:
-                where = f"{self._config_file}: plugins.{spec.name}" if spec.source is PluginSource.FILE \
-                    else f"--plugin {spec.origin}"
-                raise PluginStartupError(f"{where}: cannot load the plugin: {exc.message}") from None
+                raise PluginStartupError(self._load_failure(spec, exc)) from None
         self._static = static
         self._view = getattr(self._gateway, "view", None)
         if self._view is not None:
@@ -209,6 +207,21 @@ class PluginManager(PluginRegistry):
         self._state_task = asyncio.create_task(self._watch_states(), name="plugin-states")
         names = ", ".join(f"{p.name} ({p.spec.source.value})" for p in self._current.plugins) or "none"
         log.info("plugins loaded: %s", names)
+
+    def _load_failure(self, spec: PluginSpec, error: PluginError) -> str:
+        """Why a flag or file plugin stops start-up. A plugins.toml plugin is named like every other
+        plugins.toml error, ``FILE:LINE: KEY: message``: the key is ``config`` when ``init`` refused the
+        config map, else ``path`` (the module itself is at fault)."""
+        kind = f" ({error.kind})" if error.kind else ""
+        if spec.source is not PluginSource.FILE:
+            return f"--plugin {spec.origin}: cannot load the plugin{kind}: {error.message}"
+        key = "config" if error.kind in ("init_rejected", "init_failed") else "path"
+        try:
+            line = key_line(self._config_file.read_text(encoding="utf-8"), ("plugins", spec.name, key))
+        except (OSError, UnicodeDecodeError):  # it was read a moment ago; the message still names the key
+            line = None
+        where = f"{self._config_file}:{line}" if line else str(self._config_file)
+        return f"{where}: plugins.{spec.name}.{key}: cannot load module {spec.origin}{kind}: {error.message}"
 
     async def close(self) -> None:
         if self._log_filter is not None:

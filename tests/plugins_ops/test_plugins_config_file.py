@@ -110,7 +110,21 @@ async def test_gateway_refuses_to_start_on_an_unloadable_plugin(plugin_dir: Path
     with pytest.raises(PluginStartupError) as caught:
         await manager.start()
     message = str(caught.value)
-    assert str(path) in message and "plugins.broken" in message and "eventgateway_abi_v1" in message
+    assert message.startswith(f"{path}:2: plugins.broken.path: cannot load module "), message
+    assert "eventgateway_abi_v1" in message
+
+
+async def test_init_refusing_the_config_names_the_config_line(plugin_dir: Path) -> None:
+    """The guard's init refuses a denyTypes that is not a list: the error points at the config table."""
+    path = _config(plugin_dir, '# guard\n[plugins.guard]\npath = "guard.wasm"\n\n'
+                               '[plugins.guard.config]\ndenyTypes = 7\n')
+    gateway = types.SimpleNamespace(settings=types.SimpleNamespace(plugins=[], plugins_config=str(path)),
+                                    metrics=Metrics())
+    with pytest.raises(PluginStartupError) as caught:
+        await PluginManager(gateway).start()
+    message = str(caught.value)
+    assert message.startswith(f"{path}:5: plugins.guard.config: cannot load module "), message
+    assert "(init_rejected)" in message and "init rejected the configuration" in message
 
 
 async def test_gateway_refuses_duplicate_names_across_flag_and_file(plugin_dir: Path) -> None:
