@@ -173,7 +173,14 @@ class Plugin:
             raise PluginFault(self.name, "closed", "the plugin was closed")
         if health.retry_at_monotonic:
             health.check()
-        payload = _packb(event)
+        if not isinstance(event, dict):
+            raise TypeError(f"event for plugin {self.name!r} must be a dict (a system event), "
+                            f"got {type(event).__name__}")
+        try:
+            payload = _packb(event)
+        except Exception as exc:  # noqa: BLE001 - msgpack raises TypeError, ValueError, OverflowError
+            error = TypeError if isinstance(exc, TypeError) else ValueError
+            raise error(f"event for plugin {self.name!r} cannot be encoded as msgpack: {exc}") from None
         if len(payload) > self._max_input:
             raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
                              f"{self._max_input} bytes for plugin {self.name!r}")
@@ -222,6 +229,13 @@ class Plugin:
     def state(self) -> PluginState:
         """Health and counters: active/quarantined, last fault, retry time, reactions, faults."""
         return self._health.snapshot(self._pool.snapshot())
+
+    @property
+    def instance_ready(self) -> bool:
+        """Whether an idle instance is waiting, so that `react` will not have to instantiate one
+        (which runs `_initialize` and `init` under the load limits, possibly for seconds). An event
+        loop calls `react` inline only when this is true, and from a thread otherwise."""
+        return self._pool.has_idle
 
     @property
     def uses_wasi(self) -> bool:

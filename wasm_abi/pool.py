@@ -99,3 +99,9 @@ class InstancePool(Generic[T]):
     @property
     def size(self) -> int:
         return len(self.live)
+
+    @property
+    def has_idle(self) -> bool:
+        """An instance is ready now: `acquire` will neither make one nor wait (unless another
+        thread takes it first)."""
+        return bool(self._idle)

@@ -1,0 +1,95 @@
+"""A sync reaction that has to make a fresh instance (after a fault) must not run on the event loop:
+making one runs `_initialize` and `init` under the load limits, which a plugin can stretch to seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+import wasmtime
+
+from gateway.plugins.active_set import ActivePluginSet, load_plugin, spec_from_path
+from gateway.plugins.settings import PluginSettings
+from wasm_abi import PluginLoadError, system_event
+
+# `_initialize` spins ~20 M iterations (~100 M fuel, well inside the load budget); `react` always traps,
+# so every reaction discards its instance and the next one has to make a fresh one.
+SLOW_TO_INSTANTIATE = r"""
+(module
+  (memory (export "memory") 1)
+  (global $heap (mut i32) (i32.const 4096))
+  (func (export "eventgateway_abi_v1"))
+  (func (export "alloc") (param $size i32) (result i32)
+    (local $at i32)
+    (local.set $at (global.get $heap))
+    (global.set $heap (i32.add (global.get $heap) (local.get $size)))
+    (local.get $at))
+  ;; [{"eventType": "eventgateway.event.received", "type": "sync"}]
+  (data (i32.const 16) "\91\82\a9eventType\bbeventgateway.event.received\a4type\a4sync")
+  (func (export "subscriptions") (result i64)
+    (i64.or (i64.shl (i64.const 16) (i64.const 32)) (i64.const 50)))
+  (func (export "_initialize")
+    (local $i i32)
+    (loop $spin
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $spin (i32.lt_u (local.get $i) (i32.const 20000000)))))
+  (func (export "react") (param i32 i32) (result i64) unreachable)
+)
+"""
+
+BOTH_MODES = SLOW_TO_INSTANTIATE.replace(
+    r'"\91\82\a9eventType\bbeventgateway.event.received\a4type\a4sync"',
+    r'"\92\82\a9eventType\bbeventgateway.event.received\a4type\a4sync'
+    r'\82\a9eventType\bdeventgateway.function.invoked\a4type\a5async"',
+).replace("(i64.const 50)", "(i64.const 102)")
+
+
+def received() -> dict:
+    incoming = {"specversion": "1.0", "type": "user.created", "id": "e-1", "source": "/tests"}
+    return system_event("eventgateway.event.received", {"event": incoming, "path": "/", "headers": {}})
+
+
+def write(tmp_path: Path, name: str, wat: str) -> Path:
+    path = tmp_path / f"{name}.wasm"
+    path.write_bytes(bytes(wasmtime.wat2wasm(wat)))
+    return path
+
+
+async def test_making_a_fresh_instance_leaves_the_event_loop_free(tmp_path: Path) -> None:
+    loaded = load_plugin(spec_from_path(write(tmp_path, "slow", SLOW_TO_INSTANTIATE), 0))
+    plugins = ActivePluginSet([loaded], metrics=None, executor=None)
+    try:
+        # The instance made at load traps and is discarded: the pool is now empty.
+        first = await plugins.react_sync(received())
+        assert first.rejection is not None and first.rejection.status == 503
+        assert not loaded.host.instance_ready
+
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        started_at = ticks
+        second = await plugins.react_sync(received())
+        stop.set()
+        await task
+        assert second.rejection is not None and "trap" in second.rejection.message
+        # Had the fresh instance been made inline, the loop could not have run the ticker meanwhile.
+        assert ticks - started_at > 10, f"the event loop was blocked while making an instance ({ticks - started_at} ticks)"
+    finally:
+        loaded.host.close()
+
+
+def test_a_pool_of_one_cannot_serve_sync_and_async_subscriptions(tmp_path: Path) -> None:
+    path = write(tmp_path, "both", BOTH_MODES)
+    spec = spec_from_path(path, 0, PluginSettings.model_validate({"limits": {"pool_size": 1}}))
+    with pytest.raises(PluginLoadError, match=r"pool_size >= 2"):
+        load_plugin(spec)
