@@ -34,6 +34,7 @@ __all__ = [
     "assemble_module",
     "delete_plugin",
     "plugin_documents",
+    "read_plugin",
     "write_plugin",
 ]
 
@@ -83,9 +84,15 @@ async def write_plugin(
     settings: PluginSettings,
     wasm: bytes | None,
     existing: dict[str, Any] | None,
+    expected_revision: int | None = None,
 ) -> int:
     """Create or replace a plugin (``wasm=None`` keeps the current module). Returns the store revision
-    of the plugin document, which every gateway reloads at."""
+    of the plugin document, which every gateway reloads at.
+
+    ``expected_revision`` is the revision ``existing`` was read at: the update then applies only if
+    nobody wrote the plugin since (else :class:`~gateway.store.base.RevisionConflict`), so a settings
+    change derived from ``existing`` (enable, disable, a new module keeping the settings) can never
+    silently undo another gateway's write."""
     if wasm is not None:
         sha256 = hashlib.sha256(wasm).hexdigest()
         chunks = [wasm[i:i + CHUNK_BYTES] for i in range(0, len(wasm), CHUNK_BYTES)] or [b""]
@@ -110,10 +117,17 @@ async def write_plugin(
     if existing is None:
         entry = await store.create(Kind.PLUGINS, PLUGINS_SPACE, name, document)
     else:
-        entry = await store.update(Kind.PLUGINS, PLUGINS_SPACE, name, document)
+        entry = await store.update(Kind.PLUGINS, PLUGINS_SPACE, name, document, expected_revision)
     if existing is not None and existing.get("sha256") != sha256:
         await _collect_module(store, existing)
     return entry.revision
+
+
+async def read_plugin(store: Store, name: str) -> tuple[dict[str, Any], int] | None:
+    """The stored plugin document and its revision, read from the store itself (not a view, which may
+    lag behind another gateway's write): the base of a revision-checked update."""
+    entry = await store.get(Kind.PLUGINS, PLUGINS_SPACE, name)
+    return (entry.value, entry.revision) if entry is not None else None
 
 
 async def delete_plugin(store: Store, existing: dict[str, Any]) -> None:

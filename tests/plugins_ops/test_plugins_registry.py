@@ -320,3 +320,27 @@ async def test_disable_and_enable_ends_a_quarantine(start: Start) -> None:
         await manager.wait_applied(revision)
     assert manager.status("trap").state == "active"
     assert await manager.current().react_sync(received("fine")) == CONTINUE
+
+
+async def test_a_change_derived_from_a_stale_read_is_refused(start: Start) -> None:
+    """Two gateways disabling and reconfiguring one plugin at once: the write based on the older read is
+    refused (RevisionConflict, 409 through the API) instead of silently undoing the other's change."""
+    from gateway.plugins.documents import read_plugin
+    from gateway.store.base import RevisionConflict
+
+    manager, gateway = await start()
+    await write_plugin(gateway.store, "guard", parse_settings({}), example("guard"), None)
+    found = await read_plugin(gateway.store, "guard")
+    assert found is not None
+    document, revision = found
+    # Gateway X reconfigures the plugin from that read ...
+    newer = await write_plugin(gateway.store, "guard", parse_settings({"config": {"denyTypes": ["x"]}}), None,
+                               document, revision)
+    # ... and gateway Y, which read the same revision, tries to disable it: refused, X's config survives.
+    with pytest.raises(RevisionConflict):
+        await write_plugin(gateway.store, "guard", parse_settings({"enabled": False}), None, document, revision)
+    assert await manager.wait_applied(newer)
+    latest = await read_plugin(gateway.store, "guard")
+    assert latest is not None and latest[0]["settings"]["config"] == {"denyTypes": ["x"]}
+    assert latest[0]["settings"].get("enabled", True) is True
+    assert manager.status("guard").state == "active"

@@ -31,10 +31,10 @@ from quart import Blueprint, Response, jsonify, request
 
 from gateway.http.errors import ApiError
 from gateway.plugins.active_set import PluginSpec
-from gateway.plugins.documents import delete_plugin, write_plugin
+from gateway.plugins.documents import delete_plugin, read_plugin, write_plugin
 from gateway.plugins.registry import PluginManager
 from gateway.plugins.settings import PluginSettings, PluginSource, SettingsError, check_name, parse_settings
-from gateway.store.base import AlreadyExists, NotFound
+from gateway.store.base import AlreadyExists, NotFound, RevisionConflict
 from wasm_abi import PluginError
 
 from . import openapi as _openapi
@@ -84,10 +84,28 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         await manager().wait_applied(revision)
         return jsonify(_status_json(manager(), name)), 201
 
+    async def stored(name: str, action: str) -> tuple[dict[str, Any], int]:
+        """The plugin as the store has it now, with its revision; 404 or 409 (flag/file plugin)."""
+        _refuse_static(manager(), name, action)
+        found = await read_plugin(gateway.store, name)
+        if found is None:
+            raise ApiError(404, f"plugin {name!r} not found")
+        return found
+
+    async def write(name: str, settings: PluginSettings, wasm: bytes | None, existing: dict[str, Any],
+                    revision: int) -> int:
+        try:
+            return await write_plugin(gateway.store, name, settings, wasm, existing, revision)
+        except RevisionConflict:
+            raise ApiError(409, f"plugin {name!r} was changed by another request while this one was "
+                                "being applied; read it again and retry") from None
+        except NotFound:
+            raise ApiError(404, f"plugin {name!r} not found (deleted meanwhile)") from None
+
     @blueprint.put("/<name>")
     @observed("plugin", "update")
     async def update_plugin(name: str) -> Response:
-        existing = _stored(manager(), name, "update")
+        existing, revision = await stored(name, "update")
         if _is_module_upload():
             _, wasm, settings_data = await _read_upload(name)
             if settings_data is None:
@@ -100,10 +118,10 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
             await _check_module(manager(), name, wasm, settings)
         else:
             current = manager().status(name)
-            stored_wasm = _module_of(manager(), name)
+            stored_wasm = _module_of(manager(), existing)
             if stored_wasm is not None and (current is None or current.settings != settings):
                 await _check_module(manager(), name, stored_wasm, settings)
-        revision = await write_plugin(gateway.store, name, settings, wasm, existing)
+        revision = await write(name, settings, wasm, existing, revision)
         await manager().wait_applied(revision)
         return jsonify(_status_json(manager(), name))
 
@@ -118,20 +136,20 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         return await _set_enabled(name, False)
 
     async def _set_enabled(name: str, enabled: bool) -> Response:
-        existing = _stored(manager(), name, "enable" if enabled else "disable")
+        existing, revision = await stored(name, "enable" if enabled else "disable")
         settings = _valid_settings({**existing.get("settings", {}), "enabled": enabled})
         if enabled:
-            wasm = _module_of(manager(), name)
+            wasm = _module_of(manager(), existing)
             if wasm is not None:
                 await _check_module(manager(), name, wasm, settings)
-        revision = await write_plugin(gateway.store, name, settings, None, existing)
+        revision = await write(name, settings, None, existing, revision)
         await manager().wait_applied(revision)
         return jsonify(_status_json(manager(), name))
 
     @blueprint.delete("/<name>")
     @observed("plugin", "delete")
     async def remove_plugin(name: str) -> Response:
-        existing = _stored(manager(), name, "delete")
+        existing, _ = await stored(name, "delete")
         try:
             await delete_plugin(gateway.store, existing)
         except NotFound:
@@ -223,17 +241,10 @@ def _refuse_static(manager: PluginManager, name: str, action: str) -> None:
         raise ApiError(409, f"cannot {action} plugin {name!r}: it is configured by {origin}; change it there")
 
 
-def _stored(manager: PluginManager, name: str, action: str) -> dict[str, Any]:
-    _refuse_static(manager, name, action)
-    existing = manager.stored_document(name)
-    if existing is None:
-        raise ApiError(404, f"plugin {name!r} not found")
-    return existing
-
-
-def _module_of(manager: PluginManager, name: str) -> bytes | None:
-    spec = manager.stored_spec(name)
-    return spec.wasm if spec is not None else None
+def _module_of(manager: PluginManager, stored: dict[str, Any]) -> bytes | None:
+    """The module of a stored plugin as this gateway has it, if its view already holds that module."""
+    spec = manager.stored_spec(str(stored.get("name")))
+    return spec.wasm if spec is not None and spec.sha256 == stored.get("sha256") else None
 
 
 async def _check_module(manager: PluginManager, name: str, wasm: bytes, settings: PluginSettings) -> None:
