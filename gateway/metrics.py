@@ -81,6 +81,14 @@ class Metrics:
             ["plugin", "kind"], namespace=ns, registry=r)
         self.plugin_state = Gauge(
             "plugin_state", "Plugin state: 0 active, 1 quarantined, 2 disabled, 3 failed to load.", ["plugin"], namespace=ns, registry=r)
+        self.plugin_retry_at = Gauge(
+            "plugin_quarantine_retry_timestamp_seconds",
+            "Unix time at which a quarantined plugin is probed again (0 when not quarantined).", ["plugin"],
+            namespace=ns, registry=r)
+        self.plugin_last_fault = Gauge(
+            "plugin_last_fault_timestamp_seconds",
+            "Unix time of a plugin's last fault, labelled with its kind (one series per plugin).",
+            ["plugin", "kind"], namespace=ns, registry=r)
         self.plugin_log_dropped = Counter(
             "plugin_log_dropped", "Plugin log lines dropped by the rate limit.", ["plugin"], namespace=ns, registry=r)
 
