@@ -7,10 +7,12 @@ import, so a plugin author learns at load time rather than from a trap at the fi
 
 from __future__ import annotations
 
+import ctypes
 import logging
 
 import wasmtime
 
+from . import native
 from .errors import PluginLoadError
 from .plugin_log import PluginLog, StreamLog
 
@@ -57,13 +59,29 @@ def check_imports(plugin: str, module: wasmtime.Module) -> bool:
     return uses_wasi
 
 
-def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog) -> wasmtime.Linker:
+def charge_fuel(caller: wasmtime.Caller, fuel: int) -> bool:
+    """Take `fuel` from the calling store for host work; False if it had less (it is then left
+    empty, so the plugin stops with `out_of_fuel` at its next instruction)."""
+    ctx = native.address(caller._context())
+    left = ctypes.c_uint64(0)
+    if native.get_fuel(ctx, ctypes.addressof(left)):
+        return True  # fuel is always enabled on our engines; never fail a log call over it
+    remaining = left.value
+    native.set_fuel(ctx, remaining - fuel if remaining > fuel else 0)
+    return remaining > fuel
+
+
+def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_call_fuel: int) -> wasmtime.Linker:
     """A linker holding this plugin's `eventgateway.log` (and WASI, if the module wants it)."""
     linker = wasmtime.Linker(engine)
     max_bytes = sink.max_message_bytes
 
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
         try:
+            # Paid before any work, so a plugin logging in a loop runs out of fuel as fast as
+            # one computing in a loop would; a call it cannot pay for does nothing.
+            if not charge_fuel(caller, log_call_fuel):
+                return
             memory = caller.get("memory")
             if not isinstance(memory, wasmtime.Memory):
                 sink.write(2, b"(host) log called but the plugin exports no memory")

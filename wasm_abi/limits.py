@@ -7,7 +7,7 @@ needs more.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 MIB = 1024 * 1024
 
@@ -62,11 +62,22 @@ class Limits:
     quarantine_backoff: float = 1.0
     #: Longest quarantine period, in seconds.
     quarantine_max_backoff: float = 300.0
+    # (Added after the first release: new fields go last, so positional use keeps working.)
+    #: Fuel one `eventgateway.log` call costs the calling plugin, on top of its instructions.
+    #: A host call costs the gateway ~50 µs of Python, while the Wasm loop making it costs a
+    #: handful of fuel: without this charge a sync reaction logging in a loop would run until
+    #: its wall-clock safety net (about a second on the event loop), not its ~10 ms of fuel.
+    log_call_fuel: int = 50_000
 
     def __post_init__(self) -> None:
-        for name, value in self.__dict__.items():
+        for spec in fields(self):
+            name, value = spec.name, getattr(self, spec.name)
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise TypeError(f"Limits.{name} must be a number, got {type(value).__name__}")
+            # Fuel, bytes and counts go to wasmtime as 64-bit integers: 1e7 would fail only at
+            # the first call, far from where it was written.
+            if spec.type in ("int", int) and not isinstance(value, int):
+                raise TypeError(f"Limits.{name} must be an integer, got {value!r}")
             if value <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {value!r}")
         if self.max_memory_bytes > 4096 * MIB:

@@ -159,7 +159,7 @@ def load_module(
         config_bytes = msgpack.packb(config, use_bin_type=True)
     except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types
         raise PluginLoadError(name, f"config cannot be encoded as msgpack: {exc}", "bad_config") from None
-    linker = build_linker(engine, uses_wasi, log)
+    linker = build_linker(engine, uses_wasi, log, limits.log_call_fuel)
     try:
         pre = linker.instantiate_pre(module)
     except wasmtime.WasmtimeError as exc:

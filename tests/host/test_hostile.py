@@ -146,11 +146,61 @@ def test_bad_packed_pointers_are_bad_output(make_plugin: MakePlugin, packed_valu
     assert_healthy(make_plugin)
 
 
-def test_alloc_returning_out_of_bounds_is_bad_output(make_plugin: MakePlugin) -> None:
-    plugin = make_plugin(omit=("alloc",), extra='(func (export "alloc") (param i32) (result i32) (i32.const 65535))')
-    with pytest.raises(PluginFault, match="past the end of memory") as info:
+def alloc_plugin(make_plugin: MakePlugin, body: str, more: str = "", **kw: object) -> Plugin:
+    """A plugin whose `alloc` is `body`; `more` adds module fields (globals, functions)."""
+    return make_plugin(omit=("alloc",), extra=f'(func (export "alloc") (param i32) (result i32) {body}) {more}', **kw)
+
+
+@pytest.mark.parametrize("address", [65535, -1, -16], ids=["straddles_end", "u32_max", "negative"])
+def test_alloc_returning_out_of_bounds_is_bad_output(make_plugin: MakePlugin, address: int) -> None:
+    """i32 results are unsigned addresses: -1 is 4 GiB - 1, never a negative index into memory."""
+    plugin = alloc_plugin(make_plugin, f"(i32.const {address})")
+    with pytest.raises(PluginFault, match=rf"alloc\(\d+\) returned {address & 0xFFFF_FFFF}, past the end of memory"
+                       ) as info:
         plugin.react({"k": "v" * 100})
     assert info.value.kind == "bad_output"
+    assert_healthy(make_plugin)
+
+
+def test_alloc_returning_zero_is_a_memory_fault(make_plugin: MakePlugin) -> None:
+    plugin = alloc_plugin(make_plugin, "(i32.const 0)")
+    with pytest.raises(PluginFault, match=r"alloc\(1\) returned 0 \(out of memory\) before react") as info:
+        plugin.react({})
+    assert info.value.kind == "memory"
+    with pytest.raises(PluginFault, match="before react") as info:
+        plugin.react({}, mode="async")
+    assert info.value.kind == "memory"
+
+
+@pytest.mark.parametrize(
+    "body, kind, message",
+    [
+        ("unreachable", "trap", r"alloc \(before react\) trapped"),
+        ("(loop (br 0)) (i32.const 8192)", "out_of_fuel", r"alloc \(before react\) ran out of fuel"),
+        ("(call $deeper (i32.const 0))", "trap", r"alloc \(before react\) overflowed the Wasm stack"),
+    ],
+    ids=["traps", "loops", "recurses"],
+)
+def test_misbehaving_alloc_is_a_fault_of_react(make_plugin: MakePlugin, body: str, kind: str, message: str) -> None:
+    deeper = "(func $deeper (param i32) (result i32) (call $deeper (i32.add (local.get 0) (i32.const 1))))"
+    # A good alloc while loading (init gets the config through alloc too), a bad one afterwards.
+    body = f"(if (result i32) (global.get $loaded) (then {body}) (else (global.set $loaded (i32.const 1)) (i32.const 8192)))"
+    plugin = alloc_plugin(make_plugin, body, limits=SMALL, init="(i64.const 0)",
+                          more=f"(global $loaded (mut i32) (i32.const 0)) {deeper}")
+    with pytest.raises(PluginFault, match=message) as info:
+        plugin.react({})
+    assert info.value.kind == kind
+    assert_healthy(make_plugin)
+
+
+def test_alloc_that_fails_while_loading_is_a_load_error(make_plugin: MakePlugin) -> None:
+    """init's config buffer comes from alloc, so a broken alloc is found before the first event."""
+    with pytest.raises(PluginLoadError, match=r"alloc \(before init\) trapped") as info:
+        alloc_plugin(make_plugin, "unreachable", init="(i64.const 0)")
+    assert info.value.kind == "trap"
+    with pytest.raises(PluginLoadError, match=r"alloc\(1\) returned 0") as info:
+        alloc_plugin(make_plugin, "(i32.const 0)", init="(i64.const 0)")
+    assert info.value.kind == "memory"
 
 
 def test_fault_discards_the_instance(make_plugin: MakePlugin) -> None:

@@ -178,6 +178,10 @@ def test_limits_are_validated() -> None:
         Limits(sync_fuel=0)
     with pytest.raises(TypeError, match="Limits.pool_size must be a number"):
         Limits(pool_size="4")  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="Limits.sync_fuel must be an integer, got 10000000.0"):
+        Limits(sync_fuel=1e7)  # type: ignore[arg-type]
+    assert Limits(sync_timeout=1).sync_timeout == 1  # an int where a float is expected is fine
+    assert Limits(5_000).sync_fuel == 5_000  # the first field, positionally
     with pytest.raises(ValueError, match="cannot exceed 4 GiB"):
         Limits(max_memory_bytes=8 * 1024**3)
     with pytest.raises(Exception, match="cannot assign"):

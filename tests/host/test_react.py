@@ -73,6 +73,42 @@ def test_replacement_is_ignored_where_it_cannot_apply(make_plugin: MakePlugin) -
     assert plugin.react({"type": FUNCTION_INVOKED, "data": {}}) == Reaction()
 
 
+@pytest.mark.parametrize("status", [400, 599])
+def test_status_bounds_are_inclusive(make_plugin: MakePlugin, status: int) -> None:
+    assert make_plugin(reaction={"error": "e", "status": status}).react(received()) == Reaction("e", status, None)
+
+
+def test_status_without_error_is_continue(make_plugin: MakePlugin) -> None:
+    """`status` only qualifies a rejection; alone (and valid) it changes nothing."""
+    assert make_plugin(reaction={"status": 404}).react(received()) == Reaction()
+
+
+def test_nil_values_count_as_absent_keys(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin(reaction={"error": None, "status": None, "event": None, "later": {"x": 1}})
+    assert plugin.react(received()) == Reaction(None, None, None)
+
+
+def test_reaction_defaults_and_equality() -> None:
+    assert Reaction() == Reaction(None, None, None) == Reaction(error=None, status=None, event=None)
+    assert Reaction("no", 403) == Reaction(error="no", status=403, event=None) != Reaction("no", 404)
+    assert not Reaction().rejected and Reaction("no").rejected
+
+
+@pytest.mark.parametrize("event", [[1, 2], "event", None])
+def test_event_that_is_not_a_map_is_a_caller_error(make_plugin: MakePlugin, event: Any) -> None:
+    plugin = make_plugin(reaction={"error": "x"})
+    with pytest.raises(TypeError, match="event for plugin 'test' must be a dict"):
+        plugin.react(event)
+    assert plugin.state.faults == {} and plugin.react({}) == Reaction("x")
+
+
+def test_event_that_msgpack_cannot_encode_is_a_caller_error(make_plugin: MakePlugin) -> None:
+    plugin = make_plugin()
+    with pytest.raises(TypeError, match=r"event for plugin 'test' cannot be encoded as msgpack: .*object"):
+        plugin.react({"data": {"when": object()}})
+    assert plugin.state.faults == {} and plugin.react({}) == Reaction()
+
+
 def test_error_wins_over_event(make_plugin: MakePlugin) -> None:
     plugin = make_plugin(reaction={"error": "no", "event": {"type": "a.b"}})
     assert plugin.react(received()) == Reaction("no", None, None)
@@ -85,6 +121,13 @@ def test_error_wins_over_event(make_plugin: MakePlugin) -> None:
         ({"error": "x", "status": "500"}, "'status' must be an integer, got str"),
         ({"error": "x", "status": True}, "'status' must be an integer, got bool"),
         ({"error": "x", "status": 200}, "'status' must be between 400 and 599, got 200"),
+        ({"error": "x", "status": 399}, "'status' must be between 400 and 599, got 399"),
+        ({"error": "x", "status": 600}, "'status' must be between 400 and 599, got 600"),
+        ({"error": "x", "status": -403}, "'status' must be between 400 and 599, got -403"),
+        ({"error": "x", "status": 404.0}, "'status' must be an integer, got float"),
+        ({"status": 700}, "'status' must be between 400 and 599, got 700"),
+        ({"error": b"bytes"}, "'error' must be a string, got bytes"),
+        ({"error": None, "event": "user.created"}, "'event' must be a map, got str"),
         ({"event": [1]}, "'event' must be a map, got list"),
         ({"event": {"data": 1}}, "no string 'type'"),
         ({"event": {"type": "eventgateway.event.received"}}, "may not become a system event type"),

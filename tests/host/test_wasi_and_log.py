@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from wasm_abi import Limits, Plugin, Reaction
+from wasm_abi import Limits, Plugin, PluginFault, Reaction
 
 from .watgen import wat_bytes
 
@@ -130,3 +130,28 @@ def test_wasi_sleep_returns_at_once_instead_of_blocking(make_plugin: MakePlugin)
     started = time.monotonic()
     assert plugin.react({}) == Reaction()
     assert time.monotonic() - started < 30  # far below the 60 s it asked for
+
+
+@pytest.mark.parametrize("ptr, length", [(3000, 5), (-1, -1)], ids=["in_bounds", "out_of_bounds"])
+def test_log_in_a_loop_runs_out_of_fuel_not_into_the_deadline(make_plugin: MakePlugin, ptr: int, length: int) -> None:
+    """Each log call costs `log_call_fuel`: a plugin logging forever ends as `out_of_fuel`, as a
+    computing loop would, instead of holding the caller until the wall-clock deadline."""
+    seen: list[str] = []
+    react = f"(loop (call $log (i32.const 1) (i32.const {ptr}) (i32.const {length})) (br 0)) (i64.const 0)"
+    limits = Limits(sync_fuel=1_000_000, log_call_fuel=100_000, sync_timeout=3600, log_burst=1000)
+    plugin = make_plugin(name="chatty", imports=LOG_IMPORT, react=react, limits=limits,
+                         extra='(data (i32.const 3000) "hello")', log_handler=lambda _n, _l, m: seen.append(m))
+    with pytest.raises(PluginFault, match="ran out of fuel") as info:
+        plugin.react({})
+    assert info.value.kind == "out_of_fuel"
+    if length > 0:
+        assert seen == ["hello"] * 9  # 1 M fuel pays for 9 calls of 100 k (the rest went to instructions)
+    assert make_plugin(name="after", reaction={"error": "fine"}).react({}) == Reaction("fine")
+
+
+def test_log_call_fuel_is_charged_to_the_reaction(make_plugin: MakePlugin) -> None:
+    react = "(call $log (i32.const 1) (i32.const 3000) (i32.const 5)) (i64.const 0)"
+    plugin = make_plugin(imports=LOG_IMPORT, react=react, extra='(data (i32.const 3000) "hello")',
+                         limits=Limits(log_call_fuel=12_345))
+    quiet = make_plugin(imports=LOG_IMPORT, react="(i64.const 0)")
+    assert plugin.react({}).fuel_used - quiet.react({}).fuel_used >= 12_345
