@@ -98,6 +98,7 @@ class PluginStatus:
     retry_at: float | None
     counters: dict[str, Any]
     document: dict[str, Any] | None  # the stored document (API plugins), for updates
+    last_fault_at: float | None = None  # Unix time of lastFault, for the metrics
 
     def to_json(self) -> dict[str, Any]:
         retry_in = max(0.0, self.retry_at - time.time()) if self.retry_at is not None else None
@@ -152,6 +153,7 @@ class PluginManager(PluginRegistry):
         self._state_task: asyncio.Task[None] | None = None
         self._view: Any = None
         self._last_states: dict[str, str] = {}
+        self._fault_kinds: dict[str, str] = {}  # plugin -> kind labelling its last-fault series
         self._log_filter: _LogDropCounter | None = None
 
     # -- the contract --------------------------------------------------------------------------
@@ -399,6 +401,7 @@ class PluginManager(PluginRegistry):
         last_fault: dict[str, Any] | None = None
         retry_at: float | None = None
         counters: dict[str, Any] = {"reactions": {}, "faults": {}}
+        last_fault_at: float | None = None
         if not spec.settings.enabled:
             state = "disabled"
         elif error is not None or host is None:
@@ -411,12 +414,13 @@ class PluginManager(PluginRegistry):
             if health.last_fault_kind is not None:
                 last_fault = {"kind": health.last_fault_kind, "message": health.last_fault_message,
                               "at": _iso(health.last_fault_at), "consecutive": health.consecutive_faults}
+                last_fault_at = health.last_fault_at
             retry_at = health.retry_at
             counters = {"reactions": health.reactions, "faults": health.faults}
         return PluginStatus(name=spec.name, source=spec.source, origin=spec.origin, sha256=spec.sha256,
                             size=len(spec.wasm), settings=spec.settings, state=state,
                             subscriptions=subscriptions, last_fault=last_fault, retry_at=retry_at,
-                            counters=counters, document=doc)
+                            counters=counters, document=doc, last_fault_at=last_fault_at)
 
     def _failed_status(self, name: str, doc: dict[str, Any], error: Exception) -> PluginStatus:
         try:
@@ -435,6 +439,9 @@ class PluginManager(PluginRegistry):
             states[status.name] = status.state
             if self._metrics is not None:
                 self._metrics.plugin_state.labels(status.name).set(STATE_VALUES[status.state])
+                retry_at = status.retry_at if status.state == "quarantined" and status.retry_at else 0.0
+                self._metrics.plugin_retry_at.labels(status.name).set(retry_at)
+                self._set_last_fault(status)
         for name, state in states.items():
             before = self._last_states.get(name)
             if before == state:
@@ -447,11 +454,32 @@ class PluginManager(PluginRegistry):
                 log.info("plugin %r is now %s", name, state)
         if self._metrics is not None:
             for name in set(self._last_states) - set(states):
-                try:
-                    self._metrics.plugin_state.remove(name)
-                except KeyError:
-                    pass
+                for gauge in (self._metrics.plugin_state, self._metrics.plugin_retry_at):
+                    try:
+                        gauge.remove(name)
+                    except KeyError:
+                        pass
+                self._drop_last_fault(name)
         self._last_states = states
+
+    def _set_last_fault(self, status: PluginStatus) -> None:
+        """One ``plugin_last_fault_timestamp_seconds`` series per plugin, labelled with the last kind: a new
+        kind replaces the series of the previous one rather than leaving it behind."""
+        assert self._metrics is not None
+        kind = (status.last_fault or {}).get("kind") if status.last_fault_at is not None else None
+        if self._fault_kinds.get(status.name) != kind:
+            self._drop_last_fault(status.name)
+        if kind is not None and status.last_fault_at is not None:
+            self._metrics.plugin_last_fault.labels(status.name, kind).set(status.last_fault_at)
+            self._fault_kinds[status.name] = kind
+
+    def _drop_last_fault(self, name: str) -> None:
+        kind = self._fault_kinds.pop(name, None)
+        if kind is not None and self._metrics is not None:
+            try:
+                self._metrics.plugin_last_fault.remove(name, kind)
+            except KeyError:
+                pass
 
     async def _watch_states(self) -> None:
         while True:

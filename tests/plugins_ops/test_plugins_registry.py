@@ -168,6 +168,10 @@ async def test_quarantine_with_backoff_then_recovery(tmp_path: Path, start: Star
     assert outcome.rejection is not None and "(quarantined)" in outcome.rejection.message
     manager._refresh_states()
     assert metric(gateway, "eventgateway_plugin_state", {"plugin": "trap"}) == 1
+    retry_at = metric(gateway, "eventgateway_plugin_quarantine_retry_timestamp_seconds", {"plugin": "trap"})
+    assert retry_at is not None and time.time() < retry_at <= time.time() + 0.5
+    faulted_at = metric(gateway, "eventgateway_plugin_last_fault_timestamp_seconds", {"plugin": "trap", "kind": "trap"})
+    assert faulted_at is not None and faulted_at <= time.time()
     assert metric(gateway, "eventgateway_plugin_reactions_total",
                   {"plugin": "trap", "event_type": RECEIVED, "mode": "sync", "outcome": "skipped"}) == 1
     await asyncio.sleep(0.55)
@@ -178,6 +182,7 @@ async def test_quarantine_with_backoff_then_recovery(tmp_path: Path, start: Star
     assert status["counters"]["faults"] == {"trap": 2, "quarantined": 1}
     manager._refresh_states()
     assert metric(gateway, "eventgateway_plugin_state", {"plugin": "trap"}) == 0
+    assert metric(gateway, "eventgateway_plugin_quarantine_retry_timestamp_seconds", {"plugin": "trap"}) == 0
 
 
 async def test_async_reactions_run_off_the_loop(tmp_path: Path, start: Start) -> None:

@@ -165,6 +165,8 @@ def test_quarantine_and_recovery_are_visible(gateways: Any, tmp_path: Path) -> N
     gateway = gateways("--db", "memory")
     settings = {"limits": {"quarantine_after": 2, "quarantine_backoff": 1.0}}
     assert upload(gateway, "trap", kit_module(TRAP_ON_BOOM), settings).status_code == 201
+    stuck = {"order": -1, "policy": "open", "limits": {"quarantine_after": 1, "quarantine_backoff": 60.0}}
+    assert upload(gateway, "stuck", kit_module(TRAP_ON_BOOM), stuck).status_code == 201
     for _ in range(2):
         faulted = send(gateway, "boom")
         assert faulted.status_code == 503
@@ -177,6 +179,13 @@ def test_quarantine_and_recovery_are_visible(gateways: Any, tmp_path: Path) -> N
     time.sleep(1.3)  # the plugin-state refresher runs every second
     metrics = httpx.get(f"{gateway.config_url}/v1/metrics", timeout=10).text
     assert 'eventgateway_plugin_faults_total{kind="trap",plugin="trap"} 2.0' in metrics
+    # "stuck" (fail-open, 60 s backoff) is still quarantined: its retry time is in the metrics.
+    retry_line = next(line for line in metrics.splitlines()
+                      if line.startswith('eventgateway_plugin_quarantine_retry_timestamp_seconds{plugin="stuck"}'))
+    assert time.time() + 50 < float(retry_line.split()[-1]) < time.time() + 61
+    assert 'eventgateway_plugin_state{plugin="stuck"} 1.0' in metrics
+    assert plugins(gateway)["stuck"]["retryInSeconds"] > 50
+    assert 'eventgateway_plugin_last_fault_timestamp_seconds{kind="trap",plugin="trap"}' in metrics
     assert "quarantined after 2 consecutive faults" in gateway.log()
     assert send(gateway, "fine").status_code == 202  # the probe succeeds: recovered
     recovered = plugins(gateway)["trap"]
