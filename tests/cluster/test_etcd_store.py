@@ -263,3 +263,18 @@ async def test_several_endpoints_fall_over_to_one_that_answers(etcd_factory, sto
     await store.update(Kind.FUNCTIONS, "default", "f", {"v": 2})
     assert [(c.id, c.value) for c in await next_changes(watch, 1)] == [("f", {"v": 2})]
     await watch.aclose()
+
+
+def test_reconnect_backoff_doubles_with_jitter_up_to_its_cap_and_resets():
+    """The watch's reconnect delays: 50 ms doubling to 2 s, each drawn from [ceiling/2, ceiling] so that a
+    fleet that lost etcd together does not come back in step; a stream that worked starts over."""
+    from gateway.store.etcd import _Backoff
+
+    backoff = _Backoff()
+    ceilings = [0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 2.0, 2.0, 2.0]
+    delays = [backoff.next_delay() for _ in ceilings]
+    for delay, ceiling in zip(delays, ceilings, strict=True):
+        assert ceiling / 2 <= delay <= ceiling, (delay, ceiling)
+    assert len({round(d, 9) for d in (_Backoff().next_delay() for _ in range(20))}) > 1  # jittered
+    backoff.reset()
+    assert backoff.next_delay() <= 0.05
