@@ -86,11 +86,12 @@ class PluginHealth:
         with self._lock:
             self.faults[fault.kind] += 1
             self.consecutive += 1
-            self.last_kind, self.last_message, self.last_at = fault.kind, fault.message, time.time()
+            wall = time.time()
+            self.last_kind, self.last_message, self.last_at = fault.kind, fault.message, wall
             if self.consecutive >= self.limits.quarantine_after:
-                now = time.monotonic()
-                self.retry_at_monotonic = now + self.backoff
-                self.retry_at_wall = time.time() + self.backoff
+                # One reading of each clock: retry_at - last_fault_at is exactly the backoff.
+                self.retry_at_monotonic = time.monotonic() + self.backoff
+                self.retry_at_wall = wall + self.backoff
                 self.backoff = min(self.backoff * 2, self.limits.quarantine_max_backoff)
 
     def snapshot(self, live_instances: Iterable[Any] = ()) -> PluginState:

@@ -119,7 +119,7 @@ class PluginInstance:
         try:
             self._instance = module.pre.instantiate(store)
         except wasmtime.Trap as trap:
-            raise self._fault_from_trap(trap, "instantiation (start function)") from None
+            raise self._fault_from_trap(trap, "instantiation (data segments, start function)") from None
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError(self.plugin, f"cannot instantiate: {_first_lines(str(exc))}", "memory"
                                   if "memory" in str(exc) and "limit" in str(exc) else "instantiate") from None

@@ -73,6 +73,8 @@ class Plugin:
             raise TypeError(f"limits must be a wasm_abi.Limits, got {type(limits).__name__}")
         if not isinstance(name, str) or not name:
             raise ValueError("a plugin needs a non-empty name")
+        if config is not None and not isinstance(config, dict):
+            raise TypeError(f"plugin config must be a dict, got {type(config).__name__}")
         self.name = name
         self.limits = limits
         self.config = dict(config or {})

@@ -220,3 +220,82 @@ def test_bad_output_at_load_is_a_load_error() -> None:
         Plugin.from_bytes(wasm(init=packed(3072, junk), extra=f"(data (i32.const 3072) {wat_bytes(junk)})"),
                           name="init-junk")
     assert info.value.kind == "bad_output"
+
+
+def test_subscriptions_over_the_output_limit_are_a_load_error() -> None:
+    """A 1 MiB + 1 byte subscriptions buffer (in bounds of its memory) is refused before reading."""
+    huge = (1024 << 32) | (1024 * 1024 + 1)
+    text = plugin_wat(omit=("subscriptions",), memory='(memory (export "memory") 20)',
+                      extra=f'(func (export "subscriptions") (result i64) (i64.const {huge}))')
+    with pytest.raises(PluginLoadError, match="subscriptions returned a 1048577-byte buffer, over the output limit"
+                       ) as info:
+        Plugin.from_bytes(text, name="subs-huge")
+    assert info.value.kind == "bad_output"
+
+
+@pytest.mark.parametrize(
+    "subs, message",
+    [
+        ([["eventgateway.event.received", "sync"]], r"subscriptions\[0\] must be a map, got list"),
+        ([{"type": "sync"}], r"subscriptions\[0\].eventType is None"),
+        ([{"eventType": EVENT_RECEIVED}], r"subscriptions\[0\].type is None"),
+        ([{"eventType": EVENT_RECEIVED, "type": "sync"}, {"eventType": "user.created", "type": "sync"}],
+         r"subscriptions\[1\].eventType is 'user.created'; expected one of eventgateway.event.received"),
+        ([{"eventType": EVENT_RECEIVED, "type": "SYNC"}], r"subscriptions\[0\].type is 'SYNC'"),
+    ],
+)
+def test_each_bad_subscription_entry_is_named(subs: object, message: str) -> None:
+    with pytest.raises(PluginLoadError, match=message) as info:
+        Plugin.from_bytes(wasm(subscriptions=msgpack.packb(subs)), name="subs")
+    assert info.value.kind == "bad_subscriptions"
+
+
+def test_no_subscriptions_and_duplicates() -> None:
+    assert Plugin.from_bytes(wasm(subscriptions=msgpack.packb([])), name="none").subscriptions == []
+    assert Plugin.from_bytes(wasm(subscriptions=msgpack.packb(None)), name="nil").subscriptions == []
+    zero = plugin_wat(omit=("subscriptions",), extra='(func (export "subscriptions") (result i64) (i64.const 0))')
+    assert Plugin.from_bytes(zero, name="zero").subscriptions == []
+    many = [{"eventType": EVENT_RECEIVED, "type": "sync"}] * 5000 + [{"eventType": FUNCTION_INVOKED, "type": "async"}]
+    plugin = Plugin.from_bytes(wasm(subscriptions=msgpack.packb(many), memory='(memory (export "memory") 8)'),
+                               name="dups")
+    assert plugin.subscriptions == [(EVENT_RECEIVED, "sync"), (FUNCTION_INVOKED, "async")]
+    assert plugin.subscriptions[0].event_type == EVENT_RECEIVED and plugin.subscriptions[0].mode == "sync"
+
+
+def test_init_reaction_without_error_loads() -> None:
+    """init may answer {} or keys other than error (ignored): only `error` fails the load."""
+    body = msgpack.packb({"event": {"type": "a.b"}, "later": 1})
+    data = wasm(init=packed(3072, body), extra=f"(data (i32.const 3072) {wat_bytes(body)})")
+    assert Plugin.from_bytes(data, name="init-ok").subscriptions == [(EVENT_RECEIVED, "sync")]
+
+
+def test_init_error_with_status_fails_the_load_with_its_message() -> None:
+    body = msgpack.packb({"error": "missing api key", "status": 500})
+    data = wasm(init=packed(3072, body), extra=f"(data (i32.const 3072) {wat_bytes(body)})")
+    with pytest.raises(PluginLoadError, match="init rejected the configuration: missing api key") as info:
+        Plugin.from_bytes(data, name="init-no")
+    assert info.value.kind == "init_rejected"
+
+
+def test_start_function_runs_under_the_load_deadline() -> None:
+    with pytest.raises(PluginLoadError, match=r"instantiation \(data segments, start function\) hit its wall-clock deadline") as info:
+        Plugin.from_bytes(wasm(extra="(func $spin (loop (br 0))) (start $spin)"), name="spin",
+                          limits=Limits(load_fuel=10**15, load_timeout=0.05))
+    assert info.value.kind == "timeout"
+
+
+def test_config_must_be_a_dict_and_encodable() -> None:
+    with pytest.raises(TypeError, match="plugin config must be a dict, got list"):
+        Plugin.from_bytes(wasm(), name="cfg", config=[1])  # type: ignore[arg-type]
+    with pytest.raises(PluginLoadError, match="config cannot be encoded as msgpack") as info:
+        Plugin.from_bytes(wasm(), name="cfg", config={"x": object()})
+    assert info.value.kind == "bad_config"
+
+
+def test_from_file_positional_arguments(tmp_path: Path) -> None:
+    """from_file(path, name, limits, config) in the order the ABI documents."""
+    path = tmp_path / "positional.wat"
+    path.write_text(plugin_wat())
+    plugin = Plugin.from_file(path, "named", Limits(pool_size=2), {"k": "v"})
+    assert (plugin.name, plugin.limits.pool_size, plugin.config) == ("named", 2, {"k": "v"})
+    assert Plugin.from_file(str(path)).name == "positional"
