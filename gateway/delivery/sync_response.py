@@ -2,6 +2,11 @@
 
 Upstream required this shape (else 500 "HTTP response object malformed"). ``isBase64Encoded`` is new:
 it lets a function return a binary body (upstream issue #289).
+
+Headers that describe the function's own connection or message framing (``Content-Length``,
+``Transfer-Encoding``, ``Connection`` and the other hop-by-hop headers of RFC 9110 section 7.6.1) are
+dropped: the gateway frames the body it sends itself, and passing a function's ``Content-Length: 999``
+through with a two-byte body left the client waiting for bytes that never came.
 """
 
 from __future__ import annotations
@@ -9,9 +14,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass, field
 
-__all__ = ["MalformedResponse", "SyncResponse", "parse_sync_response"]
+__all__ = ["DROPPED_HEADERS", "MalformedResponse", "SyncResponse", "parse_sync_response"]
+
+#: Lower-case names of the function headers that never reach the client.
+DROPPED_HEADERS = frozenset({
+    "content-length", "transfer-encoding", "connection", "keep-alive", "proxy-connection", "te", "trailer",
+    "upgrade", "proxy-authenticate", "proxy-authorization",
+})
+# RFC 9110 token characters for a field name; a value may not contain CR, LF or NUL (response splitting).
+_FIELD_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 
 class MalformedResponse(ValueError):
@@ -33,11 +48,17 @@ def parse_sync_response(raw: bytes) -> SyncResponse:
     if not isinstance(value, dict):
         raise MalformedResponse("response is not a JSON object")
     status = value.get("statusCode", 200)
-    if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
-        raise MalformedResponse("statusCode must be an integer HTTP status")
+    if isinstance(status, bool) or not isinstance(status, int) or not 200 <= status <= 599:
+        # 1xx are interim answers that cannot end an HTTP exchange.
+        raise MalformedResponse(f"statusCode must be an integer from 200 to 599, got {status!r}")
     headers = value.get("headers") or {}
     if not isinstance(headers, dict) or not all(isinstance(v, str) for v in headers.values()):
         raise MalformedResponse("headers must be an object of strings")
+    for name, header_value in headers.items():
+        if not _FIELD_NAME.match(name):
+            raise MalformedResponse(f"header name {name!r} is not a valid HTTP field name")
+        if _BAD_VALUE.search(header_value):
+            raise MalformedResponse(f"header {name!r} has a value with CR, LF or NUL")
     body = value.get("body")
     if body is None:
         data = b""
@@ -51,4 +72,5 @@ def parse_sync_response(raw: bytes) -> SyncResponse:
             data = body.encode()
     else:
         raise MalformedResponse("body must be a string")
-    return SyncResponse(status, {str(k): v for k, v in headers.items()}, data)
+    return SyncResponse(status, {str(k): v for k, v in headers.items() if str(k).lower() not in DROPPED_HEADERS},
+                        data)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from quart import Quart, Response, jsonify
+from quart import Quart, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gateway.config.service import ConfigConflict, ConfigError, ConfigInUse, ConfigNotFound, InvalidConfig
@@ -78,7 +78,7 @@ def install_error_handlers(app: Quart) -> None:
 
     @app.errorhandler(HTTPException)
     async def _http_exception(error: HTTPException) -> Response:
-        response = error_response(error.code or 500, error.description or error.name)
+        response = error_response(error.code or 500, _describe_http_error(error))
         if error.code == 405:
             allowed = error.get_headers()
             response.headers.update({k: v for k, v in allowed if k.lower() == "allow"})
@@ -88,3 +88,20 @@ def install_error_handlers(app: Quart) -> None:
     async def _unexpected(error: Exception) -> Response:
         log.exception("unhandled error")
         return error_response(500, "Internal server error.")
+
+
+def _describe_http_error(error: HTTPException) -> str:
+    """Werkzeug's stock descriptions ("The requested URL was not found on the server...") name neither
+    the method nor the path; say which request was refused and why."""
+    if error.description and error.description != type(error).description:
+        return error.description  # raised with a message of its own
+    where = f"{request.method} {request.path}"
+    if error.code == 404:
+        return f"no such endpoint: {where}"
+    if error.code == 405:
+        allowed = next((v for k, v in error.get_headers() if k.lower() == "allow"), "")
+        return f"method {request.method} is not allowed on {request.path}" + (f" (allowed: {allowed})" if allowed else "")
+    if error.code == 413:
+        limit = current_app.config.get("MAX_CONTENT_LENGTH")
+        return f"request body of {where} is too large" + (f": the limit is {limit} bytes" if limit else "")
+    return error.description or error.name

@@ -1,37 +1,59 @@
-"""The Events API (:4000): a thin Quart app that turns a request into a ``RawRequest`` for the processor."""
+"""The Events API (:4000): a thin Quart app that turns a request into a ``RawRequest`` for the processor.
+
+Every answer the app itself gives (draining, a body over the limit, a method no subscription can use, a
+path that is not valid percent-encoding, an unexpected error) has the upstream error shape
+``{"errors":[{"message":...}]}``, never an HTML page: clients of the upstream gateway parse that shape.
+"""
 
 from __future__ import annotations
 
 import json
+import re
 from typing import TYPE_CHECKING
 
 from quart import Quart, Response, request
 
 from gateway.events.parse import RawRequest
+from gateway.http.errors import install_error_handlers
 
 if TYPE_CHECKING:
     from gateway.delivery import EventPlane
 
-__all__ = ["DEFAULT_SPACE", "SPACE_HEADER", "create_app"]
+__all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "create_app"]
 
 SPACE_HEADER = "Space"
 DEFAULT_SPACE = "default"
+#: What Lambda accepts as a payload: a larger event could not reach an ``awslambda`` function anyway.
+MAX_BODY_BYTES = 6 * 1024 * 1024
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+# A '%' not followed by two hex digits: Go's net/http (upstream) refused such a request line with 400.
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+# Statuses whose answers carry no body and no Content-Length (RFC 9110 sections 8.6, 15.3.5, 15.4.5).
+_NO_BODY = (204, 304)
+
+
+def _error(status: int, message: str) -> Response:
+    return Response(json.dumps({"errors": [{"message": message}]}), status=status,
+                    content_type="application/json")
 
 
 def create_app(plane: EventPlane) -> Quart:
     app = Quart("gateway.events_api")
-    app.config["MAX_CONTENT_LENGTH"] = 6 * 1024 * 1024  # what Lambda accepts as a payload
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    install_error_handlers(app)
 
     async def handle(path: str = "") -> Response:
         if plane.draining:
-            body = json.dumps({"errors": [{"message": "Service Unavailable"}]})
-            return Response(body, status=503, content_type="application/json")
+            return _error(503, "Service Unavailable")
         raw_path = request.scope.get("raw_path")
+        target = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path
+        if _BAD_ESCAPE.search(target):
+            return _error(400, f"request path {target!r} is not valid percent-encoding "
+                               "('%' must be followed by two hex digits)")
         query: dict[str, list[str]] = {key: request.args.getlist(key) for key in request.args}
         raw = RawRequest(
             method=request.method,
-            path=raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path,
+            path=target,
             host=request.host,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             query=query,
@@ -39,10 +61,15 @@ def create_app(plane: EventPlane) -> Quart:
         )
         space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE
         reply = await plane.processor.handle(raw, space)
-        response = Response(reply.body, status=reply.status)
+        no_body = reply.status in _NO_BODY
+        response = Response(b"" if no_body else reply.body, status=reply.status)
+        # Only the reply's headers: no default Content-Type for a body the function typed (or left untyped).
         response.headers.clear()
         for name, value in reply.headers.items():
             response.headers[name] = value
+        if not no_body:
+            # Framed by length rather than chunked, as upstream's Go server did for these small bodies.
+            response.headers["Content-Length"] = str(len(reply.body))
         return response
 
     app.add_url_rule("/", "root", handle, methods=_METHODS, provide_automatic_options=False)

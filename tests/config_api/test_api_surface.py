@@ -10,8 +10,9 @@ from tests.config_api.conftest import assert_error, http_function
 async def test_status_and_unknown_routes(root: httpx.AsyncClient) -> None:
     status = await root.get("/v1/status")
     assert (status.status_code, status.content) == (200, b"")
-    assert_error(await root.get("/v1/nope"), 404)
-    assert_error(await root.patch("/v1/spaces/default/functions/x", json={}), 405)
+    assert_error(await root.get("/v1/nope"), 404, "no such endpoint: GET /v1/nope")
+    assert_error(await root.patch("/v1/spaces/default/functions/x", json={}), 405,
+                 "method PATCH is not allowed on /v1/spaces/default/functions/x", "PUT")
 
 
 async def test_metadata_filters_are_exact_and_combined(api: httpx.AsyncClient) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -279,3 +280,78 @@ async def test_async_subscription_with_path_params(event_gateway, recorder):
     event = (await recorder.wait_for("fn"))[0]["body"]
     assert event["data"]["params"] == {"source": "github", "rest": "push/main"}
     assert event["data"]["body"] == {"ref": "x"}
+
+
+async def test_function_framing_headers_are_not_passed_through(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/framed", method="GET")
+    # A function answering with its own Content-Length (wrong for the body the gateway sends) and hop-by-hop
+    # headers: the client must still get a well-framed answer, with the function's other headers.
+    recorder.answer("fn", {"statusCode": 200, "body": "ok",
+                           "headers": {"Content-Length": "999", "Connection": "close", "Transfer-Encoding": "chunked",
+                                       "Keep-Alive": "timeout=5", "X-Kept": "yes"}})
+    response = await gw.client.get("/framed")
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert response.headers["content-length"] == "2" and response.headers["x-kept"] == "yes"
+    assert "keep-alive" not in response.headers and "transfer-encoding" not in response.headers
+
+
+async def test_empty_answers_with_no_content_statuses(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/gone", method="DELETE")
+    recorder.answer("fn", {"statusCode": 204, "headers": {"X-Deleted": "1"}})
+    response = await gw.client.delete("/gone")
+    assert (response.status_code, response.content, response.headers["x-deleted"]) == (204, b"", "1")
+
+
+async def test_response_objects_that_would_break_http_are_malformed(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/split", method="GET")
+    for answer in ({"statusCode": 200, "headers": {"X-A": "a\r\nSet-Cookie: stolen=1"}, "body": "x"},
+                   {"statusCode": 200, "headers": {"Bad Name": "v"}, "body": "x"},
+                   {"statusCode": 101, "body": "x"},
+                   {"statusCode": 200, "headers": {"X-A": 1}, "body": "x"},
+                   {"statusCode": 200, "body": "%%%", "isBase64Encoded": True}):
+        recorder.answer("fn", answer)
+        response = await gw.client.get("/split")
+        assert response.status_code == 500, answer
+        assert response.json() == {"errors": [{"message": "HTTP response object malformed"}]}
+        assert "set-cookie" not in response.headers
+
+
+async def test_events_api_errors_have_the_upstream_shape_and_say_what_was_wrong(event_gateway):
+    gw = await event_gateway()
+    # The refusal comes from the declared length, before the body is read; a raw socket lets the test read
+    # it instead of racing the server's close while still uploading 6 MiB.
+    host, port = gw.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(f"POST / HTTP/1.1\r\nHost: {host}\r\nContent-Length: {6 * 1024 * 1024 + 1}\r\n"
+                 "Content-Type: application/json\r\n\r\n".encode())
+    await writer.drain()
+    received = b""
+    while b"\r\n\r\n" not in received or not received.rstrip().endswith(b"}"):
+        chunk = await asyncio.wait_for(reader.read(65536), 10)
+        assert chunk, received
+        received += chunk
+    writer.close()
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413") and b"content-type: application/json" in head.lower(), head
+    assert "limit is 6291456 bytes" in json.loads(body)["errors"][0]["message"]
+    trace = await gw.client.request("TRACE", "/anything")
+    assert trace.status_code == 405
+    message = trace.json()["errors"][0]["message"]
+    assert "TRACE" in message and "/anything" in message
+    bad_escape = await gw.client.post("/users/a%ZZb")
+    assert bad_escape.status_code == 400
+    assert bad_escape.json() == {"errors": [{"message": "request path '/users/a%ZZb' is not valid "
+                                                        "percent-encoding ('%' must be followed by two hex digits)"}]}
+
+
+async def test_answers_are_length_framed(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/sized", method="GET")
+    recorder.answer("fn", {"statusCode": 200, "body": "hello"})
+    answer = await gw.client.get("/sized")
+    assert answer.headers["content-length"] == "5" and "transfer-encoding" not in answer.headers
+    accepted = await gw.client.post("/nobody-listens", json={})
+    assert (accepted.status_code, accepted.headers["content-length"]) == (202, "0")
