@@ -29,7 +29,7 @@ from gateway.config.models import (
     Subscription,
 )
 from gateway.routing.path_tree import find_conflict
-from gateway.store.base import AlreadyExists, Kind, NotFound, Store
+from gateway.store.base import AlreadyExists, Kind, NotFound, RevisionConflict, Store
 from gateway.store.view import ConfigView
 
 __all__ = [
@@ -116,17 +116,17 @@ class ConfigService:
 
     async def update_event_type(self, space: str, name: str, body: Any) -> EventType:
         event_type = _parse(_EVENT_TYPES, body, space=space, name=name)
-        await self._get(_EVENT_TYPES, space, name)
+        _, revision = await self._read(_EVENT_TYPES, space, name)
         await self._check_authorizer(event_type)
-        return await self._update(_EVENT_TYPES, event_type)
+        return await self._update(_EVENT_TYPES, event_type, revision)
 
     async def delete_event_type(self, space: str, name: str) -> None:
-        await self._get(_EVENT_TYPES, space, name)
+        _, revision = await self._read(_EVENT_TYPES, space, name)
         for subscription in await self.list_subscriptions(space):
             if subscription.event_type == name:
                 raise ConfigInUse(f"Event type {name!r} cannot be deleted because subscription "
                                   f"{subscription.subscription_id!r} uses it.")
-        await self._delete(_EVENT_TYPES, space, name)
+        await self._delete(_EVENT_TYPES, space, name, revision)
 
     async def _check_authorizer(self, event_type: EventType) -> None:
         if event_type.authorizer_id is None:
@@ -153,7 +153,7 @@ class ConfigService:
 
     async def update_function(self, space: str, function_id: str, body: Any) -> Function:
         function = _parse(_FUNCTIONS, body, space=space, function_id=function_id)
-        stored = await self._get(_FUNCTIONS, space, function_id)
+        stored, revision = await self._read(_FUNCTIONS, space, function_id)
         kept = {field: _provider_secrets(stored).get(field)
                 for field, value in _provider_secrets(function).items() if value == SECRET_MARKER}
         if kept:
@@ -162,10 +162,10 @@ class ConfigService:
                                     f"cannot keep a secret when the function type changes.")
             provider = function.provider.model_copy(update={_python_name(function, f): v for f, v in kept.items()})
             function = function.model_copy(update={"provider": provider})
-        return await self._update(_FUNCTIONS, function)
+        return await self._update(_FUNCTIONS, function, revision)
 
     async def delete_function(self, space: str, function_id: str) -> None:
-        await self._get(_FUNCTIONS, space, function_id)
+        _, revision = await self._read(_FUNCTIONS, space, function_id)
         for subscription in await self.list_subscriptions(space):
             if subscription.function_id == function_id:
                 raise ConfigInUse(f"Function {function_id!r} cannot be deleted because subscription "
@@ -174,7 +174,7 @@ class ConfigService:
             if event_type.authorizer_id == function_id:
                 raise ConfigInUse(f"Function {function_id!r} cannot be deleted because it is the authorizer "
                                   f"of event type {event_type.name!r}.")
-        await self._delete(_FUNCTIONS, space, function_id)
+        await self._delete(_FUNCTIONS, space, function_id, revision)
 
     # -- subscriptions -----------------------------------------------------------------------
 
@@ -198,12 +198,12 @@ class ConfigService:
     async def update_subscription(self, space: str, subscription_id: str, body: Any) -> Subscription:
         """Only ``metadata`` may change: every other field is part of the subscription's id."""
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
-        stored = await self._get(_SUBSCRIPTIONS, space, subscription_id)
+        stored, revision = await self._read(_SUBSCRIPTIONS, space, subscription_id)
         for field, label in (("type", "type"), ("event_type", "eventType"), ("function_id", "functionId"),
                              ("path", "path"), ("method", "method")):
             if getattr(subscription, field) != getattr(stored, field):
                 raise InvalidConfig(f"Invalid update. '{label}' of existing subscription cannot be updated.")
-        return await self._update(_SUBSCRIPTIONS, subscription)
+        return await self._update(_SUBSCRIPTIONS, subscription, revision)
 
     async def delete_subscription(self, space: str, subscription_id: str) -> None:
         await self._get(_SUBSCRIPTIONS, space, subscription_id)
@@ -238,11 +238,11 @@ class ConfigService:
     async def update_cors(self, space: str, cors_id: str, body: Any) -> CORS:
         """``method`` and ``path`` make the id and cannot change."""
         cors = _parse(_CORS, body, space=space)
-        stored = await self._get(_CORS, space, cors_id)
+        stored, revision = await self._read(_CORS, space, cors_id)
         for field in ("method", "path"):
             if getattr(cors, field) != getattr(stored, field):
                 raise InvalidConfig(f"Invalid update. '{field}' of existing CORS configuration cannot be updated.")
-        return await self._update(_CORS, cors)
+        return await self._update(_CORS, cors, revision)
 
     async def delete_cors(self, space: str, cors_id: str) -> None:
         await self._get(_CORS, space, cors_id)
@@ -258,10 +258,15 @@ class ConfigService:
         return documents
 
     async def _get(self, resource: _Resource, space: str, id: str) -> Any:
+        return (await self._read(resource, space, id))[0]
+
+    async def _read(self, resource: _Resource, space: str, id: str) -> tuple[Any, int]:
+        """The stored document and the revision it was read at: an update or delete derived from it
+        passes that revision on, so it applies only if nobody changed the document meanwhile."""
         entry = await self._store.get(resource.kind, space, id)
         if entry is None:
             raise ConfigNotFound(f"{resource.label} {id!r} not found.")
-        return resource.model.model_validate(entry.value)
+        return resource.model.model_validate(entry.value), entry.revision
 
     async def _create(self, resource: _Resource, document: M) -> M:
         id = getattr(document, resource.id_field)
@@ -272,21 +277,30 @@ class ConfigService:
         await self._view.wait_for_revision(entry.revision)
         return document
 
-    async def _update(self, resource: _Resource, document: M) -> M:
+    async def _update(self, resource: _Resource, document: M, revision: int | None = None) -> M:
         id = getattr(document, resource.id_field)
         try:
-            entry = await self._store.update(resource.kind, document.space, id, document.to_json())  # type: ignore[attr-defined]
+            entry = await self._store.update(resource.kind, document.space, id, document.to_json(), revision)  # type: ignore[attr-defined]
         except NotFound:
             raise ConfigNotFound(f"{resource.label} {id!r} not found.") from None
+        except RevisionConflict:
+            raise ConfigConflict(_changed_meanwhile(resource, id)) from None
         await self._view.wait_for_revision(entry.revision)
         return document
 
-    async def _delete(self, resource: _Resource, space: str, id: str) -> None:
+    async def _delete(self, resource: _Resource, space: str, id: str, revision: int | None = None) -> None:
         try:
-            await self._store.delete(resource.kind, space, id)
+            await self._store.delete(resource.kind, space, id, revision)
         except NotFound:
             raise ConfigNotFound(f"{resource.label} {id!r} not found.") from None
+        except RevisionConflict:
+            raise ConfigConflict(_changed_meanwhile(resource, id)) from None
         await self._view.wait_until(lambda: not self._view.has(resource.kind, space, id))
+
+
+def _changed_meanwhile(resource: _Resource, id: str) -> str:
+    return (f"{resource.label} {id!r} was changed by another request (possibly through another gateway) "
+            "after this one read it; read it again and retry.")
 
 
 def _parse(resource: _Resource, body: Any, **from_url: str) -> Any:
