@@ -128,11 +128,18 @@ async def test_concurrent_writes_through_two_gateways(shared_etcd, cluster, uniq
         ids = {f["functionId"] for f in listed}
         assert {f"f{i}" for i in range(10)} | {f"A-{i}" for i in range(10)} | {f"B-{i}" for i in range(10)} <= ids
 
-        # Interleaved updates of one function through A and B: every gateway ends on the same last write.
+        # Interleaved updates of one function through A and B: each is applied on top of the revision it
+        # read or refused with 409 (never applied over a change it did not see); every gateway ends on the
+        # same last write, which is one that was acknowledged.
         await a.subscribe(client, "f0", "/race")
-        await asyncio.gather(*(node.config(client, "PUT", "/functions/f0", function("f0", f"{node.name}{i}"))
-                               for i in range(10) for node in (a, b)))
+        racing = [node.config(client, "PUT", "/functions/f0", function("f0", f"{node.name}{i}"), expect=(200, 409))
+                  for i in range(10) for node in (a, b)]
+        answers_ = await asyncio.gather(*racing)
+        accepted = {r.json()["provider"]["url"].rsplit("/", 1)[1] for r in answers_ if r.status_code == 200}
+        for refused in (r for r in answers_ if r.status_code == 409):
+            assert "changed by another request" in refused.json()["errors"][0]["message"]
         final = (await c.config(client, "GET", "/functions/f0")).json()["provider"]["url"].rsplit("/", 1)[1]
+        assert final in accepted
         await all_answer(client, nodes, "/race", 200, final, "after racing updates")
 
 

@@ -278,3 +278,59 @@ def test_reconnect_backoff_doubles_with_jitter_up_to_its_cap_and_resets():
     assert len({round(d, 9) for d in (_Backoff().next_delay() for _ in range(20))}) > 1  # jittered
     backoff.reset()
     assert backoff.next_delay() <= 0.05
+
+
+async def test_config_update_derived_from_a_stale_read_is_refused_not_lost(shared_etcd, store_factory, unique_prefix):
+    """A PUT that keeps a stored secret ("*****") is a read-modify-write. If another gateway changes the
+    function between that read and the write, the write must be refused (409), not silently put the old
+    secret back. The other gateway's write is made, through its own etcd connection, exactly in that window."""
+    from gateway.config.service import ConfigConflict, ConfigService
+    from gateway.store.view import ConfigView
+
+    class InterleavedStore(EtcdStore):
+        """A real EtcdStore; once armed, another writer's update lands right after this store's next read."""
+
+        other_write = None
+
+        async def get(self, kind, space, id):
+            entry = await super().get(kind, space, id)
+            if self.other_write is not None:
+                write, self.other_write = self.other_write, None
+                await write()
+            return entry
+
+    store = InterleavedStore(parse_etcd_url(f"etcd://{shared_etcd.endpoint}{unique_prefix}"))
+    await store.open()
+    other = await store_factory(shared_etcd.endpoint, unique_prefix)
+    view = ConfigView(store)
+    await view.start()
+    try:
+        service = ConfigService(store, view)
+
+        def function(secret: str, region: str = "us-east-1") -> dict:
+            return {"functionId": "lambda", "type": "awslambda", "provider": {
+                "arn": "arn:aws:lambda:us-east-1:1:function:f", "region": region,
+                "awsAccessKeyId": "AKIA", "awsSecretAccessKey": secret}}
+
+        await service.create_function("default", function("old-secret"))
+        rotated = {**function("rotated-secret"), "space": "default"}
+
+        async def rotate() -> None:  # the other gateway rotates the secret
+            current = await other.get(Kind.FUNCTIONS, "default", "lambda")
+            rotated["provider"] = {**current.value["provider"], "awsSecretAccessKey": "rotated-secret"}
+            await other.update(Kind.FUNCTIONS, "default", "lambda", {**current.value, "provider": rotated["provider"]},
+                               expected_revision=current.revision)
+
+        store.other_write = rotate
+        with pytest.raises(ConfigConflict, match="changed by another request"):
+            await service.update_function("default", "lambda", function("*****", region="eu-west-1"))
+        stored = await other.get(Kind.FUNCTIONS, "default", "lambda")
+        assert stored.value["provider"]["awsSecretAccessKey"] == "rotated-secret"
+        assert stored.value["provider"]["region"] == "us-east-1"
+        # Read again and retried, the same PUT applies and keeps the rotated secret.
+        updated = await service.update_function("default", "lambda", function("*****", region="eu-west-1"))
+        assert updated.provider.aws_secret_access_key == "rotated-secret"
+        assert updated.provider.region == "eu-west-1"
+    finally:
+        await view.close()
+        await store.close()
