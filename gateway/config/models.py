@@ -54,6 +54,13 @@ Metadata = dict[str, str]
 def _absolute_path(value: str) -> str:
     if not value.startswith("/"):
         raise ValueError(f"path must be absolute (start with '/'), got {value!r}")
+    # A request's query string and fragment are never part of the path it is routed by, so a path with
+    # them could never match anything; a control character cannot appear in a request line at all.
+    for char in value:
+        if char in "?#":
+            raise ValueError(f"path must not contain {char!r} (the query string is not routed on), got {value!r}")
+        if ord(char) < 0x20 or ord(char) == 0x7F:
+            raise ValueError(f"path must not contain control characters, got {value!r}")
     return value
 
 

@@ -23,6 +23,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import unquote
 
 from . import cloudevents as ce
 
@@ -204,7 +205,7 @@ def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) 
         "query": request.query,
         "body": "" if body is None else body,
         "host": request.host,
-        "path": request.path,
+        "path": unquote(request.path),  # decoded, as upstream's r.URL.Path
         "method": request.method,
         "params": {},
     }

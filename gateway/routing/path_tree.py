@@ -1,7 +1,9 @@
 """A path tree with ``:param`` and ``*wildcard`` segments, and the conflict rules of the upstream gateway.
 
 Paths are matched segment by segment, and a trailing slash is significant (``/a`` and ``/a/`` are two
-paths). At any position a node holds *either* static segments, *or* one ``:param`` (always with the same
+paths). A request path is split on ``/`` *before* its percent-escapes are decoded, so ``%2F`` stays inside
+its segment, and then each segment is decoded: ``/users/a%20b`` matches ``/users/:id`` with ``id`` =
+``a b``, and a subscription on ``/caf\u00e9`` (or ``/caf%C3%A9``) matches either spelling. At any position a node holds *either* static segments, *or* one ``:param`` (always with the same
 name), *or* one ``*wildcard`` (last segment only). Forbidding mixtures is what makes a match unambiguous
 without priority rules, and it is why the Config API refuses a subscription whose path conflicts with an
 existing one: the tree is the single place that decides what a conflict is.
@@ -12,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Generic, TypeVar
+from urllib.parse import unquote
 
 __all__ = ["InvalidPath", "PathConflict", "PathTree", "find_conflict", "split_path"]
 
@@ -26,8 +29,19 @@ class PathConflict(ValueError):
     """The path overlaps with a path already in the tree."""
 
 
+def _decoded(segments: list[str]) -> list[str]:
+    """Percent-decode static segments; an escaped ':' or '*' ("%3Aid") stays as written so that it can
+    never turn into a parameter or wildcard."""
+    out = []
+    for segment in segments:
+        plain = unquote(segment) if "%" in segment else segment
+        out.append(segment if plain[:1] in (":", "*") and plain != segment else plain)
+    return out
+
+
 def split_path(path: str) -> list[str]:
-    """Segments of an absolute path; ``/`` is one empty segment and ``/a/`` ends with one."""
+    """Segments of an absolute path; ``/`` is one empty segment and ``/a/`` ends with one. Static
+    segments are percent-decoded (parameter and wildcard names are kept as written)."""
     if not path.startswith("/"):
         raise InvalidPath(f"path {path!r} must start with '/'")
     segments = path[1:].split("/")
@@ -36,7 +50,7 @@ def split_path(path: str) -> list[str]:
             raise InvalidPath(f"path {path!r}: segment {index + 1} has a '{segment}' without a name")
         if segment.startswith("*") and index != len(segments) - 1:
             raise InvalidPath(f"path {path!r}: wildcard {segment!r} must be the last segment")
-    return segments
+    return [segment if segment[:1] in (":", "*") else _decoded([segment])[0] for segment in segments]
 
 
 @dataclass(slots=True)
@@ -119,22 +133,26 @@ class PathTree(Generic[T]):
             raise PathConflict(f"path {path!r} is already taken")
 
     def match(self, path: str) -> tuple[list[T], dict[str, str]] | None:
-        """Values at the path that matches ``path`` and the captured parameters, or ``None``."""
+        """Values at the path that matches ``path`` (a request path, percent-encoded as it arrived) and
+        the captured, decoded parameters, or ``None``."""
         if not path.startswith("/"):
             return None
-        segments = path[1:].split("/")
+        raw = path[1:].split("/")
+        escaped = "%" in path
+        keys = _decoded(raw) if escaped else raw  # how static segments are stored
         params: dict[str, str] = {}
         node = self._root
-        for index, segment in enumerate(segments):
+        for index, key in enumerate(keys):
             if node.wild is not None and node.wildcard_name is not None:
-                params[node.wildcard_name] = "/".join(segments[index:])
+                rest = "/".join(raw[index:])
+                params[node.wildcard_name] = unquote(rest) if escaped else rest
                 node = node.wild
                 break
-            child = node.static.get(segment)
+            child = node.static.get(key)
             if child is not None:
                 node = child
-            elif node.param is not None and node.param_name is not None and segment:
-                params[node.param_name] = segment
+            elif node.param is not None and node.param_name is not None and key:
+                params[node.param_name] = unquote(raw[index]) if escaped else key
                 node = node.param
             else:
                 return None

@@ -87,6 +87,10 @@ async def test_wildcard_must_be_last(ready: httpx.AsyncClient) -> None:
     ({"type": "async", "eventType": "user.created", "functionId": "f1", "method": "FETCH"}, 400, ["method"]),
     ({"type": "async", "eventType": "nope", "functionId": "f1"}, 400, ["Event Type 'nope' not found"]),
     ({"type": "async", "eventType": "user.created", "functionId": "nope"}, 400, ["Function 'nope' not found"]),
+    ({"type": "async", "eventType": "user.created", "functionId": "f1", "path": "/x?y=1"}, 400,
+     ["path", "must not contain '?'"]),
+    ({"type": "async", "eventType": "user.created", "functionId": "f1", "path": "/x#top"}, 400,
+     ["path", "must not contain '#'"]),
 ])
 async def test_validation(ready: httpx.AsyncClient, body: dict, status: int, fragments: list[str]) -> None:
     assert_error(await ready.post("/subscriptions", json=body), status, *fragments)

@@ -355,3 +355,14 @@ async def test_answers_are_length_framed(event_gateway, recorder):
     assert answer.headers["content-length"] == "5" and "transfer-encoding" not in answer.headers
     accepted = await gw.client.post("/nobody-listens", json={})
     assert (accepted.status_code, accepted.headers["content-length"]) == (202, "0")
+
+
+async def test_escaped_paths_route_by_segment_and_reach_functions_decoded(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/users/:id", method="GET")
+    await gw.subscribe("sync", "http.request", "fn", path="/caf\u00e9", method="GET")
+    assert (await gw.client.get("/users/a%20b%2Fc")).status_code == 200
+    data = recorder.received["fn"][-1]["body"]["data"]
+    assert (data["params"], data["path"]) == ({"id": "a b/c"}, "/users/a b/c")  # path as upstream's r.URL.Path
+    assert (await gw.client.get("/caf%C3%A9")).status_code == 200
+    assert recorder.received["fn"][-1]["body"]["data"]["path"] == "/caf\u00e9"

@@ -63,3 +63,22 @@ def test_multi_valued_tree_keeps_every_subscriber_of_a_path() -> None:
 def test_invalid_paths_are_named(path: str) -> None:
     with pytest.raises(InvalidPath, match="path"):
         PathTree().add(path, 1)
+
+
+def test_request_segments_are_split_then_percent_decoded() -> None:
+    tree: PathTree[str] = PathTree()
+    tree.add("/users/:id", "user")
+    tree.add("/files/*rest", "files")
+    tree.add("/caf\u00e9/menu", "cafe")
+    tree.add("/a%20b", "spaced")
+    tree.add("/%3Aliteral", "literal")
+    # %2F stays inside its segment: still one parameter, decoded.
+    assert tree.match("/users/a%20b%2Fc") == (["user"], {"id": "a b/c"})
+    assert tree.match("/files/x%2Fy/z") == (["files"], {"rest": "x/y/z"})
+    assert tree.match("/caf%C3%A9/menu") == (["cafe"], {})
+    assert tree.match("/a%20b") == (["spaced"], {})
+    assert tree.match("/%3Aliteral") == (["literal"], {})  # an escaped ':' is not a parameter
+    assert tree.match("/users/a/b") is None
+    assert tree.match("/users/%3Ax") == (["user"], {"id": ":x"})
+    # Two spellings of one path are the same path for the conflict check.
+    assert find_conflict(["/caf%C3%A9"], "/caf\u00e9") == "path '/caf\u00e9' is already taken"
