@@ -251,7 +251,7 @@ uint32_t eg_len(eg_value v) {
 
 eg_iter eg_iterate(eg_value c) {
     header h = read_header(c);
-    eg_iter it = {MISSING, 0, false};
+    eg_iter it = {MISSING, 0, false, false};
     if (!fits(c, h) || (h.type != EG_MAP && h.type != EG_ARRAY)) return it;
     it.next = (eg_value){c.p + h.head, c.end};
     it.is_map = h.type == EG_MAP;
@@ -259,8 +259,19 @@ eg_iter eg_iterate(eg_value c) {
     return it;
 }
 
+/* The value just returned is skipped lazily, on the next call: eg_get of the last key then costs
+ * nothing for that key's value, so reading the type of an event whose data holds 100k items does not
+ * walk those items (eagerly, it took two full walks and ran a sync reaction out of fuel). */
 bool eg_next(eg_iter *it, eg_value *key, eg_value *value) {
     if (!it->left) return false;
+    if (it->pending) {
+        it->pending = false;
+        it->next = eg_skip(it->next);
+        if (!it->next.p) {
+            it->left = 0;
+            return false;
+        }
+    }
     it->left--;
     if (it->is_map) {
         if (key) *key = it->next;
@@ -269,8 +280,8 @@ bool eg_next(eg_iter *it, eg_value *key, eg_value *value) {
         *key = MISSING;
     }
     if (value) *value = it->next;
-    it->next = eg_skip(it->next);
-    if (!it->next.p) it->left = 0;
+    if (it->next.p) it->pending = true;
+    else it->left = 0;
     return true;
 }
 

@@ -65,9 +65,10 @@ eg_value eg_at(eg_value array, uint32_t index);
 
 /* Iterate a map (key and value) or an array (value only; key is left missing). */
 typedef struct {
-    eg_value next;
+    eg_value next;  /* the next entry, or the last value returned while `pending` */
     uint32_t left;
     bool is_map;
+    bool pending;   /* the last value returned is skipped only when the next entry is asked for */
 } eg_iter;
 eg_iter eg_iterate(eg_value container);
 bool eg_next(eg_iter *it, eg_value *key, eg_value *value);

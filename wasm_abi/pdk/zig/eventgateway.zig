@@ -236,9 +236,17 @@ pub const Iterator = struct {
     next_value: Value,
     left: u64,
     is_map: bool,
+    /// `next_value` is the value last returned, not yet skipped: it is skipped only when the next
+    /// entry is asked for, so `get` of the last key never walks that key's value (eagerly, reading the
+    /// type of an event whose data holds 100k items walked them twice and ran out of sync fuel).
+    pending: bool = false,
 
     pub fn next(it: *Iterator) ?Entry {
         if (it.left == 0) return null;
+        if (it.pending) {
+            it.pending = false;
+            it.next_value = it.next_value.skip();
+        }
         it.left -= 1;
         var key = Value.missing;
         if (it.is_map) {
@@ -246,7 +254,7 @@ pub const Iterator = struct {
             it.next_value = it.next_value.skip();
         }
         const value = it.next_value;
-        it.next_value = value.skip();
+        it.pending = true;
         if (!value.found()) it.left = 0;
         return .{ .key = key, .value = value };
     }
