@@ -112,10 +112,10 @@ class _SyncStage:
 
     __slots__ = ("current", "event_type", "replaceable", "rewritten")
 
-    def __init__(self, system_event: dict[str, Any], replaceable: bool) -> None:
+    def __init__(self, system_event: dict[str, Any]) -> None:
         self.current = system_event
         self.event_type: str = system_event["type"]
-        self.replaceable = replaceable
+        self.replaceable = self.event_type in REPLACEABLE_EVENT_TYPES
         self.rewritten: dict[str, Any] | None = None
 
     def rewrite(self, event: dict[str, Any]) -> None:
@@ -164,11 +164,10 @@ class ActivePluginSet(PluginSet):
         return event_type in self._wanted
 
     async def react_sync(self, system_event: dict[str, Any]) -> StageOutcome:
-        event_type = system_event.get("type")
-        plugins = self._sync.get(event_type) if isinstance(event_type, str) else None
+        plugins = self._sync_subscribers(system_event)
         if not plugins:
             return CONTINUE
-        stage = _SyncStage(system_event, event_type in REPLACEABLE_EVENT_TYPES)
+        stage = _SyncStage(system_event)
         for plugin in plugins:
             if plugin.host.instance_ready:
                 # The common case: an instance is idle, so the call is bounded by the sync fuel (~10 µs
@@ -185,16 +184,19 @@ class ActivePluginSet(PluginSet):
 
     def react_sync_now(self, system_event: dict[str, Any]) -> StageOutcome:
         """:meth:`react_sync` without an event loop (the CLI, tests): every call inline."""
-        event_type = system_event.get("type")
-        plugins = self._sync.get(event_type) if isinstance(event_type, str) else None
+        plugins = self._sync_subscribers(system_event)
         if not plugins:
             return CONTINUE
-        stage = _SyncStage(system_event, event_type in REPLACEABLE_EVENT_TYPES)
+        stage = _SyncStage(system_event)
         for plugin in plugins:
             stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage.current))
             if stop is not None:
                 return stop
         return stage.outcome()
+
+    def _sync_subscribers(self, system_event: dict[str, Any]) -> tuple[LoadedPlugin, ...] | None:
+        event_type = system_event.get("type")
+        return self._sync.get(event_type) if isinstance(event_type, str) else None
 
     def _call_sync(self, plugin: LoadedPlugin, system_event: dict[str, Any]) -> Reaction | PluginFault:
         try:
