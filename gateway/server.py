@@ -20,6 +20,7 @@ import multiprocessing
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from dataclasses import dataclass, field
@@ -31,10 +32,11 @@ from hypercorn.config import Config as HypercornConfig
 
 from gateway.http.auth import config_bind_host
 from gateway.runtime import Gateway
-from gateway.settings import Settings
+from gateway.settings import Settings, SettingsError
 from gateway.store.base import Store
 
-__all__ = ["Listeners", "RunningGateway", "bind_listeners", "configure_logging", "run", "start_gateway"]
+__all__ = ["Listeners", "RunningGateway", "bind_listeners", "check_tls", "configure_logging", "run",
+           "start_gateway"]
 
 log = logging.getLogger("gateway.server")
 
@@ -120,6 +122,26 @@ def bind_listeners(settings: Settings) -> Listeners:
     return Listeners(events, config)
 
 
+def check_tls(settings: Settings) -> None:
+    """Load each API's certificate and key once before serving, so that a missing file, a wrong
+    password-protected key or a key that does not match its certificate stops start-up with the flag and
+    the file named, instead of a Hypercorn task dying with ``SSLError('[SSL] PEM lib')`` after the
+    gateway said it was listening."""
+    for api in ("events", "config"):
+        cert, key = getattr(settings, f"{api}_tls_cert"), getattr(settings, f"{api}_tls_key")
+        if not cert:
+            continue
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (OSError, ssl.SSLError) as exc:
+            if isinstance(exc, ssl.SSLError):
+                reason = f"{exc.reason or exc} (expected a PEM certificate and its matching PEM private key)"
+            else:
+                reason = exc.strerror or str(exc)
+            raise SettingsError(f"--{api}-tls-cert {cert} / --{api}-tls-key {key}: cannot load the certificate "
+                                f"and key: {reason}") from None
+
+
 def _hypercorn_config(sock: socket.socket, cert: str | None, key: str | None, settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
     # Hypercorn takes ownership of the fd it is given: give it a duplicate so ours stays valid.
@@ -199,6 +221,7 @@ def _url(address: tuple[str, int], tls: str | None) -> str:
 async def start_gateway(settings: Settings, *, store: Store | None = None,
                         listeners: Listeners | None = None) -> RunningGateway:
     """Start a gateway and both servers in the running loop; returns once both accept connections."""
+    check_tls(settings)
     own_listeners = listeners is None
     listeners = listeners or bind_listeners(settings)
     gateway = Gateway(settings, store=store)
@@ -234,12 +257,17 @@ async def _serve_until_signal(settings: Settings, listeners: Listeners) -> None:
     crashed = asyncio.create_task(running.wait_closed())
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([crashed, stopping], return_when=asyncio.FIRST_COMPLETED)
-    if crashed.done() and crashed.exception():
-        log.error("a server failed: %r; shutting down", crashed.exception())
+    failure = crashed.exception() if crashed.done() else None
+    if failure is not None:
+        log.error("a server failed: %r; shutting down", failure)
+    else:
+        crashed.cancel()
     log.info("shutting down: draining for up to %.1fs", settings.drain_timeout)
     stopping.cancel()
     await running.stop()
     log.info("stopped")
+    if failure is not None:
+        raise failure  # a crashed server is a failed run: exit non-zero, not 0
 
 
 def _process_main(settings: Settings, listeners: Listeners) -> None:
@@ -258,6 +286,11 @@ def _process_main(settings: Settings, listeners: Listeners) -> None:
 def run(settings: Settings) -> int:
     """Serve until SIGTERM/SIGINT; the process exit status."""
     configure_logging(settings)
+    try:
+        check_tls(settings)
+    except SettingsError as exc:
+        log.error("%s", exc)
+        return 2
     listeners = bind_listeners(settings)
     if settings.processes == 1:
         try:
