@@ -1,8 +1,7 @@
 """AWS providers against moto in server mode (a real AWS API emulator over HTTP, started by the test).
 
-Lambda: moto runs function code in Docker, which this machine does not have, so the test covers what
-moto answers without it: invoking a function that does not exist gives a readable error naming the
-AWS error code. A successful Lambda invoke is not tested here.
+Lambda: invoking a function that does not exist gives a readable error naming the AWS error code;
+a successful invoke, end to end through a gateway, is in test_aws_lambda.py.
 """
 
 from __future__ import annotations
