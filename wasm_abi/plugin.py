@@ -163,6 +163,20 @@ class Plugin:
         Safe to call from several threads at once.  Raises `PluginFault` if the plugin
         misbehaves; the instance involved is discarded and the next call gets a fresh one.
         """
+        if not isinstance(event, dict):
+            raise TypeError(f"event for plugin {self.name!r} must be a dict (a system event), "
+                            f"got {type(event).__name__}")
+        try:
+            payload = _packb(event)
+        except Exception as exc:  # noqa: BLE001 - msgpack raises TypeError, ValueError, OverflowError
+            error = TypeError if isinstance(exc, TypeError) else ValueError
+            raise error(f"event for plugin {self.name!r} cannot be encoded as msgpack: {exc}") from None
+        return self.react_encoded(payload, event.get("type"), mode)
+
+    def react_encoded(self, payload: bytes, event_type: Any, mode: str = "sync") -> Reaction:
+        """`react` for an event the caller has already encoded as msgpack, so that several plugins
+        reacting to one event share one encoding. ``event_type`` is the event's ``type``: it decides
+        whether the reaction may replace the event."""
         # Hot path: every attribute lookup here costs measurable time per reaction.
         if mode == "sync":
             sync, fuel = True, self._sync_fuel
@@ -175,14 +189,6 @@ class Plugin:
             raise PluginFault(self.name, "closed", "the plugin was closed")
         if health.retry_at_monotonic:
             health.check()
-        if not isinstance(event, dict):
-            raise TypeError(f"event for plugin {self.name!r} must be a dict (a system event), "
-                            f"got {type(event).__name__}")
-        try:
-            payload = _packb(event)
-        except Exception as exc:  # noqa: BLE001 - msgpack raises TypeError, ValueError, OverflowError
-            error = TypeError if isinstance(exc, TypeError) else ValueError
-            raise error(f"event for plugin {self.name!r} cannot be encoded as msgpack: {exc}") from None
         if len(payload) > self._max_input:
             raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
                              f"{self._max_input} bytes for plugin {self.name!r}")
@@ -195,7 +201,7 @@ class Plugin:
             else:
                 reaction = decode_reaction(
                     self.name, raw,
-                    may_replace=sync and event.get("type") in REPLACEABLE_EVENT_TYPES,
+                    may_replace=sync and event_type in REPLACEABLE_EVENT_TYPES,
                     fuel_used=fuel_used,
                 )
         except PluginFault as fault:
