@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import httpx
 from event_plane_harness import FunctionServer, GatewayFactory
 from wat_plugins import plugin
 
@@ -98,3 +99,45 @@ async def test_invocation_failed_reaches_plugins_but_cannot_change_the_outcome(e
                for sample in family.samples
                if sample.name.endswith("_total") and sample.labels.get("event_type") == FAILED]
     assert sum(sample.value for sample in samples) == 1.0  # the plugin did see function.invocationFailed
+
+
+async def test_invoked_fault_fails_closed_after_the_function_ran(event_gateway, recorder):
+    gw = await _sync_gateway(event_gateway, recorder, [plugin([(INVOKED, "sync")], trap=True)])
+    response = await gw.client.post("/orders", content=_event(), headers=CE)
+    assert response.status_code == 503
+    assert "failure policy is closed" in response.json()["errors"][0]["message"]
+    assert len(recorder.received["fn"]) == 1
+
+
+async def test_invocation_failed_fault_cannot_change_the_outcome(event_gateway, recorder):
+    gw = await _sync_gateway(event_gateway, recorder, [plugin([(FAILED, "sync")], trap=True)])
+    recorder.answer("fn", {"x": 1}, status=502)
+    response = await gw.client.post("/orders", content=_event(), headers=CE)
+    assert response.status_code == 500
+    assert response.json() == {"errors": [{"message": "Function call failed. Please check logs."}]}
+
+
+async def test_fail_open_faults_let_the_event_through_at_every_stage(gateway_server, function_server, tmp_path):
+    """The same trapping plugin on every sync stage, under ``policy = "open"``: the event is delivered and
+    answered as if the plugin were not there; under the default policy it is refused with 503."""
+    trap = tmp_path / "trap.wasm"
+    trap.write_bytes(plugin([(RECEIVED, "sync"), (INVOKING, "sync"), (INVOKED, "sync")], trap=True))
+    config = tmp_path / "plugins.toml"
+    config.write_text(f'[plugins.trap]\npath = "{trap}"\npolicy = "open"\n')
+    function_server.respond(200, {"statusCode": 201, "body": "delivered"})
+    for plugins_config, expected in ((str(config), (201, "delivered")), (None, (503, None))):
+        gw = await gateway_server(plugins_config=plugins_config, plugins=[] if plugins_config else [trap])
+        async with httpx.AsyncClient(base_url=gw.config_url + "/v1/spaces/default") as api:
+            for url, body in (("/functions", {"functionId": "fn", "type": "http",
+                                              "provider": {"url": function_server.url}}),
+                              ("/eventtypes", {"name": "order.placed"}),
+                              ("/subscriptions", {"type": "sync", "eventType": "order.placed", "functionId": "fn",
+                                                  "path": "/orders"})):
+                assert (await api.post(url, json=body)).status_code == 201
+        async with httpx.AsyncClient(base_url=gw.events_url) as events:
+            answer = await events.post("/orders", content=_event(), headers=CE)
+        assert answer.status_code == expected[0], answer.text
+        if expected[1] is not None:
+            assert answer.text == expected[1]
+        await gw.stop()
+    assert len(function_server.requests) == 1
