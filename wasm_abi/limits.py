@@ -68,6 +68,9 @@ class Limits:
     #: handful of fuel: without this charge a sync reaction logging in a loop would run until
     #: its wall-clock safety net (about a second on the event loop), not its ~10 ms of fuel.
     log_call_fuel: int = 50_000
+    #: Longest a module may take to compile, in seconds (modules over 16 KiB compile in a child
+    #: process that is killed at this limit; cached compilations skip it entirely).
+    compile_timeout: float = 120.0
 
     def __post_init__(self) -> None:
         for spec in fields(self):

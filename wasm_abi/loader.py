@@ -15,6 +15,7 @@ from typing import Any
 import msgpack
 import wasmtime
 
+from .compile_worker import CompileFailed, CompileTimeout
 from .engine import engine_for
 from .errors import PluginLoadError
 from .imports import build_linker, check_imports
@@ -146,9 +147,18 @@ def load_module(
                               f"{limits.max_module_bytes}", "too_large")
     engine, settings = engine_for(limits.max_stack_bytes)
     try:
-        module = compile_module(engine, settings, wasm, hashlib.sha256(wasm).hexdigest(), cache_dir)
+        module = compile_module(engine, settings, wasm, hashlib.sha256(wasm).hexdigest(), cache_dir,
+                                max_stack_bytes=limits.max_stack_bytes, timeout=limits.compile_timeout)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}", "invalid_module") from None
+    except CompileFailed as exc:
+        if exc.invalid:
+            raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}",
+                                  "invalid_module") from None
+        raise PluginLoadError(name, f"{origin} could not be compiled: {exc}", "compile_failed") from None
+    except CompileTimeout as exc:
+        raise PluginLoadError(name, f"{origin}: {exc} (Limits.compile_timeout); the compiler was stopped",
+                              "timeout") from None
     functions = check_exports(name, module)
     uses_wasi = check_imports(name, module)
     if config is None:

@@ -21,12 +21,18 @@ from pathlib import Path
 
 import wasmtime
 
+from .compile_worker import compile_in_child
+
 log = logging.getLogger("wasm_abi.cache")
 
 ENTRY_MAGIC = b"EGWASM-CACHE-1\n"
 KEY_FILE = "cache.key"
 KEY_BYTES = 32
 MEMORY_ENTRIES = 64
+#: Modules up to this size compile in-process (~0.3 s at worst, for 16 KiB of tiny functions,
+#: and without the ~0.3 s of starting a compiler process); bigger ones compile in a child that
+#: `Limits.compile_timeout` can stop.
+IN_PROCESS_COMPILE_MAX_BYTES = 16 * 1024
 
 _memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
 _memory_lock = threading.Lock()
@@ -106,11 +112,10 @@ def _read_entry(directory: Path, entry_key: str, engine: wasmtime.Engine) -> was
         return None
 
 
-def _write_entry(directory: Path, entry_key: str, module: wasmtime.Module) -> None:
+def _write_entry(directory: Path, entry_key: str, payload: bytes) -> None:
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         key = _load_or_create_key(directory)
-        payload = bytes(module.serialize())
         fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".cwasm")
         try:
             with os.fdopen(fd, "wb") as f:
@@ -129,10 +134,16 @@ def compile_module(
     wasm: bytes,
     module_sha256: str,
     cache_dir: Path | None = None,
+    *,
+    max_stack_bytes: int | None = None,
+    timeout: float | None = None,
 ) -> wasmtime.Module:
     """Compile `wasm` (binary) for `engine`, reusing a cached compilation when there is one.
 
-    Raises `wasmtime.WasmtimeError` for an invalid module.
+    With `timeout` (and the `max_stack_bytes` the engine was made for), a module over
+    `IN_PROCESS_COMPILE_MAX_BYTES` is compiled in a child process killed after `timeout`
+    seconds (see `compile_worker`).  Raises `wasmtime.WasmtimeError` or `CompileFailed` for an
+    invalid module, `CompileTimeout` when compiling took too long.
     """
     entry_key = cache_key(module_sha256, settings)
     with _memory_lock:
@@ -143,8 +154,13 @@ def compile_module(
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     module = _read_entry(directory, entry_key, engine)
     if module is None:
-        module = wasmtime.Module(engine, wasm)
-        _write_entry(directory, entry_key, module)
+        if timeout is not None and max_stack_bytes is not None and len(wasm) > IN_PROCESS_COMPILE_MAX_BYTES:
+            payload = compile_in_child(wasm, max_stack_bytes, timeout)
+            module = wasmtime.Module.deserialize(engine, payload)
+        else:
+            module = wasmtime.Module(engine, wasm)
+            payload = bytes(module.serialize())
+        _write_entry(directory, entry_key, payload)
     with _memory_lock:
         _memory[entry_key] = module
         while len(_memory) > MEMORY_ENTRIES:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import wasmtime
 
-from wasm_abi import Limits, Plugin, PluginFault, Reaction, module_cache
+from wasm_abi import Limits, Plugin, PluginFault, PluginLoadError, Reaction, module_cache
 
 from .watgen import plugin_wat
 
@@ -135,3 +135,40 @@ def test_faults_in_some_threads_do_not_disturb_others(make_plugin: Callable[...,
         list(pool.map(work, range(4)))
     assert faults == 40
     assert plugin.state.faults == {"trap": 40}
+
+
+def big_module(tag: str, functions: int = 1200) -> bytes:
+    """A valid plugin over the in-process compile threshold (many small functions)."""
+    extra = "\n".join(f"(func $f{i} (param i32) (result i32) (i32.add (local.get 0) (i32.const {i})))"
+                      for i in range(functions))
+    data = bytes(wasmtime.wat2wasm(plugin_wat(extra=f'{extra} (data (i32.const 5000) "{tag}")')))
+    assert len(data) > module_cache.IN_PROCESS_COMPILE_MAX_BYTES
+    return data
+
+
+def test_big_module_compiles_in_a_child_and_is_cached(tmp_path: Path) -> None:
+    data = big_module("child-ok")
+    plugin = Plugin.from_bytes(data, name="big", cache_dir=tmp_path)
+    assert plugin.react({}) == Reaction()
+    [entry] = entries(tmp_path)  # written by the parent, authenticated like any other entry
+    module_cache.clear_memory_cache()
+    assert Plugin.from_bytes(data, name="again", cache_dir=tmp_path).react({}) == Reaction()
+    assert entries(tmp_path) == [entry]
+
+
+def test_compile_over_the_time_limit_is_stopped(tmp_path: Path) -> None:
+    """No compiler process finishes in 10 ms (starting Python alone takes longer)."""
+    with pytest.raises(PluginLoadError, match=r"compiling took longer than 0.01 s \(Limits.compile_timeout\)") as info:
+        Plugin.from_bytes(big_module("child-slow"), name="slow", cache_dir=tmp_path,
+                          limits=Limits(compile_timeout=0.01))
+    assert info.value.kind == "timeout"
+    assert entries(tmp_path) == []
+    assert Plugin.from_bytes(unique_module("after-slow"), name="ok", cache_dir=tmp_path).react({}) == Reaction()
+
+
+def test_invalid_big_module_is_refused_by_the_child(tmp_path: Path) -> None:
+    data = big_module("child-bad")
+    broken = data[:-40]  # cut inside the code section: still starts with \0asm, no longer valid
+    with pytest.raises(PluginLoadError, match="is not a valid WebAssembly module") as info:
+        Plugin.from_bytes(broken, name="broken", cache_dir=tmp_path)
+    assert info.value.kind == "invalid_module"
