@@ -28,6 +28,7 @@ from gateway.config.models import (
     Model,
     Subscription,
 )
+from gateway.events.cloudevents import json_type
 from gateway.routing.path_tree import find_conflict
 from gateway.store.base import AlreadyExists, Kind, NotFound, RevisionConflict, Store
 from gateway.store.view import ConfigView
@@ -307,7 +308,7 @@ def _parse(resource: _Resource, body: Any, **from_url: str) -> Any:
     """Validate a request body; values taken from the URL (space, id) override the body's, as upstream."""
     if not isinstance(body, dict):
         raise InvalidConfig(f"{resource.label} doesn't validate. Validation error: "
-                            f"the body must be a JSON object, got {type(body).__name__}.")
+                            f"the body must be a JSON object, got {json_type(body)}.")
     fields = resource.model.model_fields
     data = dict(body)
     for name, value in from_url.items():

@@ -19,6 +19,7 @@ __all__ = [
     "InvalidEvent",
     "event_id",
     "event_type",
+    "json_type",
     "set_extension",
     "spec_version",
     "to_json",
@@ -35,6 +36,17 @@ _V10_STRING_ATTRIBUTES = ("datacontenttype", "dataschema", "subject", "time")
 _V10_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _V01_REQUIRED = ("eventType", "cloudEventsVersion", "source", "eventID")
 _V01_STRING_ATTRIBUTES = ("eventTypeVersion", "eventTime", "schemaURL", "contentType")
+
+
+def json_type(value: Any) -> str:
+    """The JSON name of a decoded value's type, for messages a client reads ("got array", not "got list")."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    return {str: "string", list: "array", dict: "object"}.get(type(value), type(value).__name__)
 
 
 class InvalidEvent(ValueError):
@@ -66,7 +78,7 @@ def _check_time(where: str, name: str, value: Any) -> None:
 def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
     """Check a CloudEvents 1.0 map (JSON format); returns it unchanged."""
     if not isinstance(event, dict):
-        raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {type(event).__name__}")
+        raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
     for name in _V10_REQUIRED:
         value = event.get(name)
         if not isinstance(value, str) or not value:
@@ -92,7 +104,7 @@ def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
 def validate_v01(event: Any, where: str = "event") -> dict[str, Any]:
     """Check a CloudEvents 0.1 map, the upstream gateway's format; returns it unchanged."""
     if not isinstance(event, dict):
-        raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {type(event).__name__}")
+        raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
     for name in _V01_REQUIRED:
         value = event.get(name)
         if not isinstance(value, str) or not value:
@@ -118,7 +130,7 @@ def validate(event: Any, where: str = "event") -> dict[str, Any]:
         return validate_v01(event, where)
     if isinstance(event, dict):
         raise InvalidEvent(f"{where}: neither 'specversion' (CloudEvents 1.0) nor 'cloudEventsVersion' (0.1) is set")
-    raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {type(event).__name__}")
+    raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
 
 
 def set_extension(event: dict[str, Any], name: str, value: Any) -> dict[str, Any]:
