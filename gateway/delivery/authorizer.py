@@ -38,7 +38,7 @@ async def authorize(invoker: Invoker, space: str, authorizer_id: str, event: dic
         return Authorization(None, "authorization failed: authorizer call failed")
     try:
         answer = json.loads(result.body or b"")
-    except ValueError:
+    except (ValueError, RecursionError):
         answer = None
     if not isinstance(answer, dict):
         return Authorization(None, "authorization failed: authorizer response malformed")

@@ -43,7 +43,7 @@ class SyncResponse:
 def parse_sync_response(raw: bytes) -> SyncResponse:
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise MalformedResponse("response is not JSON") from None
     if not isinstance(value, dict):
         raise MalformedResponse("response is not a JSON object")

@@ -72,5 +72,5 @@ def decode_result(body: bytes) -> Any:
     """A function's response body as ``result``: decoded JSON when it is JSON, else a string."""
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body.decode("utf-8", errors="replace")

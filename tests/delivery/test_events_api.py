@@ -118,6 +118,8 @@ async def test_bad_events_and_system_types_are_refused_with_a_reason(event_gatew
     assert "'source'" in response.json()["errors"][0]["message"]
     response = await gw.client.post("/", content=b"{not json", headers=ce_json)
     assert response.status_code == 400 and "not valid JSON" in response.json()["errors"][0]["message"]
+    response = await gw.client.post("/", content=b"[" * 100_000, headers=ce_json)
+    assert response.status_code == 400 and "nested too deeply" in response.json()["errors"][0]["message"]
     system = {"specversion": "1.0", "type": "eventgateway.event.received", "source": "/x", "id": "1"}
     response = await gw.client.post("/", content=json.dumps(system), headers=ce_json)
     assert response.status_code == 400 and "reserved" in response.json()["errors"][0]["message"]

@@ -34,6 +34,9 @@ async def read_json(label: str) -> Any:
     raw = await request.get_data()
     try:
         return json.loads(raw)
+    except RecursionError:
+        raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: "
+                            "nested too deeply") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: {exc}") from None
 
