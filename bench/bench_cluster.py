@@ -62,7 +62,8 @@ async def watch_delay(endpoint: str, samples: int) -> list[float]:
     return delays
 
 
-async def gateway_delay(endpoint: str, samples: int, workdir: Path) -> dict[str, list[float]]:
+async def gateway_delay(endpoint: str, samples: int, workdir: Path,
+                        poll_interval: float = POLL_INTERVAL) -> dict[str, list[float]]:
     """Seconds from a subscription write through gateway A to its route serving on A, B and C."""
     import httpx
     from tests.cluster.gateways import GatewayNode, function_server, start_cluster
@@ -84,7 +85,7 @@ async def gateway_delay(endpoint: str, samples: int, workdir: Path) -> dict[str,
                         sent = time.perf_counter()
                         if await gateway.routes(client, path):
                             break
-                        await asyncio.sleep(POLL_INTERVAL)
+                        await asyncio.sleep(poll_interval)
                     delays[name].append(sent - started)
 
                 for i in range(samples):
@@ -113,18 +114,20 @@ def report(name: str, samples: list[float], baseline: float) -> str:
             f"max={max(samples) * 1000:7.2f} ms  p50/baseline={p50 / baseline:5.1f}x")
 
 
-async def main(samples: int, gateways: bool) -> None:
+async def main(samples: int, gateways: bool, poll_interval: float = POLL_INTERVAL) -> None:
     server = new_etcd_server()
     try:
         watch = await watch_delay(server.endpoint, samples)
         baseline = statistics.median(watch)
         load = os.getloadavg()[0]
         print(f"cluster propagation on loopback (etcd {server.endpoint}, {samples} samples each, "
-              f"{os.cpu_count()} CPUs, load average {load:.1f} at start)")
+              f"{os.cpu_count()} CPUs, load average {load:.1f} at start, probes every "
+              f"{poll_interval * 1000:g} ms)")
         print(report("etcd watch (baseline)", watch, baseline))
         if gateways:
             with tempfile.TemporaryDirectory(prefix="eg-bench-cluster-") as workdir:
-                for name, delays in (await gateway_delay(server.endpoint, samples, Path(workdir))).items():
+                measured = await gateway_delay(server.endpoint, samples, Path(workdir), poll_interval)
+                for name, delays in measured.items():
                     print(report(f"gateway A -> {name}", delays, baseline))
     finally:
         remove_etcd_server(server)
@@ -134,5 +137,8 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--samples", type=int, default=200)
     parser.add_argument("--no-gateways", action="store_true", help="only the etcd watch baseline")
+    parser.add_argument("--poll-interval", type=float, default=POLL_INTERVAL * 1000, metavar="MS",
+                        help="milliseconds between two probes of one gateway (default %(default)g); a probe "
+                             "is an HTTP request, so finer polling loads the gateways being measured")
     args = parser.parse_args()
-    asyncio.run(main(args.samples, not args.no_gateways))
+    asyncio.run(main(args.samples, not args.no_gateways, args.poll_interval / 1000))
