@@ -200,6 +200,10 @@ async def test_compaction_during_a_disconnect_reloads_without_stale_entries(etcd
     await cutter.heal()
     try:
         async with function_server() as fn, httpx.AsyncClient(timeout=10) as client:
+
+            async def blocked_on(node: GatewayNode, status: int) -> bool:
+                return (await node.emit(client, "/", cloudevent("blocked"))).status_code == status
+
             (a,) = await cluster(f"etcd://{etcd.endpoint}", 1)
             (c,) = await cluster(f"etcd://{cutter.endpoint}", 1)
             await a.setup_function(client, "orders", fn.url("first"))
@@ -207,8 +211,16 @@ async def test_compaction_during_a_disconnect_reloads_without_stale_entries(etcd
             await a.subscribe(client, "orders", "/keep")
             await all_answer(client, [c], "/doomed", 200, "first")
             await all_answer(client, [c], "/keep", 200, "first")
+            # A plugin too: uploaded before the cut, deleted during it.
+            guard = bytes(wasmtime.wat2wasm((REPO_ROOT / "plugin_examples" / "wat" / "guard.wat").read_text()))
+            uploaded = await client.post(f"{a.config_url}/v1/plugins", content=guard, params={
+                "name": "guard", "settings": '{"config": {"denyTypes": ["blocked"]}}'},
+                headers={"content-type": "application/wasm"})
+            assert uploaded.status_code == 201, uploaded.text
+            await eventually(lambda: blocked_on(c, 403), "the guard uploaded on A rejects on C")
 
             await cutter.cut()
+            assert (await client.delete(f"{a.config_url}/v1/plugins/guard")).status_code == 204
             await a.config(client, "DELETE", f"/subscriptions/{doomed}")
             await a.subscribe(client, "orders", "/fresh")
             await a.config(client, "PUT", "/functions/orders",
@@ -217,11 +229,14 @@ async def test_compaction_during_a_disconnect_reloads_without_stale_entries(etcd
             # Cut off, C keeps serving what it last saw.
             assert await answers(client, c, "/keep", 200, "first")
             assert await answers(client, c, "/doomed", 200, "first")
+            assert await blocked_on(c, 403)
 
             await cutter.heal()
             await all_answer(client, [c], "/doomed", 202, None, "the delete missed during the cut")
             await all_answer(client, [c], "/fresh", 200, "second", "the create missed during the cut")
             await all_answer(client, [c], "/keep", 200, "second", "the update missed during the cut")
+            await eventually(lambda: blocked_on(c, 202), "the plugin delete missed during the cut")
+            assert (await client.get(f"{c.config_url}/v1/plugins")).json() == {"plugins": []}
             assert "reload" in c.log().lower()
     finally:
         await cutter.cut()
