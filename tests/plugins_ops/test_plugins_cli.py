@@ -155,6 +155,15 @@ def test_new_compiled_scaffold_builds_and_passes_check(tmp_path: Path, lang: str
     assert checked.returncode == 0, checked.stderr
 
 
+def test_command_line_mistakes_exit_with_status_2_and_the_usage() -> None:
+    missing = run_cli("check")
+    assert missing.returncode == 2 and "the following arguments are required: module" in missing.stderr
+    unknown = run_cli("inspect", "x.wasm")
+    assert unknown.returncode == 2 and "invalid choice: 'inspect'" in unknown.stderr
+    no_lang = run_cli("new", "x1")
+    assert no_lang.returncode == 2 and "--lang" in no_lang.stderr
+
+
 def test_new_refuses_unknown_language_and_bad_name(tmp_path: Path) -> None:
     unknown = run_cli("new", "x1", "--lang", "cobol", "--dir", tmp_path)
     assert unknown.returncode == 1 and "available: wat, c, rust, go, zig, assemblyscript" in unknown.stderr

@@ -208,12 +208,23 @@ def test_tokens_are_required_and_checked(gateways: Any) -> None:
     assert httpx.get(f"{gateway.config_url}/v1/plugins", timeout=10).status_code == 200  # reads stay open
     refused = httpx.delete(f"{gateway.config_url}/v1/plugins/guard", timeout=10)
     assert refused.status_code == 401 and "guard" in plugins(gateway)
+    # Every mutating Config API call, not only the plugin API.
+    event_types = f"{gateway.config_url}/v1/spaces/default/eventtypes"
+    assert httpx.post(event_types, json={"name": "fine"}, timeout=10).status_code == 401
+    assert httpx.get(event_types, timeout=10).json() == {"eventTypes": []}
+    assert httpx.post(event_types, json={"name": "fine"}, headers={"Authorization": "Bearer c0nfig"},
+                      timeout=10).status_code == 201
+    assert httpx.delete(f"{event_types}/fine", timeout=10).status_code == 401
 
     unauthenticated = send(gateway, "fine")
     assert unauthenticated.status_code == 401 and unauthenticated.json()["errors"][0]["message"].startswith(
         "Events API: missing bearer token")
     assert send(gateway, "fine", {"Authorization": "Bearer c0nfig"}).status_code == 401
     assert send(gateway, "fine", {"Authorization": "Bearer ev3nts"}).status_code == 202
+    # CORS preflights carry no credentials: they are not refused.
+    preflight = httpx.options(f"{gateway.events_url}/", timeout=10, headers={
+        "Origin": "https://shop.example", "Access-Control-Request-Method": "POST"})
+    assert preflight.status_code != 401
 
 
 def test_plugin_logs_reach_the_gateway_log(gateways: Any, tmp_path: Path) -> None:
