@@ -41,7 +41,6 @@ HTTP_REQUEST_TYPE = "http.request"
 SYSTEM_PREFIX = "eventgateway."
 TRANSFORMATION_VERSION = "0.1"
 TRANSFORMATION_SOURCE = f"https://serverless.com/event-gateway/#transformationVersion={TRANSFORMATION_VERSION}"
-LEGACY_SOURCE = "https://serverless.com/event-gateway"
 
 _BATCH = "application/cloudevents-batch+json"
 _STRUCTURED = "application/cloudevents+json"
@@ -182,15 +181,20 @@ def _binary_v01(request: RawRequest, mime: str) -> dict[str, Any]:
     return ce.validate_v01(event, "binary-mode CloudEvent 0.1 (CE-* headers)")
 
 
-def _wrap_v01(event_type: str, mime: str, data: Any, source: str) -> dict[str, Any]:
+def _wrap_v01(event_type: str, content_type: str, data: Any) -> dict[str, Any]:
+    """A 0.1 event the gateway made from a request, as upstream's ``event.New``: its source and the
+    ``eventgateway`` extension say it was transformed, and by which version of the transformation."""
     return {
         "eventType": event_type,
         "cloudEventsVersion": ce.V01,
-        "source": source,
+        "source": TRANSFORMATION_SOURCE,
         "eventID": str(uuid.uuid4()),
         "eventTime": _now(),
-        "contentType": mime,
+        "contentType": content_type,
         "data": data,
+        "extensions": {
+            "eventgateway": {"transformed": "true", "transformation-version": TRANSFORMATION_VERSION},
+        },
     }
 
 
@@ -203,11 +207,13 @@ def _legacy(request: RawRequest, event_type: str, mime: str) -> dict[str, Any]:
         if isinstance(candidate, dict) and candidate.get("eventType") == event_type:
             return ce.validate_v01(candidate, "CloudEvent body of an 'Event' header request")
     data, _ = _body_value(request.body, mime)
-    return _wrap_v01(event_type, mime, data, LEGACY_SOURCE)
+    return _wrap_v01(event_type, mime, data)
 
 
 def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) -> dict[str, Any]:
-    """The upstream ``http.request`` wrapping of a plain HTTP request (``params`` filled by routing)."""
+    """The upstream ``http.request`` wrapping of a plain HTTP request (``params`` filled by routing).
+    Its ``contentType`` is ``application/json`` whatever the request's, as upstream: it describes
+    ``data`` (the request as a JSON object), while the request's own type stays in ``data.headers``."""
     body, _ = _body_value(request.body, mime)
     data = {
         "headers": headers,
@@ -218,11 +224,7 @@ def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) 
         "method": request.method,
         "params": {},
     }
-    event = _wrap_v01(HTTP_REQUEST_TYPE, mime, data, TRANSFORMATION_SOURCE)
-    event["extensions"] = {
-        "eventgateway": {"transformed": "true", "transformation-version": TRANSFORMATION_VERSION},
-    }
-    return event
+    return _wrap_v01(HTTP_REQUEST_TYPE, "application/json", data)
 
 
 def _refuse_system(events: list[dict[str, Any]]) -> None:

@@ -30,6 +30,8 @@ async def test_sync_http_request_gets_params_and_passes_the_response_through(eve
     assert recorder.received["fn"][0]["headers"]["Content-Type"] == "application/cloudevents+json"
     assert event["eventType"] == "http.request" and event["cloudEventsVersion"] == "0.1"
     assert event["extensions"]["eventgateway"] == {"transformed": "true", "transformation-version": "0.1"}
+    assert event["source"] == "https://serverless.com/event-gateway/#transformationVersion=0.1"
+    assert event["contentType"] == "application/json"  # describes data (the request as JSON), as upstream
     data = event["data"]
     assert data["params"] == {"id": "42"}
     assert data["query"] == {"tag": ["a", "b"]}
@@ -107,6 +109,10 @@ async def test_each_cloudevents_format_reaches_the_function_in_its_own_version(e
     assert received["e-4"]["extensions"] == {"tenant": "t1"}
     legacy = next(e for key, e in received.items() if key not in {"e-1", "e-2", "e-3", "e-4", "e-6", "e-7"})
     assert legacy["eventType"] == "user.created" and legacy["data"] == {"n": 5}
+    # Upstream's event.New: a transformed 0.1 event, saying so in its source and extension.
+    assert legacy["cloudEventsVersion"] == "0.1" and legacy["contentType"] == "application/json"
+    assert legacy["source"] == "https://serverless.com/event-gateway/#transformationVersion=0.1"
+    assert legacy["extensions"] == {"eventgateway": {"transformed": "true", "transformation-version": "0.1"}}
     assert received["e-6"]["data"] == {"n": 6} and received["e-7"]["data"] == {"n": 7}
 
 
