@@ -9,7 +9,10 @@ loaded through the real host, `wasm_abi.Plugin`:
 - load, cached: the same with the on-disk cache filled by the cold load (deserialize, instantiate, init,
   subscriptions) -- what a gateway restart pays;
 - react: median time of `Plugin.react` on the guard (a sync event.received it lets through, which makes it
-  read the event type and walk the data map) and on the enricher (a function.invoking it rewrites).
+  read the event type and walk the data map) and on the enricher (a function.invoking it rewrites);
+- fuel (a second table): what the same reactions cost in Wasm fuel, on that event and per extra item of
+  a data array. Fuel is deterministic, so these numbers do not depend on the machine: they tell how large
+  an event a plugin can read within the sync budget (`Limits.sync_fuel`), which times cannot.
 
 WAT is the baseline: hand-written, no runtime, so every other column is also shown as a ratio to it,
 measured in the same run. Run: `python -m bench.bench_plugins [--calls N] [--loads N] [LANG ...]`.
@@ -49,6 +52,16 @@ USER_EVENT = {
 RECEIVED = system_event(EVENT_RECEIVED, {"event": USER_EVENT, "path": "/users", "headers": {"X-A": "1"}})
 INVOKING = system_event(FUNCTION_INVOKING, {"space": "default", "event": USER_EVENT, "functionId": "fn"})
 QUIET = Limits(pool_size=1, log_rate_per_second=1e9, log_burst=1_000_000)
+#: Items added to the data of the fuel table's large event.
+FUEL_ITEMS = 1000
+
+
+def _with_items(system: dict[str, object], items: int) -> dict[str, object]:
+    data = dict(system["data"])  # type: ignore[call-overload]
+    event = dict(data["event"])
+    event["data"] = {**event["data"], "items": list(range(items))}
+    data["event"] = event
+    return {**system, "data": data}
 
 
 @dataclass
@@ -59,6 +72,16 @@ class Row:
     cached_ms: float
     guard_us: float
     enricher_us: float
+    guard_fuel: int
+    guard_fuel_per_item: float
+    enricher_fuel: int
+    enricher_fuel_per_item: float
+
+    @property
+    def enricher_max_items(self) -> int:
+        """Data items the enricher can rewrite before the default sync budget runs out."""
+        spare = Limits().sync_fuel - self.enricher_fuel
+        return int(spare / self.enricher_fuel_per_item) if self.enricher_fuel_per_item > 0 else -1
 
 
 def _median_time(fn: Callable[[], object], repeat: int) -> float:
@@ -95,6 +118,11 @@ def measure(lang: str, calls: int, loads: int) -> Row:
         enricher.react(INVOKING)
     guard_seconds = _median_time(partial(guard.react, RECEIVED), calls)
     enricher_seconds = _median_time(partial(enricher.react, INVOKING), calls)
+    fuel = {}
+    for name, plugin, system in (("guard", guard, RECEIVED), ("enricher", enricher, INVOKING)):
+        small = plugin.react(system).fuel_used or 0
+        large = plugin.react(_with_items(system, FUEL_ITEMS)).fuel_used or 0
+        fuel[name] = (small, (large - small) / FUEL_ITEMS)
     # Free the instances now: a WASI (Go) store still alive at interpreter exit makes wasmtime's
     # worker thread panic during teardown (harmless, exit status 0, but noisy).
     del guard, enricher
@@ -106,6 +134,10 @@ def measure(lang: str, calls: int, loads: int) -> Row:
         cached_ms=statistics.median(cached) * 1e3,
         guard_us=guard_seconds * 1e6,
         enricher_us=enricher_seconds * 1e6,
+        guard_fuel=fuel["guard"][0],
+        guard_fuel_per_item=fuel["guard"][1],
+        enricher_fuel=fuel["enricher"][0],
+        enricher_fuel_per_item=fuel["enricher"][1],
     )
 
 
@@ -134,6 +166,23 @@ def table(rows: list[Row]) -> str:
     return "\n".join(lines)
 
 
+def fuel_table(rows: list[Row]) -> str:
+    budget = Limits().sync_fuel
+    lines = [
+        "| language | guard: fuel | guard: fuel per data item | enricher: fuel | enricher: fuel per data item | "
+        f"enricher: data items in the {budget / 1e6:,.0f}M sync budget |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.lang} | {r.guard_fuel:,} | {r.guard_fuel_per_item:,.0f} | {r.enricher_fuel:,} | "
+            f"{r.enricher_fuel_per_item:,.0f} | {r.enricher_max_items:,} |"
+        )
+    lines.append(f"\nPer item: the fuel of the same reaction with {FUEL_ITEMS:,} more integers in the event's data, "
+                 "minus the fuel without them, divided by their number.")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.bench_plugins", description=__doc__.splitlines()[0])
     parser.add_argument("languages", nargs="*", default=list(LANGUAGES))
@@ -146,6 +195,8 @@ def main(argv: list[str] | None = None) -> None:
         rows.append(measure(lang, args.calls, args.loads))
         print(f"measured {lang}", file=sys.stderr, flush=True)
     print(table(rows))
+    print()
+    print(fuel_table(rows))
 
 
 if __name__ == "__main__":
