@@ -115,7 +115,12 @@ async def write_plugin(
         "createdAt": existing.get("createdAt", now) if existing else now, "updatedAt": now,
     }
     if existing is None:
-        entry = await store.create(Kind.PLUGINS, PLUGINS_SPACE, name, document)
+        try:
+            entry = await store.create(Kind.PLUGINS, PLUGINS_SPACE, name, document)
+        except AlreadyExists:
+            # Another request created this name first: do not leave the chunks just written behind.
+            await _collect_module(store, document)
+            raise
     else:
         entry = await store.update(Kind.PLUGINS, PLUGINS_SPACE, name, document, expected_revision)
     if existing is not None and existing.get("sha256") != sha256:

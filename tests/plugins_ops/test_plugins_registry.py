@@ -349,3 +349,17 @@ async def test_a_change_derived_from_a_stale_read_is_refused(start: Start) -> No
     assert latest is not None and latest[0]["settings"]["config"] == {"denyTypes": ["x"]}
     assert latest[0]["settings"].get("enabled", True) is True
     assert manager.status("guard").state == "active"
+
+
+async def test_a_create_that_loses_the_name_leaves_no_module_behind(start: Start) -> None:
+    """Two uploads of one name at once (two gateways): the loser's module chunks are removed again."""
+    from gateway.plugins import documents
+    from gateway.store.base import AlreadyExists, Kind
+
+    _, gateway = await start()
+    store = gateway.store
+    await write_plugin(store, "guard", parse_settings({}), example("guard"), None)
+    with pytest.raises(AlreadyExists):
+        await write_plugin(store, "guard", parse_settings({}), example("logger"), None)
+    chunks = await store.list(Kind.PLUGINS, documents.MODULES_SPACE)
+    assert {e.value["sha256"] for e in chunks} == {hashlib.sha256(example("guard")).hexdigest()}
