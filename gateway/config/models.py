@@ -37,6 +37,8 @@ __all__ = [
     "Provider",
     "RetryPolicy",
     "Subscription",
+    "url_password",
+    "with_url_password",
 ]
 
 DEFAULT_SPACE = "default"
@@ -76,6 +78,25 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"url must be an absolute http:// or https:// URL, got {value!r}")
     return value
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's userinfo (``https://user:PASSWORD@host/``), as written, or ``None``.
+    It is a secret like ``awsSecretAccessKey``: stored, used, never echoed back."""
+    netloc = urlsplit(url).netloc
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at:
+        return None
+    _, colon, password = userinfo.partition(":")
+    return password if colon else None
+
+
+def with_url_password(url: str, password: str) -> str:
+    """``url`` with the password of its userinfo replaced (it must have one)."""
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:{password}@{hostport}").geturl()
 
 
 class Model(BaseModel):

@@ -24,9 +24,12 @@ from gateway.config.models import (
     PROVIDERS,
     SECRET_MARKER,
     EventType,
+    HTTPProvider,
     Function,
     Model,
     Subscription,
+    url_password,
+    with_url_password,
 )
 from gateway.events.cloudevents import json_type
 from gateway.routing.path_tree import find_conflict
@@ -94,6 +97,8 @@ def redact(document: Model) -> dict[str, Any]:
         for field in type(document.provider).SECRET_FIELDS:
             if provider.get(field):
                 provider[field] = SECRET_MARKER
+        if isinstance(document.provider, HTTPProvider) and url_password(document.provider.url):
+            provider["url"] = with_url_password(document.provider.url, SECRET_MARKER)
     return data
 
 
@@ -150,6 +155,9 @@ class ConfigService:
             if value == SECRET_MARKER:
                 raise InvalidConfig(f"Function doesn't validate. Validation error: provider.{field}: "
                                     f"{SECRET_MARKER!r} is the redaction marker, not a secret.")
+        if isinstance(function.provider, HTTPProvider) and url_password(function.provider.url) == SECRET_MARKER:
+            raise InvalidConfig(f"Function doesn't validate. Validation error: provider.url: the password "
+                                f"{SECRET_MARKER!r} is the redaction marker, not a secret.")
         return await self._create(_FUNCTIONS, function)
 
     async def update_function(self, space: str, function_id: str, body: Any) -> Function:
@@ -162,6 +170,15 @@ class ConfigService:
                 raise InvalidConfig(f"Function doesn't validate. Validation error: provider: {SECRET_MARKER!r} "
                                     f"cannot keep a secret when the function type changes.")
             provider = function.provider.model_copy(update={_python_name(function, f): v for f, v in kept.items()})
+            function = function.model_copy(update={"provider": provider})
+        if isinstance(function.provider, HTTPProvider) and url_password(function.provider.url) == SECRET_MARKER:
+            stored_password = url_password(stored.provider.url) if isinstance(stored.provider, HTTPProvider) else None
+            if stored_password is None:
+                raise InvalidConfig(f"Function doesn't validate. Validation error: provider.url: the password "
+                                    f"{SECRET_MARKER!r} is the redaction marker and there is no stored password "
+                                    f"to keep.")
+            provider = function.provider.model_copy(
+                update={"url": with_url_password(function.provider.url, stored_password)})
             function = function.model_copy(update={"provider": provider})
         return await self._update(_FUNCTIONS, function, revision)
 

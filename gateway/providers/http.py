@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -18,6 +19,14 @@ __all__ = ["DEFAULT_TIMEOUT", "HTTPProvider", "HTTPSession"]
 
 DEFAULT_TIMEOUT = 5.0
 _HEADERS = {"Content-Type": "application/cloudevents+json"}
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:*****@{hostport}").geturl()
 
 
 class HTTPSession:
@@ -53,6 +62,8 @@ class HTTPProvider:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout <= 0:
             raise ProviderConfigError(f"http provider: 'timeout' must be a positive number of seconds, got {timeout!r}")
         self.timeout = float(timeout)
+        # What errors (and so logs and invocationFailed events) show: never the URL's password.
+        self.display_url = _without_password(self.url)
         self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
         self._session = session
 
@@ -64,12 +75,13 @@ class HTTPProvider:
                 body = await response.read()
                 status = response.status
         except TimeoutError:
-            raise ProviderError(f"HTTP call to {self.url} timed out after {self.timeout:g}s") from None
+            raise ProviderError(f"HTTP call to {self.display_url} timed out after {self.timeout:g}s") from None
         except aiohttp.ClientError as exc:
-            raise ProviderError(f"HTTP call to {self.url} failed: {type(exc).__name__}: {exc}") from None
+            raise ProviderError(f"HTTP call to {self.display_url} failed: {type(exc).__name__}: "
+                                f"{str(exc).replace(self.url, self.display_url)}") from None
         if not 200 <= status < 300:
             snippet = body[:200].decode("utf-8", errors="replace")
-            raise ProviderError(f"HTTP call to {self.url} answered {status}: {snippet}")
+            raise ProviderError(f"HTTP call to {self.display_url} answered {status}: {snippet}")
         return body
 
     async def close(self) -> None:

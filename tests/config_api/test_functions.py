@@ -102,3 +102,35 @@ async def test_function_with_subscription_cannot_be_deleted(api: httpx.AsyncClie
     await api.post("/eventtypes", json={"name": "e"})
     await api.post("/subscriptions", json={"type": "async", "eventType": "e", "functionId": "f1"})
     assert_error(await api.delete("/functions/f1"), 400, "cannot be deleted", "subscription")
+
+
+async def test_password_in_an_http_url_is_a_secret(gw, api: httpx.AsyncClient, function_server) -> None:
+    import base64
+
+    url = function_server.url.replace("http://", "http://hook:s3cret@") + "/fn"
+    created = await api.post("/functions", json=http_function("basic", url=url))
+    assert created.status_code == 201
+    shown = url.replace("s3cret", "*****")
+    for response in (created, await api.get("/functions/basic"), await api.get("/functions")):
+        assert "s3cret" not in response.text and shown in response.text
+    # GET, edit, PUT back: the stored password is kept and used.
+    edited = created.json()
+    edited["provider"]["timeout"] = 3
+    assert (await api.put("/functions/basic", json=edited)).status_code == 200
+    assert gw.gateway.view.function("default", "basic").provider.url == url
+    assert (await api.post("/eventtypes", json={"name": "ping"})).status_code == 201
+    assert (await api.post("/subscriptions", json={"type": "sync", "eventType": "ping", "functionId": "basic",
+                                                    "path": "/ping"})).status_code == 201
+    function_server.respond(200, {"statusCode": 200, "body": "pong"})
+    async with httpx.AsyncClient(base_url=gw.events_url) as events:
+        answer = await events.post("/ping", json={"x": 1}, headers={"Event": "ping"})
+    assert answer.text == "pong"
+    (received,) = function_server.requests
+    assert received.headers["Authorization"] == "Basic " + base64.b64encode(b"hook:s3cret").decode()
+    # The marker is refused where there is nothing to keep.
+    assert_error(await api.post("/functions", json=http_function("new", url=shown)), 400,
+                 "provider.url", "redaction marker")
+    assert_error(await api.put("/functions/f-none", json=http_function("f-none", url=shown)), 404)
+    assert (await api.post("/functions", json=http_function("plain"))).status_code == 201
+    assert_error(await api.put("/functions/plain", json=http_function("plain", url=shown)), 400,
+                 "no stored password")

@@ -87,3 +87,17 @@ async def test_unreachable_and_bad_config(target: str) -> None:
             pool.get("http", {"url": "ftp://x"})
     finally:
         await pool.close()
+
+
+async def test_errors_never_show_the_url_password() -> None:
+    from gateway.providers import ProviderError
+    from gateway.providers.http import HTTPProvider, HTTPSession
+
+    session = HTTPSession(4)
+    provider = HTTPProvider({"url": "http://user:topsecret@127.0.0.1:9/fn", "timeout": 2}, session)
+    try:
+        with pytest.raises(ProviderError) as raised:
+            await provider.call(b"{}")
+    finally:
+        await session.close()
+    assert "topsecret" not in str(raised.value) and "http://user:*****@127.0.0.1:9/fn" in str(raised.value)
