@@ -184,8 +184,11 @@ class PluginManager(PluginRegistry):
         seen: dict[str, PluginSpec] = {}
         for spec in static:
             if spec.name in seen:
+                where = ""
+                if spec.source is PluginSource.FILE:
+                    where = f"{self._file_location(('plugins', spec.name))}: plugins.{spec.name}: "
                 raise PluginStartupError(
-                    f"two plugins are named {spec.name!r} ({seen[spec.name].origin} and {spec.origin}); "
+                    f"{where}two plugins are named {spec.name!r} ({seen[spec.name].origin} and {spec.origin}); "
                     "plugin names must be unique (rename a file or its [plugins.NAME] table)")
             seen[spec.name] = spec
         for spec in static:
@@ -218,12 +221,16 @@ class PluginManager(PluginRegistry):
         if spec.source is not PluginSource.FILE:
             return f"--plugin {spec.origin}: cannot load the plugin{kind}: {error.message}"
         key = "config" if error.kind in ("init_rejected", "init_failed") else "path"
+        where = self._file_location(("plugins", spec.name, key))
+        return f"{where}: plugins.{spec.name}.{key}: cannot load module {spec.origin}{kind}: {error.message}"
+
+    def _file_location(self, key: tuple[str, ...]) -> str:
+        """``FILE:LINE`` of a key of the plugins.toml (just ``FILE`` if it cannot be read again)."""
         try:
-            line = key_line(self._config_file.read_text(encoding="utf-8"), ("plugins", spec.name, key))
+            line = key_line(Path(str(self._config_file)).read_text(encoding="utf-8"), key)
         except (OSError, UnicodeDecodeError):  # it was read a moment ago; the message still names the key
             line = None
-        where = f"{self._config_file}:{line}" if line else str(self._config_file)
-        return f"{where}: plugins.{spec.name}.{key}: cannot load module {spec.origin}{kind}: {error.message}"
+        return f"{self._config_file}:{line}" if line else str(self._config_file)
 
     async def close(self) -> None:
         if self._log_filter is not None:

@@ -132,5 +132,6 @@ async def test_gateway_refuses_duplicate_names_across_flag_and_file(plugin_dir: 
     gateway = types.SimpleNamespace(
         settings=types.SimpleNamespace(plugins=[str(plugin_dir / "guard.wasm")], plugins_config=str(path)),
         metrics=Metrics())
-    with pytest.raises(PluginStartupError, match="two plugins are named 'guard'"):
+    with pytest.raises(PluginStartupError, match="two plugins are named 'guard'") as caught:
         await PluginManager(gateway).start()
+    assert str(caught.value).startswith(f"{path}:1: plugins.guard: two plugins")
