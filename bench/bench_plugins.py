@@ -9,7 +9,7 @@ loaded through the real host, `wasm_abi.Plugin`:
 - load, cached: the same with the on-disk cache filled by the cold load (deserialize, instantiate, init,
   subscriptions) -- what a gateway restart pays;
 - react: median time of `Plugin.react` on the guard (a sync event.received it lets through, which makes it
-  read the event type and walk the data map) and on the enricher (a function.invoking it rewrites);
+  read the event type and look up its denied data fields) and on the enricher (a function.invoking it rewrites);
 - fuel (a second table): what the same reactions cost in Wasm fuel, on that event and per extra item of
   a data array. Fuel is deterministic, so these numbers do not depend on the machine: they tell how large
   an event a plugin can read within the sync budget (`Limits.sync_fuel`), which times cannot.
