@@ -337,3 +337,60 @@ async def test_a_gateway_refuses_a_stored_module_whose_sha256_does_not_match(sha
         assert shown["state"] == "failed", shown
         assert "do not hash to it" in json.dumps(shown)
         assert (await b.emit(client, "/", cloudevent("blocked"))).status_code == 202
+
+
+async def test_plugin_update_on_one_gateway_while_another_serves_events(shared_etcd, cluster, unique_prefix):
+    """A load generator sends events to gateway B while the enricher plugin (which stamps what the function
+    receives) is reconfigured from v1 to v2 through gateway A: B reloads from its etcd watch with every event
+    answered 200 and delivered exactly once, stamped by one version; events sent once B lists v2 get v2."""
+    import json
+    import uuid
+
+    wasm = bytes(wasmtime.wat2wasm((REPO_ROOT / "plugin_examples" / "wat" / "enricher.wat").read_text()))
+    async with function_server() as fn, httpx.AsyncClient(timeout=30) as client:
+        a, b = await cluster(f"etcd://{shared_etcd.endpoint}{unique_prefix}", 2)
+        await a.setup_function(client, "recorder", fn.url("recorder"))
+        await a.subscribe(client, "recorder", "/orders")
+        uploaded = await client.post(f"{a.config_url}/v1/plugins", content=wasm, params={
+            "name": "enricher", "settings": json.dumps({"config": {"fields": {"version": "v1"}}})},
+            headers={"content-type": "application/wasm"})
+        assert uploaded.status_code == 201, uploaded.text
+
+        async def b_has(version: str) -> bool:
+            shown = (await client.get(f"{b.config_url}/v1/plugins/enricher")).json()
+            return shown.get("settings", {}).get("config") == {"fields": {"version": version}}
+
+        await eventually(lambda: b_has("v1"), "B loaded the enricher")
+        await all_answer(client, [b], "/orders", 200, "recorder")
+        fn.received.clear()
+
+        total, sent, answers_ = 240, [], []
+        b_switched_at: list[float] = []
+
+        async def worker(count: int) -> None:
+            for _ in range(count):
+                event = cloudevent(data={"id": str(uuid.uuid4())})
+                started = time.monotonic()
+                response = await b.emit(client, "/orders", event)
+                sent.append((event["id"], started))
+                answers_.append(response.status_code)
+
+        async def update_midway() -> None:
+            while len(sent) < total // 3:
+                await asyncio.sleep(0.01)
+            updated = await client.put(f"{a.config_url}/v1/plugins/enricher",
+                                       json={"config": {"fields": {"version": "v2"}}})
+            assert updated.status_code == 200, updated.text
+            while not await b_has("v2"):
+                await asyncio.sleep(0.005)
+            b_switched_at.append(time.monotonic())
+
+        await asyncio.gather(update_midway(), *(worker(total // 4) for _ in range(4)))
+
+    assert answers_ == [200] * total
+    received = fn.received["recorder"]
+    stamps = {event["id"]: event["data"]["version"] for event in received}
+    assert len(received) == total and stamps.keys() == {event_id for event_id, _ in sent}  # none lost or twice
+    assert set(stamps.values()) == {"v1", "v2"}
+    after = [event_id for event_id, started in sent if started > b_switched_at[0]]
+    assert after and all(stamps[event_id] == "v2" for event_id in after)
