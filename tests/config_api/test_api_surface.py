@@ -91,3 +91,11 @@ async def test_write_is_visible_on_this_gateways_events_api_at_once(gw, api: htt
         assert (answer.status_code, answer.text) == (200, "routed")
         await api.delete(f"/subscriptions/{created.json()['subscriptionId']}")
         assert (await events.get("/now")).status_code == 202  # no sync subscriber any more
+
+
+async def test_an_impossible_space_in_the_url_is_a_400_on_every_method(root: httpx.AsyncClient) -> None:
+    for method, path in (("GET", "/v1/spaces/ab/functions"), ("GET", "/v1/spaces/a%20b/eventtypes/x"),
+                         ("DELETE", "/v1/spaces/ab/subscriptions/x"), ("PUT", "/v1/spaces/ab/cors/GET%2Fx"),
+                         ("POST", "/v1/spaces/no!/eventtypes")):
+        assert_error(await root.request(method, path, json={"name": "x"}), 400, "space", "in the URL is invalid")
+    assert (await root.get("/v1/spaces/abc/functions")).json() == {"functions": []}

@@ -10,13 +10,18 @@ from typing import Any
 
 from quart import Quart
 
+import re
+
+from gateway.config.models import NAME_PATTERN
 from gateway.http.auth import MUTATING_METHODS, install_bearer_auth
-from gateway.http.errors import install_error_handlers
+from gateway.http.errors import ApiError, install_error_handlers
 
 from . import cors, eventtypes, functions, openapi, status, subscriptions
 from .plugins import plugins_blueprint
 
 __all__ = ["create_config_app"]
+
+_SPACE = re.compile(NAME_PATTERN)
 
 
 def create_config_app(gateway: Any) -> Quart:
@@ -26,6 +31,16 @@ def create_config_app(gateway: Any) -> Quart:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     install_bearer_auth(app, getattr(gateway.settings, "config_token", None), api="Config", methods=MUTATING_METHODS)
     install_error_handlers(app)
+
+    @app.url_value_preprocessor
+    def _check_space(endpoint: str | None, values: dict[str, Any] | None) -> None:
+        # A space that can never exist (too short, bad characters) is a client mistake on every method, not
+        # an empty list or a "not found" that sends the client looking for the document.
+        space = (values or {}).get("space")
+        if space is not None and (len(space) < 3 or not _SPACE.match(space)):
+            raise ApiError(400, f"space {space!r} in the URL is invalid: it must be at least 3 characters of "
+                                "letters, digits, '.', '-' and '_'")
+
     for module in (status, openapi, eventtypes, functions, subscriptions, cors):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(plugins_blueprint(gateway))
