@@ -426,7 +426,7 @@ def new(args: argparse.Namespace) -> int:
         f"`event-gateway plugin new`. It starts as the logger example: it logs the type of every "
         f"incoming event.\n\n{build_hint}\n\nTry it:\n\n    event-gateway plugin check {module}\n\n"
         f"Run it:\n\n    event-gateway serve --plugin {module}\n\nThe ABI is in wasm_abi/ABI.md; the kit "
-        f"is in `{'the (module ...) block' if lang == 'wat' else 'pdk/'}`.\n")
+        f"is {f'the top of `{module}` (wasm_abi/pdk/wat/kit.wat)' if lang == 'wat' else 'in `pdk/`'}.\n")
     print(f"created {target} ({lang}); next: " + (f"event-gateway plugin check {target / module}"
                                                    if lang == "wat" else f"{target / _BUILD[lang][0]}"))
     return 0
