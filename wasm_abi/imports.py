@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
+import weakref
+from collections.abc import Callable
 
 import wasmtime
 
@@ -61,7 +64,7 @@ def check_imports(plugin: str, module: wasmtime.Module) -> bool:
 
 def charge_fuel(caller: wasmtime.Caller, fuel: int) -> bool:
     """Take `fuel` from the calling store for host work; False if it had less (it is then left
-    empty, so the plugin stops with `out_of_fuel` at its next instruction)."""
+    empty, so the plugin stops with `out_of_fuel` at its next loop iteration or call)."""
     ctx = native.address(caller._context())
     left = ctypes.c_uint64(0)
     if native.get_fuel(ctx, ctypes.addressof(left)):
@@ -79,7 +82,7 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
         try:
             # Paid before any work, so a plugin logging in a loop runs out of fuel as fast as
-            # one computing in a loop would; a call it cannot pay for does nothing.
+            # one computing in a loop would; a call it cannot pay for logs nothing.
             if not charge_fuel(caller, log_call_fuel):
                 return
             memory = caller.get("memory")
@@ -108,6 +111,13 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_
         linker.allow_shadowing = True
         linker.define_func(WASI_MODULE, "poll_oneoff", POLL_ONEOFF_TYPE, poll_oneoff_without_sleeping,
                            access_caller=True)
+        # fd_write is done here too: wasmtime's own hands stdout/stderr to a Python callback on
+        # one of its runtime threads, where no fuel can be charged, so a plugin printing in a
+        # loop ran until the wall-clock net. Here it costs fuel like `log`, on the caller's thread.
+        linker.define_func(WASI_MODULE, "fd_write", FD_WRITE_TYPE, _fd_write(log_call_fuel), access_caller=True)
+        # Likewise random_get, whose cost grows with the buffer: one fuel per byte.
+        linker.define_func(WASI_MODULE, "random_get", RANDOM_GET_TYPE, _random_get(log_call_fuel),
+                           access_caller=True)
         linker.allow_shadowing = False
     return linker
 
@@ -115,7 +125,7 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_
 POLL_ONEOFF_TYPE = wasmtime.FuncType([_I32, _I32, _I32, _I32], [_I32])
 _SUBSCRIPTION_SIZE = 48
 _EVENT_SIZE = 32
-_ERRNO_SUCCESS, _ERRNO_FAULT, _ERRNO_INVAL = 0, 21, 28
+_ERRNO_SUCCESS, _ERRNO_AGAIN, _ERRNO_FAULT, _ERRNO_INVAL = 0, 6, 21, 28
 
 
 def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
@@ -145,6 +155,92 @@ def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: 
     except Exception:  # a host call must not raise into Wasm
         log.debug("poll_oneoff failed", exc_info=True)
         return _ERRNO_FAULT
+
+
+FD_WRITE_TYPE = wasmtime.FuncType([_I32, _I32, _I32, _I32], [_I32])
+_ERRNO_BADF = 8
+_IOVEC_SIZE = 8
+
+
+class WasiStreams:
+    """The stdout/stderr line buffers of one instance, found from a host call by its store."""
+
+    __slots__ = ("__weakref__", "err", "out")
+
+    def __init__(self, out: StreamLog, err: StreamLog) -> None:
+        self.out, self.err = out, err
+
+
+#: Store context address -> that instance's streams. The instance holds the only strong
+#: reference, so an entry goes away with its instance (a new store at a reused address
+#: registers its own before any of its code runs).
+_STREAMS: weakref.WeakValueDictionary[int, WasiStreams] = weakref.WeakValueDictionary()
+
+
+def register_streams(ctx: int, out: StreamLog, err: StreamLog) -> WasiStreams:
+    streams = _STREAMS[ctx] = WasiStreams(out, err)
+    return streams
+
+
+def _fd_write(call_fuel: int) -> Callable[..., int]:
+    def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten_ptr: int) -> int:
+        """WASI `fd_write` for a plugin with no files: stdout and stderr go to its log."""
+        try:
+            ctx = native.address(caller._context())
+            streams = _STREAMS.get(ctx)
+            if fd not in (1, 2) or streams is None:
+                return _ERRNO_BADF
+            memory = caller.get("memory")
+            if not isinstance(memory, wasmtime.Memory):
+                return _ERRNO_FAULT
+            iovs, count, nwritten_ptr = (v & 0xFFFFFFFF for v in (iovs, count, nwritten_ptr))
+            size = memory.data_len(caller)
+            if iovs + count * _IOVEC_SIZE > size or nwritten_ptr + 4 > size:
+                return _ERRNO_FAULT
+            table = bytes(memory.read(caller, iovs, iovs + count * _IOVEC_SIZE))
+            spans = [(int.from_bytes(table[i : i + 4], "little"), int.from_bytes(table[i + 4 : i + 8], "little"))
+                     for i in range(0, len(table), _IOVEC_SIZE)]
+            total = sum(length for _, length in spans)
+            if any(ptr + length > size for ptr, length in spans):
+                return _ERRNO_FAULT
+            # One byte of output costs one fuel on top of the call: copying and splitting lines
+            # is host work the plugin's instruction count does not show.
+            if not charge_fuel(caller, call_fuel + total):
+                return _ERRNO_AGAIN  # nothing written; out of fuel, the plugin stops at its next loop or call
+            data = b"".join(bytes(memory.read(caller, ptr, ptr + length)) for ptr, length in spans if length)
+            (streams.out if fd == 1 else streams.err)(data)
+            memory.write(caller, total.to_bytes(4, "little"), nwritten_ptr)
+            return _ERRNO_SUCCESS
+        except Exception:  # a host call must not raise into Wasm
+            log.debug("fd_write failed", exc_info=True)
+            return _ERRNO_FAULT
+
+    return fd_write
+
+
+RANDOM_GET_TYPE = wasmtime.FuncType([_I32, _I32], [_I32])
+
+
+def _random_get(call_fuel: int) -> Callable[..., int]:
+    def random_get(caller: wasmtime.Caller, buf: int, length: int) -> int:
+        """WASI `random_get` from the OS's CSPRNG, paid for in fuel like any host work."""
+        try:
+            memory = caller.get("memory")
+            if not isinstance(memory, wasmtime.Memory):
+                return _ERRNO_FAULT
+            buf, length = buf & 0xFFFFFFFF, length & 0xFFFFFFFF
+            if buf + length > memory.data_len(caller):
+                return _ERRNO_FAULT
+            if not charge_fuel(caller, call_fuel + length):
+                return _ERRNO_AGAIN  # nothing written; out of fuel, the plugin stops at its next loop or call
+            if length:
+                memory.write(caller, os.urandom(length), buf)
+            return _ERRNO_SUCCESS
+        except Exception:  # a host call must not raise into Wasm
+            log.debug("random_get failed", exc_info=True)
+            return _ERRNO_FAULT
+
+    return random_get
 
 
 def wasi_config(sink: PluginLog) -> tuple[wasmtime.WasiConfig, list[StreamLog]]:

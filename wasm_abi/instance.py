@@ -24,7 +24,7 @@ from wasmtime import _bindings as ffi
 from . import native
 from .engine import ticks_for
 from .errors import PluginFault, PluginLoadError
-from .imports import wasi_config
+from .imports import register_streams, wasi_config
 from .plugin_log import StreamLog
 from .reaction import decode_reaction
 
@@ -71,6 +71,7 @@ class PluginInstance:
         "_trap",
         "_trapref",
         "_view",
+        "_wasi",
         "_words",
         "limits",
         "module",
@@ -99,6 +100,8 @@ class PluginInstance:
         self.store = store
         # Raw addresses for the native calls; `self` keeps every object behind them alive.
         self._ctx = native.address(store._context())
+        if self._streams:
+            self._wasi = register_streams(self._ctx, *self._streams)
         self._args = (ffi.wasmtime_val_raw * _ARGS_LEN)()
         self._argsref = ctypes.addressof(self._args)
         # The same slots seen as plain int64s: indexing an array is ~3x cheaper than going

@@ -155,3 +155,66 @@ def test_log_call_fuel_is_charged_to_the_reaction(make_plugin: MakePlugin) -> No
                          limits=Limits(log_call_fuel=12_345))
     quiet = make_plugin(imports=LOG_IMPORT, react="(i64.const 0)")
     assert plugin.react({}).fuel_used - quiet.react({}).fuel_used >= 12_345
+
+
+FD_WRITE = '(import "wasi_snapshot_preview1" "fd_write" (func $fd_write (param i32 i32 i32 i32) (result i32)))'
+RANDOM_GET = '(import "wasi_snapshot_preview1" "random_get" (func $random_get (param i32 i32) (result i32)))'
+
+
+def expect(call: str, errno: int) -> str:
+    """WAT: trap unless `call` returns `errno`."""
+    return f"(if (i32.ne {call} (i32.const {errno})) (then unreachable))"
+
+
+def test_wasi_fd_write_errors_and_count(make_plugin: MakePlugin) -> None:
+    """Only stdout and stderr exist; buffers outside memory are EFAULT; nwritten is the total."""
+    seen: list[tuple[str, str]] = []
+    react = f"""
+      (i32.store (i32.const 600) (i32.const 3000)) (i32.store (i32.const 604) (i32.const 3))
+      (i32.store (i32.const 608) (i32.const 3003)) (i32.store (i32.const 612) (i32.const 3))
+      {expect("(call $fd_write (i32.const 2) (i32.const 600) (i32.const 2) (i32.const 620))", 0)}
+      (if (i32.ne (i32.load (i32.const 620)) (i32.const 6)) (then unreachable))
+      {expect("(call $fd_write (i32.const 0) (i32.const 600) (i32.const 2) (i32.const 620))", 8)}
+      {expect("(call $fd_write (i32.const 3) (i32.const 600) (i32.const 2) (i32.const 620))", 8)}
+      {expect("(call $fd_write (i32.const -1) (i32.const 600) (i32.const 2) (i32.const 620))", 8)}
+      {expect("(call $fd_write (i32.const 1) (i32.const 65532) (i32.const 1) (i32.const 620))", 21)}
+      {expect("(call $fd_write (i32.const 1) (i32.const 600) (i32.const 1) (i32.const 65534))", 21)}
+      (i32.store (i32.const 640) (i32.const 65000)) (i32.store (i32.const 644) (i32.const 1000))
+      {expect("(call $fd_write (i32.const 1) (i32.const 640) (i32.const 1) (i32.const 620))", 21)}
+      (i64.const 0)"""
+    plugin = make_plugin(name="writer", imports=FD_WRITE, react=react, extra='(data (i32.const 3000) "ab\\ncd\\n")',
+                         log_handler=lambda _n, level, m: seen.append((level, m)))
+    assert plugin.react({}) == Reaction()
+    assert seen == [("error", "ab"), ("error", "cd")]
+
+
+def test_wasi_random_get_fills_the_buffer(make_plugin: MakePlugin) -> None:
+    """64 random bytes are not all zero (chance 2^-512); outside memory is EFAULT."""
+    react = f"""
+      {expect("(call $random_get (i32.const 4000) (i32.const 64))", 0)}
+      (if (i64.eqz (i64.or (i64.or (i64.load (i32.const 4000)) (i64.load (i32.const 4008)))
+                           (i64.or (i64.load (i32.const 4048)) (i64.load (i32.const 4056)))))
+        (then unreachable))
+      {expect("(call $random_get (i32.const 65500) (i32.const 64))", 21)}
+      {expect("(call $random_get (i32.const -1) (i32.const 2))", 21)}
+      {expect("(call $random_get (i32.const 0) (i32.const 0))", 0)}
+      (i64.const 0)"""
+    assert make_plugin(imports=RANDOM_GET, react=react).react({}) == Reaction()
+
+
+@pytest.mark.parametrize(
+    "imports, loop",
+    [
+        (FD_WRITE, "(drop (call $fd_write (i32.const 1) (i32.const 600) (i32.const 1) (i32.const 620)))"),
+        (RANDOM_GET, "(drop (call $random_get (i32.const 4000) (i32.const 60000)))"),
+    ],
+    ids=["fd_write", "random_get"],
+)
+def test_wasi_calls_in_a_loop_run_out_of_fuel(make_plugin: MakePlugin, imports: str, loop: str) -> None:
+    """Host work is paid in fuel, so with an hour of wall clock the loop still ends as out_of_fuel."""
+    react = f"""(i32.store (i32.const 600) (i32.const 3000)) (i32.store (i32.const 604) (i32.const 100))
+      (loop {loop} (br 0)) (i64.const 0)"""
+    plugin = make_plugin(imports=imports, react=react, limits=Limits(sync_timeout=3600, log_rate_per_second=1e6))
+    with pytest.raises(PluginFault, match="ran out of fuel") as info:
+        plugin.react({})
+    assert info.value.kind == "out_of_fuel"
