@@ -93,16 +93,13 @@ async def write_plugin(
     nobody wrote the plugin since (else :class:`~gateway.store.base.RevisionConflict`), so a settings
     change derived from ``existing`` (enable, disable, a new module keeping the settings) can never
     silently undo another gateway's write."""
+    chunk_values: list[dict[str, Any]] = []
     if wasm is not None:
         sha256 = hashlib.sha256(wasm).hexdigest()
         chunks = [wasm[i:i + CHUNK_BYTES] for i in range(0, len(wasm), CHUNK_BYTES)] or [b""]
-        for index, data in enumerate(chunks):
-            try:
-                await store.create(Kind.PLUGINS, MODULES_SPACE, chunk_id(sha256, index), {
-                    "type": "module", "sha256": sha256, "index": index,
-                    "data": base64.b64encode(data).decode("ascii")})
-            except AlreadyExists:
-                pass  # content-addressed: the same bytes are already there
+        chunk_values = [{"type": "module", "sha256": sha256, "index": index,
+                         "data": base64.b64encode(data).decode("ascii")} for index, data in enumerate(chunks)]
+        await _put_chunks(store, chunk_values)
         size, count = len(wasm), len(chunks)
     else:
         if existing is None:
@@ -123,6 +120,10 @@ async def write_plugin(
             raise
     else:
         entry = await store.update(Kind.PLUGINS, PLUGINS_SPACE, name, document, expected_revision)
+    if chunk_values:
+        # Chunks that already existed may have been collected by a concurrent delete of their last other
+        # user between our write of them and our plugin document: put back any that are gone.
+        await _put_chunks(store, chunk_values, only_missing=True)
     if existing is not None and existing.get("sha256") != sha256:
         await _collect_module(store, existing)
     return entry.revision
@@ -141,13 +142,43 @@ async def delete_plugin(store: Store, existing: dict[str, Any]) -> None:
     await _collect_module(store, existing)
 
 
-async def _collect_module(store: Store, old: dict[str, Any]) -> None:
-    sha256 = old.get("sha256")
-    users = [e for e in await store.list(Kind.PLUGINS, PLUGINS_SPACE) if e.value.get("sha256") == sha256]
-    if users:
-        return
-    for index in range(int(old.get("chunks") or 0)):
+async def _put_chunks(store: Store, values: list[dict[str, Any]], *, only_missing: bool = False) -> None:
+    for value in values:
+        key = chunk_id(value["sha256"], value["index"])
+        if only_missing and await store.get(Kind.PLUGINS, MODULES_SPACE, key) is not None:
+            continue
         try:
-            await store.delete(Kind.PLUGINS, MODULES_SPACE, chunk_id(sha256, index))
+            await store.create(Kind.PLUGINS, MODULES_SPACE, key, value)
+        except AlreadyExists:
+            pass  # content-addressed: the same bytes are already there
+
+
+async def _users(store: Store, sha256: Any) -> bool:
+    return any(e.value.get("sha256") == sha256 for e in await store.list(Kind.PLUGINS, PLUGINS_SPACE))
+
+
+async def _collect_module(store: Store, old: dict[str, Any]) -> None:
+    """Delete a module's chunks once no plugin document uses it.
+
+    The store has no multi-key transaction, so an upload of the same bytes under another name may race
+    with this: it finds the chunks present (and skips writing them) just before they are deleted here.
+    Both sides repair it: this re-lists the users after deleting and puts the chunks back if one appeared,
+    and the upload re-checks its chunks after writing its plugin document. Whichever write came last, the
+    chunks of every stored plugin end up present (a gateway that looked in between lists the plugin as
+    failed until the chunks arrive, then reloads it)."""
+    sha256 = old.get("sha256")
+    if await _users(store, sha256):
+        return
+    removed: list[dict[str, Any]] = []
+    for index in range(int(old.get("chunks") or 0)):
+        key = chunk_id(str(sha256), index)
+        entry = await store.get(Kind.PLUGINS, MODULES_SPACE, key)
+        if entry is None:
+            continue
+        try:
+            await store.delete(Kind.PLUGINS, MODULES_SPACE, key)
         except NotFound:
-            pass
+            continue
+        removed.append(entry.value)
+    if removed and await _users(store, sha256):
+        await _put_chunks(store, removed)

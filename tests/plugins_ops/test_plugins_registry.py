@@ -363,3 +363,64 @@ async def test_a_create_that_loses_the_name_leaves_no_module_behind(start: Start
         await write_plugin(store, "guard", parse_settings({}), example("logger"), None)
     chunks = await store.list(Kind.PLUGINS, documents.MODULES_SPACE)
     assert {e.value["sha256"] for e in chunks} == {hashlib.sha256(example("guard")).hexdigest()}
+
+
+class _HookedStore:
+    """Builds a real MemoryStore whose next matching write first runs a callback: the way to put another
+    gateway's request exactly inside this one's read-then-write window."""
+
+    @staticmethod
+    def make(method: str, space: str):
+        from gateway.store.memory import MemoryStore
+
+        class Hooked(MemoryStore):
+            hook = None
+
+            async def _maybe(self, kind_space: str) -> None:
+                if self.hook is not None and kind_space == space:
+                    hook, self.hook = self.hook, None
+                    await hook()
+
+        async def wrapped(self, kind, space_, id, *args, **kwargs):
+            await self._maybe(space_)
+            return await getattr(MemoryStore, method)(self, kind, space_, id, *args, **kwargs)
+
+        setattr(Hooked, method, wrapped)
+        return Hooked()
+
+
+@pytest.mark.parametrize("window", ["upload-inside-collection", "collection-inside-upload"])
+async def test_shared_module_chunks_survive_a_concurrent_delete_of_their_other_user(window: str) -> None:
+    """Plugin 'old' is deleted (its module collected) while plugin 'new' is uploaded with the same bytes
+    through another gateway; whichever way the two interleave, 'new' keeps a complete module."""
+    from gateway.plugins.documents import assemble_module, delete_plugin, plugin_documents, read_plugin
+    from gateway.store.base import Kind
+
+    wasm = example("guard")
+    if window == "upload-inside-collection":
+        # The upload runs entirely between the collector's "no users" and its deletes.
+        store = _HookedStore.make("delete", "modules")
+    else:
+        # The collection runs entirely between the upload's chunk writes (skipped: present) and its document.
+        store = _HookedStore.make("create", "plugins")
+    await store.open()
+    await write_plugin(store, "old", parse_settings({}), wasm, None)
+    old, _ = await read_plugin(store, "old")  # type: ignore[misc]
+
+    async def upload_new() -> None:
+        await write_plugin(store, "new", parse_settings({}), wasm, None)
+
+    async def delete_old() -> None:
+        await delete_plugin(store, old)
+
+    if window == "upload-inside-collection":
+        store.hook = upload_new
+        await delete_old()
+    else:
+        store.hook = delete_old
+        await upload_new()
+    snapshot = await store.snapshot()
+    documents = {e.id: e.value for e in snapshot.entries if e.kind is Kind.PLUGINS}
+    plugins = plugin_documents(documents)
+    assert set(plugins) == {"new"}
+    assert assemble_module(documents, plugins["new"]) == wasm
