@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from quart import Quart, Response, request
 
+from gateway.config.models import NAME_PATTERN
 from gateway.events.parse import RawRequest
 from gateway.http.errors import install_error_handlers
 
@@ -25,6 +26,7 @@ SPACE_HEADER = "Space"
 DEFAULT_SPACE = "default"
 #: What Lambda accepts as a payload: a larger event could not reach an ``awslambda`` function anyway.
 MAX_BODY_BYTES = 6 * 1024 * 1024
+_SPACE = re.compile(NAME_PATTERN)
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 # A '%' not followed by two hex digits: Go's net/http (upstream) refused such a request line with 400.
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -60,6 +62,10 @@ def create_app(plane: EventPlane) -> Quart:
             body=await request.get_data(cache=False, as_text=False),
         )
         space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE
+        if len(space) < 3 or not _SPACE.match(space):
+            # No configuration can live in such a space: accepting the event would lose it silently.
+            return _error(400, f"{SPACE_HEADER} header {space!r} is invalid: a space is at least 3 characters "
+                               "of letters, digits, '.', '-' and '_'")
         reply = await plane.processor.handle(raw, space)
         no_body = reply.status in _NO_BODY
         response = Response(b"" if no_body else reply.body, status=reply.status)

@@ -146,6 +146,8 @@ async def test_spaces_are_isolated(event_gateway, recorder):
     assert (await gw.client.post("/hook", headers={"Space": "team-a"})).text == "ok"
     assert (await gw.client.post("/hook", headers={"Space": "team-b"})).status_code == 202
     assert (await gw.client.post("/hook")).status_code == 202  # default space has nothing
+    refused = await gw.client.post("/hook", headers={"Space": "a b"})
+    assert refused.status_code == 400 and "Space header 'a b' is invalid" in refused.json()["errors"][0]["message"]
     await gw.client.post("/", json={"x": 1}, headers={"Event": "ping", "Space": "team-a"})
     await gw.client.post("/", json={"x": 2}, headers={"Event": "ping", "Space": "team-b"})
     received = await recorder.wait_for("b", 1)
