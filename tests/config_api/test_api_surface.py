@@ -75,6 +75,10 @@ async def test_openapi_document_describes_every_resource(root: httpx.AsyncClient
     # Every $ref resolves.
     refs = [part.split('"')[0] for part in response.text.split('"$ref":"#/components/schemas/')[1:]]
     assert refs and all(ref in schemas for ref in refs)
+    # And it is a valid OpenAPI 3.1 document, as generators and validators will read it.
+    from openapi_spec_validator import validate
+
+    validate(document)
 
 
 async def test_write_is_visible_on_this_gateways_events_api_at_once(gw, api: httpx.AsyncClient,
