@@ -18,7 +18,6 @@ than silently re-wrapped as ``http.request``, which is what the upstream gateway
 from __future__ import annotations
 
 import base64
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from . import cloudevents as ce
+from .json_body import loads as _json_loads
 
 __all__ = [
     "HTTP_REQUEST_TYPE",
@@ -82,15 +82,6 @@ class ParsedRequest:
     events: list[dict[str, Any]]
     batch: bool = False
     headers: dict[str, str] = field(default_factory=dict)
-
-
-def _json_loads(body: bytes) -> Any:
-    """``json.loads`` whose every failure is a ``ValueError``: a body nested deeper than Python's
-    recursion limit raises ``RecursionError``, which would otherwise surface as a 500."""
-    try:
-        return json.loads(body)
-    except RecursionError:
-        raise ValueError("JSON nested too deeply") from None
 
 
 def _now() -> str:

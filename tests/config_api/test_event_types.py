@@ -34,6 +34,8 @@ async def test_validation_and_conflicts(api: httpx.AsyncClient, root: httpx.Asyn
     assert_error(await api.post("/eventtypes", json=["name"]), 400, "must be a JSON object, got array")
     assert_error(await api.post("/eventtypes", content=b"null"), 400, "must be a JSON object, got null")
     assert_error(await api.post("/eventtypes", content=b"[" * 100_000), 400, "not valid JSON", "nested too deeply")
+    assert_error(await api.post("/eventtypes", content=b'{"name": "x", "metadata": {"k": "\\udc00"}}'), 400,
+                 "not valid JSON", "lone UTF-16 surrogate")
     assert_error(await root.post("/v1/spaces/ab/eventtypes", json={"name": "x"}), 400, "space")
     assert (await api.post("/eventtypes", json={"name": "dup"})).status_code == 201
     assert_error(await api.post("/eventtypes", json={"name": "dup"}), 409, "dup", "already exists")

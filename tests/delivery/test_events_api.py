@@ -126,6 +126,9 @@ async def test_bad_events_and_system_types_are_refused_with_a_reason(event_gatew
     assert response.status_code == 400 and "not valid JSON" in response.json()["errors"][0]["message"]
     response = await gw.client.post("/", content=b"[" * 100_000, headers=ce_json)
     assert response.status_code == 400 and "nested too deeply" in response.json()["errors"][0]["message"]
+    lone_surrogate = b'{"specversion": "1.0", "type": "t", "source": "/s", "id": "1", "data": "\\ud800"}'
+    response = await gw.client.post("/", content=lone_surrogate, headers=ce_json)
+    assert response.status_code == 400 and "lone UTF-16 surrogate" in response.json()["errors"][0]["message"]
     system = {"specversion": "1.0", "type": "eventgateway.event.received", "source": "/x", "id": "1"}
     response = await gw.client.post("/", content=json.dumps(system), headers=ce_json)
     assert response.status_code == 400 and "reserved" in response.json()["errors"][0]["message"]

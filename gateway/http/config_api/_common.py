@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, ParamSpec, TypeVar
@@ -12,6 +11,7 @@ from quart import Response, current_app, jsonify, request
 
 from gateway.config.models import Model
 from gateway.config.service import ConfigService, metadata_filters, redact
+from gateway.events.json_body import loads
 from gateway.http.errors import ApiError
 
 __all__ = ["document_response", "filters", "gateway", "list_response", "observed", "read_json", "service"]
@@ -33,11 +33,8 @@ async def read_json(label: str) -> Any:
     """The request body as JSON; a 400 naming the resource when it is not JSON."""
     raw = await request.get_data()
     try:
-        return json.loads(raw)
-    except RecursionError:
-        raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: "
-                            "nested too deeply") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: {exc}") from None
 
 
