@@ -27,6 +27,8 @@ from gateway.metrics import Metrics
 from wasm_abi import Plugin, PluginFault, PluginLoadError, Reaction
 from wasm_abi.events import REPLACEABLE_EVENT_TYPES, SYSTEM_EVENT_PREFIX
 
+import msgpack
+
 from .contract import CONTINUE, PluginSet, Rejection, StageOutcome
 from .settings import PluginSettings, PluginSource
 
@@ -53,6 +55,9 @@ ASYNC_BACKLOG = 1000
 ASYNC_THREADS = 4
 
 EventValidator = Callable[[dict[str, Any]], None]
+
+#: For the event loop's thread only (a Packer is not meant to be shared between threads).
+_packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,18 +115,26 @@ class LoadedPlugin:
 class _SyncStage:
     """The state of one sync stage as it passes from plugin to plugin."""
 
-    __slots__ = ("current", "event_type", "replaceable", "rewritten")
+    __slots__ = ("_payload", "current", "event_type", "replaceable", "rewritten")
 
     def __init__(self, system_event: dict[str, Any]) -> None:
         self.current = system_event
         self.event_type: str = system_event["type"]
         self.replaceable = self.event_type in REPLACEABLE_EVENT_TYPES
         self.rewritten: dict[str, Any] | None = None
+        self._payload: bytes | None = None
+
+    def payload(self) -> bytes:
+        """The current system event as msgpack, encoded once for every plugin of the stage."""
+        if self._payload is None:
+            self._payload = _packb(self.current)
+        return self._payload
 
     def rewrite(self, event: dict[str, Any]) -> None:
         self.rewritten = event
         # The next plugin sees the event as rewritten so far.
         self.current = {**self.current, "data": {**self.current.get("data", {}), "event": event}}
+        self._payload = None
 
     def outcome(self) -> StageOutcome:
         return StageOutcome(event=self.rewritten) if self.rewritten is not None else CONTINUE
@@ -172,11 +185,11 @@ class ActivePluginSet(PluginSet):
             if plugin.host.instance_ready:
                 # The common case: an instance is idle, so the call is bounded by the sync fuel (~10 µs
                 # for a trivial plugin, less than a hop to a thread).
-                result = self._call_sync(plugin, stage.current)
+                result = self._call_sync(plugin, stage)
             else:
                 # No idle instance: the call would make one (instantiate, `_initialize`, `init`, under
                 # the load limits: up to seconds), which must never happen on the event loop.
-                result = await asyncio.to_thread(self._call_sync, plugin, stage.current)
+                result = await asyncio.to_thread(self._call_sync, plugin, stage)
             stop = self._apply_sync(plugin, stage, result)
             if stop is not None:
                 return stop
@@ -189,7 +202,7 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         for plugin in plugins:
-            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage.current))
+            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage))
             if stop is not None:
                 return stop
         return stage.outcome()
@@ -198,9 +211,9 @@ class ActivePluginSet(PluginSet):
         event_type = system_event.get("type")
         return self._sync.get(event_type) if isinstance(event_type, str) else None
 
-    def _call_sync(self, plugin: LoadedPlugin, system_event: dict[str, Any]) -> Reaction | PluginFault:
+    def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage) -> Reaction | PluginFault:
         try:
-            return self._call(plugin, system_event, "sync")
+            return self._call(plugin, stage.event_type, "sync", stage.payload())
         except PluginFault as fault:
             return fault
 
@@ -268,7 +281,8 @@ class ActivePluginSet(PluginSet):
         event_type = system_event.get("type", "")
         with plugin.async_slots:
             try:
-                reaction = self._call(plugin, system_event, "async")
+                # Not the shared packer: this runs on a pool thread.
+                reaction = self._call(plugin, event_type, "async", msgpack.packb(system_event, use_bin_type=True))
             except PluginFault:
                 return
             except Exception:
@@ -276,31 +290,24 @@ class ActivePluginSet(PluginSet):
                 return
         self._count(plugin, event_type, "async", "reject" if reaction.error is not None else "continue")
 
-    def _call(self, plugin: LoadedPlugin, system_event: dict[str, Any], mode: str) -> Reaction:
+    def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes) -> Reaction:
         """One host call with its metrics; faults are counted, logged by the manager, and re-raised."""
-        event_type = system_event.get("type", "")
-        was_quarantined = False
         started = time.perf_counter()
         try:
-            reaction = plugin.host.react(system_event, mode)
+            reaction = plugin.host.react_encoded(payload, event_type, mode)
         except PluginFault as fault:
-            was_quarantined = fault.kind == "quarantined"
-            if not was_quarantined:
-                self._fault(plugin, fault, event_type, mode)
-            else:
+            if fault.kind == "quarantined":  # not run: no time to observe
                 self._count(plugin, event_type, mode, "skipped")
+            else:
+                self._observe(plugin, event_type, mode, started)
+                self._fault(plugin, fault, event_type, mode)
             raise
         except ValueError as exc:  # the event is over the plugin's input limit
+            self._observe(plugin, event_type, mode, started)
             fault = PluginFault(plugin.name, "input_too_large", str(exc))
             self._fault(plugin, fault, event_type, mode)
             raise fault from None
-        finally:
-            if self._metrics is not None and not was_quarantined:
-                self._metrics.child(self._metrics.plugin_reaction_seconds, plugin.name, event_type, mode).observe(
-                    time.perf_counter() - started)
-        if self._metrics is not None and reaction.fuel_used:
-            self._metrics.child(self._metrics.plugin_fuel_used, plugin.name, event_type, mode).observe(
-                reaction.fuel_used)
+        self._observe(plugin, event_type, mode, started, reaction.fuel_used)
         if plugin.quarantined:
             plugin.quarantined = False
             log.warning("plugin %r recovered: the probe after its quarantine succeeded", plugin.name)
@@ -308,10 +315,15 @@ class ActivePluginSet(PluginSet):
                 self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["active"])
         return reaction
 
+    def _observe(self, plugin: LoadedPlugin, event_type: str, mode: str, started: float, fuel: int = 0) -> None:
+        if self._metrics is not None:
+            self._metrics.plugin_reactions.record(plugin.name, event_type, mode,
+                                                  seconds=time.perf_counter() - started, fuel=fuel)
+
     def _fault(self, plugin: LoadedPlugin, fault: PluginFault, event_type: str, mode: str) -> None:
         if self._metrics is not None:
             self._metrics.plugin_faults.labels(plugin.name, fault.kind or "unknown").inc()
-            self._metrics.plugin_reactions.labels(plugin.name, event_type, mode, "fault").inc()
+            self._metrics.plugin_reactions.record(plugin.name, event_type, mode, "fault")
         state = plugin.host.state
         if state.quarantined:
             plugin.quarantined = True
@@ -323,7 +335,7 @@ class ActivePluginSet(PluginSet):
 
     def _count(self, plugin: LoadedPlugin, event_type: str, mode: str, outcome: str) -> None:
         if self._metrics is not None:
-            self._metrics.child(self._metrics.plugin_reactions, plugin.name, event_type, mode, outcome).inc()
+            self._metrics.plugin_reactions.record(plugin.name, event_type, mode, outcome)
 
     def _invalid_replacement(self, event: dict[str, Any]) -> str | None:
         event_type = event.get("type", event.get("eventType"))
