@@ -78,11 +78,12 @@ func (r *reader) value(depth int) (Value, error) {
 	if depth > maxDepth {
 		return Value{}, r.fail(fmt.Sprintf("nested deeper than %d", maxDepth))
 	}
-	s, err := r.take(1)
-	if err != nil {
+	if r.pos >= len(r.b) {
+		_, err := r.take(1) // the truncation error
 		return Value{}, err
 	}
-	m := s[0]
+	m := r.b[r.pos]
+	r.pos++
 	switch {
 	case m <= 0x7f:
 		return Int(int64(m)), nil
@@ -290,25 +291,28 @@ func AppendValue(b []byte, v Value) []byte {
 	case KindString:
 		return appendString(b, v.str)
 	case KindBinary:
-		return append(appendLen(b, len(v.bin), 0xc4, 0xc5, 0xc6), v.bin...)
+		return append(appendLen(b, len(v.bin()), 0xc4, 0xc5, 0xc6), v.bin()...)
 	case KindArray:
-		if len(v.items) < 16 {
-			b = append(b, 0x90|byte(len(v.items)))
+		items := v.items()
+		if len(items) < 16 {
+			b = append(b, 0x90|byte(len(items)))
 		} else {
-			b = appendLen(b, len(v.items), 0, 0xdc, 0xdd)
+			b = appendLen(b, len(items), 0, 0xdc, 0xdd)
 		}
-		for _, item := range v.items {
+		for _, item := range items {
 			b = AppendValue(b, item)
 		}
 		return b
 	case KindMap:
-		b = appendMapHeader(b, len(v.entries))
-		for _, e := range v.entries {
+		entries := v.entries()
+		b = appendMapHeader(b, len(entries))
+		for _, e := range entries {
 			b = AppendValue(AppendValue(b, e.Key), e.Value)
 		}
 		return b
 	}
-	switch len(v.bin) {
+	bin := v.bin()
+	switch len(bin) {
 	case 1:
 		b = append(b, 0xd4)
 	case 2:
@@ -320,7 +324,7 @@ func AppendValue(b []byte, v Value) []byte {
 	case 16:
 		b = append(b, 0xd8)
 	default:
-		b = appendLen(b, len(v.bin), 0xc7, 0xc8, 0xc9)
+		b = appendLen(b, len(bin), 0xc7, 0xc8, 0xc9)
 	}
-	return append(append(b, byte(v.extType)), v.bin...)
+	return append(append(b, byte(v.extType)), bin...)
 }
