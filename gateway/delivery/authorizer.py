@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.events import cloudevents as ce
+from gateway.events.json_body import loads
 
 from .invoke import Invoker
 
@@ -37,8 +38,8 @@ async def authorize(invoker: Invoker, space: str, authorizer_id: str, event: dic
         log.info("authorizer %s/%s failed: %s", space, authorizer_id, result.error)
         return Authorization(None, "authorization failed: authorizer call failed")
     try:
-        answer = json.loads(result.body or b"")
-    except (ValueError, RecursionError):
+        answer = loads(result.body or b"")
+    except ValueError:
         answer = None
     if not isinstance(answer, dict):
         return Authorization(None, "authorization failed: authorizer response malformed")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from dataclasses import dataclass, field
+
+from gateway.events.json_body import loads
 
 __all__ = ["DROPPED_HEADERS", "MalformedResponse", "SyncResponse", "parse_sync_response"]
 
@@ -42,8 +43,8 @@ class SyncResponse:
 
 def parse_sync_response(raw: bytes) -> SyncResponse:
     try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
+        value = loads(raw)
+    except ValueError:
         raise MalformedResponse("response is not JSON") from None
     if not isinstance(value, dict):
         raise MalformedResponse("response is not a JSON object")

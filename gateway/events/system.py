@@ -8,11 +8,11 @@ is that event in its own wire format. ``result`` carries what the function reall
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.events.json_body import loads
 from wasm_abi.events import (
     EVENT_RECEIVED,
     FUNCTION_INVOCATION_FAILED,
@@ -71,6 +71,6 @@ def function_invocation_failed(space: str, function_id: str, event: dict[str, An
 def decode_result(body: bytes) -> Any:
     """A function's response body as ``result``: decoded JSON when it is JSON, else a string."""
     try:
-        return json.loads(body)
-    except (ValueError, RecursionError):
+        return loads(body)
+    except ValueError:
         return body.decode("utf-8", errors="replace")

@@ -383,3 +383,12 @@ async def test_escaped_paths_route_by_segment_and_reach_functions_decoded(event_
     assert (data["params"], data["path"]) == ({"id": "a b/c"}, "/users/a b/c")  # path as upstream's r.URL.Path
     assert (await gw.client.get("/caf%C3%A9")).status_code == 200
     assert recorder.received["fn"][-1]["body"]["data"]["path"] == "/caf\u00e9"
+
+
+async def test_a_response_object_with_a_lone_surrogate_is_malformed(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/surrogate", method="GET")
+    recorder.answer("fn", b'{"statusCode": 200, "body": "\\ud800"}')
+    response = await gw.client.get("/surrogate")
+    assert response.status_code == 500
+    assert response.json() == {"errors": [{"message": "HTTP response object malformed"}]}
