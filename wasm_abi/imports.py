@@ -109,7 +109,7 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_
         # deadlines can stop it: a sync plugin could stall the event loop.  Replace it with one
         # that reports every subscription as ready at once: sleeping returns immediately.
         linker.allow_shadowing = True
-        linker.define_func(WASI_MODULE, "poll_oneoff", POLL_ONEOFF_TYPE, poll_oneoff_without_sleeping,
+        linker.define_func(WASI_MODULE, "poll_oneoff", POLL_ONEOFF_TYPE, _poll_oneoff(log_call_fuel),
                            access_caller=True)
         # fd_write is done here too: wasmtime's own hands stdout/stderr to a Python callback on
         # one of its runtime threads, where no fuel can be charged, so a plugin printing in a
@@ -128,8 +128,19 @@ _EVENT_SIZE = 32
 _ERRNO_SUCCESS, _ERRNO_AGAIN, _ERRNO_FAULT, _ERRNO_INVAL = 0, 6, 21, 28
 
 
+#: Fuel per subscription of one poll_oneoff call, for the Python loop over them (~0.5 µs each).
+POLL_SUBSCRIPTION_FUEL = 1_000
+
+
+def _poll_oneoff(call_fuel: int) -> Callable[..., int]:
+    def poll_oneoff(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int, nevents_ptr: int) -> int:
+        return poll_oneoff_without_sleeping(caller, in_ptr, out_ptr, count, nevents_ptr, call_fuel)
+
+    return poll_oneoff
+
+
 def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: int, count: int,
-                                 nevents_ptr: int) -> int:
+                                 nevents_ptr: int, call_fuel: int = 0) -> int:
     """`poll_oneoff` where every clock has already expired and every fd is ready."""
     try:
         memory = caller.get("memory")
@@ -142,6 +153,9 @@ def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: 
         if (in_ptr + count * _SUBSCRIPTION_SIZE > size or out_ptr + count * _EVENT_SIZE > size
                 or nevents_ptr + 4 > size):
             return _ERRNO_FAULT
+        # Up to a million subscriptions fit in memory: the loop below is paid for in fuel.
+        if not charge_fuel(caller, call_fuel + count * POLL_SUBSCRIPTION_FUEL):
+            return _ERRNO_AGAIN
         subs = bytes(memory.read(caller, in_ptr, in_ptr + count * _SUBSCRIPTION_SIZE))
         events = bytearray(count * _EVENT_SIZE)
         for i in range(count):
