@@ -39,6 +39,9 @@ async def test_validation_and_conflict(api: httpx.AsyncClient) -> None:
     assert (await api.post("/cors", json={"method": "GET", "path": "/x"})).status_code == 201
     assert_error(await api.post("/cors", json={"method": "GET", "path": "/x"}), 409, "already exists")
     assert_error(await api.put("/cors/GET%2Fnope", json={"method": "GET", "path": "/nope"}), 404)
+    assert_error(await api.delete("/cors/GET%2Fnope"), 404, "GET%2Fnope", "not found")
+    assert_error(await api.put("/cors/GET%2Fx", json={"method": "GET", "path": "/x", "allowedOrigins": "*"}), 400,
+                 "allowedOrigins")
 
 
 async def test_paths_of_one_method_must_not_conflict(api: httpx.AsyncClient) -> None:

@@ -57,6 +57,8 @@ async def test_conflict_and_missing(api: httpx.AsyncClient) -> None:
     assert (await api.post("/functions", json=http_function())).status_code == 201
     assert_error(await api.post("/functions", json=http_function()), 409, "f1", "already exists")
     assert_error(await api.put("/functions/nope", json=http_function()), 404, "nope")
+    assert_error(await api.put("/functions/f1", json={"type": "http", "provider": {"url": "ftp://h/"}}), 400,
+                 "Function doesn't validate", "provider.url")
     assert_error(await api.delete("/functions/nope"), 404, "nope")
 
 
