@@ -8,8 +8,9 @@ is that event in its own wire format. ``result`` carries what the function reall
 
 from __future__ import annotations
 
+import itertools
+import time
 import uuid
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.events.json_body import loads
@@ -39,13 +40,36 @@ SOURCE = "https://serverless.com/event-gateway"
 SYSTEM_EVENT_TYPES = frozenset({EVENT_RECEIVED, FUNCTION_INVOKING, FUNCTION_INVOKED, FUNCTION_INVOCATION_FAILED})
 
 
+# Up to three system events per incoming event: their ids and timestamps are made without a
+# uuid4 (a getrandom call) or a datetime each. An id is unique within the process by its counter and
+# across processes and restarts by the random prefix, which is what CloudEvents asks of source + id.
+_ID_PREFIX = uuid.uuid4().hex[:16]
+_next_number = itertools.count(1).__next__  # atomic under the GIL
+_second: tuple[int, str] = (-1, "")
+
+
+def _event_id() -> str:
+    return f"{_ID_PREFIX}-{_next_number()}"
+
+
+def _timestamp() -> str:
+    """RFC 3339 UTC with milliseconds, e.g. 2026-12-01T13:15:37.123Z."""
+    global _second
+    now = time.time()
+    second = int(now)
+    cached = _second
+    if cached[0] != second:
+        cached = _second = (second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second)))
+    return f"{cached[1]}.{int((now - second) * 1000):03d}Z"
+
+
 def _envelope(event_type: str, data: dict[str, Any]) -> dict[str, Any]:
     return {
         "specversion": "1.0",
         "type": event_type,
         "source": SOURCE,
-        "id": str(uuid.uuid4()),
-        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+        "id": _event_id(),
+        "time": _timestamp(),
         "datacontenttype": "application/json",
         "data": data,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 
 from event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
@@ -263,6 +264,10 @@ async def test_system_events_reach_subscriptions_without_recursion(event_gateway
     assert received["data"]["path"] == "/x" and received["data"]["event"]["eventType"] == "http.request"
     assert watched["eventgateway.function.invoking"]["data"]["functionId"] == "fn"
     assert watched["eventgateway.function.invoked"]["data"]["result"] == {"statusCode": 200, "body": "{\"v\": 1}"}
+    assert len({e["id"] for e in watched.values()}) == 3  # CloudEvents: source + id unique per event
+    for system_event in watched.values():
+        assert system_event["source"] == "https://serverless.com/event-gateway"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", system_event["time"]), system_event["time"]
     await gw.plane.processor.queue.drain(5)
     assert len(recorder.received["watch"]) == 3  # delivering system events emitted none
 
