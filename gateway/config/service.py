@@ -24,9 +24,10 @@ from gateway.config.models import (
     PROVIDERS,
     SECRET_MARKER,
     EventType,
-    HTTPProvider,
     Function,
+    HTTPProvider,
     Model,
+    RetryPolicy,
     Subscription,
     url_password,
     with_url_password,
@@ -327,13 +328,36 @@ def _parse(resource: _Resource, body: Any, **from_url: str) -> Any:
         raise InvalidConfig(f"{resource.label} doesn't validate. Validation error: "
                             f"the body must be a JSON object, got {json_type(body)}.")
     fields = resource.model.model_fields
-    data = dict(body)
+    data = _go_keys(resource.model, body)
+    if isinstance(data.get("provider"), dict):
+        provider_model = PROVIDERS.get(str(data.get("type") or data["provider"].get("type")))
+        if provider_model is not None:
+            data["provider"] = _go_keys(provider_model, data["provider"])
+    if isinstance(data.get("retry"), dict):
+        data["retry"] = _go_keys(RetryPolicy, data["retry"])
     for name, value in from_url.items():
         data[fields[name].alias or name] = value
     try:
         return resource.model.model_validate(data)
     except ValidationError as error:
         raise InvalidConfig(f"{resource.label} doesn't validate. Validation error: {_describe(error)}") from None
+
+
+def _go_keys(model: type[Model], body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` with keys renamed to the model's spelling when they differ only in case.
+
+    Upstream decoded bodies with Go's ``encoding/json``, which matches keys case-insensitively, so a
+    client sending ``functionID`` or ``authorizerID`` worked; an exact-case match here would silently
+    drop such a key (an event type would lose its authorizer). An exact key always wins over a
+    case-insensitive one, as in Go."""
+    aliases = {(info.alias or name).lower(): info.alias or name for name, info in model.model_fields.items()}
+    data = dict(body)
+    for key in list(body):
+        canonical = aliases.get(key.lower())
+        if canonical is not None and canonical != key:
+            value = data.pop(key)
+            data.setdefault(canonical, value)
+    return data
 
 
 def _describe(error: ValidationError) -> str:

@@ -136,3 +136,19 @@ async def test_password_in_an_http_url_is_a_secret(gw, api: httpx.AsyncClient, f
     assert (await api.post("/functions", json=http_function("plain"))).status_code == 201
     assert_error(await api.put("/functions/plain", json=http_function("plain", url=shown)), 400,
                  "no stored password")
+
+
+async def test_keys_match_case_insensitively_as_upstreams_go_decoder_did(api: httpx.AsyncClient) -> None:
+    created = await api.post("/functions", json={"FunctionID": "go", "Type": "awssqs",
+                                                 "Provider": {"QueueURL": "https://sqs/q", "Region": "r"},
+                                                 "retry": {"MaxAttempts": 2}})
+    assert created.status_code == 201, created.text
+    body = created.json()
+    assert (body["functionId"], body["provider"]["queueUrl"], body["retry"]["maxAttempts"]) == ("go", "https://sqs/q", 2)
+    # An authorizer spelled authorizerID is kept, not silently dropped.
+    assert (await api.post("/eventtypes", json={"name": "guarded", "authorizerID": "go"})).json()["authorizerId"] == "go"
+    sub = await api.post("/subscriptions", json={"Type": "async", "EventType": "guarded", "FunctionID": "go"})
+    assert sub.status_code == 201 and sub.json()["functionId"] == "go"
+    # The exact spelling wins over another case of the same key.
+    both = await api.post("/functions", json={**http_function("exact"), "FUNCTIONID": "other"})
+    assert both.json()["functionId"] == "exact"
