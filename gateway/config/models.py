@@ -4,8 +4,8 @@ Models are frozen: the same instance is shared by the Config API, the in-memory 
 in-flight event, so none of them may change it under the others. Field names are snake_case in Python
 and camelCase on the wire (``functionId``, ``authorizerId``...), exactly as upstream.
 
-Unknown JSON keys are ignored, as upstream's Go decoder did, so existing clients that send extra
-fields keep working; everything that *is* understood is validated strictly, and a validation error
+Unknown JSON keys are ignored and known ones match whatever their case (``functionID``), as upstream's
+Go decoder did (see ``gateway.config.service._go_keys``), so existing clients keep working; everything that *is* understood is validated strictly, and a validation error
 names the offending field.
 """
 
