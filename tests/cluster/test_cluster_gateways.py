@@ -85,6 +85,15 @@ async def test_every_kind_of_change_reaches_every_gateway(shared_etcd, cluster, 
 
         for node in nodes:
             await eventually(lambda node=node: allows_origin(node, True), f"CORS created on B applied on {node.name}")
+        # CORS updated through A: the origin is no longer allowed anywhere.
+        await a.config(client, "PUT", f"/cors/{cors_id}", {"method": "POST", "path": "/orders",
+                                                           "allowedOrigins": ["https://other.example"]})
+        for node in nodes:
+            await eventually(lambda node=node: allows_origin(node, False), f"CORS updated on A applied on {node.name}")
+        await b.config(client, "PUT", f"/cors/{cors_id}", {"method": "POST", "path": "/orders",
+                                                           "allowedOrigins": ["https://shop.example"]})
+        for node in nodes:
+            await eventually(lambda node=node: allows_origin(node, True), f"CORS updated on B applied on {node.name}")
         await c.config(client, "DELETE", f"/cors/{cors_id}")
         for node in nodes:
             await eventually(lambda node=node: allows_origin(node, False), f"CORS deleted on C gone from {node.name}")
@@ -105,6 +114,20 @@ async def test_every_kind_of_change_reaches_every_gateway(shared_etcd, cluster, 
         # Subscription deleted through A: no gateway routes it any more (202, nothing delivered).
         await a.config(client, "DELETE", f"/subscriptions/{sub_id}")
         await all_answer(client, nodes, "/orders", 202, None, "after deleting the sync subscription on A")
+
+        # Creates and deletes of documents that route nothing reach every view too (its gauges show them).
+        async def gauge(node: GatewayNode, name: str, value: int) -> bool:
+            metrics = (await client.get(f"{node.config_url}/v1/metrics")).text
+            return f'eventgateway_{name}_total{{space="default"}} {value}.0' in metrics.splitlines()
+
+        await c.config(client, "POST", "/eventtypes", {"name": "unused.type"})
+        for node in nodes:
+            await eventually(lambda node=node: gauge(node, "eventtypes", 2), f"event type created on C in {node.name}")
+        await a.config(client, "DELETE", "/eventtypes/unused.type")
+        await b.config(client, "DELETE", "/functions/deny")
+        for node in nodes:
+            await eventually(lambda node=node: gauge(node, "eventtypes", 1), f"event type deleted on A in {node.name}")
+            await eventually(lambda node=node: gauge(node, "functions", 2), f"function deleted on B in {node.name}")
 
 
 async def test_concurrent_writes_through_two_gateways(shared_etcd, cluster, unique_prefix):
