@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import ctypes
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import wasmtime
 import wasmtime._func as _wasmtime_func
 from wasmtime import _bindings as ffi
+from wasmtime._extern import wrap_extern
 
 from . import native
 from .engine import ticks_for
@@ -126,9 +127,9 @@ class PluginInstance:
         except wasmtime.WasmtimeError as exc:
             raise PluginLoadError(self.plugin, f"cannot instantiate: {_first_lines(str(exc))}", "memory"
                                   if "memory" in str(exc) and "limit" in str(exc) else "instantiate") from None
-        exports = self._instance.exports(store)
-        self._exports = exports
-        memory = exports["memory"]
+        # The externs own the structs whose addresses the native calls use: keep them alive.
+        self._exports = {name: self._export(name) for name in ("memory", *module.functions)}
+        memory = self._exports["memory"]
         self._mem = ctypes.addressof(memory._memory)
         self._base = native.address(ffi.wasmtime_memory_data(store._context(), ctypes.byref(memory._memory)))
         # A byte view over the memory's address range up to the limit.  The engine never moves
@@ -138,7 +139,7 @@ class PluginInstance:
         # Linear memory only grows, so a bounds check that passes against an old size is
         # still right; the size is re-read only when a check would fail.
         self._mem_size = self._memory_size()
-        self._funcs = {name: ctypes.addressof(exports[name]._func) for name in module.functions}
+        self._funcs = {name: ctypes.addressof(self._exports[name]._func) for name in module.functions}
         self._alloc = self._funcs["alloc"]
         self._react = self._funcs["react"]
         if "_initialize" in self._funcs:
@@ -149,6 +150,16 @@ class PluginInstance:
             if reaction.error is not None:
                 raise PluginLoadError(self.plugin, f"init rejected the configuration: {reaction.error}",
                                       "init_rejected")
+
+    def _export(self, name: str) -> Any:
+        """One export by name. (`Instance.exports()` wraps every export, asking wasmtime for the
+        n-th one each time: quadratic, 30 s for a module with 20 000 exports, on every instance.)"""
+        raw = name.encode()
+        item = ffi.wasmtime_extern_t()
+        if not ffi.wasmtime_instance_export_get(self.store._context(), ctypes.byref(self._instance._instance),
+                                                ctypes.create_string_buffer(raw), len(raw), ctypes.byref(item)):
+            raise PluginLoadError(self.plugin, f"export {name!r} not found in the instance", "missing_export")
+        return wrap_extern(item)
 
     def _memory_size(self) -> int:
         return min(_data_size(self._ctx, self._mem), self.limits.max_memory_bytes)

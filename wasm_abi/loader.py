@@ -72,7 +72,13 @@ def _fmt(sig: tuple[list[str], list[str]]) -> str:
 
 def check_exports(name: str, module: wasmtime.Module) -> list[str]:
     """Check the version marker and the ABI exports; returns the function exports to resolve."""
-    exports = {e.name: e.type for e in module.exports}
+    # Only the types of the exports ABI v1 names are read: each costs Python time, and a module
+    # may have 100 000 exports.
+    wanted = {"memory", *REQUIRED_FUNCS, *OPTIONAL_FUNCS}
+    exports: dict[str, Any] = {}
+    for export in module.exports:
+        name = export.name
+        exports[name] = export.type if name in wanted else None
     if ABI_MARKER not in exports:
         others = sorted(n for n in exports if n.startswith(ABI_MARKER_PREFIX))
         if others:

@@ -16,8 +16,10 @@ from wasm_abi import (
     PluginError,
     PluginFault,
     PluginLoadError,
+    Reaction,
     inspect_module,
 )
+from wasm_abi.imports import MAX_IMPORTS
 
 from .watgen import packed, plugin_wat, wat_bytes
 
@@ -299,3 +301,24 @@ def test_from_file_positional_arguments(tmp_path: Path) -> None:
     plugin = Plugin.from_file(path, "named", Limits(pool_size=2), {"k": "v"})
     assert (plugin.name, plugin.limits.pool_size, plugin.config) == ("named", 2, {"k": "v"})
     assert Plugin.from_file(str(path)).name == "positional"
+
+
+def test_import_count_is_capped() -> None:
+    """1 000 imports of the allowed host function link; one more is refused before any import's
+    type is read (a module may declare 100 000, each costing Python time to inspect)."""
+    def log_imports(count: int) -> str:
+        return "\n".join(f'(import "eventgateway" "log" (func $log{i} (param i32 i32 i32)))' for i in range(count))
+
+    plugin = Plugin.from_bytes(plugin_wat(imports=log_imports(MAX_IMPORTS)), name="many-imports")
+    assert plugin.subscriptions == [(EVENT_RECEIVED, "sync")]
+    with pytest.raises(PluginLoadError, match=f"declares {MAX_IMPORTS + 1} imports; an ABI v1 plugin may import "
+                       f"at most {MAX_IMPORTS}") as info:
+        Plugin.from_bytes(plugin_wat(imports=log_imports(MAX_IMPORTS + 1)), name="too-many-imports")
+    assert info.value.kind == "forbidden_import"
+
+
+def test_thousands_of_exports_load() -> None:
+    """20 000 exports (of one function, so compiling is quick). wasmtime-py's `Instance.exports()`
+    is quadratic in them (30 s here, on every fresh instance); the host looks up only its own."""
+    exports = "(func $helper) " + "\n".join(f'(export "helper{i}" (func $helper))' for i in range(20_000))
+    assert Plugin.from_bytes(plugin_wat(extra=exports), name="many-exports").react({}) == Reaction()
