@@ -124,6 +124,27 @@ def test_plugin_lifecycle_through_the_api(gateways: Any) -> None:
     assert missing.status_code == 404 and missing.json() == {"errors": [{"message": "plugin 'guard' not found"}]}
 
 
+def test_uploads_as_clients_send_them(gateways: Any) -> None:
+    """`curl --data-binary @guard.wasm` (form-urlencoded by default) and a multipart form whose one file
+    part is not called 'module' and carries no name: the module is recognized, named after its file."""
+    gateway = gateways("--db", "memory")
+    curl_like = httpx.post(f"{gateway.config_url}/v1/plugins", params={"name": "raw"}, content=example("guard"),
+                           headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert curl_like.status_code == 201, curl_like.text
+    form = httpx.post(f"{gateway.config_url}/v1/plugins", timeout=30,
+                      files={"file": ("logger.wasm", example("logger"), "application/octet-stream")})
+    assert form.status_code == 201, form.text
+    assert form.json()["name"] == "logger"
+    assert set(plugins(gateway)) == {"raw", "logger"}
+    text = httpx.post(f"{gateway.config_url}/v1/plugins", params={"name": "x"}, content=b"hello",
+                      headers={"Content-Type": "text/plain"}, timeout=30)
+    assert text.status_code == 415 and "not a Wasm binary" in text.json()["errors"][0]["message"]
+    # A settings PUT without a JSON content type is still read as settings.
+    put = httpx.put(f"{gateway.config_url}/v1/plugins/raw", content=json.dumps({"order": 3}),
+                    headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=30)
+    assert put.status_code == 200 and put.json()["settings"]["order"] == 3
+
+
 def test_bad_uploads_are_refused_with_the_reason(gateways: Any) -> None:
     gateway = gateways("--db", "memory")
     junk = upload(gateway, "junk", b"\x00asm\x01\x00\x00\x00\xff")

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import PurePosixPath
 from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
@@ -33,7 +34,14 @@ from gateway.http.errors import ApiError
 from gateway.plugins.active_set import PluginSpec
 from gateway.plugins.documents import delete_plugin, read_plugin, write_plugin
 from gateway.plugins.registry import PluginManager
-from gateway.plugins.settings import PluginSettings, PluginSource, SettingsError, check_name, parse_settings
+from gateway.plugins.settings import (
+    NAME_PATTERN,
+    PluginSettings,
+    PluginSource,
+    SettingsError,
+    check_name,
+    parse_settings,
+)
 from gateway.store.base import AlreadyExists, NotFound, RevisionConflict
 from wasm_abi import PluginError
 
@@ -106,7 +114,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
     @observed("plugin", "update")
     async def update_plugin(name: str) -> Response:
         existing, revision = await stored(name, "update")
-        if _is_module_upload():
+        if await _is_module_upload():
             _, wasm, settings_data = await _read_upload(name)
             if settings_data is None:
                 settings_data = existing.get("settings", {})
@@ -163,9 +171,22 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
 # -- request parsing ----------------------------------------------------------------------------------
 
 
-def _is_module_upload() -> bool:
+_WASM_MAGIC = b"\0asm"
+
+
+async def _is_raw_module() -> bool:
+    """A module sent as the body: declared (application/wasm, application/octet-stream), or a Wasm binary
+    under whatever type the client defaulted to (``curl --data-binary`` says form-urlencoded)."""
     mimetype = request.mimetype or ""
-    return mimetype in _MODULE_TYPES or mimetype == "multipart/form-data"
+    if mimetype in _MODULE_TYPES:
+        return True
+    if mimetype in ("multipart/form-data", "application/json"):
+        return False
+    return (await request.get_data())[:4] == _WASM_MAGIC
+
+
+async def _is_module_upload() -> bool:
+    return request.mimetype == "multipart/form-data" or await _is_raw_module()
 
 
 async def _json_body() -> Any:
@@ -191,20 +212,30 @@ async def _read_upload(name: str | None) -> tuple[str | None, bytes | None, dict
         form = await request.form
         files = await request.files
         part = files.get("module")
+        if part is None and len(files) == 1:
+            part = next(iter(files.values()))  # one file part, whatever the client named it
         if part is not None:
             wasm = part.read()
         elif "module" in form:
             raise ApiError(400, "the 'module' part must be a file part (filename=...), not a text field")
+        elif len(files) > 1:
+            raise ApiError(400, f"several file parts ({', '.join(sorted(files))}) and none named 'module': "
+                                "send the module as the 'module' part")
         if "settings" in form:
             settings = _settings_from_text(form["settings"], "the 'settings' part")
         name = form.get("name") or name
-    elif mimetype in _MODULE_TYPES:
+        named_in_settings = isinstance(settings, dict) and settings.get("name") is not None
+        if name is None and part is not None and part.filename and not named_in_settings:
+            stem = PurePosixPath(part.filename.replace("\\", "/")).stem  # like --plugin: the file's stem
+            name = stem if NAME_PATTERN.match(stem) else None
+    elif await _is_raw_module():
         wasm = await request.get_data()
         if "settings" in request.args:
             settings = _settings_from_text(request.args["settings"], "the 'settings' query parameter")
     else:
-        raise ApiError(415, f"unsupported Content-Type {mimetype or '(none)'!r}: send the module as "
-                            "application/wasm (or application/octet-stream) or multipart/form-data")
+        raise ApiError(415, f"unsupported Content-Type {mimetype or '(none)'!r} and the body is not a Wasm "
+                            "binary: send the module as application/wasm (or application/octet-stream) or "
+                            "multipart/form-data")
     if settings is not None:
         if not isinstance(settings, dict):
             raise ApiError(400, "settings must be a JSON object")
