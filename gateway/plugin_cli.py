@@ -78,7 +78,7 @@ def sample_system_event(event_type: str, incoming: dict[str, Any]) -> dict[str, 
 def add_plugin_commands(subparsers: Any) -> argparse.ArgumentParser:
     """Add ``plugin`` with its subcommands to an argparse subparsers object (``event-gateway``'s)."""
     plugin = subparsers.add_parser("plugin", help="check, try and scaffold Wasm plugins",
-                                   description=__doc__.splitlines()[0])
+                                   description=__doc__.splitlines()[0].replace("``", ""))
     commands = plugin.add_subparsers(dest="plugin_command", metavar="COMMAND", required=True)
 
     check = commands.add_parser("check", help="load a module under the real limits, validate it, try it")
@@ -343,7 +343,7 @@ set -eu
 cd "$(dirname "$0")"
 ASC="${{ASC:-node_modules/assemblyscript/bin/asc.js}}"
 [ -f "$ASC" ] || npm install --no-audit --no-fund
-node "$ASC" index.ts --outFile {name}.wasm -O3 --runtime incremental --use abort=pdk/log/abortWithLog
+node "$ASC" index.ts --outFile {name}.wasm -O3 --runtime minimal --use abort=pdk/log/abortWithLog
 echo "built {name}.wasm"
 """),
 }
