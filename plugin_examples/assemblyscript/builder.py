@@ -17,7 +17,7 @@ from pathlib import Path
 from plugin_examples.build import KITS_DIR, BuildError, ToolchainMissing
 
 INSTALL_HINT = "run `just toolchains` (scripts/toolchains/assemblyscript.sh: npm ci in wasm_abi/pdk/assemblyscript)"
-ASC_FLAGS = ("-O3", "--runtime", "incremental", "--use", "abort=pdk/log/abortWithLog")
+ASC_FLAGS = ("-O3", "--runtime", "minimal", "--use", "abort=pdk/log/abortWithLog")
 
 
 def asc_path(kit_dir: Path = KITS_DIR / "assemblyscript") -> Path:

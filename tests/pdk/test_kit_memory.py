@@ -29,3 +29,22 @@ def test_alloc_answers_zero_when_memory_cannot_grow(lang: str) -> None:
     assert round_trip.alloc(-1) == 0
     small = msgpack.packb({"still": "works"})
     assert round_trip(small) == small
+
+
+@pytest.mark.parametrize("lang", ["rust", "assemblyscript", "go"])
+def test_decoding_kits_memory_levels_off_across_events(lang: str) -> None:
+    """The kits that decode each event into a heap of Values must free them: after a warm-up (Go's
+    collector sizes its heap in the first calls), a hundred more large events grow no memory."""
+    from plugin_examples.build import build
+    from wasm_abi import system_event
+
+    incoming = {"specversion": "1.0", "type": "user.created", "id": "1", "source": "/s",
+                "data": {"items": list(range(5000)), "names": ["abc"] * 5000}}
+    event = msgpack.packb(system_event("eventgateway.event.received", {"event": incoming, "path": "/", "headers": {}}))
+    round_trip = RoundTrip(build(lang, "logger"))
+    for _ in range(100):
+        assert round_trip(event) == b""  # continue
+    size_after_warm_up = round_trip.memory_bytes
+    for _ in range(100):
+        assert round_trip(event) == b""
+    assert round_trip.memory_bytes == size_after_warm_up

@@ -9,6 +9,11 @@ import { Value } from "./value";
 
 export function eventgateway_abi_v1(): void {}
 
+// Plugins build with `--runtime minimal`: no collection steps interleaved with every allocation (which
+// made decoding an event cost ~40% more fuel), but one full collection at the start of each call, when
+// no managed value is on the stack and the globals (the plugin, the last answer) are the only roots.
+// The garbage of one call is bounded by its fuel; the instance's memory stays flat across calls.
+
 /** Input buffers live outside the GC heap (heap.alloc), so the collector never touches them. */
 export function alloc(size: i32): i32 {
   if (size < 0) return 0;
@@ -16,10 +21,12 @@ export function alloc(size: i32): i32 {
 }
 
 export function subscriptions(): i64 {
+  __collect();
   return handOver(encodeSubscriptions(registeredPlugin().subscriptions()));
 }
 
 export function init(ptr: i32, len: i32): i64 {
+  __collect();
   const decoded = decodeRaw(<usize>ptr, len);
   heap.free(<usize>ptr);
   if (!decoded.ok) return answer(Reaction.fail("init: config is not msgpack: " + decoded.error));
@@ -30,6 +37,7 @@ export function init(ptr: i32, len: i32): i64 {
 }
 
 export function react(ptr: i32, len: i32): i64 {
+  __collect();
   const decoded = decodeRaw(<usize>ptr, len);
   heap.free(<usize>ptr);
   const plugin = registeredPlugin();
