@@ -141,3 +141,19 @@ async def test_fail_open_faults_let_the_event_through_at_every_stage(gateway_ser
             assert answer.text == expected[1]
         await gw.stop()
     assert len(function_server.requests) == 1
+
+
+async def test_a_backlog_full_drop_is_emitted_as_invocation_failed(event_gateway, recorder):
+    """Given up deliveries reach plugins as function.invocationFailed, backlog-full drops included."""
+    gw = await event_gateway(plugins=[plugin([(FAILED, "sync")])], workers=1, backlog=1)
+    await gw.function("slow", recorder.target("slow"))
+    await gw.subscribe("async", "order.placed", "slow", path="/q")
+    recorder.delays["slow"] = 1.0
+    for n in range(5):
+        assert (await gw.client.post("/q", content=_event(n=n), headers=CE)).status_code == 202
+    await gw.plane.processor.queue.drain(10)
+    dropped = gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed")
+    seen = sum(sample.value for family in gw.metrics.registry.collect()
+               if family.name == "eventgateway_plugin_reactions" for sample in family.samples
+               if sample.name.endswith("_total") and sample.labels.get("event_type") == FAILED)
+    assert dropped >= 1 and seen == dropped
