@@ -116,6 +116,25 @@ def check_exports(name: str, module: wasmtime.Module) -> list[str]:
     return funcs
 
 
+def compile_checked(name: str, wasm: bytes, limits: Limits, origin: str, cache_dir: Path | None) -> wasmtime.Module:
+    """Compile (or fetch from the cache) under `Limits.compile_timeout`, as a `PluginLoadError`
+    naming the problem when the module is invalid or too slow to compile."""
+    engine, settings = engine_for(limits.max_stack_bytes)
+    try:
+        return compile_module(engine, settings, wasm, hashlib.sha256(wasm).hexdigest(), cache_dir,
+                              max_stack_bytes=limits.max_stack_bytes, timeout=limits.compile_timeout)
+    except wasmtime.WasmtimeError as exc:
+        raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}", "invalid_module") from None
+    except CompileFailed as exc:
+        if exc.invalid:
+            raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}",
+                                  "invalid_module") from None
+        raise PluginLoadError(name, f"{origin} could not be compiled: {exc}", "compile_failed") from None
+    except CompileTimeout as exc:
+        raise PluginLoadError(name, f"{origin}: {exc} (Limits.compile_timeout); the compiler was stopped",
+                              "timeout") from None
+
+
 @dataclass
 class LoadedModule:
     """A plugin module that passed every load-time check, with what instances need."""
@@ -151,20 +170,8 @@ def load_module(
     if len(wasm) > limits.max_module_bytes:
         raise PluginLoadError(name, f"{origin} compiles to {len(wasm)} bytes, over the module size limit of "
                               f"{limits.max_module_bytes}", "too_large")
-    engine, settings = engine_for(limits.max_stack_bytes)
-    try:
-        module = compile_module(engine, settings, wasm, hashlib.sha256(wasm).hexdigest(), cache_dir,
-                                max_stack_bytes=limits.max_stack_bytes, timeout=limits.compile_timeout)
-    except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}", "invalid_module") from None
-    except CompileFailed as exc:
-        if exc.invalid:
-            raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}",
-                                  "invalid_module") from None
-        raise PluginLoadError(name, f"{origin} could not be compiled: {exc}", "compile_failed") from None
-    except CompileTimeout as exc:
-        raise PluginLoadError(name, f"{origin}: {exc} (Limits.compile_timeout); the compiler was stopped",
-                              "timeout") from None
+    module = compile_checked(name, wasm, limits, origin, cache_dir)
+    engine, _ = engine_for(limits.max_stack_bytes)  # the one compile_checked compiled for
     functions = check_exports(name, module)
     uses_wasi = check_imports(name, module)
     if config is None:

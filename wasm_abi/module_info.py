@@ -9,11 +9,9 @@ from pathlib import Path
 
 import wasmtime
 
-from .engine import engine_for
-from .errors import PluginLoadError
 from .imports import _describe
 from .limits import Limits
-from .loader import ABI_MARKER_PREFIX, to_wasm_binary
+from .loader import ABI_MARKER_PREFIX, compile_checked, to_wasm_binary
 
 
 @dataclass(frozen=True)
@@ -39,11 +37,7 @@ def inspect_module(source: bytes | str | os.PathLike[str], limits: Limits | None
         path = Path(source)
         data, origin, name = path.read_bytes(), str(path), path.stem
     wasm = to_wasm_binary(name, data, limits, origin)
-    engine, _ = engine_for(limits.max_stack_bytes)
-    try:
-        module = wasmtime.Module(engine, wasm)
-    except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}", "invalid_module") from None
+    module = compile_checked(name, wasm, limits, origin, cache_dir=None)
     exports = tuple((e.name, _describe(e.type)) for e in module.exports)
     imports = tuple((i.module, i.name or "", _describe(i.type)) for i in module.imports)
     memory = next((e.type for e in module.exports if e.name == "memory"), None)
