@@ -190,3 +190,11 @@ def test_event_over_the_input_limit_is_refused_before_any_call(make_plugin: Make
     with pytest.raises(ValueError, match="over the input limit of 100 bytes"):
         plugin.react({"blob": "x" * 200})
     assert plugin.state.faults == {}
+
+
+def test_packed_buffer_of_length_zero_is_nothing(make_plugin: MakePlugin) -> None:
+    """ptr 4096, len 0: nothing to read, so continue, whatever the pointer."""
+    for ptr in (4096, 0xFFFF_FFFF):
+        value = ptr << 32
+        signed = value - (1 << 64) if value >= 1 << 63 else value
+        assert make_plugin(react=f"(i64.const {signed})").react(received()) == Reaction()

@@ -235,3 +235,40 @@ def test_wasi_poll_oneoff_is_paid_per_subscription(make_plugin: MakePlugin) -> N
     paid = plugin(100, 0).react({})
     assert 100_000 < paid.fuel_used < 10_000_000
     assert plugin(20_000, 6).react({}).fuel_used == 10_000_000
+
+
+def test_wasi_clocks_work(make_plugin: MakePlugin) -> None:
+    """Realtime and monotonic clocks answer (a realtime clock after 2020 proves it is the real one)."""
+    imports = '(import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))'
+    react = f"""
+      {expect("(call $clock (i32.const 0) (i64.const 1) (i32.const 4000))", 0)}
+      (if (i64.lt_u (i64.load (i32.const 4000)) (i64.const 1577836800000000000)) (then unreachable))
+      {expect("(call $clock (i32.const 1) (i64.const 1) (i32.const 4008))", 0)}
+      (if (result i64) (i32.gt_u (local.get $len) (i32.const 1))
+        (then (drop (call $clock (i32.const 0) (i64.const 1) (i32.const 65535))) (i64.const 0))
+        (else (i64.const 0)))"""
+    plugin = make_plugin(imports=imports, react=react)
+    assert plugin.react({}) == Reaction()
+    # wasmtime's own WASI functions fail a pointer outside memory as a trap, not EFAULT.
+    with pytest.raises(PluginFault, match="clock_time_get.*out of bounds") as info:
+        plugin.react({"a": 1})
+    assert info.value.kind == "trap"
+
+
+def test_wasi_proc_exit_is_a_trap_fault(make_plugin: MakePlugin) -> None:
+    imports = '(import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))'
+    plugin = make_plugin(imports=imports, react="(call $exit (i32.const 3)) (i64.const 0)")
+    with pytest.raises(PluginFault, match=r"react called WASI proc_exit\(3\)") as info:
+        plugin.react({})
+    assert info.value.kind == "trap"
+    assert make_plugin(name="after", reaction={"error": "fine"}).react({}) == Reaction("fine")
+
+
+def test_unknown_log_level_is_info(make_plugin: MakePlugin) -> None:
+    seen: list[tuple[str, str]] = []
+    react = """(call $log (i32.const 7) (i32.const 3000) (i32.const 2))
+               (call $log (i32.const -1) (i32.const 3000) (i32.const 2)) (i64.const 0)"""
+    plugin = make_plugin(imports=LOG_IMPORT, react=react, extra='(data (i32.const 3000) "hi")',
+                         log_handler=lambda _n, level, m: seen.append((level, m)))
+    plugin.react({})
+    assert seen == [("info", "hi"), ("info", "hi")]
