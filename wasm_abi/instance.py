@@ -61,6 +61,7 @@ class PluginInstance:
         "_exports",
         "_fuel",
         "_fuelref",
+        "_initial_mem_size",
         "_funcs",
         "_instance",
         "_mem",
@@ -138,7 +139,7 @@ class PluginInstance:
         self._view = memoryview((ctypes.c_ubyte * limits.max_memory_bytes).from_address(self._base)).cast("B")
         # Linear memory only grows, so a bounds check that passes against an old size is
         # still right; the size is re-read only when a check would fail.
-        self._mem_size = self._memory_size()
+        self._mem_size = self._initial_mem_size = self._memory_size()
         self._funcs = {name: ctypes.addressof(self._exports[name]._func) for name in module.functions}
         self._alloc = self._funcs["alloc"]
         self._react = self._funcs["react"]
@@ -292,8 +293,12 @@ class PluginInstance:
         return PluginFault(self.plugin, "trap", f"{what} failed: {_first_lines(str(exc))}")
 
     def _memory_at_limit(self) -> bool:
+        """Whether the plugin grew its memory up to the limit, so a `memory.grow` was (or would
+        be) refused. A memory that started at the limit never grew: its faults are not memory's."""
         try:
-            return _data_size(self._ctx, self._mem) + WASM_PAGE > self.limits.max_memory_bytes
+            limit = self.limits.max_memory_bytes
+            return (_data_size(self._ctx, self._mem) + WASM_PAGE > limit
+                    and self._initial_mem_size + WASM_PAGE <= limit)
         except Exception:  # noqa: BLE001 - only refines a fault message
             return False
 

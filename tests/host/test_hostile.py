@@ -93,6 +93,18 @@ def test_memory_growth_bomb_is_a_memory_fault(make_plugin: MakePlugin) -> None:
     assert_healthy(make_plugin)
 
 
+def test_memory_that_starts_at_the_limit_is_not_blamed(make_plugin: MakePlugin) -> None:
+    """A plugin whose memory starts at the limit never had a grow refused: its loop is out_of_fuel."""
+    plugin = make_plugin(react=LOOP, memory='(memory (export "memory") 32)', limits=SMALL)  # 2 MiB = limit
+    with pytest.raises(PluginFault) as info:
+        plugin.react({})
+    assert info.value.kind == "out_of_fuel"
+    grower = make_plugin(react=GROW_FOREVER, memory='(memory (export "memory") 31)', limits=SMALL)
+    with pytest.raises(PluginFault) as info:
+        grower.react({})
+    assert info.value.kind == "memory"
+
+
 def test_initial_memory_over_the_limit_is_refused(make_plugin: MakePlugin) -> None:
     with pytest.raises(PluginLoadError) as info:
         make_plugin(memory='(memory (export "memory") 64)', limits=SMALL)  # 4 MiB > 2 MiB
