@@ -103,3 +103,14 @@ async def test_an_impossible_space_in_the_url_is_a_400_on_every_method(root: htt
                          ("POST", "/v1/spaces/no!/eventtypes")):
         assert_error(await root.request(method, path, json={"name": "x"}), 400, "space", "in the URL is invalid")
     assert (await root.get("/v1/spaces/abc/functions")).json() == {"functions": []}
+
+
+async def test_a_trailing_slash_reaches_the_same_endpoint(api: httpx.AsyncClient) -> None:
+    assert (await api.post("/functions/", json=http_function("slash"))).status_code == 201
+    assert [f["functionId"] for f in (await api.get("/functions/")).json()["functions"]] == ["slash"]
+    assert (await api.get("/functions/slash/")).json()["functionId"] == "slash"
+    created = await api.post("/cors", json={"method": "GET", "path": "/users/"})
+    assert created.json()["corsId"] == "GET%2Fusers%2F"
+    # A CORS id keeps its own trailing slash: /users/ and /users are two settings.
+    assert (await api.get("/cors/GET%2Fusers%2F")).json()["path"] == "/users/"
+    assert_error(await api.get("/cors/GET%2Fusers"), 404)

@@ -29,6 +29,9 @@ def create_config_app(gateway: Any) -> Quart:
     app.extensions["gateway"] = gateway
     # Keep upstream's key order in responses ("space" first) rather than sorting keys.
     app.json.sort_keys = False  # type: ignore[attr-defined]
+    # A trailing slash reaches the same endpoint (upstream's router redirected to it; a plain match spares
+    # clients that do not follow a redirected POST). Set before any rule is registered.
+    app.url_map.strict_slashes = False
     install_bearer_auth(app, getattr(gateway.settings, "config_token", None), api="Config", methods=MUTATING_METHODS)
     install_error_handlers(app)
 
