@@ -397,3 +397,14 @@ async def test_a_response_object_with_a_lone_surrogate_is_malformed(event_gatewa
     response = await gw.client.get("/surrogate")
     assert response.status_code == 500
     assert response.json() == {"errors": [{"message": "HTTP response object malformed"}]}
+
+
+async def test_head_answers_carry_the_length_but_no_body(event_gateway, recorder):
+    gw = await _gateway_with(event_gateway, recorder, type="sync", event_type="http.request",
+                             path="/file", method="HEAD")
+    recorder.answer("fn", {"statusCode": 200, "headers": {"Content-Type": "text/plain"}, "body": "abc"})
+    response = await gw.client.head("/file")
+    assert (response.status_code, response.content, response.headers["content-length"]) == (200, b"", "3")
+    # The connection is still usable: nothing of the body was left in it.
+    recorder.answer("fn", {"statusCode": 200, "body": "again"})
+    assert (await gw.client.head("/file")).status_code == 200
