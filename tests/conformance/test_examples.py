@@ -113,6 +113,17 @@ def test_guard_passes_near_misses(lang: str, load_example: Load) -> None:
         assert guard.plugin.react(received(event)) == CONTINUE, event
 
 
+def test_guard_looks_past_keys_that_are_not_strings(lang: str, load_example: Load) -> None:
+    """Events from JSON only have string keys, but a kit's lookups must step over any other key type
+    (a bin key spelled "role" is not the string key "role")."""
+    guard = load_example(lang, "guard", GUARD_CONFIG)
+    odd_keys = {1: "one", None: "nil", b"role": "root", 2.5: "float", -7: ["root"]}
+    assert guard.plugin.react(received(cloudevent_v1("user.created", {**odd_keys, "role": "root"}))) == Reaction(
+        error="guard: data field role is denied", status=403
+    )
+    assert guard.plugin.react(received(cloudevent_v1("user.created", odd_keys))) == CONTINUE
+
+
 def test_guard_uses_the_configured_status(lang: str, load_example: Load) -> None:
     guard = load_example(lang, "guard", {**GUARD_CONFIG, "status": 451})
     assert guard.plugin.react(received(cloudevent_v1("user.created", {"role": "root"}))) == Reaction(
