@@ -85,7 +85,9 @@ def add_plugin_commands(subparsers: Any) -> argparse.ArgumentParser:
     check.add_argument("module", type=Path, help="the plugin module (.wasm or .wat)")
     _add_plugin_options(check)
     check.add_argument("--event", type=Path, help="JSON file with the incoming CloudEvent used for the sample "
-                                                  "reactions (default: a built-in user.created event)")
+                                                  "reactions (default: a built-in user.created event), or a "
+                                                  "system event (type eventgateway.*), used as it is for "
+                                                  "subscriptions to its type")
 
     react = commands.add_parser("react", help="run one event through a plugin; print reaction, fuel, time")
     react.add_argument("module", type=Path)
@@ -220,8 +222,17 @@ def check(args: argparse.Namespace) -> int:
     for subscription in plugin.subscriptions:
         print(f"  {subscription.event_type} ({subscription.mode})")
     problems = 0
+    given_system_event = str(incoming.get("type", "")).startswith("eventgateway.")
+    if given_system_event and isinstance(incoming.get("data"), dict) and isinstance(incoming["data"].get("event"),
+                                                                                     dict):
+        wrapped = incoming["data"]["event"]  # the incoming event inside a system event
+    else:
+        wrapped = SAMPLE_EVENT if given_system_event else incoming
     for subscription in plugin.subscriptions:
-        event = sample_system_event(subscription.event_type, incoming)
+        if given_system_event and subscription.event_type == incoming.get("type"):
+            event = incoming  # --event is a system event of this type: given to the plugin as it is
+        else:
+            event = sample_system_event(subscription.event_type, wrapped)
         try:
             outcome, fuel, micros = _react(plugin, event, subscription.mode)
         except PluginError as exc:

@@ -169,3 +169,17 @@ def test_new_refuses_unknown_language_and_bad_name(tmp_path: Path) -> None:
     assert unknown.returncode == 1 and "available: wat, c, rust, go, zig, assemblyscript" in unknown.stderr
     bad = run_cli("new", "no/slashes", "--lang", "wat", "--dir", tmp_path)
     assert bad.returncode == 1 and "plugin name must match" in bad.stderr
+
+
+def test_check_takes_a_system_event_as_it_is(tmp_path: Path) -> None:
+    """--event may be a whole system event (what `react` takes too): subscriptions to its type get it as it
+    is, the others a sample around the incoming event it carries."""
+    module = write(tmp_path, "guard", example("guard"))
+    event = tmp_path / "received.json"
+    event.write_text(json.dumps({
+        "specversion": "1.0", "type": "eventgateway.event.received", "id": "s1", "source": "/gw",
+        "data": {"path": "/", "headers": {}, "event": {"specversion": "1.0", "type": "blocked", "id": "1",
+                                                        "source": "/x"}}}))
+    done = run_cli("check", module, "--event", event, "--config", json.dumps({"denyTypes": ["blocked"]}))
+    assert done.returncode == 0, done.stderr
+    assert "reject 403: guard: event type blocked is denied" in done.stdout
