@@ -475,6 +475,7 @@ class EtcdStore(Store):
         """
         next_revision = after_revision + 1
         backoff = _Backoff()
+        refused_because = ""
         while not self._closed:
             conn: _Connection | None = None
             try:
@@ -498,8 +499,16 @@ class EtcdStore(Store):
                 self._set_available(False)
                 if conn is not None and len(self.options.endpoints) > 1:
                     await self._drop_connection(conn)
-            except (StoreError, _StreamEnded) as error:
+            except _StreamEnded as error:
                 log.debug("etcd watch stream lost: %s", error)
+                self._set_available(False)
+            except StoreError as error:
+                # Not a lost connection: etcd refused the watch (permission denied on the prefix, ...).
+                # Say why once per distinct reason, not on every retry.
+                if str(error) != refused_because:
+                    refused_because = str(error)
+                    log.warning("etcd watch on %s refused: %s; retrying with back-off",
+                                self.options.prefix, refused_because)
                 self._set_available(False)
             if self._closed:
                 return

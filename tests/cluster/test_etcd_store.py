@@ -334,3 +334,37 @@ async def test_config_update_derived_from_a_stale_read_is_refused_not_lost(share
     finally:
         await view.close()
         await store.close()
+
+
+async def test_a_refused_watch_says_why_once(etcd_factory, store_factory, caplog):
+    """A watch etcd refuses (here: the gateway's role lost its permission on the prefix) is not a lost
+    connection: the log says why, once, and the store reports itself unavailable while it retries."""
+    import logging
+
+    etcd = etcd_factory()
+    etcd.etcdctl("user", "add", "root", "--new-user-password", "rootpw")
+    etcd.etcdctl("role", "add", "gateway")
+    etcd.etcdctl("role", "grant-permission", "gateway", "--prefix=true", "readwrite", "/eventgateway/v1/")
+    etcd.etcdctl("user", "add", "gw", "--new-user-password", "gwpw")
+    etcd.etcdctl("user", "grant-role", "gw", "gateway")
+    etcd.etcdctl("auth", "enable")
+    store = await store_factory(etcd.endpoint, user="gw", password="gwpw")
+    revision = (await store.snapshot()).revision
+    etcd.etcdctl("--user", "root:rootpw", "role", "revoke-permission", "gateway", "--prefix=true", "/eventgateway/v1/")
+    caplog.set_level(logging.WARNING, logger="gateway.store.etcd")
+    watch = store.watch(revision)
+    pending = asyncio.ensure_future(anext(watch))
+    try:
+        for _ in range(200):
+            refusals = [r.getMessage() for r in caplog.records if "etcd watch on /eventgateway/v1/ refused" in r.getMessage()]
+            if refusals and not store.available:
+                break
+            await asyncio.sleep(0.05)
+        assert refusals and "permission denied" in refusals[0], refusals
+        await asyncio.sleep(0.5)  # several retries later, still one line
+        assert len([r for r in caplog.records if "refused" in r.getMessage()]) == 1
+        assert not store.available
+    finally:
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await watch.aclose()
