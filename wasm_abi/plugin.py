@@ -117,11 +117,13 @@ class Plugin:
         limits = limits if limits is not None else Limits()
         plugin_name = name or path.stem
         try:
-            size = path.stat().st_size
-            if size > limits.max_module_bytes:
-                raise PluginLoadError(plugin_name, f"{path} is {size} bytes, over the module size limit of "
-                                      f"{limits.max_module_bytes}", "too_large")
-            data = path.read_bytes()
+            # Read at most one byte past the limit: a size from stat() means nothing for a pipe
+            # or a device (`/dev/zero` would otherwise be read until memory runs out).
+            with path.open("rb") as f:
+                data = f.read(limits.max_module_bytes + 1)
+            if len(data) > limits.max_module_bytes:
+                raise PluginLoadError(plugin_name, f"{path} is over the module size limit of "
+                                      f"{limits.max_module_bytes} bytes", "too_large")
         except OSError as exc:
             raise PluginLoadError(plugin_name, f"cannot read {path}: {exc.strerror or exc}", "unreadable") from None
         return cls(data, name=plugin_name, limits=limits, config=config, origin=str(path), **kwargs)

@@ -322,3 +322,18 @@ def test_thousands_of_exports_load() -> None:
     is quadratic in them (30 s here, on every fresh instance); the host looks up only its own."""
     exports = "(func $helper) " + "\n".join(f'(export "helper{i}" (func $helper))' for i in range(20_000))
     assert Plugin.from_bytes(plugin_wat(extra=exports), name="many-exports").react({}) == Reaction()
+
+
+def test_from_file_reads_no_more_than_the_size_limit(tmp_path: Path) -> None:
+    """A device or pipe has no meaningful size: reading stops one byte past the limit."""
+    with pytest.raises(PluginLoadError, match="/dev/zero is over the module size limit of 1024 bytes") as info:
+        Plugin.from_file("/dev/zero", limits=Limits(max_module_bytes=1024))
+    assert info.value.kind == "too_large"
+    big = tmp_path / "big.wasm"
+    big.write_bytes(b"\0asm" + b"\0" * 2000)
+    with pytest.raises(PluginLoadError, match="over the module size limit") as info:
+        Plugin.from_file(big, limits=Limits(max_module_bytes=1024))
+    assert info.value.kind == "too_large"
+    with pytest.raises(PluginLoadError, match="cannot read") as info:
+        Plugin.from_file(tmp_path)  # a directory
+    assert info.value.kind == "unreadable"
