@@ -35,7 +35,9 @@ def inspect_module(source: bytes | str | os.PathLike[str], limits: Limits | None
         data, origin, name = bytes(source), "module", "module"
     else:
         path = Path(source)
-        data, origin, name = path.read_bytes(), str(path), path.stem
+        with path.open("rb") as f:  # bounded: a device has no meaningful size
+            data = f.read(limits.max_module_bytes + 1)
+        origin, name = str(path), path.stem
     wasm = to_wasm_binary(name, data, limits, origin)
     module = compile_checked(name, wasm, limits, origin, cache_dir=None)
     exports = tuple((e.name, _describe(e.type)) for e in module.exports)
