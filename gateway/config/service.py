@@ -13,6 +13,7 @@ edit and PUT a function without knowing its credentials.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -49,6 +50,8 @@ __all__ = [
 ]
 
 M = TypeVar("M", bound=Model)
+
+log = logging.getLogger("gateway.config")
 
 
 class ConfigError(Exception):
@@ -270,7 +273,15 @@ class ConfigService:
     # -- shared ------------------------------------------------------------------------------
 
     async def _list(self, resource: _Resource, space: str, filters: Mapping[str, str] | None) -> list[Any]:
-        documents = [resource.model.model_validate(e.value) for e in await self._store.list(resource.kind, space)]
+        documents = []
+        for entry in await self._store.list(resource.kind, space):
+            try:
+                documents.append(resource.model.model_validate(entry.value))
+            except ValidationError as error:
+                # Written by an older version whose rules were looser: the Events API skips it too (see
+                # ConfigView), and one such document must not make every list of its kind a 500.
+                log.warning("stored %s %r in space %r no longer validates and is skipped: %s", resource.label,
+                            entry.id, space, _describe(error))
         if filters:
             documents = [d for d in documents
                          if all(d.metadata.get(k) == v for k, v in filters.items())]  # type: ignore[attr-defined]

@@ -120,3 +120,18 @@ async def test_async_paths_may_repeat_but_not_mix_parameters(ready: httpx.AsyncC
                  "Subscription path conflict", ":name")
     assert_error(await ready.post("/subscriptions", json={**base, "functionId": "f1", "path": "/a/:"}), 400,
                  "without a name")
+
+
+async def test_a_stored_document_that_no_longer_validates_does_not_break_lists(gw, ready: httpx.AsyncClient,
+                                                                                caplog) -> None:
+    from gateway.store.base import Kind
+
+    old = {"space": "default", "subscriptionId": "legacy", "type": "async", "eventType": "user.created",
+           "functionId": "f1", "path": "/x?y=1", "method": "POST", "metadata": {}}
+    await gw.gateway.store.create(Kind.SUBSCRIPTIONS, "default", "legacy", old)
+    good = await ready.post("/subscriptions", json={"type": "async", "eventType": "user.created", "functionId": "f2"})
+    assert good.status_code == 201
+    listed = await ready.get("/subscriptions")
+    assert listed.status_code == 200
+    assert [s["functionId"] for s in listed.json()["subscriptions"]] == ["f2"]
+    assert "'legacy'" in caplog.text and "no longer validates" in caplog.text
