@@ -156,6 +156,19 @@ class _AWSProvider(_ProviderBase):
     #: Overrides the AWS endpoint (an emulator, a VPC endpoint); not part of upstream.
     endpoint_url: Annotated[str, AfterValidator(_http_url)] | None = None
 
+    @model_validator(mode="after")
+    def _key_pair(self) -> _AWSProvider:
+        # One half of a key pair would be sent as is and fail at the first call with an AWS signature
+        # error; say so when the function is registered instead.
+        if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
+            given, missing = (("awsAccessKeyId", "awsSecretAccessKey") if self.aws_access_key_id is not None
+                              else ("awsSecretAccessKey", "awsAccessKeyId"))
+            raise ValueError(f"{given} is set but {missing} is not: give both, or neither to use the "
+                             "gateway's own AWS credentials")
+        if self.aws_session_token is not None and self.aws_access_key_id is None:
+            raise ValueError("awsSessionToken needs awsAccessKeyId and awsSecretAccessKey")
+        return self
+
 
 class AWSLambdaProvider(_AWSProvider):
     arn: str = Field(min_length=1)

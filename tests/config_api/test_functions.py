@@ -48,6 +48,10 @@ async def test_pre_0_6_shape_with_type_inside_provider_is_accepted(api: httpx.As
     ({"functionId": "f", "type": "awssqs", "provider": {"queueUrl": "q"}}, ["provider.region"]),
     ({**http_function("f"), "metadata": {"n": 1}}, ["metadata.n", "string"]),
     ({**http_function("f"), "retry": {"maxAttempts": 0}}, ["retry.maxAttempts"]),
+    ({"functionId": "f", "type": "awssqs", "provider": {"queueUrl": "q", "region": "r", "awsAccessKeyId": "AKIA"}},
+     ["provider", "awsAccessKeyId is set but awsSecretAccessKey is not"]),
+    ({"functionId": "f", "type": "awslambda", "provider": {"arn": "a", "region": "r", "awsSessionToken": "t"}},
+     ["provider", "awsSessionToken needs awsAccessKeyId"]),
 ])
 async def test_validation_names_the_field(api: httpx.AsyncClient, body: dict, fragments: list[str]) -> None:
     assert_error(await api.post("/functions", json=body), 400, "Function doesn't validate", *fragments)
