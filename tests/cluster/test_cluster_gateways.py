@@ -195,6 +195,9 @@ async def test_etcd_outage_while_events_flow(etcd_factory, cluster):
         message = refused.json()["errors"][0]["message"]
         assert "configuration store unavailable" in message and etcd.endpoint in message, message
         assert (await b.config(client, "GET", "/functions", expect=503)).json()["errors"]
+        # What the gateway itself runs is still listed (from its plugin set, not from etcd).
+        assert (await client.get(f"{a.config_url}/v1/plugins")).json() == {"plugins": []}
+        assert (await client.get(f"{a.config_url}/v1/status")).status_code == 200
         for node in nodes:
             await eventually(lambda node=node: store_up(client, node, 0), f"gateway {node.name} reports etcd down")
 
