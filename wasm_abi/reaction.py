@@ -51,6 +51,9 @@ def unpack_output(plugin: str, raw: bytes, what: str) -> Any:
         return msgpack.unpackb(raw, raw=False, strict_map_key=True, use_list=True)
     except msgpack.ExtraData:
         raise _fault(plugin, f"{what} has trailing bytes after the msgpack value") from None
+    except msgpack.StackError:
+        raise _fault(plugin, f"{what} is nested too deeply to decode (msgpack's limit is about 1000 levels)"
+                     ) from None
     except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad input
         raise _fault(plugin, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
 
@@ -60,9 +63,34 @@ def event_type_of(event: dict[str, Any]) -> Any:
     return event.get("type", event.get("eventType"))
 
 
+#: Deepest nesting a replacement event may have. The gateway re-encodes events as JSON for
+#: functions, and Python's json gives up (RecursionError) near 1000 levels; real events nest a
+#: handful of levels.
+MAX_EVENT_DEPTH = 100
+
+
+def _depth_exceeds(value: Any, limit: int) -> bool:
+    """Whether maps/arrays in `value` nest deeper than `limit` (iterative: no recursion to blow)."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def check_replacement_event(plugin: str, event: Any) -> dict[str, Any]:
     if not isinstance(event, dict):
         raise _fault(plugin, f"reaction 'event' must be a map, got {type(event).__name__}")
+    if _depth_exceeds(event, MAX_EVENT_DEPTH):
+        raise _fault(plugin, f"reaction 'event' nests maps/arrays deeper than {MAX_EVENT_DEPTH} levels")
     etype = event_type_of(event)
     if not isinstance(etype, str) or not etype:
         raise _fault(plugin, "reaction 'event' has no string 'type' (or 'eventType'): not a valid event")

@@ -198,3 +198,31 @@ def test_packed_buffer_of_length_zero_is_nothing(make_plugin: MakePlugin) -> Non
         value = ptr << 32
         signed = value - (1 << 64) if value >= 1 << 63 else value
         assert make_plugin(react=f"(i64.const {signed})").react(received()) == Reaction()
+
+
+@pytest.mark.parametrize(
+    "depth, message",
+    [
+        (150, "reaction 'event' nests maps/arrays deeper than 100 levels"),
+        (5000, "reaction is nested too deeply to decode"),
+    ],
+)
+def test_deeply_nested_replacement_is_bad_output(make_plugin: MakePlugin, depth: int, message: str) -> None:
+    """A replacement event the gateway could not re-encode (json stops near 1000 levels) is refused."""
+    raw = msgpack.packb({"event": {"type": "a.b", "data": None}})[:-1] + b"\x91" * depth + b"\xc0"
+    plugin = make_plugin(react=packed(4096, raw), memory='(memory (export "memory") 2)',
+                         extra=f"(data (i32.const 4096) {wat_bytes(raw)})")
+    with pytest.raises(PluginFault, match=message) as info:
+        plugin.react(received())
+    assert info.value.kind == "bad_output"
+
+
+def test_replacement_at_the_depth_limit_is_accepted(make_plugin: MakePlugin) -> None:
+    inner: Any = "leaf"
+    for _ in range(98):
+        inner = [inner]
+    event = {"type": "a.b", "data": {"x": inner}}  # event map, data map, 98 arrays: 100 levels
+    assert make_plugin(reaction={"event": event}).react(received()).event == event
+    deeper = {"type": "a.b", "data": {"x": [inner]}}
+    with pytest.raises(PluginFault, match="deeper than 100 levels"):
+        make_plugin(reaction={"event": deeper}).react(received())
