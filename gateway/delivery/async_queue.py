@@ -2,9 +2,14 @@
 
 Upstream dropped an async delivery when the backlog was full or on the first failure, silently. Here a
 failing delivery is retried per its function's retry policy, and whatever is finally given up (backlog
-full, attempts exhausted) goes to ``on_drop`` which counts, logs and emits ``invocationFailed``. The
-worker sleeps between attempts: with the default 100 workers that keeps the code simple and the
-ordering per delivery obvious, at the price of a worker per backing-off delivery.
+full, attempts exhausted) goes to ``on_drop`` which counts, logs and emits ``invocationFailed``.
+
+A delivery waiting for its next attempt does not hold a worker: it waits on a timer and then goes back
+to the end of the backlog, so one function that keeps failing with long backoffs cannot take the whole
+pool away from healthy ones. Waiting retries are bounded like the backlog; when that many are already
+waiting, the worker itself sleeps out the delay (back-pressure, as before) rather than holding more in
+memory. A retry whose timer fires while the backlog is full waits for room instead of being dropped:
+fresh traffic does not cancel an accepted delivery.
 """
 
 from __future__ import annotations
@@ -44,10 +49,11 @@ class Attempt:
 
 @dataclass(slots=True)
 class Job:
-    """One delivery. ``payload`` is opaque to the queue."""
+    """One delivery. ``payload`` is opaque to the queue; ``attempt`` is the number of the next attempt."""
 
     payload: Any
     policy: RetryPolicy
+    attempt: int = 1
 
 
 Handler = Callable[[Any, Attempt], Awaitable[bool]]
@@ -68,6 +74,13 @@ class AsyncQueue:
         self._worker_count = max(1, workers)
         self._workers: list[asyncio.Task[None]] = []
         self._background: set[asyncio.Task[None]] = set()
+        #: Retries waiting on a timer, by id of their job; at most ``_retry_capacity`` of them.
+        self._retrying: dict[int, asyncio.TimerHandle] = {}
+        self._retry_capacity = max(1, backlog)
+        #: Accepted jobs not finished yet (queued, running or waiting to retry); ``_idle`` is set at 0.
+        self._unfinished = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     def start(self) -> None:
         if not self._workers:
@@ -79,10 +92,10 @@ class AsyncQueue:
         try:
             self._queue.put_nowait(Job(payload, policy))
         except asyncio.QueueFull:
-            task = asyncio.create_task(self._on_drop(payload, f"async backlog full ({self._queue.maxsize} waiting)"))
-            self._background.add(task)
-            task.add_done_callback(self._background.discard)
+            self._in_background(self._on_drop(payload, f"async backlog full ({self._queue.maxsize} waiting)"))
             return False
+        self._unfinished += 1
+        self._idle.clear()
         self._on_depth(self._queue.qsize())
         return True
 
@@ -90,41 +103,84 @@ class AsyncQueue:
     def depth(self) -> int:
         return self._queue.qsize()
 
+    @property
+    def retrying(self) -> int:
+        """Deliveries waiting on a timer for their next attempt."""
+        return len(self._retrying)
+
+    def _in_background(self, coroutine: Awaitable[None]) -> None:
+        task = asyncio.ensure_future(coroutine)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    def _finished(self) -> None:
+        self._unfinished -= 1
+        if self._unfinished <= 0:
+            self._unfinished = 0
+            self._idle.set()
+
     async def _work(self) -> None:
         while True:
             job = await self._queue.get()
             self._on_depth(self._queue.qsize())
             try:
                 await self._run(job)
-            except Exception:  # a bug in a handler must not kill the worker
-                log.exception("async delivery failed unexpectedly")
             finally:
                 self._queue.task_done()
 
     async def _run(self, job: Job) -> None:
+        """Attempt ``job``; it is finished here unless a retry timer now holds it."""
         attempts = max(1, job.policy.max_attempts)
-        for number in range(1, attempts + 1):
-            last = number == attempts
-            if await self._handler(job.payload, Attempt(number, last)):
+        while True:
+            last = job.attempt >= attempts
+            try:
+                done = await self._handler(job.payload, Attempt(job.attempt, last))
+            except Exception:  # a bug in a handler must not kill the worker
+                log.exception("async delivery failed unexpectedly")
+                done = True
+            if done:
+                self._finished()
                 return
             if last:
-                await self._on_drop(job.payload, f"gave up after {attempts} attempt(s)")
+                try:
+                    await self._on_drop(job.payload, f"gave up after {attempts} attempt(s)")
+                except Exception:
+                    log.exception("async drop handler failed")
+                self._finished()
                 return
             self._on_retry(job.payload)
-            await asyncio.sleep(job.policy.delay(number))
+            delay = job.policy.delay(job.attempt)
+            job.attempt += 1
+            if len(self._retrying) < self._retry_capacity:
+                self._retrying[id(job)] = asyncio.get_running_loop().call_later(delay, self._retry_due, job)
+                return
+            await asyncio.sleep(delay)  # too many retries waiting already: this worker waits instead
+
+    def _retry_due(self, job: Job) -> None:
+        self._retrying.pop(id(job), None)
+        try:
+            self._queue.put_nowait(job)
+        except asyncio.QueueFull:
+            self._in_background(self._queue.put(job))  # an accepted delivery waits for room, never dropped
+            return
+        self._on_depth(self._queue.qsize())
 
     async def drain(self, timeout: float) -> bool:
-        """Wait until every queued delivery (retries included) is finished; False on timeout."""
+        """Wait until every accepted delivery (retries included) is finished; False on timeout."""
         try:
-            await asyncio.wait_for(self._queue.join(), timeout)
+            await asyncio.wait_for(self._idle.wait(), timeout)
             if self._background:
                 await asyncio.wait(self._background, timeout=timeout)
             return True
         except TimeoutError:
-            log.warning("drain timed out with %d async deliveries still queued", self._queue.qsize())
+            log.warning("drain timed out with %d async deliveries queued and %d waiting to retry",
+                        self._queue.qsize(), len(self._retrying))
             return False
 
     async def close(self) -> None:
+        for handle in self._retrying.values():
+            handle.cancel()
+        self._retrying.clear()
         for worker in self._workers:
             worker.cancel()
         for worker in self._workers:

@@ -408,3 +408,22 @@ async def test_head_answers_carry_the_length_but_no_body(event_gateway, recorder
     # The connection is still usable: nothing of the body was left in it.
     recorder.answer("fn", {"statusCode": 200, "body": "again"})
     assert (await gw.client.head("/file")).status_code == 200
+
+
+async def test_a_retry_waiting_for_its_backoff_does_not_hold_a_worker(event_gateway, recorder):
+    """One worker: a function failing with a long backoff must not stop a healthy one's deliveries."""
+    gw = await event_gateway(workers=1)
+    await gw.function("flaky", recorder.target("flaky"), retry={"maxAttempts": 2, "initialBackoff": 5})
+    await gw.function("healthy", recorder.target("healthy"))
+    await gw.subscribe("async", "job.failing", "flaky")
+    await gw.subscribe("async", "job.ok", "healthy")
+    recorder.failures["flaky"] = 100
+    assert (await gw.client.post("/", json={}, headers={"Event": "job.failing"})).status_code == 202
+    await recorder.wait_for("flaky", 1)
+    assert (await gw.client.post("/", json={}, headers={"Event": "job.ok"})).status_code == 202
+    await recorder.wait_for("healthy", 1)
+    # Delivered while the failed one waits out its backoff on a timer, not in the only worker.
+    assert len(recorder.received["flaky"]) == 1
+    assert await gw.plane.processor.queue.drain(20)  # the retry still happens, then the delivery is dropped
+    assert len(recorder.received["flaky"]) == 2
+    assert gw.metric("eventgateway_events_dropped_total", space="default", type="job.failing") == 1
