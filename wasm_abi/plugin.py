@@ -7,6 +7,7 @@ import gc
 import os
 import time
 import weakref
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -175,10 +176,15 @@ class Plugin:
             raise error(f"event for plugin {self.name!r} cannot be encoded as msgpack: {exc}") from None
         return self.react_encoded(payload, event.get("type"), mode)
 
-    def react_encoded(self, payload: bytes, event_type: Any, mode: str = "sync") -> Reaction:
+    def react_encoded(self, payload: bytes, event_type: Any, mode: str = "sync",
+                      check_replacement: Callable[[dict[str, Any]], str | None] | None = None) -> Reaction:
         """`react` for an event the caller has already encoded as msgpack, so that several plugins
         reacting to one event share one encoding. ``event_type`` is the event's ``type``: it decides
-        whether the reaction may replace the event."""
+        whether the reaction may replace the event.
+
+        ``check_replacement`` lets the caller apply its own rules to a replacement event (is it a
+        valid event for the gateway?): a problem it names is a ``bad_output`` fault of the plugin,
+        handled like any other (instance discarded, counted towards quarantine)."""
         # Hot path: every attribute lookup here costs measurable time per reaction.
         if mode == "sync":
             sync, fuel = True, self._sync_fuel
@@ -206,6 +212,10 @@ class Plugin:
                     may_replace=sync and event_type in REPLACEABLE_EVENT_TYPES,
                     fuel_used=fuel_used,
                 )
+                if reaction.event is not None and check_replacement is not None:
+                    problem = check_replacement(reaction.event)
+                    if problem is not None:
+                        raise PluginFault(self.name, "bad_output", f"replacement event is invalid: {problem}")
         except PluginFault as fault:
             pool.discard(instance)
             instance.flush_logs()

@@ -213,7 +213,10 @@ class ActivePluginSet(PluginSet):
 
     def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage) -> Reaction | PluginFault:
         try:
-            return self._call(plugin, stage.event_type, "sync", stage.payload())
+            # A replacement is checked inside the host call, so that an invalid one is the plugin's
+            # fault like any other: its instance is discarded and it counts towards quarantine.
+            check = self._invalid_replacement if stage.replaceable and plugin.spec.settings.rewrite else None
+            return self._call(plugin, stage.event_type, "sync", stage.payload(), check)
         except PluginFault as fault:
             return fault
 
@@ -245,16 +248,6 @@ class ActivePluginSet(PluginSet):
                     log.warning("plugin %r returned a replacement event but may not rewrite events "
                                 "(rewrite = false); the replacement is ignored", plugin.name)
                 return None
-            problem = self._invalid_replacement(reaction.event)
-            if problem is not None:
-                fault = PluginFault(plugin.name, "bad_output", f"replacement event is invalid: {problem}")
-                self._fault(plugin, fault, event_type, "sync")
-                if plugin.spec.settings.policy == "open":
-                    log.warning("plugin %r: %s; policy is open, continuing", plugin.name, fault.message)
-                    return None
-                return StageOutcome(rejection=Rejection(
-                    plugin=plugin.name, status=503,
-                    message=f"plugin {plugin.name!r} failed (bad_output) and its failure policy is closed"))
             self._count(plugin, event_type, "sync", "rewrite")
             stage.rewrite(reaction.event)
             return None
@@ -290,11 +283,12 @@ class ActivePluginSet(PluginSet):
                 return
         self._count(plugin, event_type, "async", "reject" if reaction.error is not None else "continue")
 
-    def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes) -> Reaction:
+    def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes,
+              check_replacement: Callable[[dict[str, Any]], str | None] | None = None) -> Reaction:
         """One host call with its metrics; faults are counted, logged by the manager, and re-raised."""
         started = time.perf_counter()
         try:
-            reaction = plugin.host.react_encoded(payload, event_type, mode)
+            reaction = plugin.host.react_encoded(payload, event_type, mode, check_replacement)
         except PluginFault as fault:
             if fault.kind == "quarantined":  # not run: no time to observe
                 self._count(plugin, event_type, mode, "skipped")

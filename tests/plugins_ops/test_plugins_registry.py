@@ -129,11 +129,18 @@ async def test_rewrite_replaces_the_event_only_when_allowed(tmp_path: Path, star
 async def test_invalid_replacement_is_a_fault(tmp_path: Path, start: Start) -> None:
     # Not a CloudEvent: no id, no source, no specversion.
     module = write(tmp_path, "sloppy", constant_plugin({"event": {"type": "half"}}))
-    manager, gateway = await start(table("sloppy", module))
+    manager, gateway = await start(table("sloppy", module, "limits = { quarantine_after = 2 }"))
     outcome = await manager.current().react_sync(received())
     assert outcome.rejection is not None and outcome.rejection.status == 503
     assert "sloppy" in outcome.rejection.message and "bad_output" in outcome.rejection.message
     assert metric(gateway, "eventgateway_plugin_faults_total", {"plugin": "sloppy", "kind": "bad_output"}) == 1
+    # It is the plugin's fault like any other: in its health, and counted towards quarantine.
+    (plugin,) = manager.current().plugins
+    state = plugin.host.state
+    assert state.last_fault_kind == "bad_output" and "replacement event is invalid" in state.last_fault_message
+    assert state.status == "active"
+    await manager.current().react_sync(received())
+    assert plugin.host.state.status == "quarantined"
 
 
 async def test_failure_policy_closed_rejects_and_open_continues(tmp_path: Path, start: Start) -> None:
