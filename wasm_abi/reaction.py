@@ -54,6 +54,12 @@ def unpack_output(plugin: str, raw: bytes, what: str) -> Any:
     except msgpack.StackError:
         raise _fault(plugin, f"{what} is nested too deeply to decode (msgpack's limit is about 1000 levels)"
                      ) from None
+    except ValueError as exc:
+        if "not allowed for map key" in str(exc):
+            key_type = str(exc).split(" is not allowed", 1)[0]
+            raise _fault(plugin, f"{what} has a map key of type {key_type}: map keys must be strings "
+                         "(events and reactions travel on as JSON)") from None
+        raise _fault(plugin, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
     except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types for bad input
         raise _fault(plugin, f"{what} is not valid msgpack ({type(exc).__name__}: {exc})") from None
 

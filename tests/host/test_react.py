@@ -148,7 +148,7 @@ def test_wrong_types_are_bad_output_faults(make_plugin: MakePlugin, reaction: An
         (b"\xc1", "not valid msgpack"),
         (b"\x82\xa5error", "not valid msgpack"),  # truncated map
         (msgpack.packb({}) + b"\x00", "trailing bytes"),
-        (msgpack.packb({1: "int key"}), "not valid msgpack"),
+        (msgpack.packb({1: "int key"}), "map key of type int: map keys must be strings"),
     ],
 )
 def test_malformed_msgpack_is_a_bad_output_fault(make_plugin: MakePlugin, raw: bytes, message: str) -> None:
