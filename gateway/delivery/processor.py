@@ -58,6 +58,15 @@ def rejection_reply(rejection: Rejection, headers: dict[str, str] | None = None)
 
 
 @dataclass(frozen=True, slots=True)
+class _Routed:
+    """An event that routing and its authorizer let through, with the subscriptions it goes to."""
+
+    event: dict[str, Any]
+    sync: Any  # the sync match, or None
+    asyncs: Any  # the async matches, or None
+
+
+@dataclass(frozen=True, slots=True)
 class Delivery:
     """An async delivery waiting in the queue."""
 
@@ -149,7 +158,9 @@ class Processor:
                              "Access-Control-Request-Method": header_map["access-control-request-method"],
                              "Access-Control-Request-Headers": header_map.get("access-control-request-headers", "")}
                 allowed = cors.preflight_headers(config, canonical)
-                return Reply(200, allowed) if allowed is not None else Reply(403)
+                if allowed is None:
+                    return error_reply(403, cors.preflight_problem(config, canonical) or "CORS preflight refused")
+                return Reply(200, allowed)
         elif header_map.get("origin"):
             config = routes.cors_config(request.method, request.path)
             if config is not None:
@@ -185,8 +196,9 @@ class Processor:
 
     async def _handle_batch(self, request: RawRequest, space: str, parsed: ParsedRequest, plugins: PluginSet,
                             cors_headers: dict[str, str]) -> Reply:
-        """Every event of a batch passes the received stage before any is delivered (all or nothing);
-        batch events go to async subscribers only, as one answer cannot carry several sync responses."""
+        """All or nothing: every event of a batch passes the received stage, then routing and its
+        authorizer, before any is queued; batch events go to async subscribers only, as one answer
+        cannot carry several sync responses."""
         accepted: list[dict[str, Any]] = []
         for event in parsed.events:
             self._metrics.child(self._metrics.events_received, space, ce.event_type(event)).inc()
@@ -194,15 +206,21 @@ class Processor:
             if rejection is not None:
                 return rejection_reply(rejection, cors_headers)
             accepted.append(event)
+        routed: list[_Routed] = []
         for event in accepted:
-            reply = await self._route(request, space, event, plugins, cors_headers, async_only=True)
-            if reply.status >= 400:
-                return reply
-            self._metrics.child(self._metrics.events_processed, space, ce.event_type(event)).inc()
+            planned = await self._plan(request, space, event, cors_headers, async_only=True)
+            if isinstance(planned, Reply):
+                return planned
+            routed.append(planned)
+        for plan in routed:
+            self._enqueue_all(space, plan, plugins)
+            self._metrics.child(self._metrics.events_processed, space, ce.event_type(plan.event)).inc()
         return Reply(202, cors_headers)
 
-    async def _route(self, request: RawRequest, space: str, event: dict[str, Any], plugins: PluginSet,
-                     cors_headers: dict[str, str], *, async_only: bool = False) -> Reply:
+    async def _plan(self, request: RawRequest, space: str, event: dict[str, Any], cors_headers: dict[str, str],
+                    *, async_only: bool = False) -> _Routed | Reply:
+        """Match the event's subscriptions and run its authorizer: what to deliver, or the answer
+        that ends the event here (nothing matched: 202; authorizer denied: 403)."""
         routes = self._routes.space(space)
         event_type = ce.event_type(event)
         sync = None if async_only else routes.sync_subscription(request.method, request.path, event_type)
@@ -223,13 +241,23 @@ class Processor:
             if auth.event is None:
                 return error_reply(403, auth.message, cors_headers)
             event = auth.event
+        return _Routed(event, sync, asyncs)
 
-        if asyncs is not None:
-            for subscription in asyncs.subscriptions:
-                self.enqueue(space, subscription, event, plugins)
-        if sync is None:
+    def _enqueue_all(self, space: str, plan: _Routed, plugins: PluginSet) -> None:
+        if plan.asyncs is not None:
+            for subscription in plan.asyncs.subscriptions:
+                self.enqueue(space, subscription, plan.event, plugins)
+
+    async def _route(self, request: RawRequest, space: str, event: dict[str, Any], plugins: PluginSet,
+                     cors_headers: dict[str, str]) -> Reply:
+        planned = await self._plan(request, space, event, cors_headers)
+        if isinstance(planned, Reply):
+            return planned
+        self._enqueue_all(space, planned, plugins)
+        if planned.sync is None:
             return Reply(202, cors_headers)
-        subscription = sync.subscriptions[0]
+        event = planned.event
+        subscription = planned.sync.subscriptions[0]
         result = await self._invoker.invoke(space, subscription.function_id, event, plugins, mode="sync")
         if result.rejection is not None:
             return rejection_reply(result.rejection, cors_headers)

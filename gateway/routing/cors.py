@@ -31,18 +31,35 @@ def _allow_origin(config: Any, origin: str) -> str:
     return "*" if "*" in config.allowed_origins and not config.allow_credentials else origin
 
 
-def preflight_headers(config: Any, headers: dict[str, str]) -> dict[str, str] | None:
-    """Headers of a successful preflight answer, or ``None`` when the preflight is refused."""
+def _requested_headers(headers: dict[str, str]) -> list[str]:
+    return [h.strip() for h in headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()]
+
+
+def preflight_problem(config: Any, headers: dict[str, str]) -> str | None:
+    """Why a preflight is refused (for the answer's error message), or ``None`` when it is allowed."""
     origin = headers.get("Origin", "")
     method = headers.get("Access-Control-Request-Method", "").upper()
-    if not origin or not _origin_allowed(config, origin):
-        return None
+    if not origin:
+        return "CORS preflight without an Origin header"
+    if not _origin_allowed(config, origin):
+        return f"CORS preflight refused: origin {origin!r} is not allowed"
     if method not in {m.upper() for m in config.allowed_methods}:
-        return None
-    requested = [h.strip() for h in headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()]
+        return f"CORS preflight refused: method {method!r} is not allowed"
     allowed_headers = {h.lower() for h in config.allowed_headers}
-    if "*" not in allowed_headers and any(h.lower() not in allowed_headers for h in requested):
+    if "*" not in allowed_headers:
+        refused = [h for h in _requested_headers(headers) if h.lower() not in allowed_headers]
+        if refused:
+            return f"CORS preflight refused: header(s) {', '.join(refused)} not allowed"
+    return None
+
+
+def preflight_headers(config: Any, headers: dict[str, str]) -> dict[str, str] | None:
+    """Headers of a successful preflight answer, or ``None`` when the preflight is refused."""
+    if preflight_problem(config, headers) is not None:
         return None
+    origin = headers.get("Origin", "")
+    method = headers.get("Access-Control-Request-Method", "").upper()
+    requested = _requested_headers(headers)
     answer = {
         "Access-Control-Allow-Origin": _allow_origin(config, origin),
         "Access-Control-Allow-Methods": method,

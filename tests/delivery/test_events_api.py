@@ -174,10 +174,44 @@ async def test_cors_preflight_and_simple_requests(event_gateway, recorder):
     refused = await gw.client.options("/api", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "POST"})
     assert refused.status_code == 403 and "access-control-allow-origin" not in refused.headers
+    assert refused.json() == {"errors": [{"message": "CORS preflight refused: origin 'https://evil.example' is not allowed"}]}
+    bad_header = await gw.client.options("/api", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "X-Token, X-Other"})
+    assert bad_header.status_code == 403
+    assert bad_header.json()["errors"][0]["message"] == "CORS preflight refused: header(s) X-Other not allowed"
+    bad_method = await gw.client.options("/api", headers={
+        "Origin": "https://app.example", "Access-Control-Request-Method": "DELETE"})
+    # DELETE /api has no CORS configuration of its own: not a preflight the gateway answers for.
+    assert bad_method.status_code != 200 or "access-control-allow-origin" not in bad_method.headers
     simple = await gw.client.post("/api", headers={"Origin": "https://app.example"})
     assert simple.status_code == 200 and simple.headers["access-control-allow-origin"] == "https://app.example"
     assert recorder.received["fn"][0]["body"]["data"]["method"] == "POST"
     assert len(recorder.received["fn"]) == 1  # the preflight never became an event
+
+
+async def test_a_batch_is_all_or_nothing_through_its_authorizers(event_gateway, recorder):
+    gw = await event_gateway()
+    await gw.function("fn", recorder.target("fn"))
+    await gw.function("auth", recorder.target("auth"))
+    await gw.event_type("open")
+    await gw.event_type("secured", authorizerId="auth")
+    await gw.subscribe("async", "open", "fn")
+    await gw.subscribe("async", "secured", "fn")
+    recorder.answer("auth", {"error": {"message": "not you"}})
+    batch = [{"specversion": "1.0", "type": "open", "source": "/t", "id": "1"},
+             {"specversion": "1.0", "type": "secured", "source": "/t", "id": "2"}]
+    denied = await gw.client.post("/", content=json.dumps(batch),
+                                  headers={"content-type": "application/cloudevents-batch+json"})
+    assert denied.status_code == 403 and denied.json() == {"errors": [{"message": "not you"}]}
+    await gw.plane.processor.queue.drain(5)
+    assert recorder.received["fn"] == []  # the first event, allowed alone, was not queued either
+
+    recorder.answer("auth", {"authorization": {"principalId": "u"}})
+    accepted = await gw.client.post("/", content=json.dumps(batch),
+                                    headers={"content-type": "application/cloudevents-batch+json"})
+    assert accepted.status_code == 202
+    assert sorted(r["body"]["id"] for r in await recorder.wait_for("fn", 2)) == ["1", "2"]
 
 
 async def test_authorizers_allow_deny_and_broken(event_gateway, recorder):
