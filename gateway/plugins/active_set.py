@@ -87,7 +87,8 @@ class PluginSpec:
 class LoadedPlugin:
     """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
 
-    __slots__ = ("_rewrite_warned", "async_slots", "async_types", "host", "quarantined", "spec", "sync_types")
+    __slots__ = ("_rewrite_warned", "_sync_executor", "async_slots", "async_types", "host", "inline", "quarantined",
+                 "spec", "sync_types")
 
     def __init__(self, spec: PluginSpec, host: Plugin) -> None:
         self.spec = spec
@@ -106,10 +107,24 @@ class LoadedPlugin:
         #: recovery show in the log and the gauge at once rather than at the next periodic refresh.
         self.quarantined = False
         self._rewrite_warned = False
+        #: Whether its sync reactions may run on the event loop. A WASI host call costs the plugin
+        #: almost no fuel but microseconds of real time, so a WASI plugin calling one in a loop runs
+        #: until the wall-clock net (`sync_timeout` + slack, over a second): too long to hold the loop.
+        #: Without WASI the only import is `log`, which charges its cost in fuel, so fuel bounds the call.
+        self.inline = not host.uses_wasi
+        self._sync_executor: ThreadPoolExecutor | None = None
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    def sync_executor(self) -> ThreadPoolExecutor:
+        """This plugin's own threads for sync reactions off the loop: a slow plugin queues only its
+        own events there, never another plugin's or the default executor's work."""
+        if self._sync_executor is None:
+            self._sync_executor = ThreadPoolExecutor(max_workers=self.host.limits.pool_size,
+                                                     thread_name_prefix=f"plugin-sync-{self.name}")
+        return self._sync_executor
 
 
 class _SyncStage:
@@ -182,14 +197,17 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         for plugin in plugins:
-            if plugin.host.instance_ready:
+            payload = stage.payload()  # encoded here, on the loop: the shared packer is the loop's
+            if plugin.inline and plugin.host.instance_ready:
                 # The common case: an instance is idle, so the call is bounded by the sync fuel (~10 µs
                 # for a trivial plugin, less than a hop to a thread).
-                result = self._call_sync(plugin, stage)
+                result = self._call_sync(plugin, stage, payload)
             else:
-                # No idle instance: the call would make one (instantiate, `_initialize`, `init`, under
-                # the load limits: up to seconds), which must never happen on the event loop.
-                result = await asyncio.to_thread(self._call_sync, plugin, stage)
+                # A WASI plugin (see LoadedPlugin.inline), or no idle instance: the call would make one
+                # (instantiate, `_initialize`, `init`, under the load limits: up to seconds). Neither
+                # may hold the event loop.
+                result = await asyncio.get_running_loop().run_in_executor(
+                    plugin.sync_executor(), self._call_sync, plugin, stage, payload)
             stop = self._apply_sync(plugin, stage, result)
             if stop is not None:
                 return stop
@@ -202,7 +220,7 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         for plugin in plugins:
-            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage))
+            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage, stage.payload()))
             if stop is not None:
                 return stop
         return stage.outcome()
@@ -211,12 +229,12 @@ class ActivePluginSet(PluginSet):
         event_type = system_event.get("type")
         return self._sync.get(event_type) if isinstance(event_type, str) else None
 
-    def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage) -> Reaction | PluginFault:
+    def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage, payload: bytes) -> Reaction | PluginFault:
         try:
             # A replacement is checked inside the host call, so that an invalid one is the plugin's
             # fault like any other: its instance is discarded and it counts towards quarantine.
             check = self._invalid_replacement if stage.replaceable and plugin.spec.settings.rewrite else None
-            return self._call(plugin, stage.event_type, "sync", stage.payload(), check)
+            return self._call(plugin, stage.event_type, "sync", payload, check)
         except PluginFault as fault:
             return fault
 

@@ -46,6 +46,20 @@ BOTH_MODES = SLOW_TO_INSTANTIATE.replace(
 ).replace("(i64.const 50)", "(i64.const 102)")
 
 
+# Calls WASI's clock_time_get forever: each call costs the plugin next to no fuel, so the reaction runs
+# for a good part of a second before fuel or the wall-clock net stops it.
+WASI_SPINNER = SLOW_TO_INSTANTIATE.replace(
+    '(memory (export "memory") 1)',
+    '(import "wasi_snapshot_preview1" "clock_time_get" (func $clock (param i32 i64 i32) (result i32)))\n'
+    '  (memory (export "memory") 1)',
+).replace(
+    '(func (export "react") (param i32 i32) (result i64) unreachable)',
+    '(func (export "react") (param i32 i32) (result i64)\n'
+    '    (loop $spin (drop (call $clock (i32.const 1) (i64.const 0) (i32.const 64))) (br $spin))\n'
+    '    (i64.const 0))',
+).replace("(i32.const 20000000)", "(i32.const 1)")
+
+
 def received() -> dict:
     incoming = {"specversion": "1.0", "type": "user.created", "id": "e-1", "source": "/tests"}
     return system_event("eventgateway.event.received", {"event": incoming, "path": "/", "headers": {}})
@@ -86,6 +100,38 @@ async def test_making_a_fresh_instance_leaves_the_event_loop_free(tmp_path: Path
         assert ticks - started_at > 10, f"the event loop was blocked while making an instance ({ticks - started_at} ticks)"
     finally:
         loaded.host.close()
+
+
+async def test_a_wasi_plugin_reacts_off_the_event_loop(tmp_path: Path) -> None:
+    loaded = load_plugin(spec_from_path(write(tmp_path, "spinner", WASI_SPINNER), 0))
+    plain = load_plugin(spec_from_path(write(tmp_path, "plain", SLOW_TO_INSTANTIATE.replace(
+        "(i32.const 20000000)", "(i32.const 1)")), 0))
+    assert loaded.host.uses_wasi and not loaded.inline
+    assert plain.inline  # no WASI: fuel bounds its reactions, which run on the loop
+    plugins = ActivePluginSet([loaded], metrics=None, executor=None)
+    try:
+        assert loaded.host.instance_ready
+        ticks = 0
+        stop = asyncio.Event()
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while not stop.is_set():
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0)
+        started_at = ticks
+        outcome = await plugins.react_sync(received())
+        stop.set()
+        await task
+        assert outcome.rejection is not None and outcome.rejection.status == 503
+        assert "out_of_fuel" in outcome.rejection.message or "timeout" in outcome.rejection.message
+        assert ticks - started_at > 10, f"the event loop was blocked by a WASI reaction ({ticks - started_at} ticks)"
+    finally:
+        loaded.host.close()
+        plain.host.close()
 
 
 def test_a_pool_of_one_cannot_serve_sync_and_async_subscriptions(tmp_path: Path) -> None:
