@@ -84,6 +84,8 @@ class Result:
     errors: dict[int, int]
     seconds: float
     latencies: list[float]
+    #: CPU seconds (user + system, all threads) the gateway process spent while measured.
+    cpu: float = 0.0
 
     @property
     def rate(self) -> float:
@@ -92,6 +94,12 @@ class Result:
     def percentile(self, p: float) -> float:
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process, all threads (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _free_port() -> int:
@@ -222,9 +230,11 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 order = list(range(len(scenarios)))
                 order = order[round_index % len(order):] + order[:round_index % len(order)]
                 for index in order:
+                    cpu_before = process_cpu_seconds(gateways[index].process.pid)
                     ok, errors, latencies, seconds = await _load(
                         gateways[index].events_url, args.concurrency, slice_seconds, 0.0)
                     result = results[index]
+                    result.cpu += process_cpu_seconds(gateways[index].process.pid) - cpu_before
                     result.requests += ok
                     result.seconds += seconds
                     result.latencies.extend(latencies)
@@ -244,14 +254,18 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
               f"{args.duration:g}s measured per scenario in {args.rounds} interleaved rounds after "
               f"{args.warmup:g}s warm-up each; {os.cpu_count()} CPUs"),
              "",
-             "| scenario | events/s | vs baseline | p50 ms | p99 ms | p50 vs baseline | errors (status: count) |",
-             "|---|---:|---:|---:|---:|---:|---|"]
+             "| scenario | events/s | vs baseline | p50 ms | p99 ms | p50 vs baseline | gateway CPU per event | "
+             "vs baseline | errors (status: count) |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     for r in results:
         errors = ", ".join(f"{status}: {count}" for status, count in sorted(r.errors.items())) or "none"
         ratio = r.rate / base.rate if base.rate else float("nan")
         p50_ratio = r.percentile(50) / base.percentile(50) if base.latencies else float("nan")
+        cpu = r.cpu / r.requests if r.requests else float("nan")
+        base_cpu = base.cpu / base.requests if base.requests else float("nan")
         lines.append(f"| {r.name} | {r.rate:,.1f} | {ratio:.2f}x | {r.percentile(50):.2f} | "
-                     f"{r.percentile(99):.2f} | {p50_ratio:.2f}x | {errors} |")
+                     f"{r.percentile(99):.2f} | {p50_ratio:.2f}x | {cpu * 1e3:.2f} ms | {cpu / base_cpu:.2f}x | "
+                     f"{errors} |")
     return "\n".join(lines)
 
 
