@@ -225,8 +225,16 @@ def test_tokens_are_required_and_checked(gateways: Any) -> None:
     assert missing.headers["WWW-Authenticate"].startswith("Bearer")
     wrong = upload(gateway, "guard", example("guard"), headers={"Authorization": "Bearer nope"})
     assert wrong.status_code == 401 and "invalid bearer token" in wrong.text
-    assert upload(gateway, "guard", example("guard"), headers={"Authorization": "Bearer c0nfig"}).status_code == 201
-    assert httpx.get(f"{gateway.config_url}/v1/plugins", timeout=10).status_code == 200  # reads stay open
+    config = {"denyTypes": ["blocked"], "apiKey": "s3cret"}
+    assert upload(gateway, "guard", example("guard"), settings={"config": config},
+                  headers={"Authorization": "Bearer c0nfig"}).status_code == 201
+    # Reads stay open, but a plugin's init config (it may hold credentials) is masked without the token.
+    assert plugins(gateway)["guard"]["settings"]["config"] == {"denyTypes": "*****", "apiKey": "*****"}
+    shown = httpx.get(f"{gateway.config_url}/v1/plugins/guard", timeout=10).json()
+    assert shown["settings"]["config"] == {"denyTypes": "*****", "apiKey": "*****"}
+    authorized = httpx.get(f"{gateway.config_url}/v1/plugins/guard", timeout=10,
+                           headers={"Authorization": "Bearer c0nfig"}).json()
+    assert authorized["settings"]["config"] == config
     refused = httpx.delete(f"{gateway.config_url}/v1/plugins/guard", timeout=10)
     assert refused.status_code == 401 and "guard" in plugins(gateway)
     # Every mutating Config API call, not only the plugin API.

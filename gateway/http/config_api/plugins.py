@@ -30,6 +30,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
+from gateway.http.auth import token_matches
 from gateway.http.errors import ApiError
 from gateway.plugins.active_set import PluginSpec
 from gateway.plugins.documents import delete_plugin, read_plugin, write_plugin
@@ -60,15 +61,23 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
     def manager() -> PluginManager:
         return gateway.plugins
 
+    def shown(status_json: dict[str, Any]) -> dict[str, Any]:
+        """A plugin's init config may hold credentials (an API key for the service it calls): when a
+        config token is set, reads without it get the config's keys with every value masked."""
+        token = getattr(gateway.settings, "config_token", None)
+        if token and not token_matches(request.headers.get("Authorization"), token):
+            return _masked_config(status_json)
+        return status_json
+
     @blueprint.get("")
     @observed("plugin", "list")
     async def list_plugins() -> Response:
-        return jsonify({"plugins": [status.to_json() for status in manager().statuses()]})
+        return jsonify({"plugins": [shown(status.to_json()) for status in manager().statuses()]})
 
     @blueprint.get("/<name>")
     @observed("plugin", "get")
     async def show_plugin(name: str) -> Response:
-        return jsonify(_status_json(manager(), name))
+        return jsonify(shown(_status_json(manager(), name)))
 
     @blueprint.post("")
     @observed("plugin", "create")
@@ -290,6 +299,18 @@ async def _check_module(manager: PluginManager, name: str, wasm: bytes, settings
     except PluginError as exc:
         kind = f" ({exc.kind})" if exc.kind else ""
         raise ApiError(400, f"plugin {name!r} cannot be loaded{kind}: {exc.message}") from None
+
+
+#: What a masked config value reads as (the same placeholder as a function's redacted secrets).
+MASK = "*****"
+
+
+def _masked_config(status_json: dict[str, Any]) -> dict[str, Any]:
+    settings = status_json.get("settings") or {}
+    config = settings.get("config")
+    if not config:
+        return status_json
+    return {**status_json, "settings": {**settings, "config": {key: MASK for key in config}}}
 
 
 def _status_json(manager: PluginManager, name: str) -> dict[str, Any]:
