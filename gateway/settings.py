@@ -59,6 +59,9 @@ class Settings:
     data_dir: str = DEFAULT_DATA_DIR
     #: Seconds a shutdown waits for in-flight requests and queued deliveries.
     drain_timeout: float = 30.0
+    #: The largest response body an http function may answer; past it the call fails (so one function
+    #: answering gigabytes cannot exhaust the gateway's memory). 6 MiB is Lambda's sync payload limit.
+    max_function_response_bytes: int = 6 * 1024 * 1024
     #: Extra options of the store backend (etcd TLS files, user, password), by keyword.
     db_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -71,7 +74,8 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port < 65536:
                 raise SettingsError(f"--{name.replace('_', '-')} {port}: expected a port 0-65535")
-        for name, minimum in (("workers", 1), ("workers_backlog", 1), ("processes", 1)):
+        for name, minimum in (("workers", 1), ("workers_backlog", 1), ("processes", 1),
+                              ("max_function_response_bytes", 1)):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {minimum}")
         if self.drain_timeout < 0:
@@ -137,11 +141,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--dev", action="store_const", const=True, help="development mode: embedded SQLite store in the data dir")
     a("--data-dir", help=f"directory of the embedded store (default {DEFAULT_DATA_DIR})")
     a("--drain-timeout", type=float, help="seconds to finish in-flight work on shutdown (default 30)")
+    a("--max-function-response-bytes", type=int, metavar="BYTES",
+      help="largest response body an http function may answer; a bigger one fails the call (default 6291456, 6 MiB)")
 
 
 _CONVERTERS: dict[str, Any] = {
     "events_port": int, "config_port": int, "workers": int, "workers_backlog": int, "processes": int,
-    "drain_timeout": float, "dev": _bool,
+    "drain_timeout": float, "dev": _bool, "max_function_response_bytes": int,
 }
 
 

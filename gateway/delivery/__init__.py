@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from gateway.providers import ProviderPool
+from gateway.providers.http import DEFAULT_MAX_RESPONSE_BYTES
 from gateway.routing.table import RouteTable
 
 from .async_queue import AsyncQueue
@@ -29,7 +30,9 @@ class EventPlane:
         self.metrics = gateway.metrics
         self.draining = False
         self.routes = RouteTable(gateway.view)
-        self.providers = ProviderPool(max_connections=max(100, workers * 2))
+        self.providers = ProviderPool(
+            max_connections=max(100, workers * 2),
+            max_response_bytes=int(getattr(settings, "max_function_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)))
         processor_ref: list[Processor] = []
 
         def deliver_system(space: str, subscription: Any, event: dict[str, Any], plugins: Any) -> None:

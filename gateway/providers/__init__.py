@@ -12,7 +12,7 @@ from typing import Any
 
 from .aws import AWSClients, FirehoseProvider, KinesisProvider, LambdaProvider, SQSProvider
 from .base import Provider, ProviderConfigError, ProviderError
-from .http import HTTPProvider, HTTPSession
+from .http import DEFAULT_MAX_RESPONSE_BYTES, HTTPProvider, HTTPSession
 
 __all__ = ["PROVIDER_TYPES", "Provider", "ProviderConfigError", "ProviderError", "ProviderPool"]
 
@@ -24,8 +24,9 @@ PROVIDER_TYPES = frozenset({"http", *_AWS})
 class ProviderPool:
     """Builds providers from function documents (``{"type": ..., "provider": {...}}``) and caches them."""
 
-    def __init__(self, *, max_connections: int = 200) -> None:
+    def __init__(self, *, max_connections: int = 200, max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self._http = HTTPSession(max_connections)
+        self._max_response_bytes = max_response_bytes
         self._aws = AWSClients()
         self._cache: dict[str, Provider] = {}
 
@@ -41,7 +42,7 @@ class ProviderPool:
 
     def _build(self, function_type: str, config: dict[str, Any]) -> Provider:
         if function_type == "http":
-            return HTTPProvider(config, self._http)
+            return HTTPProvider(config, self._http, max_response_bytes=self._max_response_bytes)
         aws = _AWS.get(function_type)
         if aws is None:
             raise ProviderConfigError(

@@ -5,6 +5,11 @@ put the event on a stream or queue and return the service's receipt as JSON. Cre
 function's provider config when given (upstream fields ``awsAccessKeyId``, ``awsSecretAccessKey``,
 ``awsSessionToken``), else from the usual AWS chain. ``endpointUrl`` (or the standard
 ``AWS_ENDPOINT_URL`` environment variable) points a client at an emulator or a VPC endpoint.
+
+Response sizes need no limit of their own here, unlike the http provider's
+``--max-function-response-bytes``: AWS itself bounds a synchronous Lambda invocation's response payload
+to 6 MB (a bigger one is the function's error, not a payload), and Kinesis, Firehose and SQS answer a
+small receipt of which only the ids are kept.
 """
 
 from __future__ import annotations

@@ -2,7 +2,9 @@
 
 Differences from upstream, both asked for by users: the timeout is the function's ``timeout`` (seconds,
 default 5 as before), and any non-2xx answer is a failure (upstream only treated 500 as one), with the
-status in the error message.
+status in the error message. Upstream also read a function's answer whole, however big; here the body is
+read chunk by chunk and a function answering more than ``--max-function-response-bytes`` (default 6 MiB,
+what Lambda allows a synchronous answer) fails the call before the gateway holds more than that in memory.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ import aiohttp
 
 from .base import ProviderConfigError, ProviderError, require
 
-__all__ = ["DEFAULT_TIMEOUT", "HTTPProvider", "HTTPSession"]
+__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "HTTPProvider", "HTTPSession"]
 
 DEFAULT_TIMEOUT = 5.0
+#: AWS Lambda's limit on a synchronous invocation's response payload.
+DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
 _HEADERS = {"Content-Type": "application/cloudevents+json"}
 
 
@@ -53,8 +57,16 @@ class HTTPSession:
             await asyncio.sleep(0)  # let the connector close its transports
 
 
+def _size(limit: int) -> str:
+    """``6291456 bytes (6 MiB)``: the exact number an operator sets, and a readable one."""
+    if limit >= 1024 * 1024 and limit % (1024 * 1024) == 0:
+        return f"{limit} bytes ({limit // (1024 * 1024)} MiB)"
+    return f"{limit} bytes"
+
+
 class HTTPProvider:
-    def __init__(self, config: dict[str, Any], session: HTTPSession) -> None:
+    def __init__(self, config: dict[str, Any], session: HTTPSession, *,
+                 max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES) -> None:
         self.url = require(config, "url", "http")
         if not self.url.startswith(("http://", "https://")):
             raise ProviderConfigError(f"http provider: 'url' must be an http(s) URL, got {self.url!r}")
@@ -66,14 +78,15 @@ class HTTPProvider:
         self.display_url = _without_password(self.url)
         self._client_timeout = aiohttp.ClientTimeout(total=self.timeout)
         self._session = session
+        self.max_response_bytes = max_response_bytes
 
     async def call(self, payload: bytes) -> bytes:
         try:
             async with self._session.get().post(
                 self.url, data=payload, headers=_HEADERS, timeout=self._client_timeout, allow_redirects=False,
             ) as response:
-                body = await response.read()
                 status = response.status
+                body = await self._read_bounded(response)
         except TimeoutError:
             raise ProviderError(f"HTTP call to {self.display_url} timed out after {self.timeout:g}s") from None
         except aiohttp.ClientError as exc:
@@ -83,6 +96,33 @@ class HTTPProvider:
             snippet = body[:200].decode("utf-8", errors="replace")
             raise ProviderError(f"HTTP call to {self.display_url} answered {status}: {snippet}")
         return body
+
+    async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
+        """The response body, read chunk by chunk, failing as soon as it passes ``max_response_bytes``.
+
+        Counted after decompression (the session decompresses), so a small gzip bomb is caught too. A
+        ``Content-Length`` over the limit on an uncompressed body fails before reading anything. Leaving
+        the body unread makes aiohttp close that connection rather than return it to the pool.
+        """
+        limit = self.max_response_bytes
+        declared = response.content_length
+        identity = response.headers.get("Content-Encoding", "identity") == "identity"
+        if declared is not None and declared > limit and identity:
+            raise self._too_large(response.status, f"it declares Content-Length {declared}")
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.content.iter_any():
+            size += len(chunk)
+            if size > limit:
+                raise self._too_large(response.status, f"{size} bytes had arrived when reading stopped")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def _too_large(self, status: int, detail: str) -> ProviderError:
+        return ProviderError(
+            f"HTTP call to {self.display_url} failed: the function's response (status {status}) is larger than "
+            f"the limit of {_size(self.max_response_bytes)} ({detail}); raise --max-function-response-bytes "
+            f"if the function must answer more")
 
     async def close(self) -> None:
         """The client is shared by the pool, which closes it."""

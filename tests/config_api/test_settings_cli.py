@@ -17,6 +17,7 @@ def test_defaults() -> None:
             settings.processes, settings.drain_timeout, settings.log_level, settings.log_format) == \
         (4000, 4001, 100, 200, 1, 30.0, "info", "text")
     assert settings.store_url == "sqlite:.event-gateway/config.db"
+    assert settings.max_function_response_bytes == 6 * 1024 * 1024  # Lambda's sync payload limit
 
 
 def test_flags_win_over_environment_which_wins_over_defaults() -> None:
@@ -28,6 +29,10 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
             settings.log_format, settings.data_dir) == (8080, 9001, True, ("a.wat", "b.wasm"), "memory", "json", "/tmp/x")
     assert parse_serve_args(["--plugin", "x.wat", "--plugin", "y.wat"], environ=environ).plugins == ("x.wat", "y.wat")
     assert parse_serve_args(["--data-dir", "/d"], environ={}).store_url == "sqlite:/d/config.db"
+    limit = {"EVENT_GATEWAY_MAX_FUNCTION_RESPONSE_BYTES": "1048576"}
+    assert parse_serve_args([], environ=limit).max_function_response_bytes == 1048576
+    assert parse_serve_args(["--max-function-response-bytes", "4096"],
+                            environ=limit).max_function_response_bytes == 4096
 
 
 @pytest.mark.parametrize(("argv", "environ", "fragment"), [
@@ -37,6 +42,8 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
     (["--events-tls-cert", "c.pem"], {}, "--events-tls-key"),
     (["--processes", "2", "--db", "memory"], {}, "shared store"),
     ([], {"EVENT_GATEWAY_LOG_LEVEL": "loud"}, "--log-level 'loud'"),
+    (["--max-function-response-bytes", "0"], {}, "--max-function-response-bytes 0: must be at least 1"),
+    ([], {"EVENT_GATEWAY_MAX_FUNCTION_RESPONSE_BYTES": "6MB"}, "EVENT_GATEWAY_MAX_FUNCTION_RESPONSE_BYTES='6MB'"),
 ])
 def test_bad_values_are_named(argv: list[str], environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(SettingsError, match=None) as raised:
@@ -69,7 +76,7 @@ def test_cli_help_lists_every_flag() -> None:
     for flag in ("--host", "--events-host", "--events-port", "--config-port", "--events-tls-cert",
                  "--events-tls-key", "--config-tls-cert", "--config-tls-key", "--log-level", "--log-format",
                  "--workers", "--workers-backlog", "--processes", "--plugin", "--plugins-config", "--db",
-                 "--dev", "--data-dir", "--drain-timeout"):
+                 "--dev", "--data-dir", "--drain-timeout", "--max-function-response-bytes"):
         assert flag in help_text, flag
 
 
