@@ -39,14 +39,6 @@ class Invocation:
         return self.body is not None
 
 
-def provider_config(function: Any) -> dict[str, Any]:
-    """The function's provider settings with upstream (camelCase) keys, secrets included."""
-    provider = function.provider
-    if hasattr(provider, "model_dump"):
-        return provider.model_dump(mode="json", by_alias=True, exclude_none=True)
-    return dict(provider)
-
-
 class Invoker:
     def __init__(self, view: Any, providers: ProviderPool, emitter: SystemEmitter, metrics: Metrics) -> None:
         self._view = view
@@ -61,7 +53,7 @@ class Invoker:
             return Invocation(error=f"function {function_id!r} not found in space {space!r}")
         started = time.perf_counter()
         try:
-            provider = self._providers.get(function.type, provider_config(function))
+            provider = self._providers.for_function(function)
             body = await provider.call(payload)
         except ProviderError as exc:
             self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "failure").inc()

@@ -3,22 +3,36 @@
 A provider is built once per function configuration and reused: the HTTP provider shares one
 connection-pooling aiohttp session, the AWS providers share aiobotocore clients per region and
 credentials. A changed function (new provider config) simply gets a new cache key.
+
+On the event path the pool is asked by function document (:meth:`ProviderPool.for_function`), and
+answers from a cache keyed by that document's identity: documents are frozen and the configuration view
+swaps in a new object when one changes, so the object stands for its configuration and the per-call
+``model_dump`` and JSON key of :meth:`ProviderPool.get` are paid once per document, not per call.
 """
 
 from __future__ import annotations
 
 import json
+import weakref
 from typing import Any
 
 from .aws import AWSClients, FirehoseProvider, KinesisProvider, LambdaProvider, SQSProvider
 from .base import Provider, ProviderConfigError, ProviderError
 from .http import DEFAULT_MAX_RESPONSE_BYTES, HTTPProvider, HTTPSession
 
-__all__ = ["PROVIDER_TYPES", "Provider", "ProviderConfigError", "ProviderError", "ProviderPool"]
+__all__ = ["PROVIDER_TYPES", "Provider", "ProviderConfigError", "ProviderError", "ProviderPool", "provider_config"]
 
 _AWS = {"awslambda": LambdaProvider, "awskinesis": KinesisProvider, "awsfirehose": FirehoseProvider,
         "awssqs": SQSProvider}
 PROVIDER_TYPES = frozenset({"http", *_AWS})
+
+
+def provider_config(function: Any) -> dict[str, Any]:
+    """The function's provider settings with upstream (camelCase) keys, secrets included."""
+    provider = function.provider
+    if hasattr(provider, "model_dump"):
+        return provider.model_dump(mode="json", by_alias=True, exclude_none=True)
+    return dict(provider)
 
 
 class ProviderPool:
@@ -29,6 +43,33 @@ class ProviderPool:
         self._max_response_bytes = max_response_bytes
         self._aws = AWSClients()
         self._cache: dict[str, Provider] = {}
+        #: id(function document) -> (weak reference to it, its provider). The weak reference proves the
+        #: id still names the same object (ids are reused after collection) and drops the entry with it.
+        self._by_function: dict[int, tuple[weakref.ref[Any], Provider]] = {}
+
+    def for_function(self, function: Any) -> Provider:
+        """The provider of a function document (``.type``, ``.provider``), cached per document object.
+
+        Only valid for immutable documents (the configuration models are frozen): a document changed in
+        place would keep its old provider. Objects that cannot be weakly referenced are not cached.
+        """
+        key = id(function)
+        entry = self._by_function.get(key)
+        if entry is not None and entry[0]() is function:
+            return entry[1]
+        provider = self.get(function.type, provider_config(function))
+        try:
+            ref = weakref.ref(function, lambda dead, key=key: self._forget(key, dead))
+        except TypeError:
+            return provider
+        self._by_function[key] = (ref, provider)
+        return provider
+
+    def _forget(self, key: int, dead: weakref.ref[Any]) -> None:
+        """A cached document was collected: drop its entry unless the id already names a newer one."""
+        entry = self._by_function.get(key)
+        if entry is not None and entry[0] is dead:
+            del self._by_function[key]
 
     def get(self, function_type: str, config: dict[str, Any]) -> Provider:
         key = function_type + "\0" + json.dumps(config, sort_keys=True, default=str)
@@ -53,3 +94,4 @@ class ProviderPool:
         await self._http.close()
         await self._aws.close()
         self._cache.clear()
+        self._by_function.clear()

@@ -55,3 +55,22 @@ async def test_plugin_loaded_by_flag_rejects_on_the_events_api(gateway_server, f
         assert refused.status_code == 423 and refused.json() == {"errors": [{"message": "closed"}]}
         assert (await events.get("/users/1")).status_code == 200  # other types pass
         assert len(function_server.requests) == 1
+
+
+async def test_a_function_changed_through_the_config_api_is_called_at_its_new_url(
+        gateway_server, function_server_factory) -> None:
+    """Providers are cached per function document: the document a PUT stores must get its own provider."""
+    old, new = await function_server_factory(), await function_server_factory()
+    old.respond(200, {"statusCode": 200, "body": "old"})
+    new.respond(200, {"statusCode": 200, "body": "new"})
+    running = await gateway_server()
+    async with httpx.AsyncClient(base_url=running.config_url) as config, \
+            httpx.AsyncClient(base_url=running.events_url) as events:
+        await _configure(config, old.url + "/fn")
+        assert (await events.get("/users/1")).text == "old"
+        changed = await config.put("/v1/spaces/default/functions/fn", json={
+            "type": "http", "provider": {"url": new.url + "/fn", "timeout": 2}})
+        assert changed.status_code == 200
+        assert (await events.get("/users/2")).text == "new"
+        assert (await events.get("/users/3")).text == "new"
+        assert len(old.requests) == 1 and [r.path for r in new.requests] == ["/fn", "/fn"]

@@ -101,3 +101,29 @@ async def test_errors_never_show_the_url_password() -> None:
     finally:
         await session.close()
     assert "topsecret" not in str(raised.value) and "http://user:*****@127.0.0.1:9/fn" in str(raised.value)
+
+
+async def test_providers_are_cached_per_function_document_and_forgotten_with_it(target: str) -> None:
+    import gc
+
+    from gateway.config.models import Function
+
+    def document(url: str) -> Function:
+        return Function.model_validate({"functionId": "fn", "type": "http", "provider": {"url": url}})
+
+    pool = ProviderPool()
+    try:
+        first = document(f"{target}/status/200")
+        provider = pool.for_function(first)
+        assert pool.for_function(first) is provider
+        assert await provider.call(b"same") == b"same"
+        # An equal document (another object) shares the provider through the configuration key.
+        assert pool.for_function(document(f"{target}/status/200")) is provider
+        changed = document(f"{target}/status/201")
+        assert pool.for_function(changed) is not provider
+        assert pool.for_function(changed).url.endswith("/status/201")
+        del first, changed
+        gc.collect()
+        assert pool._by_function == {}  # collected documents leave no entry behind
+    finally:
+        await pool.close()
