@@ -12,11 +12,14 @@ import json
 import re
 from datetime import datetime
 from typing import Any
+from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "V01",
     "V10",
     "InvalidEvent",
+    "decode_header_v01",
+    "decode_header_v10",
     "event_id",
     "event_type",
     "json_type",
@@ -131,6 +134,79 @@ def validate(event: Any, where: str = "event") -> dict[str, Any]:
     if isinstance(event, dict):
         raise InvalidEvent(f"{where}: neither 'specversion' (CloudEvents 1.0) nor 'cloudEventsVersion' (0.1) is set")
     raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
+
+
+_BROKEN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")
+
+
+def _percent_decode(name: str, value: str) -> str:
+    """One round of percent-decoding of a header value into UTF-8 text, or InvalidEvent naming the header.
+
+    Headers reach the parser decoded as latin-1 (the HTTP layer's byte-preserving choice), so encoding
+    back to latin-1 gives the bytes the client sent: a sender that put raw UTF-8 in the header instead of
+    percent-encoding it is still read right. Unnecessary escapes (``%41``) and lower-case hex are
+    accepted, as the binding requires; a ``%`` not followed by two hex digits, or escapes that decode to
+    invalid UTF-8 (such as the overlong ``%C0%A0``), are refused.
+    """
+    raw = value.encode("latin-1", errors="replace")
+    broken = _BROKEN_ESCAPE.search(raw)
+    if broken is not None:
+        raise InvalidEvent(
+            f"header {name!r}: '%' at position {broken.start()} is not followed by two hex digits "
+            "(CloudEvents header values are percent-encoded: send '%25' for a literal '%')")
+    try:
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InvalidEvent(
+            f"header {name!r}: the percent-decoded value is not valid UTF-8 ({exc.reason} at byte {exc.start} of it)"
+        ) from None
+
+
+def _unquote_quoted_string(name: str, value: str) -> str:
+    r"""RFC 7230 section 3.2.6 quoted-string, reversed: ``"a \"b\""`` -> ``a "b"``."""
+    out: list[str] = []
+    index = 1
+    while index < len(value):
+        char = value[index]
+        if char == "\\" and index + 1 < len(value):
+            out.append(value[index + 1])
+            index += 2
+            continue
+        if char == '"':
+            if index != len(value) - 1:
+                raise InvalidEvent(f"header {name!r}: text after the closing quote of a quoted value")
+            return "".join(out)
+        out.append(char)
+        index += 1
+    raise InvalidEvent(f"header {name!r}: a quoted value has no closing '\"'")
+
+
+def decode_header_v10(name: str, value: str) -> str:
+    """A ``ce-*`` header value (CloudEvents 1.0 HTTP binding, binary mode, section 3.1.3.2) -> the
+    attribute's string: a double-quoted value is unquoted first (RFC 7230 quoted-string, which senders of
+    older 1.0.x versions used), then exactly one round of percent-decoding is applied."""
+    value = value.strip(" \t")
+    if value.startswith('"'):
+        value = _unquote_quoted_string(name, value)
+    return _percent_decode(name, value)
+
+
+def decode_header_v01(name: str, value: str) -> str:
+    """A ``CE-*`` header value (CloudEvents 0.1 HTTP binding, binary mode, section 3.1.3.2) -> the
+    attribute's string. 0.1 puts the attribute's JSON value in the header, its non-ASCII and
+    non-printable octets percent-encoded (and '%' as RFC 3986 says): so the value is percent-decoded,
+    then a JSON string literal (``"com.example.someevent"``, the spec's own examples) is unquoted. Bare
+    values, which the upstream gateway and its clients used, are kept as the string they are; other JSON
+    (numbers, objects) stays text too, as upstream passed it."""
+    text = _percent_decode(name, value.strip(" \t"))
+    if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
+        try:
+            decoded = json.loads(text)
+        except ValueError:
+            raise InvalidEvent(f"header {name!r}: {text!r} is not a valid JSON string") from None
+        if isinstance(decoded, str):
+            return decoded
+    return text
 
 
 def set_extension(event: dict[str, Any], name: str, value: Any) -> dict[str, Any]:

@@ -142,34 +142,42 @@ def _load_json(body: bytes, what: str) -> Any:
 
 
 def _binary_v10(request: RawRequest, mime: str) -> dict[str, Any]:
+    where = "binary-mode CloudEvent (ce-* headers)"
     event: dict[str, Any] = {}
     for name, value in request.headers:
         lower = name.lower()
         if lower.startswith("ce-"):
-            event[lower[3:]] = value
+            try:
+                event[lower[3:]] = ce.decode_header_v10(lower, value)
+            except ce.InvalidEvent as exc:
+                raise ce.InvalidEvent(f"{where}: {exc}") from None
     if request.header("content-type"):
         event["datacontenttype"] = request.header("content-type")
     value, is_base64 = _body_value(request.body, mime)
     if value is not None:
         event["data_base64" if is_base64 else "data"] = value
-    return ce.validate_v10(event, "binary-mode CloudEvent (ce-* headers)")
+    return ce.validate_v10(event, where)
 
 
 def _binary_v01(request: RawRequest, mime: str) -> dict[str, Any]:
+    where = "binary-mode CloudEvent 0.1 (CE-* headers)"
     event: dict[str, Any] = {}
     extensions: dict[str, str] = {}
-    for name, value in request.headers:
-        lower = name.lower()
-        if lower in _V01_BINARY_ATTRIBUTES:
-            event[_V01_BINARY_ATTRIBUTES[lower]] = value
-        elif lower.startswith("ce-x-"):
-            extensions[lower[5:]] = value
+    try:
+        for name, value in request.headers:
+            lower = name.lower()
+            if lower in _V01_BINARY_ATTRIBUTES:
+                event[_V01_BINARY_ATTRIBUTES[lower]] = ce.decode_header_v01(lower, value)
+            elif lower.startswith("ce-x-"):
+                extensions[lower[5:]] = ce.decode_header_v01(lower, value)
+    except ce.InvalidEvent as exc:
+        raise ce.InvalidEvent(f"{where}: {exc}") from None
     if extensions:
         event["extensions"] = extensions
     if "contentType" not in event and request.header("content-type"):
         event["contentType"] = request.header("content-type")
     event["data"], _ = _body_value(request.body, mime)
-    return ce.validate_v01(event, "binary-mode CloudEvent 0.1 (CE-* headers)")
+    return ce.validate_v01(event, where)
 
 
 def _wrap_v01(event_type: str, content_type: str, data: Any) -> dict[str, Any]:
