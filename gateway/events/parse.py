@@ -18,6 +18,7 @@ than silently re-wrapped as ``http.request``, which is what the upstream gateway
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -101,10 +102,50 @@ def flatten_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     return flat
 
 
+_TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 7230 section 3.2.6 tchar
+_MEDIA_TYPE = re.compile(rf"[ \t]*(?P<type>{_TOKEN})/(?P<subtype>{_TOKEN})[ \t]*")
+_PARAMETER = re.compile(rf'[ \t]*(?P<name>{_TOKEN})[ \t]*=[ \t]*(?P<value>{_TOKEN}|"(?:[^"\\]|\\.)*")[ \t]*')
+
+
+def _malformed(content_type: str, reason: str) -> ce.InvalidEvent:
+    return ce.InvalidEvent(f"Content-Type header {content_type!r} is malformed: {reason}")
+
+
 def _mime(content_type: str | None) -> str:
-    if not content_type:
+    """The media type (``type/subtype``, lower case) of a ``Content-Type`` header, checked.
+
+    The grammar is RFC 7231's ``type "/" subtype *( OWS ";" OWS parameter )``. A value that does not
+    follow it is refused (400) naming the value and what is wrong, as the upstream gateway refused what
+    Go's ``mime.ParseMediaType`` could not parse; guessing at such a body's type would mis-read it
+    silently. Like Go, spaces around ``=`` and stray ``;`` are tolerated. An unknown but well-formed
+    type (``foo/bar``) is not malformed: its body is just opaque. No header, or an empty one, means
+    ``application/octet-stream``.
+    """
+    if content_type is None or not content_type.strip(" \t"):
         return "application/octet-stream"
-    return content_type.split(";", 1)[0].strip().lower()
+    head, _, params = content_type.partition(";")
+    media = _MEDIA_TYPE.fullmatch(head)
+    if media is None:
+        stripped = head.strip(" \t")
+        if "/" not in stripped:
+            reason = "expected a media type 'type/subtype' (such as application/json)"
+        else:
+            reason = f"{stripped!r} is not a media type 'type/subtype' of tokens (letters, digits, !#$%&'*+-.^_`|~)"
+        raise _malformed(content_type, reason)
+    rest = params if _ else None
+    while rest is not None:
+        stripped = rest.lstrip(" \t")
+        if not stripped or stripped.startswith(";"):  # an empty parameter: a stray ';'
+            rest = stripped[1:] if stripped else None
+            continue
+        parameter = _PARAMETER.match(rest)
+        end = parameter.end() if parameter is not None else 0
+        if parameter is None or (end < len(rest) and rest[end] != ";"):
+            shown = (stripped if '"' in stripped else stripped.split(";", 1)[0]).rstrip(" \t")
+            raise _malformed(content_type, f"parameter {shown!r} is not name=value "
+                                           "(the value a token or a \"quoted string\")")
+        rest = rest[end + 1:] if end < len(rest) else None
+    return f"{media['type']}/{media['subtype']}".lower()
 
 
 def _is_json(mime: str) -> bool:
