@@ -45,6 +45,7 @@ __all__ = [
     "ConfigNotFound",
     "ConfigService",
     "InvalidConfig",
+    "StoredDocumentInvalid",
     "metadata_filters",
     "redact",
 ]
@@ -72,6 +73,11 @@ class ConfigNotFound(ConfigError):
 
 class ConfigConflict(ConfigError):
     """A document with that id exists already (HTTP 409)."""
+
+
+class StoredDocumentInvalid(ConfigError):
+    """A stored document no longer validates (written under an older version's looser rules): the
+    server's data is at fault, not the request (HTTP 500), and the message says which and why."""
 
 
 @dataclass(frozen=True)
@@ -131,7 +137,7 @@ class ConfigService:
         return await self._update(_EVENT_TYPES, event_type, revision)
 
     async def delete_event_type(self, space: str, name: str) -> None:
-        _, revision = await self._read(_EVENT_TYPES, space, name)
+        _, revision = await self._read(_EVENT_TYPES, space, name, for_delete=True)
         for subscription in await self.list_subscriptions(space):
             if subscription.event_type == name:
                 raise ConfigInUse(f"Event type {name!r} cannot be deleted because subscription "
@@ -187,7 +193,7 @@ class ConfigService:
         return await self._update(_FUNCTIONS, function, revision)
 
     async def delete_function(self, space: str, function_id: str) -> None:
-        _, revision = await self._read(_FUNCTIONS, space, function_id)
+        _, revision = await self._read(_FUNCTIONS, space, function_id, for_delete=True)
         for subscription in await self.list_subscriptions(space):
             if subscription.function_id == function_id:
                 raise ConfigInUse(f"Function {function_id!r} cannot be deleted because subscription "
@@ -228,7 +234,7 @@ class ConfigService:
         return await self._update(_SUBSCRIPTIONS, subscription, revision)
 
     async def delete_subscription(self, space: str, subscription_id: str) -> None:
-        await self._get(_SUBSCRIPTIONS, space, subscription_id)
+        await self._read(_SUBSCRIPTIONS, space, subscription_id, for_delete=True)
         await self._delete(_SUBSCRIPTIONS, space, subscription_id)
 
     async def _check_path_conflict(self, new: Subscription) -> None:
@@ -267,7 +273,7 @@ class ConfigService:
         return await self._update(_CORS, cors, revision)
 
     async def delete_cors(self, space: str, cors_id: str) -> None:
-        await self._get(_CORS, space, cors_id)
+        await self._read(_CORS, space, cors_id, for_delete=True)
         await self._delete(_CORS, space, cors_id)
 
     # -- shared ------------------------------------------------------------------------------
@@ -290,13 +296,30 @@ class ConfigService:
     async def _get(self, resource: _Resource, space: str, id: str) -> Any:
         return (await self._read(resource, space, id))[0]
 
-    async def _read(self, resource: _Resource, space: str, id: str) -> tuple[Any, int]:
+    async def _read(self, resource: _Resource, space: str, id: str, *,
+                    for_delete: bool = False) -> tuple[Any, int]:
         """The stored document and the revision it was read at: an update or delete derived from it
-        passes that revision on, so it applies only if nobody changed the document meanwhile."""
+        passes that revision on, so it applies only if nobody changed the document meanwhile.
+
+        A stored document that no longer validates raises :class:`StoredDocumentInvalid` (500, naming
+        it and the problem, and logged), as lists skip it with a warning; ``for_delete`` returns
+        ``(None, revision)`` for it instead, since deleting it is how an operator gets rid of it.
+        """
         entry = await self._store.get(resource.kind, space, id)
         if entry is None:
             raise ConfigNotFound(f"{resource.label} {id!r} not found.")
-        return resource.model.model_validate(entry.value), entry.revision
+        try:
+            return resource.model.model_validate(entry.value), entry.revision
+        except ValidationError as error:
+            if for_delete:
+                log.warning("deleting stored %s %r in space %r, which no longer validates: %s", resource.label,
+                            id, space, _describe(error))
+                return None, entry.revision
+            problem = _describe(error)
+            log.error("stored %s %r in space %r no longer validates: %s", resource.label, id, space, problem)
+            raise StoredDocumentInvalid(
+                f"Stored {resource.label} {id!r} in space {space!r} no longer validates: {problem}. It was "
+                f"written under older, looser rules; DELETE it and create it again.") from None
 
     async def _create(self, resource: _Resource, document: M) -> M:
         id = getattr(document, resource.id_field)

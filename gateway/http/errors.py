@@ -12,7 +12,14 @@ from typing import Any
 from quart import Quart, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from gateway.config.service import ConfigConflict, ConfigError, ConfigInUse, ConfigNotFound, InvalidConfig
+from gateway.config.service import (
+    ConfigConflict,
+    ConfigError,
+    ConfigInUse,
+    ConfigNotFound,
+    InvalidConfig,
+    StoredDocumentInvalid,
+)
 from gateway.store.base import AlreadyExists, NotFound, RevisionConflict, StoreError, StoreUnavailable
 
 __all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "status_of"]
@@ -24,6 +31,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (ConfigInUse, 400),
     (ConfigNotFound, 404),
     (ConfigConflict, 409),
+    (StoredDocumentInvalid, 500),
     (NotFound, 404),
     (AlreadyExists, 409),
     (RevisionConflict, 409),

@@ -135,3 +135,35 @@ async def test_a_stored_document_that_no_longer_validates_does_not_break_lists(g
     assert listed.status_code == 200
     assert [s["functionId"] for s in listed.json()["subscriptions"]] == ["f2"]
     assert "'legacy'" in caplog.text and "no longer validates" in caplog.text
+
+
+async def test_getting_a_stored_document_that_no_longer_validates_says_which_and_why(
+        gw, ready: httpx.AsyncClient, caplog) -> None:
+    """The single GET answers 500 naming the document and its problem (the list skips it); PUT too, since
+    it cannot be reconciled; DELETE removes it, which is how an operator gets rid of it."""
+    from gateway.store.base import Kind
+
+    old = {"space": "default", "subscriptionId": "legacy", "type": "async", "eventType": "user.created",
+           "functionId": "f1", "path": "/x?y=1", "method": "POST", "metadata": {}}
+    await gw.gateway.store.create(Kind.SUBSCRIPTIONS, "default", "legacy", old)
+    old_function = {"space": "default", "functionId": "oldfn", "type": "http", "provider": {"url": "ftp://h/"}}
+    await gw.gateway.store.create(Kind.FUNCTIONS, "default", "oldfn", old_function)
+
+    response = await ready.get("/subscriptions/legacy")
+    assert response.status_code == 500
+    [error] = response.json()["errors"]
+    assert error["message"].startswith("Stored Subscription 'legacy' in space 'default' no longer validates: path")
+    assert "'?'" in error["message"] and error["message"].endswith("DELETE it and create it again.")
+    assert "stored Subscription 'legacy' in space 'default' no longer validates" in caplog.text
+
+    response = await ready.get("/functions/oldfn")
+    assert response.status_code == 500
+    assert response.json()["errors"][0]["message"].startswith(
+        "Stored Function 'oldfn' in space 'default' no longer validates: provider.url")
+    response = await ready.put("/functions/oldfn", json={"type": "http", "provider": {"url": "http://h/"}})
+    assert response.status_code == 500 and "'oldfn'" in response.json()["errors"][0]["message"]
+
+    assert (await ready.delete("/subscriptions/legacy")).status_code == 204
+    assert (await ready.delete("/functions/oldfn")).status_code == 204
+    assert (await ready.get("/subscriptions/legacy")).status_code == 404
+    assert (await ready.get("/functions/oldfn")).status_code == 404
