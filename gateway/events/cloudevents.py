@@ -197,8 +197,14 @@ def decode_header_v01(name: str, value: str) -> str:
     non-printable octets percent-encoded (and '%' as RFC 3986 says): so the value is percent-decoded,
     then a JSON string literal (``"com.example.someevent"``, the spec's own examples) is unquoted. Bare
     values, which the upstream gateway and its clients used, are kept as the string they are; other JSON
-    (numbers, objects) stays text too, as upstream passed it."""
-    text = _percent_decode(name, value.strip(" \t"))
+    (numbers, objects) stays text too, as upstream passed it. A value that is not valid percent-encoding
+    (``50% off``) is kept as sent: upstream passed 0.1 values through undecoded, and its clients must keep
+    working."""
+    raw = value.strip(" \t")
+    try:
+        text = _percent_decode(name, raw)
+    except InvalidEvent:
+        text = raw
     if len(text) >= 2 and text.startswith('"') and text.endswith('"'):
         try:
             decoded = json.loads(text)
