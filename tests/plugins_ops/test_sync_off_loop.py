@@ -5,7 +5,9 @@ making one runs `_initialize` and `init` under the load limits, which a plugin c
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 import wasmtime
@@ -13,6 +15,8 @@ import wasmtime
 from gateway.plugins.active_set import ActivePluginSet, load_plugin, spec_from_path
 from gateway.plugins.settings import PluginSettings
 from wasm_abi import PluginLoadError, system_event
+
+T = TypeVar("T")
 
 # `_initialize` spins ~20 M iterations (~100 M fuel, well inside the load budget); `react` always traps,
 # so every reaction discards its instance and the next one has to make a fresh one.
@@ -65,6 +69,28 @@ def received() -> dict:
     return system_event("eventgateway.event.received", {"event": incoming, "path": "/", "headers": {}})
 
 
+async def loop_turns_during(work: Coroutine[Any, Any, T]) -> tuple[T, int]:
+    """Await ``work`` while counting how often the event loop ran another task meanwhile: about zero
+    when ``work`` blocks the loop, many when it waits on a thread."""
+    turns = 0
+    stop = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal turns
+        while not stop.is_set():
+            turns += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    started_at = turns
+    try:
+        return await work, turns - started_at
+    finally:
+        stop.set()
+        await task
+
+
 def write(tmp_path: Path, name: str, wat: str) -> Path:
     path = tmp_path / f"{name}.wasm"
     path.write_bytes(bytes(wasmtime.wat2wasm(wat)))
@@ -80,24 +106,10 @@ async def test_making_a_fresh_instance_leaves_the_event_loop_free(tmp_path: Path
         assert first.rejection is not None and first.rejection.status == 503
         assert not loaded.host.instance_ready
 
-        ticks = 0
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not stop.is_set():
-                ticks += 1
-                await asyncio.sleep(0)
-
-        task = asyncio.create_task(ticker())
-        await asyncio.sleep(0)
-        started_at = ticks
-        second = await plugins.react_sync(received())
-        stop.set()
-        await task
+        second, ticks = await loop_turns_during(plugins.react_sync(received()))
         assert second.rejection is not None and "trap" in second.rejection.message
-        # Had the fresh instance been made inline, the loop could not have run the ticker meanwhile.
-        assert ticks - started_at > 10, f"the event loop was blocked while making an instance ({ticks - started_at} ticks)"
+        # Had the fresh instance been made inline, the loop could not have turned meanwhile.
+        assert ticks > 10, f"the event loop was blocked while making an instance ({ticks} turns)"
     finally:
         loaded.host.close()
 
@@ -111,24 +123,10 @@ async def test_a_wasi_plugin_reacts_off_the_event_loop(tmp_path: Path) -> None:
     plugins = ActivePluginSet([loaded], metrics=None, executor=None)
     try:
         assert loaded.host.instance_ready
-        ticks = 0
-        stop = asyncio.Event()
-
-        async def ticker() -> None:
-            nonlocal ticks
-            while not stop.is_set():
-                ticks += 1
-                await asyncio.sleep(0)
-
-        task = asyncio.create_task(ticker())
-        await asyncio.sleep(0)
-        started_at = ticks
-        outcome = await plugins.react_sync(received())
-        stop.set()
-        await task
+        outcome, ticks = await loop_turns_during(plugins.react_sync(received()))
         assert outcome.rejection is not None and outcome.rejection.status == 503
         assert "out_of_fuel" in outcome.rejection.message or "timeout" in outcome.rejection.message
-        assert ticks - started_at > 10, f"the event loop was blocked by a WASI reaction ({ticks - started_at} ticks)"
+        assert ticks > 10, f"the event loop was blocked by a WASI reaction ({ticks} turns)"
     finally:
         loaded.host.close()
         plain.host.close()

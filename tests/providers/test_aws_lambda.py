@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import io
 import json
-import socket
 import zipfile
 from collections.abc import Iterator
 
 import boto3
 import httpx
 import pytest
-from moto.server import ThreadedMotoServer
 
 from gateway.providers import ProviderPool
+from tests.moto_server import moto_server
 
 REGION = "us-east-1"
 KEYS = {"awsAccessKeyId": "testing", "awsSecretAccessKey": "testing"}
@@ -30,19 +29,13 @@ TRUST = {"Version": "2012-10-17", "Statement": [
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    httpx.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
-    try:
-        yield endpoint
-    finally:
-        # moto's config is process-wide: give the other AWS tests the default back.
-        httpx.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": True}})
-        server.stop()
+    with moto_server() as endpoint:
+        httpx.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": False}}).raise_for_status()
+        try:
+            yield endpoint
+        finally:
+            # moto's config is process-wide: give the other AWS tests the default back.
+            httpx.post(f"{endpoint}/moto-api/config", json={"lambda": {"use_docker": True}})
 
 
 @pytest.fixture(scope="module")

@@ -7,13 +7,12 @@ a successful invoke, end to end through a gateway, is in test_aws_lambda.py.
 from __future__ import annotations
 
 import json
-import socket
 from collections.abc import Iterator
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
+from tests.moto_server import moto_server
 from gateway.providers import ProviderError, ProviderPool
 
 REGION = "us-east-1"
@@ -22,13 +21,8 @@ KEYS = {"awsAccessKeyId": "testing", "awsSecretAccessKey": "testing"}
 
 @pytest.fixture(scope="module")
 def moto_endpoint() -> Iterator[str]:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def _boto(service: str, endpoint: str):
