@@ -152,6 +152,16 @@ class EtcdServer:
             raise RuntimeError(f"etcdctl {' '.join(args)} failed: {result.stderr.strip()}")
         return result
 
+    def enable_gateway_auth(self, user: str = "gw", password: str = "gwpw") -> None:
+        """Turn etcd's auth on, with a root user (password ``rootpw``) and ``user`` holding read-write on
+        the gateway's prefix only, as an operator would set up a cluster."""
+        self.etcdctl("user", "add", "root", "--new-user-password", "rootpw")
+        self.etcdctl("role", "add", "gateway")
+        self.etcdctl("role", "grant-permission", "gateway", "--prefix=true", "readwrite", "/eventgateway/v1/")
+        self.etcdctl("user", "add", user, "--new-user-password", password)
+        self.etcdctl("user", "grant-role", user, "gateway")
+        self.etcdctl("auth", "enable")
+
     def revision(self) -> int:
         import json
 

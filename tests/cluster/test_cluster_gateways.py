@@ -302,12 +302,7 @@ async def test_plugin_uploaded_on_one_gateway_runs_on_all(shared_etcd, cluster, 
 
 async def test_gateway_on_etcd_with_tls_and_auth_flags(etcd_factory, cluster, tmp_path):
     etcd = etcd_factory(tls=True)
-    etcd.etcdctl("user", "add", "root", "--new-user-password", "rootpw")
-    etcd.etcdctl("role", "add", "gateway")
-    etcd.etcdctl("role", "grant-permission", "gateway", "--prefix=true", "readwrite", "/eventgateway/v1/")
-    etcd.etcdctl("user", "add", "gw", "--new-user-password", "gwpw")
-    etcd.etcdctl("user", "grant-role", "gw", "gateway")
-    etcd.etcdctl("auth", "enable")
+    etcd.enable_gateway_auth()
     tls = etcd.tls
     flags = ["--db-ca", str(tls.ca), "--db-cert", str(tls.cert("client")), "--db-key", str(tls.key("client")),
              "--db-user", "gw", "--db-password", "gwpw"]

@@ -212,12 +212,7 @@ async def test_tls_with_client_certificates(etcd_factory, store_factory):
 
 async def test_user_and_password_auth(etcd_factory, store_factory):
     etcd = etcd_factory()
-    etcd.etcdctl("user", "add", "root", "--new-user-password", "rootpw")
-    etcd.etcdctl("role", "add", "gateway")
-    etcd.etcdctl("role", "grant-permission", "gateway", "--prefix=true", "readwrite", "/eventgateway/v1/")
-    etcd.etcdctl("user", "add", "gw", "--new-user-password", "gwpw")
-    etcd.etcdctl("user", "grant-role", "gw", "gateway")
-    etcd.etcdctl("auth", "enable")
+    etcd.enable_gateway_auth()
     store = await store_factory(etcd.endpoint, user="gw", password="gwpw")
     await store.create(Kind.EVENT_TYPES, "default", "e", {})
     watch = store.watch(0)
@@ -342,12 +337,7 @@ async def test_a_refused_watch_says_why_once(etcd_factory, store_factory, caplog
     import logging
 
     etcd = etcd_factory()
-    etcd.etcdctl("user", "add", "root", "--new-user-password", "rootpw")
-    etcd.etcdctl("role", "add", "gateway")
-    etcd.etcdctl("role", "grant-permission", "gateway", "--prefix=true", "readwrite", "/eventgateway/v1/")
-    etcd.etcdctl("user", "add", "gw", "--new-user-password", "gwpw")
-    etcd.etcdctl("user", "grant-role", "gw", "gateway")
-    etcd.etcdctl("auth", "enable")
+    etcd.enable_gateway_auth()
     store = await store_factory(etcd.endpoint, user="gw", password="gwpw")
     revision = (await store.snapshot()).revision
     etcd.etcdctl("--user", "root:rootpw", "role", "revoke-permission", "gateway", "--prefix=true", "/eventgateway/v1/")
