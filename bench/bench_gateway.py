@@ -1,14 +1,15 @@
 """Events API throughput and latency: no plugin vs one sync ``event.received`` plugin vs three plugins on
-every stage, in one run, against the same server configuration.
+every stage, in one run, against the same server configuration, with a second no-plugin gateway as a control.
 
 Each scenario is a ``python -m gateway serve`` process (memory store, the same flags; only ``--plugin``
-differs) with one http function behind a sync subscription configured through the Config API. The three
+differs) with one http function behind a sync subscription configured through the Config API. They
 run side by side and are loaded in interleaved rounds (``--concurrency`` clients sending CloudEvents 1.0
 events), so a shared machine's changing load falls on all of them alike. Every request goes
 through the whole event path: parse, ``event.received``, routing, ``function.invoking``, the function
 call (a minimal ASGI app in its own process), ``function.invoked``, the sync response. Results are
-reported as ratios to the no-plugin baseline measured in the same run; absolute numbers depend on the
-machine and are only comparable within one run.
+reported as ratios to the no-plugin baseline measured in the same run; the control (a second, identical
+no-plugin gateway) shows how far apart two identical processes land, i.e. the noise floor of the ratios.
+Absolute numbers depend on the machine and are only comparable within one run.
 
     python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8]
 """
@@ -119,7 +120,10 @@ class Gateway:
         for path in plugins:
             command += ["--plugin", str(path)]
         self._log = log.open("w")
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT)
+        # One hash seed for every gateway: string hashing (and so dict layout) differs between processes
+        # otherwise, one source of the per-process differences the control row below shows.
+        env = {**os.environ, "PYTHONHASHSEED": "0"}
+        self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
 
     async def ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -208,8 +212,10 @@ async def run(args: argparse.Namespace) -> list[Result]:
             [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
              "bench.bench_gateway:function_app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         # the example guard is a sync event.received plugin (no rules configured: every event passes)
+        # The control is a second gateway identical to the baseline: how far apart two identical
+        # processes land in this run is the noise floor every other ratio must be read against.
         scenarios = [("no plugin", []), ("1 sync event.received plugin", [GUARD]),
-                     ("3 plugins on all stages", stage)]
+                     ("3 plugins on all stages", stage), ("no plugin (control: a 2nd identical process)", [])]
         gateways = [Gateway(plugins, workdir / f"gateway{i}.log") for i, (_, plugins) in enumerate(scenarios)]
         try:
             function_url = f"http://127.0.0.1:{port}/"
