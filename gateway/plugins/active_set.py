@@ -23,11 +23,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgpack
+
 from gateway.metrics import Metrics
 from wasm_abi import Plugin, PluginFault, PluginLoadError, Reaction
-from wasm_abi.events import REPLACEABLE_EVENT_TYPES, SYSTEM_EVENT_PREFIX
-
-import msgpack
+from wasm_abi.events import REPLACEABLE_EVENT_TYPES
 
 from .contract import CONTINUE, PluginSet, Rejection, StageOutcome
 from .settings import PluginSettings, PluginSource
@@ -233,7 +233,9 @@ class ActivePluginSet(PluginSet):
         try:
             # A replacement is checked inside the host call, so that an invalid one is the plugin's
             # fault like any other: its instance is discarded and it counts towards quarantine.
-            check = self._invalid_replacement if stage.replaceable and plugin.spec.settings.rewrite else None
+            check = (self._invalid_replacement
+                     if self._validate_event is not None and stage.replaceable and plugin.spec.settings.rewrite
+                     else None)
             return self._call(plugin, stage.event_type, "sync", payload, check)
         except PluginFault as fault:
             return fault
@@ -350,14 +352,12 @@ class ActivePluginSet(PluginSet):
             self._metrics.plugin_reactions.record(plugin.name, event_type, mode, outcome)
 
     def _invalid_replacement(self, event: dict[str, Any]) -> str | None:
-        event_type = event.get("type", event.get("eventType"))
-        if isinstance(event_type, str) and event_type.startswith(SYSTEM_EVENT_PREFIX):
-            return f"it may not have a system event type ({event_type!r})"
-        if self._validate_event is not None:
-            try:
-                self._validate_event(event)
-            except Exception as exc:  # the validator's own error type says what is wrong
-                return str(exc)
+        """The gateway's own rules for a replacement event (the host has already refused a non-map, a
+        missing type and a system event type)."""
+        try:
+            self._validate_event(event)  # type: ignore[misc]  # only called when a validator is set
+        except Exception as exc:  # the validator's own error type says what is wrong
+            return str(exc)
         return None
 
 

@@ -30,6 +30,7 @@ from typing import Any
 
 from quart import Blueprint, Response, jsonify, request
 
+from gateway.config.models import SECRET_MARKER
 from gateway.http.auth import token_matches
 from gateway.http.errors import ApiError
 from gateway.plugins.active_set import PluginSpec
@@ -301,16 +302,12 @@ async def _check_module(manager: PluginManager, name: str, wasm: bytes, settings
         raise ApiError(400, f"plugin {name!r} cannot be loaded{kind}: {exc.message}") from None
 
 
-#: What a masked config value reads as (the same placeholder as a function's redacted secrets).
-MASK = "*****"
-
-
 def _masked_config(status_json: dict[str, Any]) -> dict[str, Any]:
     settings = status_json.get("settings") or {}
     config = settings.get("config")
     if not config:
         return status_json
-    return {**status_json, "settings": {**settings, "config": {key: MASK for key in config}}}
+    return {**status_json, "settings": {**settings, "config": {key: SECRET_MARKER for key in config}}}
 
 
 def _status_json(manager: PluginManager, name: str) -> dict[str, Any]:
