@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import urlsplit
-
 import aiohttp
+
+from gateway.config.models import SECRET_MARKER, url_password, with_url_password
 
 from .base import ProviderConfigError, ProviderError, require
 
@@ -26,11 +26,8 @@ _HEADERS = {"Content-Type": "application/cloudevents+json"}
 
 
 def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    return parts._replace(netloc=f"{userinfo.partition(':')[0]}:*****@{hostport}").geturl()
+    """``url`` with its password (if any) masked as the Config API masks it."""
+    return with_url_password(url, SECRET_MARKER) if url_password(url) is not None else url
 
 
 class HTTPSession:
