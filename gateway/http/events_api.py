@@ -7,7 +7,6 @@ path that is not valid percent-encoding, an unexpected error) has the upstream e
 
 from __future__ import annotations
 
-import json
 import re
 from typing import TYPE_CHECKING
 
@@ -15,7 +14,7 @@ from quart import Quart, Response, request
 
 from gateway.config.models import NAME_PATTERN
 from gateway.events.parse import RawRequest
-from gateway.http.errors import install_error_handlers
+from gateway.http.errors import error_response, install_error_handlers
 
 if TYPE_CHECKING:
     from gateway.delivery import EventPlane
@@ -34,11 +33,6 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NO_BODY = (204, 304)
 
 
-def _error(status: int, message: str) -> Response:
-    return Response(json.dumps({"errors": [{"message": message}]}), status=status,
-                    content_type="application/json")
-
-
 def create_app(plane: EventPlane) -> Quart:
     app = Quart("gateway.events_api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
@@ -46,11 +40,11 @@ def create_app(plane: EventPlane) -> Quart:
 
     async def handle(path: str = "") -> Response:
         if plane.draining:
-            return _error(503, "Service Unavailable")
+            return error_response(503, "Service Unavailable")
         raw_path = request.scope.get("raw_path")
         target = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path
         if _BAD_ESCAPE.search(target):
-            return _error(400, f"request path {target!r} is not valid percent-encoding "
+            return error_response(400, f"request path {target!r} is not valid percent-encoding "
                                "('%' must be followed by two hex digits)")
         query: dict[str, list[str]] = {key: request.args.getlist(key) for key in request.args}
         raw = RawRequest(
@@ -64,7 +58,7 @@ def create_app(plane: EventPlane) -> Quart:
         space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE
         if len(space) < 3 or not _SPACE.match(space):
             # No configuration can live in such a space: accepting the event would lose it silently.
-            return _error(400, f"{SPACE_HEADER} header {space!r} is invalid: a space is at least 3 characters "
+            return error_response(400, f"{SPACE_HEADER} header {space!r} is invalid: a space is at least 3 characters "
                                "of letters, digits, '.', '-' and '_'")
         reply = await plane.processor.handle(raw, space)
         no_body = reply.status in _NO_BODY
