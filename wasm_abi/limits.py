@@ -72,6 +72,18 @@ class Limits:
     #: process that is killed at this limit; cached compilations skip it entirely).
     compile_timeout: float = 120.0
 
+    # -- compiling (sandbox hardening, issue 10) ------------------------------------------------
+    # (compile limits: new fields of the compile work go here)
+
+    # -- wall time and host calls --------------------------------------------------------------
+    # (deadline / host-call fields go here)
+
+    # -- fault rate and amplification ----------------------------------------------------------
+    # (quarantine-rate / re-instantiation fields go here)
+
+    # -- plugin-supplied text -----------------------------------------------------------------
+    # (string caps go here)
+
     def __post_init__(self) -> None:
         for spec in fields(self):
             name, value = spec.name, getattr(self, spec.name)
@@ -83,5 +95,40 @@ class Limits:
                 raise TypeError(f"Limits.{name} must be an integer, got {value!r}")
             if value <= 0:
                 raise ValueError(f"Limits.{name} must be positive, got {value!r}")
-        if self.max_memory_bytes > 4096 * MIB:
-            raise ValueError("Limits.max_memory_bytes cannot exceed 4 GiB (32-bit linear memory)")
+            ceiling = CEILINGS.get(name)
+            if ceiling is not None and value > ceiling:
+                raise ValueError(f"Limits.{name} is {value!r}, over its ceiling of {ceiling!r}")
+
+
+GIB = 1024 * MIB
+
+#: The most any one `Limits` field may be set to, whatever an operator writes: a limit is there
+#: to bound what a plugin costs, and a "limit" of 10**9 threads or seconds bounds nothing. Every
+#: field has one (a test checks); ABI.md lists them. Raising a ceiling is a code change.
+CEILINGS: dict[str, int | float] = {
+    "sync_fuel": 10**12,
+    "sync_timeout": 5.0,
+    "async_fuel": 10**13,
+    "async_timeout": 60.0,
+    "load_fuel": 10**13,
+    "load_timeout": 60.0,
+    "max_memory_bytes": 4 * GIB,  # a 32-bit linear memory cannot be larger
+    "max_table_elements": 1_000_000,
+    "max_tables": 100,
+    "max_memories": 1,  # ABI v1 uses exactly one
+    "max_instances": 1,  # one plugin instance = one store with one instance
+    "max_stack_bytes": 8 * MIB,
+    "max_module_bytes": 64 * MIB,
+    "max_output_bytes": 16 * MIB,
+    "max_input_bytes": 64 * MIB,
+    "max_log_message_bytes": 64 * 1024,
+    "log_rate_per_second": 1_000_000.0,
+    "log_burst": 1_000_000,
+    "pool_size": 64,
+    "quarantine_after": 1000,
+    "quarantine_backoff": 3600.0,
+    "quarantine_max_backoff": 86_400.0,
+    "log_call_fuel": 100_000_000,
+    "compile_timeout": 600.0,
+    # (ceilings of the fields added for issue 10 go below, in the same order as the fields)
+}
