@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -19,7 +19,18 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
-__all__ = ["Metrics", "CONTENT_TYPE_LATEST"]
+__all__ = ["CONTENT_TYPE_LATEST", "MAX_LABEL_CHARS", "OTHER", "Metrics"]
+
+#: The label value that stands for every space and event type the configuration does not name: labels
+#: come from what clients send (the ``Space`` header, the event's type), so only configured names may
+#: become series of their own, or any client could make the gateway keep (and ``/metrics`` render) an
+#: unbounded number of them.
+OTHER = "other"
+#: Longest label value kept; a longer one is cut (configured names are far shorter than this).
+MAX_LABEL_CHARS = 128
+#: Event types the gateway makes itself (a bounded set, labelled whether configured or not).
+_GATEWAY_TYPES = frozenset({"http.request", "eventgateway.event.received", "eventgateway.function.invoking",
+                            "eventgateway.function.invoked", "eventgateway.function.invocationFailed"})
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _REACTION_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1)
@@ -32,6 +43,9 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self._children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+        #: Unbound (no configuration view: unit tests, embedded use), every name is "configured".
+        self._known_space: Callable[[str], bool] = lambda space: True
+        self._known_type: Callable[[str, str], bool] = lambda space, event_type: True
         r = self.registry
         ns = "eventgateway"
 
@@ -95,17 +109,65 @@ class Metrics:
         # Cluster (new).
         self.store_up = Gauge("store_up", "1 while the configuration store is reachable.", namespace=ns, registry=r)
 
+        # The series labelled by what a client sends, and how their labels are bounded.
+        self._normalizers: dict[Any, Callable[[tuple[str, ...]], tuple[str, ...]]] = {}
+        for metric in (self.events_received, self.events_processed, self.events_dropped):
+            self._bound(metric, self._event_labels)
+        for metric in (self.config_requests, self.config_request_duration_seconds):
+            self._bound(metric, self._space_first)
+
+    def bind(self, known_space: Callable[[str], bool], known_type: Callable[[str, str], bool]) -> None:
+        """Label only what the configuration names: ``known_space(space)`` and ``known_type(space, type)``
+        (the runtime binds its configuration view); anything else is labelled ``other``."""
+        self._known_space = known_space
+        self._known_type = known_type
+
+    def space_label(self, space: str) -> str:
+        """``space`` if the configuration knows it (or it is ``default``, or none: ``""``), else ``other``."""
+        if space in ("", "default") or (len(space) <= MAX_LABEL_CHARS and self._known_space(space)):
+            return space
+        return OTHER
+
+    def type_label(self, space: str, event_type: str) -> str:
+        """``event_type`` if the gateway makes it or ``space`` configures it, else ``other``."""
+        if event_type in _GATEWAY_TYPES or (len(event_type) <= MAX_LABEL_CHARS and self._known_type(space, event_type)):
+            return event_type
+        return OTHER
+
+    def _event_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        space, event_type = labels
+        return (self.space_label(space), self.type_label(space, event_type))
+
+    def _space_first(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        return (self.space_label(labels[0]), *(value[:MAX_LABEL_CHARS] for value in labels[1:]))
+
+    def _bound(self, metric: Any, normalize: Callable[[tuple[str, ...]], tuple[str, ...]]) -> None:
+        """Make ``metric.labels(...)`` (and :meth:`child`) label through ``normalize``."""
+        self._normalizers[metric] = normalize
+        labels = metric.labels
+
+        def bounded(*values: str) -> Any:
+            return labels(*normalize(tuple(str(v) for v in values)))
+
+        metric.labels = bounded
+
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, memoized: the event path takes a few labelled children per
         event and plugin reaction, and prometheus-client's ``labels()`` validates and locks each time."""
         key = (metric, labels)
         found = self._children.get(key)
         if found is None:
+            normalize = self._normalizers.get(metric)
+            if normalize is not None:
+                bounded = normalize(labels)
+                if bounded != labels:  # not memoized under what the client sent: that set is unbounded
+                    return self.child(metric, *bounded)
             found = self._children[key] = metric.labels(*labels)
         return found
 
     def render(self) -> bytes:
-        """The text exposition format, for ``GET /v1/metrics``."""
+        """The text exposition format, for ``GET /v1/metrics``. Serving it: call it off the event loop
+        (``asyncio.to_thread``): it formats every series."""
         return generate_latest(self.registry)
 
 

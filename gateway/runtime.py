@@ -38,6 +38,9 @@ class Gateway:
         self.metrics = Metrics()
         self.store: Store = store if store is not None else open_store(settings.store_url, **settings.db_options)
         self.view = ConfigView(self.store, self.metrics)
+        # Metric labels name configured spaces and event types only (clients choose the rest).
+        self.metrics.bind(known_space=lambda space: self.view.generation(space) > 0,
+                          known_type=lambda space, name: self.view.event_type(space, name) is not None)
         # A store that reconnects on its own (etcd resumes its watch) reports reachability itself.
         if (add_availability_listener := getattr(self.store, "add_availability_listener", None)) is not None:
             add_availability_listener(lambda up: self.metrics.store_up.set(1 if up else 0))

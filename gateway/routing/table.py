@@ -71,6 +71,9 @@ def _build(view: _View, space: str, generation: int) -> SpaceRoutes:
     return routes
 
 
+_NO_ROUTES = SpaceRoutes(0)
+
+
 class RouteTable:
     """The routes of every space, each rebuilt when its generation changes."""
 
@@ -80,6 +83,8 @@ class RouteTable:
 
     def space(self, space: str) -> SpaceRoutes:
         generation = self._view.generation(space)
+        if generation == 0:  # never configured: nothing to route, and no state kept for what a client named
+            return _NO_ROUTES
         routes = self._spaces.get(space)
         if routes is None or routes.generation != generation:
             routes = _build(self._view, space, generation)

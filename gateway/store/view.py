@@ -95,7 +95,7 @@ class ConfigView:
     def generation(self, space: str) -> int:
         """A counter that moves whenever anything in ``space`` changes: lets a consumer (the routing
         table) rebuild lazily instead of on every change."""
-        return self._generations[space]
+        return self._generations.get(space, 0)  # .get: a space nobody configured leaves no entry
 
     def has(self, kind: Kind, space: str, id: str) -> bool:
         return id in self._documents[kind].get(space, {})

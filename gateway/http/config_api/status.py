@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from quart import Blueprint, Response
 
 from gateway.metrics import CONTENT_TYPE_LATEST
@@ -22,4 +24,7 @@ async def status() -> Response:
 
 @blueprint.get("/metrics")
 async def metrics() -> Response:
-    return Response(gateway().metrics.render(), status=200, content_type=CONTENT_TYPE_LATEST)
+    # Formatting every series takes a while for a big registry: never on the event loop, which would
+    # hold up every other request (events included) for as long.
+    body = await asyncio.to_thread(gateway().metrics.render)
+    return Response(body, status=200, content_type=CONTENT_TYPE_LATEST)
