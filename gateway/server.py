@@ -62,12 +62,28 @@ class _JSONFormatter(logging.Formatter):
         return json.dumps(entry)
 
 
+#: C0 and C1 control characters (and DEL, and Unicode's line/paragraph separators) -> an escape
+#: that shows them: a message may carry text from plugins and clients.
+_CONTROL_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), 0x7F, *range(0x80, 0xA0)) if c != 0x09}
+_CONTROL_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x2028: "\\u2028", 0x2029: "\\u2029"})
+
+
+class _TextFormatter(logging.Formatter):
+    """``--log-format text``: one record, one line. The message's control characters are escaped,
+    so a plugin's log message (or a client's event type inside a gateway message) with "\\n2026-...
+    INFO gateway ..." in it cannot forge a gateway log line; tracebacks still follow on their own lines."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging's name
+        record.message = record.message.translate(_CONTROL_ESCAPES)
+        return super().formatMessage(record)
+
+
 def configure_logging(settings: Settings) -> None:
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == "json":
         handler.setFormatter(_JSONFormatter())
     else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s"))
+        handler.setFormatter(_TextFormatter("%(asctime)s %(levelname)-7s %(name)s [%(process)d] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[settings.log_level])

@@ -9,12 +9,26 @@ can catch one class.
 from __future__ import annotations
 
 
+#: Longest message a plugin error keeps, in characters. Messages carry plugin-supplied text
+#: (trap messages with the module's function names, backtraces, export names, reaction fields)
+#: and are stored (`lastFault`), logged and returned by APIs: a longer one is cut, marked
+#: "... (N more characters)".
+MAX_MESSAGE_CHARS = 4096
+
+
+def cap_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    """`text` cut to `limit` characters, with a marker saying how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class PluginError(Exception):
     """Base class of every error the plugin host raises on a plugin's behalf."""
 
     def __init__(self, plugin: str, message: str, kind: str | None = None) -> None:
         self.plugin = plugin
-        self.message = message
+        self.message = message = cap_text(message)
         self.kind = kind
         super().__init__(f"plugin {plugin!r}: {message}")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import ctypes
 import logging
 import os
+import struct
 import weakref
 from collections.abc import Callable
 
@@ -144,6 +145,16 @@ _ERRNO_SUCCESS, _ERRNO_AGAIN, _ERRNO_FAULT, _ERRNO_INVAL = 0, 6, 21, 28
 
 #: Fuel per subscription of one poll_oneoff call, for the Python loop over them (~0.5 µs each).
 POLL_SUBSCRIPTION_FUEL = 1_000
+#: Most subscriptions one poll_oneoff call may pass (more is EINVAL). Real programs poll a
+#: handful; the cap bounds the host's loop per call whatever fuel the caller has.
+MAX_POLL_SUBSCRIPTIONS = 1024
+#: Most iovecs one fd_write call may pass (POSIX's usual IOV_MAX; more is EINVAL).
+MAX_IOVECS = 1024
+#: Fuel per iovec of one fd_write call, paid before the iovec table is read.
+IOVEC_FUEL = 100
+#: Most bytes one random_get call may ask for (more is EINVAL): filling it runs in the host,
+#: where no deadline can stop it, so one call is kept to about a millisecond.
+MAX_RANDOM_BYTES = 1024 * 1024
 
 
 def _poll_oneoff(call_fuel: int) -> Callable[..., int]:
@@ -157,19 +168,19 @@ def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: 
                                  nevents_ptr: int, call_fuel: int = 0) -> int:
     """`poll_oneoff` where every clock has already expired and every fd is ready."""
     try:
+        in_ptr, out_ptr, count, nevents_ptr = (v & 0xFFFFFFFF for v in (in_ptr, out_ptr, count, nevents_ptr))
+        if count == 0 or count > MAX_POLL_SUBSCRIPTIONS:
+            return _ERRNO_INVAL
+        # Paid before any work: the loop below is bounded by the cap and paid for in fuel.
+        if not charge_fuel(caller, call_fuel + count * POLL_SUBSCRIPTION_FUEL):
+            return _ERRNO_AGAIN
         memory = caller.get("memory")
         if not isinstance(memory, wasmtime.Memory):
             return _ERRNO_FAULT
-        in_ptr, out_ptr, count, nevents_ptr = (v & 0xFFFFFFFF for v in (in_ptr, out_ptr, count, nevents_ptr))
-        if count == 0:
-            return _ERRNO_INVAL
         size = memory.data_len(caller)
         if (in_ptr + count * _SUBSCRIPTION_SIZE > size or out_ptr + count * _EVENT_SIZE > size
                 or nevents_ptr + 4 > size):
             return _ERRNO_FAULT
-        # Up to a million subscriptions fit in memory: the loop below is paid for in fuel.
-        if not charge_fuel(caller, call_fuel + count * POLL_SUBSCRIPTION_FUEL):
-            return _ERRNO_AGAIN
         subs = bytes(memory.read(caller, in_ptr, in_ptr + count * _SUBSCRIPTION_SIZE))
         events = bytearray(count * _EVENT_SIZE)
         for i in range(count):
@@ -188,15 +199,18 @@ def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: 
 FD_WRITE_TYPE = wasmtime.FuncType([_I32, _I32, _I32, _I32], [_I32])
 _ERRNO_BADF = 8
 _IOVEC_SIZE = 8
+_iovecs = struct.Struct("<II").iter_unpack
 
 
 class WasiStreams:
-    """The stdout/stderr line buffers of one instance, found from a host call by its store."""
+    """The stdout/stderr line buffers of one instance, found from a host call by its store,
+    with that plugin's cap on bytes per `fd_write` call."""
 
-    __slots__ = ("__weakref__", "err", "out")
+    __slots__ = ("__weakref__", "err", "max_write_bytes", "out")
 
-    def __init__(self, out: StreamLog, err: StreamLog) -> None:
+    def __init__(self, out: StreamLog, err: StreamLog, max_write_bytes: int) -> None:
         self.out, self.err = out, err
+        self.max_write_bytes = max_write_bytes
 
 
 #: Store context address -> that instance's streams. The instance holds the only strong
@@ -205,37 +219,53 @@ class WasiStreams:
 _STREAMS: weakref.WeakValueDictionary[int, WasiStreams] = weakref.WeakValueDictionary()
 
 
-def register_streams(ctx: int, out: StreamLog, err: StreamLog) -> WasiStreams:
-    streams = _STREAMS[ctx] = WasiStreams(out, err)
+def register_streams(ctx: int, out: StreamLog, err: StreamLog, max_write_bytes: int) -> WasiStreams:
+    streams = _STREAMS[ctx] = WasiStreams(out, err, max_write_bytes)
     return streams
 
 
 def _fd_write(call_fuel: int) -> Callable[..., int]:
     def fd_write(caller: wasmtime.Caller, fd: int, iovs: int, count: int, nwritten_ptr: int) -> int:
-        """WASI `fd_write` for a plugin with no files: stdout and stderr go to its log."""
+        """WASI `fd_write` for a plugin with no files: stdout and stderr go to its log.
+
+        Bounded before any work: at most `MAX_IOVECS` iovecs (more is EINVAL), paid for in fuel
+        before the table is read; at most `Limits.max_write_bytes` bytes taken (a short write:
+        the count written says how many), paid for (one fuel per byte) before they are copied.
+        Splitting lines and rate-limiting them run in batches at C speed (see StreamLog)."""
         try:
             ctx = native.address(caller._context())
             streams = _STREAMS.get(ctx)
             if fd not in (1, 2) or streams is None:
                 return _ERRNO_BADF
+            iovs, count, nwritten_ptr = (v & 0xFFFFFFFF for v in (iovs, count, nwritten_ptr))
+            if count > MAX_IOVECS:
+                return _ERRNO_INVAL
+            if not charge_fuel(caller, call_fuel + count * IOVEC_FUEL):
+                return _ERRNO_AGAIN  # nothing written; out of fuel, the plugin stops at its next loop or call
             memory = caller.get("memory")
             if not isinstance(memory, wasmtime.Memory):
                 return _ERRNO_FAULT
-            iovs, count, nwritten_ptr = (v & 0xFFFFFFFF for v in (iovs, count, nwritten_ptr))
             size = memory.data_len(caller)
             if iovs + count * _IOVEC_SIZE > size or nwritten_ptr + 4 > size:
                 return _ERRNO_FAULT
-            table = bytes(memory.read(caller, iovs, iovs + count * _IOVEC_SIZE))
-            spans = [(int.from_bytes(table[i : i + 4], "little"), int.from_bytes(table[i + 4 : i + 8], "little"))
-                     for i in range(0, len(table), _IOVEC_SIZE)]
-            total = sum(length for _, length in spans)
-            if any(ptr + length > size for ptr, length in spans):
-                return _ERRNO_FAULT
+            # Take whole iovecs, then part of one, up to the cap: a short write.
+            room = streams.max_write_bytes
+            spans: list[tuple[int, int]] = []
+            for ptr, length in _iovecs(bytes(memory.read(caller, iovs, iovs + count * _IOVEC_SIZE))):
+                if ptr + length > size:
+                    return _ERRNO_FAULT
+                if length:
+                    take = min(length, room)
+                    spans.append((ptr, take))
+                    room -= take
+                    if not room:
+                        break
+            total = streams.max_write_bytes - room
             # One byte of output costs one fuel on top of the call: copying and splitting lines
             # is host work the plugin's instruction count does not show.
-            if not charge_fuel(caller, call_fuel + total):
-                return _ERRNO_AGAIN  # nothing written; out of fuel, the plugin stops at its next loop or call
-            data = b"".join(bytes(memory.read(caller, ptr, ptr + length)) for ptr, length in spans if length)
+            if total and not charge_fuel(caller, total):
+                return _ERRNO_AGAIN
+            data = b"".join(bytes(memory.read(caller, ptr, ptr + length)) for ptr, length in spans)
             (streams.out if fd == 1 else streams.err)(data)
             memory.write(caller, total.to_bytes(4, "little"), nwritten_ptr)
             return _ERRNO_SUCCESS
@@ -251,16 +281,19 @@ RANDOM_GET_TYPE = wasmtime.FuncType([_I32, _I32], [_I32])
 
 def _random_get(call_fuel: int) -> Callable[..., int]:
     def random_get(caller: wasmtime.Caller, buf: int, length: int) -> int:
-        """WASI `random_get` from the OS's CSPRNG, paid for in fuel like any host work."""
+        """WASI `random_get` from the OS's CSPRNG, paid for in fuel (one per byte) like any host
+        work, at most `MAX_RANDOM_BYTES` per call (more is EINVAL)."""
         try:
+            buf, length = buf & 0xFFFFFFFF, length & 0xFFFFFFFF
+            if length > MAX_RANDOM_BYTES:
+                return _ERRNO_INVAL
+            if not charge_fuel(caller, call_fuel + length):
+                return _ERRNO_AGAIN  # nothing written; out of fuel, the plugin stops at its next loop or call
             memory = caller.get("memory")
             if not isinstance(memory, wasmtime.Memory):
                 return _ERRNO_FAULT
-            buf, length = buf & 0xFFFFFFFF, length & 0xFFFFFFFF
             if buf + length > memory.data_len(caller):
                 return _ERRNO_FAULT
-            if not charge_fuel(caller, call_fuel + length):
-                return _ERRNO_AGAIN  # nothing written; out of fuel, the plugin stops at its next loop or call
             if length:
                 memory.write(caller, os.urandom(length), buf)
             return _ERRNO_SUCCESS

@@ -19,9 +19,13 @@ class Limits:
     #: Fuel (~ one unit per Wasm instruction) for one sync reaction; 10 M is about 10 ms.
     #: Sync reactions run inline on the gateway's request path, so this is deliberately small.
     sync_fuel: int = 10_000_000
-    #: Wall-clock safety net for a sync reaction, in seconds (fuel normally stops it first;
-    #: this catches time spent in host calls).
-    sync_timeout: float = 1.0
+    #: Wall-clock deadline of one sync reaction, in seconds, set afresh for every call (epoch
+    #: ticks of 10 ms: the call is stopped with a `timeout` fault between this and 10 ms more).
+    #: Fuel stops ordinary code first (10 M fuel of plain instructions is 2-5 ms); this catches
+    #: instructions and WASI calls that cost far more time than fuel (bench/bench_fuel_wall.py).
+    #: Sync reactions of a plugin whose sync_timeout is over `instance.INLINE_SYNC_TIMEOUT`
+    #: (0.05 s) run on the plugin's own threads instead of the gateway's event loop.
+    sync_timeout: float = 0.05
     #: Fuel for one async reaction (runs off the request path, so it may use more).
     async_fuel: int = 100_000_000
     #: Wall-clock deadline for one async reaction, in seconds (enforced with epochs).
@@ -77,6 +81,9 @@ class Limits:
 
     # -- wall time and host calls --------------------------------------------------------------
     # (deadline / host-call fields go here)
+    #: Most bytes one WASI `fd_write` call takes (stdout/stderr go to the plugin's log); the call
+    #: writes up to this many and reports the count written (a short write, which WASI allows).
+    max_write_bytes: int = 64 * 1024
 
     # -- fault rate and amplification ----------------------------------------------------------
     # (quarantine-rate / re-instantiation fields go here)
@@ -131,4 +138,5 @@ CEILINGS: dict[str, int | float] = {
     "log_call_fuel": 100_000_000,
     "compile_timeout": 600.0,
     # (ceilings of the fields added for issue 10 go below, in the same order as the fields)
+    "max_write_bytes": 1 * MIB,
 }

@@ -43,43 +43,62 @@ class PluginLog:
         self._dropped = 0
         self._lock = threading.Lock()
 
-    def _admit(self) -> tuple[bool, int]:
-        """Take a token; returns (allowed, messages dropped since the last allowed one)."""
+    def _admit(self, count: int = 1) -> tuple[int, bool]:
+        """Take up to `count` tokens at once; returns (messages allowed, messages dropped before
+        them since the last allowed one). The first `allowed` messages of the batch go out, the
+        rest are dropped and counted: the same outcome as admitting them one by one, in O(1)."""
         with self._lock:
             now = time.monotonic()
             self._tokens = min(self.burst, self._tokens + (now - self._last) * self.rate)
             self._last = now
-            if self._tokens >= 1.0:
-                self._tokens -= 1.0
-                dropped, self._dropped = self._dropped, 0
-                return True, dropped
-            self._dropped += 1
-            first_drop = self._dropped == 1
-        if first_drop:
-            self._emit(
-                "warn",
-                f"log rate limit of {self.rate:g} messages/s hit; dropping messages until it recovers",
-                host=True,
-            )
-        return False, 0
+            allowed = min(count, int(self._tokens))
+            dropped_before = 0
+            if allowed:
+                self._tokens -= allowed
+                dropped_before, self._dropped = self._dropped, 0
+            refused = count - allowed
+            first_drop = refused > 0 and self._dropped == 0
+            self._dropped += refused
+        if dropped_before:
+            self._emit("warn", f"{dropped_before} log messages were dropped by the rate limit", host=True)
+        return allowed, first_drop
 
     def write(self, level: int | str, raw: bytes | str, total_bytes: int | None = None) -> None:
         """Log one message from the plugin (never raises: it runs inside a Wasm host call)."""
         try:
             name = level if isinstance(level, str) else LEVEL_NAMES.get(level, "info")
-            allowed, dropped = self._admit()
-            if not allowed:
-                return
-            if dropped:
-                self._emit("warn", f"{dropped} log messages were dropped by the rate limit", host=True)
-            data = raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)
-            cut = (len(data) if total_bytes is None else total_bytes) - self.max_message_bytes
-            text = data[: self.max_message_bytes].decode("utf-8", "replace")
-            if cut > 0:
-                text += f" [truncated {cut} bytes]"
-            self._emit(name, text)
+            allowed, first_drop = self._admit()
+            if allowed:
+                data = raw.encode("utf-8", "replace") if isinstance(raw, str) else bytes(raw)
+                self._emit(name, self._text(data, total_bytes))
+            if first_drop:
+                self._say_dropping()
         except Exception:  # pragma: no cover - a logging failure must not fault the plugin
             logger.exception("failed to record a log message of plugin %r", self.plugin)
+
+    def write_lines(self, level: str, lines: list[bytes]) -> None:
+        """Log a batch of messages (lines of a WASI stream) under one rate-limit decision: what
+        the bucket allows goes out, the rest is dropped and counted at once, so a plugin writing
+        65 536 empty lines costs one list split and one admission, not 65 536 of each."""
+        try:
+            allowed, first_drop = self._admit(len(lines))
+            for line in lines[:allowed]:
+                self._emit(level, self._text(line, None))
+            if first_drop:
+                self._say_dropping()
+        except Exception:  # pragma: no cover - a logging failure must not fault the plugin
+            logger.exception("failed to record log messages of plugin %r", self.plugin)
+
+    def _text(self, data: bytes, total_bytes: int | None) -> str:
+        cut = (len(data) if total_bytes is None else total_bytes) - self.max_message_bytes
+        text = data[: self.max_message_bytes].decode("utf-8", "replace")
+        if cut > 0:
+            text += f" [truncated {cut} bytes]"
+        return text
+
+    def _say_dropping(self) -> None:
+        self._emit("warn", f"log rate limit of {self.rate:g} messages/s hit; dropping messages until it recovers",
+                   host=True)
 
     def _emit(self, level: str, text: str, host: bool = False) -> None:
         prefix = f"[plugin {self.plugin}]" + (" (host)" if host else "")
@@ -107,12 +126,12 @@ class StreamLog:
 
     def __call__(self, chunk: bytes) -> int:
         data = self._pending + chunk
-        *lines, self._pending = data.split(b"\n")
+        *lines, self._pending = data.split(b"\n")  # C speed; the caller caps the chunk's size
         if len(self._pending) > self.sink.max_message_bytes:
             lines.append(self._pending)
             self._pending = b""
-        for line in lines:
-            self.sink.write(self.level, line)
+        if lines:
+            self.sink.write_lines(self.level, lines)
         return len(chunk)
 
     def flush(self) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgpack
 
-from .errors import PluginFault
+from .errors import MAX_MESSAGE_CHARS, PluginFault, cap_text
 from .events import SYSTEM_EVENT_PREFIX
 
 
@@ -39,6 +39,16 @@ class Reaction:
 
 CONTINUE = Reaction()
 _CONTINUE_BYTES = (b"\x80", b"\xc0")  # msgpack {} and nil: the common answer, decoded without msgpack
+
+#: Longest `error` a reaction keeps, in characters (longer ones are cut and marked).
+MAX_ERROR_CHARS = MAX_MESSAGE_CHARS
+
+
+def short_repr(value: Any, limit: int = 200) -> str:
+    """`repr(value)` for an error message, cut to about `limit` characters: values come from plugins."""
+    if isinstance(value, (str, bytes)) and len(value) > limit:
+        return f"{value[:limit]!r}... ({len(value) - limit} more)"
+    return cap_text(repr(value), limit)
 
 
 def _fault(plugin: str, message: str) -> PluginFault:
@@ -101,7 +111,7 @@ def check_replacement_event(plugin: str, event: Any) -> dict[str, Any]:
     if not isinstance(etype, str) or not etype:
         raise _fault(plugin, "reaction 'event' has no string 'type' (or 'eventType'): not a valid event")
     if etype.startswith(SYSTEM_EVENT_PREFIX):
-        raise _fault(plugin, f"reaction 'event' may not become a system event type ({etype!r})")
+        raise _fault(plugin, f"reaction 'event' may not become a system event type ({short_repr(etype)})")
     return event
 
 
@@ -136,7 +146,8 @@ def decode_reaction(
     if event is not None:
         event = check_replacement_event(plugin, event)
     if error is not None:
-        return Reaction(error=error, status=status, fuel_used=fuel_used)
+        # The error goes back to the client and into logs: capped like every plugin-supplied text.
+        return Reaction(error=cap_text(error, MAX_ERROR_CHARS), status=status, fuel_used=fuel_used)
     if event is not None and may_replace:
         return Reaction(event=event, fuel_used=fuel_used)
     return Reaction(fuel_used=fuel_used)

@@ -6,7 +6,7 @@ from typing import NamedTuple
 
 from .errors import PluginFault, PluginLoadError
 from .events import SYSTEM_EVENT_TYPES
-from .reaction import unpack_output
+from .reaction import short_repr, unpack_output
 
 MODES = ("sync", "async")
 
@@ -38,11 +38,11 @@ def decode_subscriptions(plugin: str, raw: bytes | None) -> list[Subscription]:
         event_type, mode = item.get("eventType"), item.get("type")
         if event_type not in SYSTEM_EVENT_TYPES:
             raise PluginLoadError(
-                plugin, f"subscriptions[{i}].eventType is {event_type!r}; expected one of "
+                plugin, f"subscriptions[{i}].eventType is {short_repr(event_type)}; expected one of "
                 f"{', '.join(sorted(SYSTEM_EVENT_TYPES))}", "bad_subscriptions",
             )
         if mode not in MODES:
-            raise PluginLoadError(plugin, f"subscriptions[{i}].type is {mode!r}; expected 'sync' or 'async'",
+            raise PluginLoadError(plugin, f"subscriptions[{i}].type is {short_repr(mode)}; expected 'sync' or 'async'",
                                   "bad_subscriptions")
         sub = Subscription(event_type, mode)
         if sub not in result:

@@ -28,6 +28,7 @@ import msgpack
 from gateway.metrics import Metrics
 from wasm_abi import Plugin, PluginFault, PluginLoadError, Reaction
 from wasm_abi.events import REPLACEABLE_EVENT_TYPES
+from wasm_abi.instance import INLINE_SYNC_TIMEOUT
 
 from .contract import CONTINUE, PluginSet, Rejection, StageOutcome
 from .settings import PluginSettings, PluginSource
@@ -107,11 +108,10 @@ class LoadedPlugin:
         #: recovery show in the log and the gauge at once rather than at the next periodic refresh.
         self.quarantined = False
         self._rewrite_warned = False
-        #: Whether its sync reactions may run on the event loop. A WASI host call costs the plugin
-        #: almost no fuel but microseconds of real time, so a WASI plugin calling one in a loop runs
-        #: until the wall-clock net (`sync_timeout` + slack, over a second): too long to hold the loop.
-        #: Without WASI the only import is `log`, which charges its cost in fuel, so fuel bounds the call.
-        self.inline = not host.uses_wasi
+        #: Whether its sync reactions may run on the event loop: only when each call's wall-clock
+        #: deadline (`sync_timeout`, set per call) is at most INLINE_SYNC_TIMEOUT (0.05 s), and not for
+        #: WASI plugins (wasmtime's own WASI calls cost no fuel, so they run to the deadline every time).
+        self.inline = not host.uses_wasi and host.limits.sync_timeout <= INLINE_SYNC_TIMEOUT
         self._sync_executor: ThreadPoolExecutor | None = None
 
     @property

@@ -221,8 +221,9 @@ def test_wasi_calls_in_a_loop_run_out_of_fuel(make_plugin: MakePlugin, imports: 
 
 
 def test_wasi_poll_oneoff_is_paid_per_subscription(make_plugin: MakePlugin) -> None:
-    """A poll over 20 000 (zeroed: clock) subscriptions costs 1 000 fuel each, over the 10 M budget:
-    it does nothing and answers EAGAIN, leaving the plugin no fuel; 100 subscriptions are paid."""
+    """A poll over 1 024 (zeroed: clock) subscriptions costs 1 000 fuel each, over a 1 M budget:
+    it does nothing and answers EAGAIN, leaving the plugin no fuel; 100 subscriptions are paid;
+    more than MAX_POLL_SUBSCRIPTIONS (1 024) is EINVAL before any work."""
     imports = ('(import "wasi_snapshot_preview1" "poll_oneoff" '
                '(func $poll_oneoff (param i32 i32 i32 i32) (result i32)))')
     memory = '(memory (export "memory") 20)'
@@ -230,11 +231,12 @@ def test_wasi_poll_oneoff_is_paid_per_subscription(make_plugin: MakePlugin) -> N
     def plugin(count: int, errno: int) -> Plugin:
         call = f"(call $poll_oneoff (i32.const 65536) (i32.const 65536) (i32.const {count}) (i32.const 600))"
         return make_plugin(imports=imports, memory=memory, react=f"{expect(call, errno)} (i64.const 0)",
-                           limits=Limits(sync_timeout=5))
+                           limits=Limits(sync_timeout=5, sync_fuel=1_000_000))
 
     paid = plugin(100, 0).react({})
-    assert 100_000 < paid.fuel_used < 10_000_000
-    assert plugin(20_000, 6).react({}).fuel_used == 10_000_000
+    assert 100_000 < paid.fuel_used < 1_000_000
+    assert plugin(1024, 6).react({}).fuel_used == 1_000_000
+    assert plugin(1025, 28).react({}).fuel_used < 1000
 
 
 def test_wasi_clocks_work(make_plugin: MakePlugin) -> None:
