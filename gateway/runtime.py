@@ -47,6 +47,7 @@ class Gateway:
         self.config = ConfigService(self.store, self.view)
         self.plugins = PluginManager(self)
         self.events = EventPlane(self)
+        self.events.app.config["MAX_BATCH_EVENTS"] = settings.max_batch_events
         install_bearer_auth(self.events.app, settings.events_token, api="Events", methods=None)
         self.config_app: Quart = create_config_app(self)
         self._started: list[Any] = []

@@ -62,7 +62,10 @@ def spec_version(event: dict[str, Any]) -> str:
 
 
 def event_type(event: dict[str, Any]) -> str:
-    return event.get("type") or event.get("eventType") or ""
+    """The type, read from the attribute of the event's own version (1.0 ``type``, 0.1 ``eventType``):
+    never the other one, which in an event of the other version is just an unknown key."""
+    value = event.get("type") if "specversion" in event else event.get("eventType")
+    return value if isinstance(value, str) else ""
 
 
 def event_id(event: dict[str, Any]) -> str:
@@ -120,9 +123,20 @@ def validate_v01(event: Any, where: str = "event") -> dict[str, Any]:
             raise InvalidEvent(f"{where}: attribute {name!r} must be a string")
     if event.get("eventTime"):
         _check_time(where, "eventTime", event["eventTime"])
+    if "type" in event and event["type"] != event["eventType"]:
+        # 0.1 names its type 'eventType'; a 'type' key that says something else would make readers of the
+        # event disagree about what it is (a function reading 'type' would see another type than routing).
+        raise InvalidEvent(
+            f"{where}: a CloudEvents 0.1 event's type is 'eventType' ({_short(event['eventType'])}); its 'type' key "
+            f"({_short(event['type'])}) differs, which is ambiguous: remove 'type' or make it equal to 'eventType'")
     if event.get("extensions") is not None and not isinstance(event["extensions"], dict):
         raise InvalidEvent(f"{where}: attribute 'extensions' must be an object")
     return event
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def validate(event: Any, where: str = "event") -> dict[str, Any]:

@@ -29,6 +29,7 @@ from . import cloudevents as ce
 from .json_body import loads as _json_loads
 
 __all__ = [
+    "DEFAULT_MAX_BATCH_EVENTS",
     "HTTP_REQUEST_TYPE",
     "SYSTEM_PREFIX",
     "TRANSFORMATION_SOURCE",
@@ -36,6 +37,7 @@ __all__ = [
     "RawRequest",
     "flatten_headers",
     "parse_request",
+    "refuse_reserved",
 ]
 
 HTTP_REQUEST_TYPE = "http.request"
@@ -44,6 +46,9 @@ TRANSFORMATION_VERSION = "0.1"
 TRANSFORMATION_SOURCE = f"https://serverless.com/event-gateway/#transformationVersion={TRANSFORMATION_VERSION}"
 
 _BATCH = "application/cloudevents-batch+json"
+#: Default of ``--max-batch-events``: every event of a batch passes the plugins and is queued, so the count
+#: (not just the body size) bounds the work and memory of one request.
+DEFAULT_MAX_BATCH_EVENTS = 1000
 _STRUCTURED = "application/cloudevents+json"
 _V01_BINARY_ATTRIBUTES = {
     "ce-eventtype": "eventType",
@@ -67,6 +72,8 @@ class RawRequest:
     headers: list[tuple[str, str]]
     query: dict[str, list[str]]
     body: bytes
+    #: Most events one ``application/cloudevents-batch+json`` request may carry (``--max-batch-events``).
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
 
     def header(self, name: str) -> str | None:
         lower = name.lower()
@@ -267,12 +274,20 @@ def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) 
     return _wrap_v01(HTTP_REQUEST_TYPE, "application/json", data)
 
 
+def refuse_reserved(event: dict[str, Any], where: str = "event") -> None:
+    """Refuse an event claiming a system type (``eventgateway.*``) in either type attribute, ``type``
+    (1.0) or ``eventType`` (0.1), whatever its version: those events are emitted by the gateway only."""
+    for key in ("type", "eventType"):
+        value = event.get(key)
+        if isinstance(value, str) and value.startswith(SYSTEM_PREFIX):
+            shown = value if len(value) <= 80 else f"{value[:77]}..."
+            raise ce.InvalidEvent(f"{where}: event type {shown!r} (attribute {key!r}) is reserved: "
+                                  f"'{SYSTEM_PREFIX}*' events are emitted by the gateway only")
+
+
 def _refuse_system(events: list[dict[str, Any]]) -> None:
-    for event in events:
-        etype = ce.event_type(event)
-        if etype.startswith(SYSTEM_PREFIX):
-            raise ce.InvalidEvent(
-                f"event type {etype!r} is reserved: '{SYSTEM_PREFIX}*' events are emitted by the gateway only")
+    for index, event in enumerate(events):
+        refuse_reserved(event, f"batch item {index}" if len(events) > 1 else "event")
 
 
 def parse_request(request: RawRequest) -> ParsedRequest:
@@ -284,6 +299,10 @@ def parse_request(request: RawRequest) -> ParsedRequest:
         items = _load_json(request.body, "batch of CloudEvents")
         if not isinstance(items, list) or not items:
             raise ce.InvalidEvent("batch of CloudEvents: body must be a non-empty JSON array")
+        if len(items) > request.max_batch_events:
+            raise ce.InvalidEvent(
+                f"batch of CloudEvents: {len(items)} events, over the limit of {request.max_batch_events} per "
+                "request (the gateway's --max-batch-events): send them in smaller batches")
         events = [ce.validate_v10(item, f"batch item {index}") for index, item in enumerate(items)]
         batch = True
     elif mime == _STRUCTURED:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from quart import Quart, Response, request
 
 from gateway.config.models import NAME_PATTERN
-from gateway.events.parse import RawRequest
+from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS, RawRequest
 from gateway.http.errors import error_response, install_error_handlers
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ def create_app(plane: EventPlane) -> Quart:
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             query=query,
             body=await request.get_data(cache=False, as_text=False),
+            max_batch_events=app.config.get("MAX_BATCH_EVENTS", DEFAULT_MAX_BATCH_EVENTS),
         )
         space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE
         if len(space) < 3 or not _SPACE.match(space):

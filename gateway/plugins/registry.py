@@ -516,8 +516,11 @@ def _error_fault(error: Exception | None) -> dict[str, Any] | None:
 def _default_validator() -> Callable[[dict[str, Any]], None]:
     """A replacement event must be a CloudEvent the rest of the event path can handle."""
     from gateway.events.cloudevents import validate
+    from gateway.events.parse import refuse_reserved
 
     def check(event: dict[str, Any]) -> None:
+        # The host refuses a system type in the attribute it reads; this refuses one in either attribute.
+        refuse_reserved(event, "replacement event")
         validate(event, "replacement event")
 
     return check

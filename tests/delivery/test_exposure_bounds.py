@@ -97,3 +97,119 @@ async def test_unknown_spaces_leave_no_per_space_state(gateway_server) -> None:
     assert not [key for key in gateway.metrics._children if any(str(v).startswith("s-") for v in key[1])]
     async with httpx.AsyncClient(base_url=running.config_url) as config:
         assert 'space="other"' in (await config.get("/v1/metrics")).text
+
+
+# -- CloudEvents 0.1: the type is the version's own attribute; ambiguity and reserved types refused ------
+
+
+def _v01(**attributes: object) -> dict[str, object]:
+    return {"cloudEventsVersion": "0.1", "source": "/t", "eventID": secrets.token_hex(4), **attributes}
+
+
+async def _subscribe(config: httpx.AsyncClient, function_url: str) -> None:
+    base = "/v1/spaces/default"
+    assert (await config.post(f"{base}/functions", json={
+        "functionId": "fn", "type": "http", "provider": {"url": function_url, "timeout": 2}})).status_code == 201
+    for name in ("user.created", "other.thing"):
+        assert (await config.post(f"{base}/eventtypes", json={"name": name})).status_code == 201
+        assert (await config.post(f"{base}/subscriptions", json={
+            "type": "async", "eventType": name, "functionId": "fn", "path": "/"})).status_code == 201
+
+
+async def test_v01_event_cannot_smuggle_a_reserved_or_second_type(gateway_server, function_server) -> None:
+    running = await gateway_server()
+    async with httpx.AsyncClient(base_url=running.config_url) as config, \
+            httpx.AsyncClient(base_url=running.events_url) as events:
+        await _subscribe(config, function_server.url + "/fn")
+        forged = _v01(eventType="eventgateway.function.invoked", type="user.created", data={"space": "x"})
+        for headers, body in (
+            (_STRUCTURED, forged),  # structured mode
+            ({"content-type": "application/json"}, forged),  # a CloudEvent in an application/json body
+            ({"content-type": "application/json", "Event": "user.created"},  # legacy Event header
+             _v01(eventType="user.created", type="eventgateway.function.invoked")),
+        ):
+            response = await events.post("/", content=json.dumps(body), headers=headers)
+            assert response.status_code == 400, response.text
+            message = response.json()["errors"][0]["message"]
+            assert "reserved" in message or "ambiguous" in message, message
+        ambiguous = await events.post("/", content=json.dumps(_v01(eventType="user.created", type="other.thing")),
+                                      headers=_STRUCTURED)
+        assert ambiguous.status_code == 400
+        message = ambiguous.json()["errors"][0]["message"]
+        assert "'eventType'" in message and "'other.thing'" in message and "ambiguous" in message, message
+        # The 1.0 form refuses a 0.1 'eventType' key (an invalid 1.0 attribute name).
+        mixed = await events.post("/", content=_event("user.created", eventType="eventgateway.event.received"),
+                                  headers=_STRUCTURED)
+        assert mixed.status_code == 400
+        # Consistent events still pass, routed by the version's own attribute.
+        fine = _v01(eventType="user.created", type="user.created", data={"ok": 1})
+        assert (await events.post("/", content=json.dumps(fine), headers=_STRUCTURED)).status_code == 202
+        received = await function_server.wait_for_requests(1)
+        assert received[0].json["eventType"] == "user.created"
+        await asyncio.sleep(0.2)
+        assert len(function_server.requests) == 1  # nothing forged reached the function
+
+
+async def test_plugin_rewrite_cannot_forge_a_v01_system_event(gateway_server, function_server, tmp_path) -> None:
+    """A plugin whose replacement is a 0.1 event typed ``eventgateway.*`` in ``eventType`` with an
+    innocent ``type`` key is at fault (policy closed: 503), and no function receives the forgery."""
+    from wat_plugins import plugin
+
+    forged = _v01(eventType="eventgateway.function.invoked", type="user.created", data={"forged": True})
+    rewriter = tmp_path / "forger.wasm"
+    rewriter.write_bytes(plugin([("eventgateway.event.received", "sync")], {"event": forged}))
+    running = await gateway_server(plugins=[rewriter])
+    async with httpx.AsyncClient(base_url=running.config_url) as config, \
+            httpx.AsyncClient(base_url=running.events_url) as events:
+        await _subscribe(config, function_server.url + "/fn")
+        response = await events.post("/", content=_event("user.created"), headers=_STRUCTURED)
+        assert response.status_code == 503, response.text
+        status = (await config.get("/v1/plugins/forger")).json()
+        fault = status["lastFault"]
+        assert fault is not None and "reserved" in fault["message"], fault
+        await asyncio.sleep(0.3)
+        assert function_server.requests == []
+
+
+# -- batches: a cap on events per request -----------------------------------------------------------
+
+
+def _batch(count: int, event_type: str = "user.created") -> bytes:
+    return json.dumps([{"specversion": "1.0", "type": event_type, "source": "/b", "id": str(i)}
+                       for i in range(count)]).encode()
+
+
+_BATCH = {"content-type": "application/cloudevents-batch+json"}
+
+
+async def test_batch_over_the_cap_is_refused_naming_it(gateway_server, function_server) -> None:
+    running = await gateway_server(max_batch_events=10)
+    async with httpx.AsyncClient(base_url=running.config_url) as config, \
+            httpx.AsyncClient(base_url=running.events_url) as events:
+        await _subscribe(config, function_server.url + "/fn")
+        refused = await events.post("/", content=_batch(11), headers=_BATCH)
+        assert refused.status_code == 400
+        message = refused.json()["errors"][0]["message"]
+        assert "11 events" in message and "limit of 10" in message and "--max-batch-events" in message, message
+        assert (await events.post("/", content=_batch(10), headers=_BATCH)).status_code == 202
+        assert len(await function_server.wait_for_requests(10)) == 10
+        await asyncio.sleep(0.2)
+        assert len(function_server.requests) == 10  # nothing of the refused batch was queued
+
+
+async def test_hostile_batch_of_100k_events_is_refused_fast(gateway_server) -> None:
+    """The default cap (1000): a 5 MB batch of 100,000 tiny events is refused quickly, nothing queued,
+    and the next normal event is served fast."""
+    running = await gateway_server()
+    body = json.dumps([{"specversion": "1.0", "type": "a", "source": "/", "id": str(i)}
+                       for i in range(100_000)], separators=(",", ":")).encode()
+    assert len(body) < 6 * 1024 * 1024
+    async with httpx.AsyncClient(base_url=running.events_url, timeout=30) as events:
+        began = time.monotonic()
+        refused = await events.post("/", content=body, headers=_BATCH)
+        assert refused.status_code == 400 and "limit of 1000" in refused.text
+        assert time.monotonic() - began < 3.0
+        began = time.monotonic()
+        assert (await events.post("/", content=_event("user.created"), headers=_STRUCTURED)).status_code == 202
+        assert time.monotonic() - began < 1.0
+    assert running.gateway.events.processor.queue.depth == 0
