@@ -87,6 +87,22 @@ class Limits:
 
     # -- fault rate and amplification ----------------------------------------------------------
     # (quarantine-rate / re-instantiation fields go here)
+    #: Fault-rate quarantine: the number of a plugin's most recent reactions (successes and faults)
+    #: its fault rate is counted over. Faults that alternate with successes never make
+    #: `quarantine_after` consecutive faults; this window catches them.
+    fault_window: int = 100
+    #: Faults within the last `fault_window` reactions that quarantine the plugin (however they
+    #: alternate with successes): 10 of 100, i.e. a plugin faulting on every other event is
+    #: quarantined at its 10th fault, by its 20th event.
+    fault_window_max: int = 10
+    #: Seconds of CPU a plugin may spend making fresh instances after faults (instantiation,
+    #: `_initialize`, `init`, `subscriptions`) per `rebuild_window`, as a token bucket that starts
+    #: full. A plugin that needs a fresh instance while it is over budget is quarantined (no
+    #: instance is made) until the budget has refilled: a plugin whose instances are expensive to
+    #: make is quarantined sooner, and faulting cannot buy it seconds of CPU per event.
+    rebuild_budget: float = 1.0
+    #: Seconds in which `rebuild_budget` refills from empty (it refills continuously).
+    rebuild_window: float = 60.0
 
     # -- plugin-supplied text -----------------------------------------------------------------
     # (string caps go here)
@@ -139,4 +155,8 @@ CEILINGS: dict[str, int | float] = {
     "compile_timeout": 600.0,
     # (ceilings of the fields added for issue 10 go below, in the same order as the fields)
     "max_write_bytes": 1 * MIB,
+    "fault_window": 100_000,
+    "fault_window_max": 100_000,
+    "rebuild_budget": 60.0,
+    "rebuild_window": 86_400.0,
 }

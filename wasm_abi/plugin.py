@@ -25,6 +25,7 @@ from .reaction import Reaction, decode_reaction
 from .subscriptions import Subscription, decode_subscriptions
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_thread_time = time.thread_time
 
 # Every plugin not yet garbage-collected, so that interpreter exit can free their Stores first.
 _LIVE: weakref.WeakSet[Plugin] = weakref.WeakSet()
@@ -86,7 +87,7 @@ class Plugin:
             origin=origin or f"module {name!r}", cache_dir=Path(cache_dir) if cache_dir is not None else None,
         )
         self.sha256 = self._module.sha256
-        self._health = PluginHealth(name, limits)
+        self._health = PluginHealth(name, limits, self._live_successes)
         self._sync_fuel, self._async_fuel = limits.sync_fuel, limits.async_fuel
         self._max_input = limits.max_input_bytes
         first = self._new_instance_for_load()
@@ -150,13 +151,36 @@ class Plugin:
             raise PluginLoadError(self.name, f"while loading: {fault.message}", fault.kind) from None
 
     def _new_instance(self) -> PluginInstance:
-        """A fresh instance for the pool (after a fault); load problems are faults here."""
+        """A fresh instance for the pool; load problems are faults here. One that replaces an
+        instance discarded after a fault is charged to the rebuild budget (its CPU time), and is
+        not made at all, but answered with a `quarantined` fault, while the budget is spent."""
+        health = self._health
+        charged = health.before_instance()
+        started = _thread_time() if charged else 0.0
         try:
             return PluginInstance(self._module)
         except (PluginFault, PluginLoadError) as exc:
             fault = PluginFault(self.name, "init_failed", f"could not make a fresh instance: {exc.message}")
-            self._health.fault(fault)
+            if charged:
+                health.charge_rebuild(_thread_time() - started)
+                charged = False
+            health.fault(fault)
             raise fault from None
+        except BaseException:
+            if charged:
+                health.refund_rebuild()
+                charged = False
+            raise
+        finally:
+            if charged:
+                health.charge_rebuild(_thread_time() - started)
+
+    def _live_successes(self) -> int:
+        """Successful reactions of the instances alive now (for the fault-rate window; not hot)."""
+        pool = getattr(self, "_pool", None)
+        if pool is None:
+            return 0
+        return sum(getattr(i, "ok_sync", 0) + getattr(i, "ok_async", 0) for i in pool.snapshot())
 
     # -- calls ------------------------------------------------------------------------------
 

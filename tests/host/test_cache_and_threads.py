@@ -114,7 +114,8 @@ def test_reactions_from_many_threads_at_once(make_plugin: Callable[..., Plugin])
 
 def test_faults_in_some_threads_do_not_disturb_others(make_plugin: Callable[..., Plugin]) -> None:
     bad = "(if (result i64) (i32.gt_u (local.get $len) (i32.const 100)) (then unreachable) (else {echo}))"
-    plugin = make_plugin(react=bad.format(echo=ECHO), limits=Limits(pool_size=2, quarantine_after=1000))
+    plugin = make_plugin(react=bad.format(echo=ECHO), limits=Limits(pool_size=2, quarantine_after=1000,
+                                                                     fault_window_max=1000))
     faults = 0
     lock = threading.Lock()
 
