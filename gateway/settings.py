@@ -29,7 +29,7 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True)
 class Settings:
-    #: Config API address. ``None``: loopback unless a config token protects the API (see gateway.http.auth).
+    #: Config API address. ``None``: loopback, with or without a config token (see gateway.http.auth).
     host: str | None = None
     #: Events API address.
     events_host: str = "127.0.0.1"
@@ -115,8 +115,8 @@ def _bool(text: str) -> bool:
 def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``serve`` flags. Defaults are ``None`` so an unset flag falls back to the environment."""
     a = parser.add_argument
-    a("--host", "--config-host", dest="host", help="Config API address (default 127.0.0.1, or 0.0.0.0 "
-      "when --config-token is set)")
+    a("--host", "--config-host", dest="host", help="Config API address (default 127.0.0.1, also with "
+      "--config-token: its reads stay open)")
     a("--events-host", help="Events API address (default 127.0.0.1)")
     a("--events-port", type=int, help="Events API port (default 4000; 0 picks a free one)")
     a("--config-port", type=int, help="Config API port (default 4001; 0 picks a free one)")

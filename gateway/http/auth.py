@@ -6,8 +6,10 @@ reads stay open so dashboards and ``/v1/metrics`` scrapers need no secret. The E
 its own token (``--events-token`` / ``EVENT_GATEWAY_EVENTS_TOKEN``) on every request except CORS
 preflights, which browsers send without credentials.
 
-Without a config token the Config API binds to loopback unless the operator names another host with
-``--config-host``: an unauthenticated plugin upload endpoint must never be reachable by accident.
+The Config API binds to loopback unless the operator names another host with ``--config-host``, token
+or not: an unauthenticated plugin upload endpoint must never be reachable by accident, and even with a
+token its reads (configuration, plugin list and settings, ``/v1/metrics``) stay open to whoever can
+reach it, so setting a token alone must not expose them.
 """
 
 from __future__ import annotations
@@ -83,16 +85,12 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def config_bind_host(explicit_host: str | None, token: str | None, default_with_token: str = "0.0.0.0") -> str:
-    """Where the Config API listens.
-
-    An explicit ``--config-host`` always wins (the operator said so; a warning is logged when that
-    exposes an unauthenticated API). Otherwise: all interfaces when a token protects it, loopback when
-    nothing does.
-    """
+def config_bind_host(explicit_host: str | None, token: str | None) -> str:
+    """Where the Config API listens: ``--config-host`` when given (a warning is logged when that exposes
+    an unauthenticated API), else loopback, whether or not a token is set (reads need no token)."""
     if explicit_host:
         if not token and not is_loopback(explicit_host):
             log.warning("Config API bound to %s without --config-token: anyone who can reach it can "
                         "change the configuration and upload plugins", explicit_host)
         return explicit_host
-    return default_with_token if token else LOOPBACK
+    return LOOPBACK

@@ -12,7 +12,7 @@ from gateway.http.auth import config_bind_host, token_matches
 
 def test_config_bind_host_rule(caplog: pytest.LogCaptureFixture) -> None:
     assert config_bind_host(None, None) == "127.0.0.1"
-    assert config_bind_host(None, "secret") == "0.0.0.0"
+    assert config_bind_host(None, "secret") == "127.0.0.1"  # a token alone does not expose the open reads
     assert config_bind_host("10.1.2.3", "secret") == "10.1.2.3"
     with caplog.at_level(logging.WARNING, logger="gateway.auth"):
         assert config_bind_host("::1", None) == "::1"
