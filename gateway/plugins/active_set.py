@@ -411,11 +411,15 @@ class AsyncReactor:
 
 def spec_from_path(path: str | Path, index: int, settings: PluginSettings | None = None) -> PluginSpec:
     """A ``--plugin PATH`` plugin: named after the file, default settings."""
+    from .config_file import ModuleTooLarge, read_module
+
     path = Path(path)
     try:
-        wasm = path.read_bytes()
+        wasm = read_module(path, (settings or PluginSettings()).to_limits().max_module_bytes)  # bounded read
     except OSError as exc:
         raise PluginLoadError(path.stem, f"cannot read {path}: {exc.strerror or exc}", "unreadable") from None
+    except ModuleTooLarge as exc:
+        raise PluginLoadError(path.stem, str(exc), "too_large") from None
     return PluginSpec(name=path.stem, source=PluginSource.FLAG, settings=settings or PluginSettings(),
                       sha256=hashlib.sha256(wasm).hexdigest(), wasm=wasm, origin=str(path), index=index)
 

@@ -36,7 +36,23 @@ from typing import Any
 
 from .settings import PluginSettings, SettingsError, check_name, parse_settings
 
-__all__ = ["FilePlugin", "PluginsConfigError", "key_line", "load_plugins_config"]
+__all__ = ["FilePlugin", "ModuleTooLarge", "PluginsConfigError", "key_line", "load_plugins_config", "read_module"]
+
+
+class ModuleTooLarge(ValueError):
+    """A module file is over its plugin's ``max_module_bytes``."""
+
+
+def read_module(path: Path, max_bytes: int) -> bytes:
+    """A module file's bytes, reading at most ``max_bytes + 1`` of them: the size ``stat()`` reports
+    means nothing for a pipe or a device (``/dev/zero`` would be read until memory runs out), so the
+    read itself is bounded. Raises :class:`ModuleTooLarge` (naming the file and the limit) or OSError."""
+    with path.open("rb") as handle:
+        data = handle.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise ModuleTooLarge(f"module {path} is over the module size limit of {max_bytes} bytes "
+                             "(limits.max_module_bytes); refusing to read more of it")
+    return data
 
 
 class PluginsConfigError(ValueError):
@@ -165,10 +181,12 @@ def load_plugins_config(file: str | Path) -> list[FilePlugin]:
         if not module_path.is_absolute():
             module_path = file.parent / module_path
         try:
-            wasm = module_path.read_bytes()
+            wasm = read_module(module_path, settings.to_limits().max_module_bytes)
         except OSError as exc:
             raise _error(file, text, (*here, "path"),
                          f"cannot read module {module_path}: {exc.strerror or exc}") from None
+        except ModuleTooLarge as exc:
+            raise _error(file, text, (*here, "path"), str(exc)) from None
         digest = hashlib.sha256(wasm).hexdigest()
         if settings.sha256 is not None and settings.sha256 != digest:
             raise _error(file, text, (*here, "sha256"),
