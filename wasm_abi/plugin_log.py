@@ -76,14 +76,16 @@ class PluginLog:
         except Exception:  # pragma: no cover - a logging failure must not fault the plugin
             logger.exception("failed to record a log message of plugin %r", self.plugin)
 
-    def write_lines(self, level: str, lines: list[bytes]) -> None:
-        """Log a batch of messages (lines of a WASI stream) under one rate-limit decision: what
-        the bucket allows goes out, the rest is dropped and counted at once, so a plugin writing
-        65 536 empty lines costs one list split and one admission, not 65 536 of each."""
+    def write_lines(self, level: str, count: int, first: Callable[[int], list[bytes]]) -> None:
+        """Log a batch of `count` messages (lines of a WASI stream) under one rate-limit decision:
+        the first ones the bucket allows go out (`first(k)` makes only those k), the rest are
+        dropped and counted at once. 65 536 empty lines cost one count and one admission, not
+        65 536 of each."""
         try:
-            allowed, first_drop = self._admit(len(lines))
-            for line in lines[:allowed]:
-                self._emit(level, self._text(line, None))
+            allowed, first_drop = self._admit(count)
+            if allowed:
+                for line in first(allowed):
+                    self._emit(level, self._text(line, None))
             if first_drop:
                 self._say_dropping()
         except Exception:  # pragma: no cover - a logging failure must not fault the plugin
@@ -125,13 +127,24 @@ class StreamLog:
         self._pending = b""
 
     def __call__(self, chunk: bytes) -> int:
+        """Take a chunk of the stream (the caller caps its size); log its complete lines, and the
+        unfinished rest once it is longer than a message may be. Lines are counted, not split:
+        only the ones the rate limit lets through are ever made into objects."""
         data = self._pending + chunk
-        *lines, self._pending = data.split(b"\n")  # C speed; the caller caps the chunk's size
-        if len(self._pending) > self.sink.max_message_bytes:
-            lines.append(self._pending)
-            self._pending = b""
-        if lines:
-            self.sink.write_lines(self.level, lines)
+        complete = data.count(b"\n")
+        tail_at = data.rfind(b"\n") + 1
+        tail = data[tail_at:]
+        overflow = len(tail) > self.sink.max_message_bytes
+        self._pending = b"" if overflow else tail
+        count = complete + overflow
+        if count:
+
+            def first(k: int) -> list[bytes]:
+                if k <= complete:
+                    return data.split(b"\n", k)[:k]
+                return [*(data[: tail_at - 1].split(b"\n") if complete else ()), tail]
+
+            self.sink.write_lines(self.level, count, first)
         return len(chunk)
 
     def flush(self) -> None:
