@@ -348,14 +348,17 @@ def _reachable(address: str, port: int) -> bool:
         return False
 
 
-def test_config_api_binds_loopback_unless_a_token_protects_it(gateways: Any) -> None:
+def test_config_api_binds_loopback_unless_a_host_is_named(gateways: Any) -> None:
     address = _non_loopback_address()
     open_gateway = gateways("--db", "memory")
     assert "config API listening on http://127.0.0.1:" in open_gateway.log()
     assert not _reachable(address, open_gateway.config_port)
     assert _reachable("127.0.0.1", open_gateway.config_port)
+    # A token protects writes only (reads stay open): it does not move the API off loopback by itself.
     protected = gateways("--db", "memory", "--config-token", "t0ken")
-    assert _reachable(address, protected.config_port)
+    assert not _reachable(address, protected.config_port)
+    exposed = gateways("--db", "memory", "--config-token", "t0ken", "--config-host", "0.0.0.0")
+    assert _reachable(address, exposed.config_port)
 
 
 def test_every_gateway_sharing_the_store_reloads(gateways: Any, tmp_path: Path) -> None:
