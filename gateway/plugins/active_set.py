@@ -25,6 +25,7 @@ from typing import Any
 
 import msgpack
 
+from gateway.events.system import for_plugins, restore_withheld
 from gateway.metrics import Metrics
 from wasm_abi import Plugin, PluginFault, PluginLoadError, Reaction
 from wasm_abi.events import REPLACEABLE_EVENT_TYPES
@@ -139,13 +140,18 @@ class _SyncStage:
         self.rewritten: dict[str, Any] | None = None
         self._payload: bytes | None = None
 
-    def payload(self) -> bytes:
-        """The current system event as msgpack, encoded once for every plugin of the stage."""
+    def payload(self, granted: list[str] | None = None) -> bytes:
+        """The current system event as msgpack without the withheld request headers (see
+        ``for_plugins``): encoded once for every plugin granted none; a plugin granted some gets its own."""
+        if granted:
+            return _packb(for_plugins(self.current, granted))
         if self._payload is None:
-            self._payload = _packb(self.current)
+            self._payload = _packb(for_plugins(self.current))
         return self._payload
 
-    def rewrite(self, event: dict[str, Any]) -> None:
+    def rewrite(self, event: dict[str, Any], granted: list[str] | None = None) -> None:
+        # Headers the plugin never saw go back into its replacement: it cannot have meant to drop them.
+        event = restore_withheld(self.current.get("data", {}).get("event"), event, granted or ())
         self.rewritten = event
         # The next plugin sees the event as rewritten so far.
         self.current = {**self.current, "data": {**self.current.get("data", {}), "event": event}}
@@ -197,7 +203,7 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         for plugin in plugins:
-            payload = stage.payload()  # encoded here, on the loop: the shared packer is the loop's
+            payload = stage.payload(plugin.spec.settings.capabilities.sensitive_headers)  # on the loop: its packer
             if plugin.inline and plugin.host.instance_ready:
                 # The common case: an instance is idle, so the call is bounded by the sync fuel (~10 µs
                 # for a trivial plugin, less than a hop to a thread).
@@ -220,7 +226,8 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         for plugin in plugins:
-            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage, stage.payload()))
+            payload = stage.payload(plugin.spec.settings.capabilities.sensitive_headers)
+            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage, payload))
             if stop is not None:
                 return stop
         return stage.outcome()
@@ -269,7 +276,7 @@ class ActivePluginSet(PluginSet):
                                 "(rewrite = false); the replacement is ignored", plugin.name)
                 return None
             self._count(plugin, event_type, "sync", "rewrite")
-            stage.rewrite(reaction.event)
+            stage.rewrite(reaction.event, plugin.spec.settings.capabilities.sensitive_headers)
             return None
         self._count(plugin, event_type, "sync", "continue")
         return None
@@ -295,7 +302,8 @@ class ActivePluginSet(PluginSet):
         with plugin.async_slots:
             try:
                 # Not the shared packer: this runs on a pool thread.
-                reaction = self._call(plugin, event_type, "async", msgpack.packb(system_event, use_bin_type=True))
+                seen = for_plugins(system_event, plugin.spec.settings.capabilities.sensitive_headers)
+                reaction = self._call(plugin, event_type, "async", msgpack.packb(seen, use_bin_type=True))
             except PluginFault:
                 return
             except Exception:

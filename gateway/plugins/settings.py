@@ -17,8 +17,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from wasm_abi.limits import Limits
 
 __all__ = [
+    "GRANTABLE_HEADERS",
     "LIMIT_KEYS",
     "NAME_PATTERN",
+    "PluginCapabilities",
     "PluginSettings",
     "PluginSource",
     "SettingsError",
@@ -52,6 +54,42 @@ class SettingsError(ValueError):
         super().__init__("; ".join(f"{'.'.join(map(str, loc)) or '(settings)'}: {msg}" for loc, msg in problems))
 
 
+#: Request headers withheld from plugins unless granted (credentials; the Events API's own token travels
+#: in Authorization). Canonical case, as they appear in system events.
+GRANTABLE_HEADERS: tuple[str, ...] = ("Authorization", "Cookie", "Proxy-Authorization")
+_HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")  # RFC 9110 token
+
+
+def _canonical_header(name: str) -> str:
+    return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
+
+
+class PluginCapabilities(BaseModel):
+    """What an operator grants one plugin beyond the default sandbox; deny by default. More grants will
+    join ``sensitiveHeaders`` here (each a key of this object)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    #: Withheld request headers this plugin may see in system events (names, case-insensitive, of
+    #: ``GRANTABLE_HEADERS``); stored in canonical case.
+    sensitive_headers: list[str] = Field(default_factory=list, alias="sensitiveHeaders")
+
+    @field_validator("sensitive_headers")
+    @classmethod
+    def _grantable(cls, value: list[str]) -> list[str]:
+        granted: list[str] = []
+        for name in value:
+            if not _HEADER_NAME.match(name):
+                raise ValueError(f"{name!r} is not a header name")
+            canonical = _canonical_header(name)
+            if canonical not in GRANTABLE_HEADERS:
+                raise ValueError(f"{name!r} is not withheld from plugins, so there is nothing to grant; "
+                                 f"grantable headers: {', '.join(GRANTABLE_HEADERS)}")
+            if canonical not in granted:
+                granted.append(canonical)
+        return granted
+
+
 class PluginSettings(BaseModel):
     """Operator settings of one plugin. Immutable so a loaded plugin can safely share them."""
 
@@ -71,6 +109,8 @@ class PluginSettings(BaseModel):
     limits: dict[str, int | float] = Field(default_factory=dict)
     #: The map handed to the plugin's ``init``.
     config: dict[str, Any] = Field(default_factory=dict)
+    #: Grants beyond the default sandbox (``[plugins.NAME.capabilities]``); none by default.
+    capabilities: PluginCapabilities = Field(default_factory=PluginCapabilities)
 
     @field_validator("limits")
     @classmethod
@@ -85,7 +125,7 @@ class PluginSettings(BaseModel):
 
     def as_document(self) -> dict[str, Any]:
         """The JSON form stored and returned by the API (``sha256`` omitted when unpinned)."""
-        return self.model_dump(exclude_none=True)
+        return self.model_dump(exclude_none=True, by_alias=True)
 
 
 def limit_problems(value: dict[str, Any]) -> list[tuple[tuple[str | int, ...], str]]:
@@ -132,7 +172,8 @@ def parse_settings(data: Any) -> PluginSettings:
             loc = tuple(error["loc"])
             message = error["msg"].removeprefix("Value error, ")
             if error["type"] == "extra_forbidden":
-                message = (f"unknown key; allowed keys: "
-                           f"{', '.join(PluginSettings.model_fields)}")
+                model: type[BaseModel] = PluginCapabilities if loc[:1] == ("capabilities",) else PluginSettings
+                allowed = [info.alias or key for key, info in model.model_fields.items()]
+                message = f"unknown key {loc[-1]!r}; allowed keys: {', '.join(allowed)}"
             problems.append((loc, message))
         raise SettingsError(problems) from None
