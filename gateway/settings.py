@@ -65,6 +65,13 @@ class Settings:
     #: Most events one ``application/cloudevents-batch+json`` request may carry; a larger batch is refused
     #: (400) naming this limit. Each event of a batch passes the plugins and is queued on its own.
     max_batch_events: int = 1000
+    #: Budget of every loaded plugin together (see gateway.plugins.registry.PluginBudget): the memory their
+    #: instance pools may reserve (sum of pool_size x max_memory_bytes; default: this machine's memory),
+    #: their instances (sum of pool_size) and threads (each plugin's sync threads, pool_size, plus the
+    #: shared async threads). A plugin that would go over is not loaded (failed, naming the budget).
+    plugins_max_memory: int = field(default_factory=lambda: _physical_memory())
+    plugins_max_instances: int = 256
+    plugins_max_threads: int = 512
     #: Extra options of the store backend (etcd TLS files, user, password), by keyword.
     db_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -78,7 +85,8 @@ class Settings:
             if not 0 <= port < 65536:
                 raise SettingsError(f"--{name.replace('_', '-')} {port}: expected a port 0-65535")
         for name, minimum in (("workers", 1), ("workers_backlog", 1), ("processes", 1),
-                              ("max_function_response_bytes", 1), ("max_batch_events", 1)):
+                              ("max_function_response_bytes", 1), ("max_batch_events", 1),
+                              ("plugins_max_memory", 1), ("plugins_max_instances", 1), ("plugins_max_threads", 1)):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {minimum}")
         if self.drain_timeout < 0:
@@ -97,6 +105,14 @@ class Settings:
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
+
+
+def _physical_memory() -> int:
+    """This machine's physical memory in bytes (8 GiB when the platform cannot say)."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        return 8 * 1024 ** 3
 
 
 def _env(environ: Mapping[str, str], name: str) -> str | None:
@@ -151,10 +167,20 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
       help="most events in one application/cloudevents-batch+json request; a larger batch is refused with 400 "
            "(default 1000)")
 
+    a("--plugins-max-memory", type=int, metavar="BYTES",
+      help="memory all plugins together may reserve: the sum of pool_size x max_memory_bytes over loaded plugins "
+           "(default: this machine's physical memory)")
+    a("--plugins-max-instances", type=int, metavar="N",
+      help="instances all plugins together may keep: the sum of their pool_size (default 256)")
+    a("--plugins-max-threads", type=int, metavar="N",
+      help="threads all plugins together may use: each plugin's sync threads (pool_size) plus the shared async "
+           "threads (default 512)")
+
 
 _CONVERTERS: dict[str, Any] = {
     "events_port": int, "config_port": int, "workers": int, "workers_backlog": int, "processes": int,
     "drain_timeout": float, "dev": _bool, "max_function_response_bytes": int, "max_batch_events": int,
+    "plugins_max_memory": int, "plugins_max_instances": int, "plugins_max_threads": int,
 }
 
 

@@ -45,7 +45,7 @@ from .contract import PluginRegistry
 from .documents import ModuleMissing, assemble_module, plugin_documents
 from .settings import PluginSettings, PluginSource, SettingsError, parse_settings
 
-__all__ = ["PluginManager", "PluginStartupError", "PluginStatus"]
+__all__ = ["PluginBudget", "PluginManager", "PluginStartupError", "PluginStatus"]
 
 log = logging.getLogger("gateway.plugins")
 
@@ -76,6 +76,67 @@ class _LogDropCounter(logging.Filter):
             if match and plugin in self._names():
                 self._metrics.plugin_log_dropped.labels(plugin).inc(int(match.group(1)))
         return True
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("GiB", 1024 ** 3), ("MiB", 1024 ** 2)):
+        if count >= scale:
+            return f"{count / scale:.1f} {unit}"
+    return f"{count} bytes"
+
+
+@dataclass(frozen=True, slots=True)
+class PluginBudget:
+    """What every loaded plugin together may reserve (``--plugins-max-memory``, ``--plugins-max-instances``,
+    ``--plugins-max-threads``). Per-plugin limits have ceilings, but without a sum many plugins (or one
+    with a big pool) could still promise more memory, instances and threads than the machine has.
+
+    A plugin costs ``pool_size x max_memory_bytes`` of memory, ``pool_size`` instances and ``pool_size``
+    threads (its own sync threads); the shared async threads are counted once."""
+
+    memory: int
+    instances: int
+    threads: int
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PluginBudget:
+        from gateway.settings import Settings
+
+        defaults = Settings() if settings is None else settings
+        return cls(memory=int(getattr(defaults, "plugins_max_memory", Settings().plugins_max_memory)),
+                   instances=int(getattr(defaults, "plugins_max_instances", 256)),
+                   threads=int(getattr(defaults, "plugins_max_threads", 512)))
+
+    def refusal(self, spec: PluginSpec, loaded: list[PluginSpec]) -> PluginLoadError | None:
+        """Why ``spec`` may not join the plugins in ``loaded`` (None: it fits)."""
+        from . import active_set
+
+        def cost(s: PluginSpec) -> tuple[int, int, int]:
+            limits = s.settings.to_limits()
+            return limits.pool_size * limits.max_memory_bytes, limits.pool_size, limits.pool_size
+
+        memory, instances, threads = cost(spec)
+        used = [cost(s) for s in loaded]
+        used_memory, used_instances = sum(u[0] for u in used), sum(u[1] for u in used)
+        used_threads = sum(u[2] for u in used) + int(getattr(active_set, "ASYNC_THREADS", 4))
+        others = f"{len(loaded)} other loaded plugin{'s' if len(loaded) != 1 else ''}"
+        pool = spec.settings.to_limits().pool_size
+        if used_memory + memory > self.memory:
+            message = (f"loading it would reserve {_size(memory)} of memory (pool_size {pool} x max_memory_bytes "
+                       f"{spec.settings.to_limits().max_memory_bytes}) on top of the {_size(used_memory)} the "
+                       f"{others} reserve: over the budget of all plugins together, {_size(self.memory)} "
+                       f"(--plugins-max-memory {self.memory})")
+        elif used_instances + instances > self.instances:
+            message = (f"loading it would add {instances} instances (pool_size) to the {used_instances} of the "
+                       f"{others}: over the budget of all plugins together, {self.instances} instances "
+                       "(--plugins-max-instances)")
+        elif used_threads + threads > self.threads:
+            message = (f"loading it would add {threads} threads (pool_size) to the {used_threads} of the {others} "
+                       f"and the shared async pool: over the budget of all plugins together, {self.threads} "
+                       "threads (--plugins-max-threads)")
+        else:
+            return None
+        return PluginLoadError(spec.name, message, "budget")
 
 
 class PluginStartupError(RuntimeError):
@@ -140,6 +201,7 @@ class PluginManager(PluginRegistry):
         self._metrics: Metrics | None = getattr(gateway, "metrics", None)
         self._validator = event_validator if event_validator is not None else _default_validator()
         self._executor = AsyncReactor()
+        self._budget = PluginBudget.from_settings(settings)
         self._current: ActivePluginSet = EMPTY_SET
         self._static: list[PluginSpec] = []  # flag + file plugins
         self._loaded: dict[tuple[str, str, str], Any] = {}  # identity -> wasm_abi.Plugin
@@ -191,13 +253,18 @@ class PluginManager(PluginRegistry):
                     f"{where}two plugins are named {spec.name!r} ({seen[spec.name].origin} and {spec.origin}); "
                     "plugin names must be unique (rename a file or its [plugins.NAME] table)")
             seen[spec.name] = spec
+        admitted: list[PluginSpec] = []
         for spec in static:
             if not spec.settings.enabled:
                 continue
+            refusal = self._budget.refusal(spec, admitted)
+            if refusal is not None:
+                raise PluginStartupError(self._load_failure(spec, refusal))
             try:
                 self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
             except PluginError as exc:
                 raise PluginStartupError(self._load_failure(spec, exc)) from None
+            admitted.append(spec)
         self._static = static
         self._view = getattr(self._gateway, "view", None)
         if self._view is not None:
@@ -220,7 +287,8 @@ class PluginManager(PluginRegistry):
         kind = f" ({error.kind})" if error.kind else ""
         if spec.source is not PluginSource.FILE:
             return f"--plugin {spec.origin}: cannot load the plugin{kind}: {error.message}"
-        key = "config" if error.kind in ("init_rejected", "init_failed") else "path"
+        key = ("config" if error.kind in ("init_rejected", "init_failed")
+               else "limits" if error.kind == "budget" else "path")
         where = self._file_location(("plugins", spec.name, key))
         return f"{where}: plugins.{spec.name}.{key}: cannot load module {spec.origin}{kind}: {error.message}"
 
@@ -304,14 +372,26 @@ class PluginManager(PluginRegistry):
                 continue
             specs[name] = PluginSpec(name=name, source=PluginSource.API, settings=settings,
                                      sha256=doc["sha256"], wasm=wasm, origin="uploaded module", index=0)
-        for name, spec in specs.items():
-            if not spec.settings.enabled or spec.identity in self._loaded:
+        # Within the plugin budget: plugins already loaded keep their place, new ones join in run order.
+        admitted = [s for s in self._static if s.settings.enabled]
+        for spec in sorted(specs.values(), key=lambda s: (s.identity not in self._loaded, s.rank)):
+            name = spec.name
+            if not spec.settings.enabled:
                 continue
-            try:
-                self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
-            except PluginError as exc:
-                failed[name] = exc
-                log.error("stored plugin %r cannot be loaded on this gateway: %s", name, exc.message)
+            refusal = self._budget.refusal(spec, admitted)
+            if refusal is not None:
+                failed[name] = refusal
+                self._loaded.pop(spec.identity, None)
+                log.error("stored plugin %r cannot be loaded on this gateway: %s", name, refusal.message)
+                continue
+            if spec.identity not in self._loaded:
+                try:
+                    self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
+                except PluginError as exc:
+                    failed[name] = exc
+                    log.error("stored plugin %r cannot be loaded on this gateway: %s", name, exc.message)
+                    continue
+            admitted.append(spec)
         self._store_specs = specs
         self._store_docs = {name: wanted[name] for name in wanted}
         self._failed = failed
@@ -500,7 +580,14 @@ class PluginManager(PluginRegistry):
 
     async def check_loadable(self, spec: PluginSpec) -> None:
         """Load ``spec`` once (off the loop) to refuse a bad upload with the host's reason; the loaded
-        plugin is kept so the reload that follows the write does not compile it again."""
+        plugin is kept so the reload that follows the write does not compile it again. A plugin that would
+        go over the plugin budget (with every other loaded plugin) is refused first."""
+        others = [s for s in [*self._static, *self._store_specs.values()]
+                  if s.settings.enabled and s.name != spec.name and s.identity in self._loaded
+                  and not (s.source is PluginSource.API and s.name in self._failed)]
+        refusal = self._budget.refusal(spec, others)
+        if refusal is not None:
+            raise refusal
         loaded = await asyncio.to_thread(load_plugin, spec)
         self._loaded[spec.identity] = loaded.host
 

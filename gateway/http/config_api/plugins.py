@@ -320,6 +320,24 @@ def _status_json(manager: PluginManager, name: str) -> dict[str, Any]:
 # -- OpenAPI ------------------------------------------------------------------------------------------
 
 
+def _inline_defs(schema: dict[str, Any]) -> dict[str, Any]:
+    """The schema with its local ``$defs`` (nested models: capabilities) written in place, so it stays
+    valid wherever the OpenAPI document embeds it."""
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {key: walk(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(item) for item in node]
+        return node
+
+    return walk(schema)
+
+
 def _openapi_paths() -> dict[str, dict[str, Any]]:
     """The /v1/plugins entries of ``/v1/openapi.json`` (settings schema straight from the model)."""
     errors = {"$ref": "#/components/schemas/Errors"}
@@ -327,7 +345,7 @@ def _openapi_paths() -> dict[str, dict[str, Any]]:
     def error(description: str) -> dict[str, Any]:
         return {"description": description, "content": {"application/json": {"schema": errors}}}
 
-    settings = PluginSettings.model_json_schema()
+    settings = _inline_defs(PluginSettings.model_json_schema())
     plugin = {"type": "object", "description": "A plugin as listed: name, source (flag|file|api), origin, "
               "sha256, size, state (active|quarantined|disabled|failed), settings, subscriptions, lastFault, "
               "retryAt, retryInSeconds, counters, createdAt, updatedAt",
