@@ -39,6 +39,9 @@ class PluginLoadError(PluginError):
 
     `kind` says which, e.g. "invalid_module", "abi_version", "missing_export", "bad_export",
     "forbidden_import", "too_large", "init_failed", "init_rejected", "bad_subscriptions",
+    "compile_limit" (compiling needed more than `Limits.compile_memory_bytes` or
+    `Limits.compile_timeout`), "module_shape" (a shape refused before compiling),
+    "unsupported_feature" (the module uses a Wasm proposal the host turns off), "compile_failed",
     or a fault kind ("out_of_fuel", "timeout", "trap", "memory", "bad_output") when the fault
     happened while loading.
     """

@@ -72,12 +72,15 @@ class Limits:
     #: handful of fuel: without this charge a sync reaction logging in a loop would run until
     #: its wall-clock safety net (about a second on the event loop), not its ~10 ms of fuel.
     log_call_fuel: int = 50_000
-    #: Longest a module may take to compile, in seconds (modules over 16 KiB compile in a child
-    #: process that is killed at this limit; cached compilations skip it entirely).
+    #: Longest a module may take to compile, in seconds (every module that is not a verified cache
+    #: hit compiles in a child process that is killed at this limit: load error `compile_limit`).
     compile_timeout: float = 120.0
 
     # -- compiling (sandbox hardening, issue 10) ------------------------------------------------
-    # (compile limits: new fields of the compile work go here)
+    #: Address space of the child process that compiles a module (or assembles WAT text over
+    #: 64 KiB), in bytes (`RLIMIT_AS`); compiling needing more is load error `compile_limit`.
+    #: The ~2.5 MB Go example peaks at ~290 MB of address space (~120 MB resident) to compile.
+    compile_memory_bytes: int = 1024 * MIB
 
     # -- wall time and host calls --------------------------------------------------------------
     # (deadline / host-call fields go here)
@@ -154,6 +157,7 @@ CEILINGS: dict[str, int | float] = {
     "log_call_fuel": 100_000_000,
     "compile_timeout": 600.0,
     # (ceilings of the fields added for issue 10 go below, in the same order as the fields)
+    "compile_memory_bytes": 16 * GIB,
     "max_write_bytes": 1 * MIB,
     "fault_window": 100_000,
     "fault_window_max": 100_000,

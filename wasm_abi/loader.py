@@ -15,8 +15,14 @@ from typing import Any
 import msgpack
 import wasmtime
 
-from .compile_worker import CompileFailed, CompileTimeout
-from .engine import engine_for
+from .compile_worker import (
+    CompileFailed,
+    CompileMemoryExceeded,
+    CompileTimeout,
+    ShapeRefused,
+    wat2wasm_in_child,
+)
+from .engine import PROPOSALS, engine_for
 from .errors import PluginLoadError
 from .imports import build_linker, check_imports
 from .limits import Limits
@@ -39,6 +45,60 @@ OPTIONAL_FUNCS: dict[str, tuple[list[str], list[str]]] = {
     "init": (["i32", "i32"], ["i64"]),
 }
 
+#: WAT text up to this size is assembled in-process (~50 bytes of memory per byte of text at
+#: worst: a few MB and milliseconds); longer text is assembled by a compile child, under
+#: `Limits.compile_memory_bytes` and `Limits.compile_timeout` (32 MiB of hostile WAT text took
+#: 4 s and 2 GB in-process).
+WAT_IN_PROCESS_MAX_BYTES = 64 * 1024
+
+#: Fragments of wasmtime's validation errors for a turned-off proposal -> the proposal's name.
+_PROPOSAL_ERRORS: tuple[tuple[str, str], ...] = (
+    ("stack switching", "stack switching (typed continuations)"),
+    ("continuation", "stack switching (typed continuations)"),
+    ("exceptions proposal", "exception handling"),
+    ("tail call", "tail calls"),
+    ("function references", "function references"),
+    ("relaxed simd", "relaxed SIMD"),
+    ("without the gc feature", "GC"),
+    ("requires gc", "GC"),
+    ("gc proposal", "GC"),
+    ("gc types are disallowed", "GC (externref needs the GC runtime)"),
+    ("shared memor", "threads"),
+    ("threads", "threads"),
+    ("memory64", "memory64"),
+    ("multiple memories", "multi-memory"),
+    ("wide arithmetic", "wide arithmetic"),
+    ("custom page sizes", "custom page sizes"),
+)
+ENABLED_PROPOSALS_TEXT = ("MVP, mutable globals, sign extension, non-trapping float-to-int, "
+                          + ", ".join(n.removeprefix("wasm_").replace("_", " ")
+                                      for n, on in PROPOSALS.items() if on))
+
+
+def _disabled_proposal(message: str) -> str | None:
+    """The proposal a wasmtime validation error says is turned off, if it says so."""
+    lowered = message.lower()
+    for fragment, proposal in _PROPOSAL_ERRORS:
+        if fragment in lowered:
+            return proposal
+    if "not enabled" in lowered or "must be enabled" in lowered or "support is not" in lowered:
+        return "a WebAssembly proposal"
+    return None
+
+
+def _invalid_module_error(name: str, origin: str, message: str) -> PluginLoadError:
+    proposal = _disabled_proposal(message)
+    if proposal is not None:
+        return PluginLoadError(
+            name, f"{origin} uses the {proposal} proposal, which this host turns off (enabled: "
+            f"{ENABLED_PROPOSALS_TEXT}): {message}", "unsupported_feature",
+        )
+    return PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {message}", "invalid_module")
+
+
+def _limit_error(name: str, origin: str, exc: Exception) -> PluginLoadError:
+    return PluginLoadError(name, f"{origin}: {exc}; the compiler was stopped", "compile_limit")
+
 
 def to_wasm_binary(name: str, data: bytes, limits: Limits, origin: str) -> bytes:
     """The module as Wasm binary: bytes starting with `\\0asm` as they are, WAT text compiled."""
@@ -56,10 +116,15 @@ def to_wasm_binary(name: str, data: bytes, limits: Limits, origin: str) -> bytes
             name, f"{origin} is neither a WebAssembly binary (no \\0asm magic) nor WAT text", "invalid_module"
         ) from None
     try:
-        return bytes(wasmtime.wat2wasm(text))
-    except wasmtime.WasmtimeError as exc:
+        if len(data) <= WAT_IN_PROCESS_MAX_BYTES:
+            return bytes(wasmtime.wat2wasm(text))
+        return wat2wasm_in_child(data, limits.compile_timeout, limits.compile_memory_bytes)
+    except (wasmtime.WasmtimeError, CompileFailed) as exc:
         raise PluginLoadError(name, f"{origin} is not a WebAssembly binary and not valid WAT: {exc}",
                               "invalid_module") from None
+    except (CompileTimeout, CompileMemoryExceeded) as exc:
+        raise PluginLoadError(name, f"{origin}: assembling its WAT text: {exc}; the assembler was stopped",
+                              "compile_limit") from None
 
 
 def _signature(ty: wasmtime.FuncType) -> tuple[list[str], list[str]]:
@@ -117,22 +182,26 @@ def check_exports(name: str, module: wasmtime.Module) -> list[str]:
 
 
 def compile_checked(name: str, wasm: bytes, limits: Limits, origin: str, cache_dir: Path | None) -> wasmtime.Module:
-    """Compile (or fetch from the cache) under `Limits.compile_timeout`, as a `PluginLoadError`
-    naming the problem when the module is invalid or too slow to compile."""
+    """Compile (or fetch from the cache) in a child under `Limits.compile_memory_bytes` and
+    `Limits.compile_timeout`, as a `PluginLoadError` naming the problem when the module has a
+    refused shape ("module_shape"), uses a turned-off proposal ("unsupported_feature"), is
+    invalid ("invalid_module") or is over a compile limit ("compile_limit")."""
     engine, settings = engine_for(limits.max_stack_bytes)
     try:
         return compile_module(engine, settings, wasm, hashlib.sha256(wasm).hexdigest(), cache_dir,
-                              max_stack_bytes=limits.max_stack_bytes, timeout=limits.compile_timeout)
-    except wasmtime.WasmtimeError as exc:
-        raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}", "invalid_module") from None
+                              max_stack_bytes=limits.max_stack_bytes, timeout=limits.compile_timeout,
+                              memory_bytes=limits.compile_memory_bytes)
+    except wasmtime.WasmtimeError as exc:  # deserializing our own child's output failed
+        raise PluginLoadError(name, f"{origin} could not be compiled: {exc}", "compile_failed") from None
+    except ShapeRefused as exc:
+        raise PluginLoadError(name, f"{origin} is refused before compiling: {exc} (see ABI.md section 8, "
+                              "module shape)", "module_shape") from None
     except CompileFailed as exc:
         if exc.invalid:
-            raise PluginLoadError(name, f"{origin} is not a valid WebAssembly module: {exc}",
-                                  "invalid_module") from None
+            raise _invalid_module_error(name, origin, str(exc)) from None
         raise PluginLoadError(name, f"{origin} could not be compiled: {exc}", "compile_failed") from None
-    except CompileTimeout as exc:
-        raise PluginLoadError(name, f"{origin}: {exc} (Limits.compile_timeout); the compiler was stopped",
-                              "timeout") from None
+    except (CompileTimeout, CompileMemoryExceeded) as exc:
+        raise _limit_error(name, origin, exc) from None
 
 
 @dataclass

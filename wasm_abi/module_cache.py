@@ -29,10 +29,6 @@ ENTRY_MAGIC = b"EGWASM-CACHE-1\n"
 KEY_FILE = "cache.key"
 KEY_BYTES = 32
 MEMORY_ENTRIES = 64
-#: Modules up to this size compile in-process (~0.3 s at worst, for 16 KiB of tiny functions,
-#: and without the ~0.3 s of starting a compiler process); bigger ones compile in a child that
-#: `Limits.compile_timeout` can stop.
-IN_PROCESS_COMPILE_MAX_BYTES = 16 * 1024
 
 _memory: OrderedDict[str, wasmtime.Module] = OrderedDict()
 _memory_lock = threading.Lock()
@@ -135,15 +131,18 @@ def compile_module(
     module_sha256: str,
     cache_dir: Path | None = None,
     *,
-    max_stack_bytes: int | None = None,
-    timeout: float | None = None,
+    max_stack_bytes: int,
+    timeout: float,
+    memory_bytes: int,
 ) -> wasmtime.Module:
     """Compile `wasm` (binary) for `engine`, reusing a cached compilation when there is one.
 
-    With `timeout` (and the `max_stack_bytes` the engine was made for), a module over
-    `IN_PROCESS_COMPILE_MAX_BYTES` is compiled in a child process killed after `timeout`
-    seconds (see `compile_worker`).  Raises `wasmtime.WasmtimeError` or `CompileFailed` for an
-    invalid module, `CompileTimeout` when compiling took too long.
+    Only a verified cache hit (this process's memory cache, or a disk entry whose HMAC checks)
+    skips compiling; every other module is shape-checked and compiled by a child process under
+    `memory_bytes` of address space and `timeout` seconds (`compile_worker`), never in this
+    process.  `engine` must be `engine_for(max_stack_bytes)`'s.  Raises `ShapeRefused`,
+    `CompileFailed` (invalid module or broken compiler), `CompileTimeout` or
+    `CompileMemoryExceeded`.
     """
     entry_key = cache_key(module_sha256, settings)
     with _memory_lock:
@@ -154,12 +153,9 @@ def compile_module(
     directory = cache_dir if cache_dir is not None else default_cache_dir()
     module = _read_entry(directory, entry_key, engine)
     if module is None:
-        if timeout is not None and max_stack_bytes is not None and len(wasm) > IN_PROCESS_COMPILE_MAX_BYTES:
-            payload = compile_in_child(wasm, max_stack_bytes, timeout)
-            module = wasmtime.Module.deserialize(engine, payload)
-        else:
-            module = wasmtime.Module(engine, wasm)
-            payload = bytes(module.serialize())
+        payload = compile_in_child(wasm, max_stack_bytes, timeout, memory_bytes)
+        # Safe: these bytes come from our own compile child (see compile_worker's docstring).
+        module = wasmtime.Module.deserialize(engine, payload)
         _write_entry(directory, entry_key, payload)
     with _memory_lock:
         _memory[entry_key] = module
