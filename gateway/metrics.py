@@ -105,6 +105,9 @@ class Metrics:
             ["plugin", "kind"], namespace=ns, registry=r)
         self.plugin_log_dropped = Counter(
             "plugin_log_dropped", "Plugin log lines dropped by the rate limit.", ["plugin"], namespace=ns, registry=r)
+        self.plugin_async_backlog_bytes = Gauge(
+            "plugin_async_backlog_bytes", "Bytes of encoded events held by waiting or running async plugin "
+            "reactions (each event once); bounded, beyond it reactions are dropped.", namespace=ns, registry=r)
 
         # Cluster (new).
         self.store_up = Gauge("store_up", "1 while the configuration store is reachable.", namespace=ns, registry=r)

@@ -24,6 +24,7 @@ from gateway.events.parse import (
     parse_request,
 )
 from gateway.metrics import Metrics
+from gateway.plugins.active_set import replacement_budget
 from gateway.plugins.contract import PluginRegistry, PluginSet, Rejection
 from gateway.routing import cors
 from gateway.routing.table import RouteTable
@@ -143,7 +144,10 @@ class Processor:
     async def handle(self, request: RawRequest, space: str) -> Reply:
         started = time.perf_counter()
         try:
-            return await self._handle(request, space)
+            # The replacement events the plugins make for this request (all its events and stages) are
+            # capped in bytes: past the cap it is refused with 413 (see replacement_budget).
+            with replacement_budget():
+                return await self._handle(request, space)
         finally:
             self._metrics.events_custom_processing_seconds.observe(time.perf_counter() - started)
 

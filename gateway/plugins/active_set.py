@@ -6,8 +6,14 @@ and swaps it in; this module is what one event sees from start to end.
 Sync reactions run inline on the event-loop thread. The host's ``Plugin.react`` is bounded by fuel and
 costs ~10 µs, less than a hop to a thread and back; a thread would not make a runaway plugin safer
 (fuel and the epoch deadline already stop it) but would add latency to every event. Async reactions
-go to a small bounded thread pool: they may use more fuel and must never hold up the loop, and when
-the pool's backlog is full they are dropped and counted rather than queued without limit.
+go to a small thread pool (:class:`AsyncReactor`): they may use more fuel and must never hold up the
+loop. Each plugin has its own queue there and at most its share of the threads, so a slow plugin delays
+only itself; the queues hold each event once, encoded, and are bounded in reactions per plugin and in
+bytes, beyond which reactions are dropped and counted rather than queued without limit.
+
+The replacement events plugins produce for one request are capped in bytes (:data:`MAX_REPLACEMENT_BYTES`,
+see :func:`replacement_budget`): a plugin rewriting each event of a batch to its output limit could
+otherwise make one small request hold gigabytes.
 """
 
 from __future__ import annotations
@@ -17,8 +23,11 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,12 +45,16 @@ from .settings import PluginSettings, PluginSource
 
 __all__ = [
     "EMPTY_SET",
+    "MAX_REPLACEMENT_BYTES",
     "STATE_VALUES",
     "ActivePluginSet",
     "AsyncReactor",
     "LoadedPlugin",
     "PluginSpec",
+    "QueuedPayload",
+    "ReplacementBudget",
     "load_plugin",
+    "replacement_budget",
     "spec_from_path",
 ]
 
@@ -52,9 +65,22 @@ STATE_VALUES = {"active": 0, "quarantined": 1, "disabled": 2, "failed": 3}
 
 _SOURCE_RANK = {PluginSource.FLAG: 0, PluginSource.FILE: 1, PluginSource.API: 2}
 
-#: Async reactions waiting for a thread, across all plugins, before new ones are dropped.
-ASYNC_BACKLOG = 1000
+MIB = 1024 * 1024
+
+#: Threads running async reactions, for all plugins together.
 ASYNC_THREADS = 4
+#: Most async reactions of one plugin running at once (and never more than the plugin's instances allow):
+#: a slow plugin holds at most this many of the threads, the others keep serving every other plugin.
+ASYNC_SHARE = 2
+#: Async reactions of one plugin waiting or running before its new ones are dropped.
+ASYNC_BACKLOG = 1000
+#: Bytes of encoded events the async queues may hold, all plugins together (an event queued for several
+#: plugins is held and counted once); one plugin's queue may hold at most half of it. Beyond either,
+#: new reactions are dropped and counted.
+ASYNC_BACKLOG_BYTES = 64 * MIB
+#: Bytes of replacement events (msgpack-encoded) the plugins may produce for one request, over all its
+#: events and stages; the request that goes over is refused with 413 (see :func:`replacement_budget`).
+MAX_REPLACEMENT_BYTES = 32 * MIB
 
 EventValidator = Callable[[dict[str, Any]], None]
 
@@ -89,7 +115,7 @@ class PluginSpec:
 class LoadedPlugin:
     """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
 
-    __slots__ = ("_rewrite_warned", "_sync_executor", "async_slots", "async_types", "host", "inline", "quarantined",
+    __slots__ = ("_rewrite_warned", "_sync_executor", "async_share", "async_types", "host", "inline", "quarantined",
                  "spec", "sync_types")
 
     def __init__(self, spec: PluginSpec, host: Plugin) -> None:
@@ -104,7 +130,8 @@ class LoadedPlugin:
             raise PluginLoadError(spec.name, "pool_size 1 leaves no instance for the event loop's sync reactions "
                                   "while an async reaction runs; a plugin with both sync and async "
                                   "subscriptions needs pool_size >= 2", "bad_settings")
-        self.async_slots = threading.BoundedSemaphore(pool_size - 1 if self.sync_types else pool_size)
+        #: Most async reactions of this plugin running at once (the reactor may allow fewer).
+        self.async_share = pool_size - 1 if self.sync_types else pool_size
         #: Set when this set saw the plugin enter quarantine, cleared by its next success: lets the
         #: recovery show in the log and the gauge at once rather than at the next periodic refresh.
         self.quarantined = False
@@ -126,6 +153,33 @@ class LoadedPlugin:
             self._sync_executor = ThreadPoolExecutor(max_workers=self.host.limits.pool_size,
                                                      thread_name_prefix=f"plugin-sync-{self.name}")
         return self._sync_executor
+
+
+class ReplacementBudget:
+    """The bytes of replacement events one request's plugins have produced, against its cap."""
+
+    __slots__ = ("cap", "used")
+
+    def __init__(self, cap: int = MAX_REPLACEMENT_BYTES) -> None:
+        self.cap = cap
+        self.used = 0
+
+
+_REPLACEMENT_BUDGET: ContextVar[ReplacementBudget | None] = ContextVar("replacement_budget", default=None)
+
+
+@contextmanager
+def replacement_budget(cap: int = MAX_REPLACEMENT_BYTES) -> Iterator[ReplacementBudget]:
+    """Cap the replacement events of everything this context (one request) runs: each rewrite a sync
+    stage applies adds its msgpack size, and the rewrite that takes the total over ``cap`` ends its stage
+    with a 413 rejection naming the cap instead. Outside such a context (async deliveries, the CLI) a
+    stage is bounded by its plugins' output limits alone."""
+    budget = ReplacementBudget(cap)
+    token = _REPLACEMENT_BUDGET.set(budget)
+    try:
+        yield budget
+    finally:
+        _REPLACEMENT_BUDGET.reset(token)
 
 
 class _SyncStage:
@@ -187,6 +241,8 @@ class ActivePluginSet(PluginSet):
         self._sync = {t: tuple(ps) for t, ps in sync.items()}
         self._async = {t: tuple(ps) for t, ps in asyn.items()}
         self._wanted = frozenset(self._sync) | frozenset(self._async)
+        if metrics is not None and executor is not None:
+            metrics.plugin_async_backlog_bytes.set_function(lambda: executor.queued_bytes)
 
     def __len__(self) -> int:
         return len(self.plugins)
@@ -276,6 +332,19 @@ class ActivePluginSet(PluginSet):
                                 "(rewrite = false); the replacement is ignored", plugin.name)
                 return None
             self._count(plugin, event_type, "sync", "rewrite")
+            budget = _REPLACEMENT_BUDGET.get()
+            if budget is not None:
+                budget.used += len(_packb(reaction.event))
+                if budget.used > budget.cap:
+                    log.warning("plugin %r rewrote %s past the replacement cap of this request (%d bytes of "
+                                "replacement events, cap %d): the request is refused with 413",
+                                plugin.name, event_type, budget.used, budget.cap)
+                    return StageOutcome(rejection=Rejection(
+                        plugin=plugin.name, status=413,
+                        message=f"plugins rewrote the events of this request to more than {budget.cap} bytes "
+                                f"of replacement events in all (plugin {plugin.name!r} went over; the gateway "
+                                f"caps replacement bytes per request at {budget.cap}): send fewer or smaller "
+                                f"events per request"))
             stage.rewrite(reaction.event, plugin.spec.settings.capabilities.sensitive_headers)
             return None
         self._count(plugin, event_type, "sync", "continue")
@@ -286,29 +355,42 @@ class ActivePluginSet(PluginSet):
         plugins = self._async.get(event_type) if isinstance(event_type, str) else None
         if not plugins:
             return
+        executor = self._executor
+        shared: QueuedPayload | None = None
         for plugin in plugins:
-            if self._executor is None or not self._executor.submit(self._run_async, plugin, system_event):
+            if executor is None:
+                problem: str | None = "the gateway has no async reactor"
+            else:
+                # Encoded once for every plugin granted no withheld header (one granted some gets its own):
+                # the queues hold these bytes rather than the event's dict (several times bigger), and
+                # count them once however many plugins they wait for.
+                granted = plugin.spec.settings.capabilities.sensitive_headers
+                if granted:
+                    payload = QueuedPayload(msgpack.packb(for_plugins(system_event, granted), use_bin_type=True))
+                else:
+                    if shared is None:
+                        shared = QueuedPayload(msgpack.packb(for_plugins(system_event), use_bin_type=True))
+                    payload = shared
+                problem = executor.offer(self._run_async, plugin, event_type, payload,
+                                         key=plugin.host, payload=payload, share=plugin.async_share)
+            if problem is not None:
                 self._count(plugin, event_type, "async", "dropped")
-                dropped = self._executor.dropped() if self._executor is not None else 1
-                if dropped == 1 or dropped % 1000 == 0:  # a saturated pool must not flood the log too
-                    log.warning("async reaction of plugin %r to %s dropped: the plugin thread pool is saturated "
-                                "(%d dropped so far; see eventgateway_plugin_reactions_total{outcome=\"dropped\"})",
-                                plugin.name, event_type, dropped)
+                dropped = executor.dropped() if executor is not None else 1
+                if dropped == 1 or dropped % 1000 == 0:  # a saturated reactor must not flood the log too
+                    log.warning("async reaction of plugin %r to %s dropped: %s (%d dropped so far; see "
+                                "eventgateway_plugin_reactions_total{outcome=\"dropped\"})",
+                                plugin.name, event_type, problem, dropped)
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _run_async(self, plugin: LoadedPlugin, system_event: dict[str, Any]) -> None:
-        event_type = system_event.get("type", "")
-        with plugin.async_slots:
-            try:
-                # Not the shared packer: this runs on a pool thread.
-                seen = for_plugins(system_event, plugin.spec.settings.capabilities.sensitive_headers)
-                reaction = self._call(plugin, event_type, "async", msgpack.packb(seen, use_bin_type=True))
-            except PluginFault:
-                return
-            except Exception:
-                log.exception("async reaction of plugin %r to %s failed", plugin.name, event_type)
-                return
+    def _run_async(self, plugin: LoadedPlugin, event_type: str, payload: QueuedPayload) -> None:
+        try:
+            reaction = self._call(plugin, event_type, "async", payload.data)
+        except PluginFault:
+            return
+        except Exception:
+            log.exception("async reaction of plugin %r to %s failed", plugin.name, event_type)
+            return
         self._count(plugin, event_type, "async", "reject" if reaction.error is not None else "continue")
 
     def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes,
@@ -320,6 +402,8 @@ class ActivePluginSet(PluginSet):
         except PluginFault as fault:
             if fault.kind == "quarantined":  # not run: no time to observe
                 self._count(plugin, event_type, mode, "skipped")
+                if not plugin.quarantined:  # started without a fault here (rebuild budget, another set)
+                    self._quarantined(plugin, fault)
             else:
                 self._observe(plugin, event_type, mode, started)
                 self._fault(plugin, fault, event_type, mode)
@@ -346,14 +430,18 @@ class ActivePluginSet(PluginSet):
         if self._metrics is not None:
             self._metrics.plugin_faults.labels(plugin.name, fault.kind or "unknown").inc()
             self._metrics.plugin_reactions.record(plugin.name, event_type, mode, "fault")
+        if plugin.host.state.quarantined:
+            self._quarantined(plugin, fault)
+
+    def _quarantined(self, plugin: LoadedPlugin, fault: PluginFault) -> None:
         state = plugin.host.state
-        if state.quarantined:
-            plugin.quarantined = True
-            log.error("plugin %r quarantined after %d consecutive faults; last fault %s: %s; retry in %.1fs",
-                      plugin.name, state.consecutive_faults, fault.kind, _first_line(fault.message),
-                      max(0.0, (state.retry_at or time.time()) - time.time()))
-            if self._metrics is not None:
-                self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["quarantined"])
+        plugin.quarantined = True
+        last = (f"last fault {state.last_fault_kind}: {_first_line(state.last_fault_message or '')}"
+                if fault.kind == "quarantined" else f"last fault {fault.kind}: {_first_line(fault.message)}")
+        log.error("plugin %r quarantined after %s; %s; retry in %.1fs", plugin.name, state.quarantine_reason, last,
+                  max(0.0, (state.retry_at or time.time()) - time.time()))
+        if self._metrics is not None:
+            self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["quarantined"])
 
     def _count(self, plugin: LoadedPlugin, event_type: str, mode: str, outcome: str) -> None:
         if self._metrics is not None:
@@ -381,40 +469,176 @@ def _first_line(text: str) -> str:
     return f"{lines[0]} {lines[-1]}" if len(lines) > 1 and "backtrace" in lines[0] else lines[0]
 
 
-class AsyncReactor:
-    """A bounded thread pool for async reactions: ``submit`` never blocks; False means dropped."""
+class QueuedPayload:
+    """One encoded event waiting in the async queues, shared by every plugin it is queued for."""
 
-    def __init__(self, threads: int = ASYNC_THREADS, backlog: int = ASYNC_BACKLOG) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="plugin-async")
-        self._slots = threading.BoundedSemaphore(backlog)
+    __slots__ = ("data", "refs")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.refs = 0  # queued or running jobs holding it (under the reactor's lock)
+
+
+class _Lane:
+    """One plugin's async queue: its jobs in order, how many run now, and what it holds."""
+
+    __slots__ = ("bytes", "held", "jobs", "key", "ready", "running", "share")
+
+    def __init__(self, key: Hashable, share: int) -> None:
+        self.key = key
+        self.share = share
+        self.jobs: deque[tuple[Callable[..., None], tuple[Any, ...], QueuedPayload | None]] = deque()
+        self.running = 0
+        self.held = 0  # jobs queued or running
+        self.bytes = 0  # payload bytes of those jobs
+        self.ready = False  # in the reactor's round-robin ring
+
+
+class AsyncReactor:
+    """The thread pool of async reactions, fair between plugins and bounded in memory.
+
+    Every plugin (``key``) has its own queue. A fixed set of threads takes jobs round-robin from the
+    queues of plugins that are below their share of running jobs (``ASYNC_SHARE``, and the plugin's own
+    ``share``), so a plugin whose reactions all run to their deadline holds at most its share of the
+    threads and every other plugin's reactions keep running on the rest. A job's payload (the event,
+    encoded once) is counted while any job holding it is queued or running: once in
+    ``queued_bytes``, and in each plugin's own bytes. ``offer`` never blocks; a job over the plugin's
+    backlog, its half of the bytes, or the total bytes is refused (the caller counts the drop)."""
+
+    def __init__(self, threads: int = ASYNC_THREADS, backlog: int = ASYNC_BACKLOG,
+                 backlog_bytes: int = ASYNC_BACKLOG_BYTES, share: int | None = None) -> None:
+        self.threads = threads
+        self.share = share if share is not None else max(1, min(ASYNC_SHARE, threads // 2))
+        self.backlog = backlog
+        self.backlog_bytes = backlog_bytes
+        self.lane_bytes = max(1, backlog_bytes // 2)
+        self._cond = threading.Condition(threading.Lock())
+        self._lanes: dict[Hashable, _Lane] = {}
+        self._ready: deque[_Lane] = deque()
+        self._workers: list[threading.Thread] = []
         self._closed = False
         self._dropped = 0
+        #: Bytes of payloads queued or running now (each payload once), and the most ever.
+        self.queued_bytes = 0
+        self.peak_bytes = 0
 
     def dropped(self) -> int:
         """Reactions refused so far (for rate-limiting the drop warning)."""
         return self._dropped
 
-    def submit(self, fn: Callable[..., None], *args: Any) -> bool:
-        if self._closed or not self._slots.acquire(blocking=False):
-            self._dropped += 1
-            return False
+    def submit(self, fn: Callable[..., None], *args: Any, key: Hashable = None,
+               payload: QueuedPayload | None = None, share: int | None = None) -> bool:
+        """Queue ``fn(*args)``; False means dropped."""
+        return self.offer(fn, *args, key=key, payload=payload, share=share) is None
 
-        def run() -> None:
+    def offer(self, fn: Callable[..., None], *args: Any, key: Hashable = None,
+              payload: QueuedPayload | None = None, share: int | None = None) -> str | None:
+        """Queue ``fn(*args)`` in ``key``'s queue (``payload`` is what it holds); None when queued, else
+        why it was dropped."""
+        size = len(payload.data) if payload is not None else 0
+        with self._cond:
+            lane = self._lanes.get(key)
+            if lane is None:
+                lane = _Lane(key, self.share if share is None else max(1, min(share, self.share)))
+            problem = self._refusal(lane, size, payload)
+            if problem is not None:
+                self._dropped += 1
+                return problem
+            self._lanes[key] = lane
+            lane.jobs.append((fn, args, payload))
+            lane.held += 1
+            lane.bytes += size
+            if payload is not None:
+                if not payload.refs:
+                    self.queued_bytes += size
+                    self.peak_bytes = max(self.peak_bytes, self.queued_bytes)
+                payload.refs += 1
+            self._make_ready(lane)
+            if len(self._workers) < self.threads:
+                self._start_worker()
+            return None
+
+    def _refusal(self, lane: _Lane, size: int, payload: QueuedPayload | None) -> str | None:
+        if self._closed:
+            return "the gateway is shutting down"
+        if lane.held >= self.backlog:
+            return f"the plugin's async backlog is full ({lane.held} reactions waiting or running)"
+        if lane.bytes + size > self.lane_bytes:
+            return (f"the plugin's waiting async reactions hold {lane.bytes} bytes of events and this one "
+                    f"{size} more (one plugin's share of the async backlog is {self.lane_bytes} bytes)")
+        if (payload is None or not payload.refs) and self.queued_bytes + size > self.backlog_bytes:
+            return (f"the async backlog holds {self.queued_bytes} bytes of events and this one {size} more "
+                    f"(its bound is {self.backlog_bytes} bytes)")
+        return None
+
+    def _make_ready(self, lane: _Lane) -> None:
+        """Put a lane with work and a free share at the back of the ring (the lock is held)."""
+        if lane.jobs and not lane.ready and lane.running < lane.share:
+            lane.ready = True
+            self._ready.append(lane)
+            self._cond.notify()
+
+    def _start_worker(self) -> None:
+        worker = threading.Thread(target=self._work, name=f"plugin-async-{len(self._workers)}", daemon=True)
+        self._workers.append(worker)
+        worker.start()
+
+    def _work(self) -> None:
+        cond = self._cond
+        while True:
+            with cond:
+                while not self._ready:
+                    if self._closed:
+                        return
+                    cond.wait()
+                lane = self._ready.popleft()
+                lane.ready = False
+                fn, args, payload = lane.jobs.popleft()
+                lane.running += 1
+                self._make_ready(lane)  # more of its jobs may run: behind every other waiting plugin
             try:
                 fn(*args)
+            except Exception:
+                log.exception("async plugin job %r failed", fn)
             finally:
-                self._slots.release()
+                with cond:
+                    lane.running -= 1
+                    self._release(lane, payload)
+                    self._make_ready(lane)
 
-        try:
-            self._pool.submit(run)
-        except RuntimeError:  # shut down meanwhile
-            self._slots.release()
-            return False
-        return True
+    def _release(self, lane: _Lane, payload: QueuedPayload | None) -> None:
+        """A job of ``lane`` is done or dropped: release what it held (the lock is held)."""
+        size = len(payload.data) if payload is not None else 0
+        lane.held -= 1
+        lane.bytes -= size
+        if payload is not None:
+            payload.refs -= 1
+            if not payload.refs:
+                self.queued_bytes -= size
+        if not lane.held and self._lanes.get(lane.key) is lane:
+            del self._lanes[lane.key]
 
     def close(self, wait: bool = True) -> None:
-        self._closed = True
-        self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        """Refuse new jobs and drop the queued ones (a backlog of slow reactions could otherwise hold a
+        shutdown for minutes); with ``wait``, wait for the running ones, each bounded by its deadline."""
+        with self._cond:
+            self._closed = True
+            dropped = 0
+            for lane in list(self._lanes.values()):
+                while lane.jobs:
+                    _, _, payload = lane.jobs.popleft()
+                    self._release(lane, payload)
+                    dropped += 1
+            self._ready.clear()
+            self._dropped += dropped
+            self._cond.notify_all()
+            workers = list(self._workers)
+        if dropped:
+            log.info("%d queued async plugin reactions dropped at shutdown", dropped)
+        if wait:
+            for worker in workers:
+                if worker is not threading.current_thread():
+                    worker.join()
 
 
 def spec_from_path(path: str | Path, index: int, settings: PluginSettings | None = None) -> PluginSpec:

@@ -279,10 +279,10 @@ async def test_async_reactions_are_dropped_and_counted_when_the_pool_is_full(tmp
     manager, gateway = await start(table("watcher", module))
     plugins = manager.current()
     busy = threading.Event()
-    # Fill the set's own reactor: every thread blocked, the backlog taken.
+    # Fill the plugin's own queue in the set's reactor: its share of the threads blocked, its backlog taken.
     reactor = plugins._executor
     assert reactor is not None
-    while reactor.submit(busy.wait):
+    while reactor.submit(busy.wait, key=plugins.plugins[0].host):
         pass
     try:
         plugins.react_async(invoked())  # returns at once
