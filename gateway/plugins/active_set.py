@@ -605,6 +605,8 @@ class AsyncReactor:
                     lane.running -= 1
                     self._release(lane, payload)
                     self._make_ready(lane)
+                # An idle thread must not keep the last job's plugin (and its Stores) alive.
+                del lane, fn, args, payload
 
     def _release(self, lane: _Lane, payload: QueuedPayload | None) -> None:
         """A job of ``lane`` is done or dropped: release what it held (the lock is held)."""
