@@ -171,11 +171,15 @@ def test_a_shape_compliant_attack_is_stopped_by_the_memory_limit(tmp_path: Path)
 
 
 def test_a_slow_compile_is_stopped_by_the_time_limit(tmp_path: Path) -> None:
-    wasm = compliant_attack(functions=12, tag="slow")  # ~5 s of compiler CPU
+    # 12 functions of 4000 nested plain loops and a br_table over them: ~0.5 s of compiler CPU and
+    # ~140 MB each, so the time limit, not the memory limit, stops it
+    targets = " ".join(str(t) for t in range(4000))
+    deep = " ".join(f"(func $deep{i} (param i32){' loop' * 4000} local.get 0 br_table {targets}{' end' * 4000})"
+                    for i in range(12))
+    wasm = bytes(wasmtime.wat2wasm(plugin_wat(extra=deep)))
     started = time.monotonic()
     with pytest.raises(PluginLoadError) as info:
-        Plugin.from_bytes(wasm, name="slow", cache_dir=tmp_path,
-                          limits=Limits(compile_timeout=0.5, compile_memory_bytes=8 * 1024 * MIB))
+        Plugin.from_bytes(wasm, name="slow", cache_dir=tmp_path, limits=Limits(compile_timeout=0.5))
     elapsed = time.monotonic() - started
     assert elapsed < 5.0, elapsed
     assert info.value.kind == "compile_limit"
