@@ -238,6 +238,8 @@ def test_compiling_a_small_module_is_fast(tmp_path: Path) -> None:
 
 
 def _children_of(pid: int) -> list[tuple[int, str]]:
+    """The compile servers (and their compile children) among the children of `pid`, with their
+    states: the suite may have other children of its own (etcd, moto, gateways), which are not ours."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -247,9 +249,26 @@ def _children_of(pid: int) -> list[tuple[int, str]]:
                 fields = f.read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        if int(fields[1]) == pid:
+        if int(fields[1]) == pid and _is_compiler(int(entry)):
             found.append((int(entry), fields[0]))
     return found
+
+
+def _state(pid: int) -> str | None:
+    """The process state letter of `pid` (``Z`` for a zombie), None once it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return None
+
+
+def _is_compiler(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"wasm_abi.compile_worker" in f.read()
+    except OSError:
+        return False
 
 
 def test_a_killed_compile_server_is_replaced_and_nothing_is_left_behind(tmp_path: Path) -> None:
@@ -260,7 +279,7 @@ def test_a_killed_compile_server_is_replaced_and_nothing_is_left_behind(tmp_path
     assert plugin.react({}) == Reaction()
     plugin.close()
     assert pid not in compile_worker.server_pids()
-    assert all(state != "Z" for _, state in _children_of(os.getpid())), _children_of(os.getpid())
+    assert _state(pid) is None, f"the killed server {pid} was not reaped: {_state(pid)}"
     compile_worker.close_servers()
     assert compile_worker.server_pids() == []
     assert _children_of(os.getpid()) == []  # closed and reaped
