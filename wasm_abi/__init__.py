@@ -1,6 +1,6 @@
 """The event gateway's sandboxed WebAssembly plugin host, ABI v1 (see ABI.md)."""
 
-from .errors import PluginError, PluginFault, PluginLoadError
+from .errors import NoIdleInstance, PluginError, PluginFault, PluginLoadError
 from .events import (
     EVENT_RECEIVED,
     FUNCTION_INVOCATION_FAILED,
@@ -24,6 +24,7 @@ __all__ = [
     "SYSTEM_EVENT_TYPES",
     "Limits",
     "ModuleInfo",
+    "NoIdleInstance",
     "Plugin",
     "PluginError",
     "PluginFault",

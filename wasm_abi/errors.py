@@ -58,3 +58,13 @@ class PluginFault(PluginError):
 
     def __init__(self, plugin: str, kind: str, message: str) -> None:
         super().__init__(plugin, message, kind)
+
+
+class NoIdleInstance(Exception):
+    """`Plugin.react_encoded(..., idle_only=True)` found no idle instance: nothing ran, nothing was
+    counted. The caller (an event loop that must not wait for an instance or make one) retries the
+    call where waiting is allowed, e.g. on a thread."""
+
+    def __init__(self, plugin: str) -> None:
+        self.plugin = plugin
+        super().__init__(f"plugin {plugin!r} has no idle instance")

@@ -13,7 +13,7 @@ from typing import Any
 
 import msgpack
 
-from .errors import PluginFault, PluginLoadError
+from .errors import NoIdleInstance, PluginFault, PluginLoadError
 from .events import REPLACEABLE_EVENT_TYPES
 from .health import PluginHealth, PluginState
 from .instance import PluginInstance
@@ -201,14 +201,20 @@ class Plugin:
         return self.react_encoded(payload, event.get("type"), mode)
 
     def react_encoded(self, payload: bytes, event_type: Any, mode: str = "sync",
-                      check_replacement: Callable[[dict[str, Any]], str | None] | None = None) -> Reaction:
+                      check_replacement: Callable[[dict[str, Any]], str | None] | None = None,
+                      idle_only: bool = False) -> Reaction:
         """`react` for an event the caller has already encoded as msgpack, so that several plugins
         reacting to one event share one encoding. ``event_type`` is the event's ``type``: it decides
         whether the reaction may replace the event.
 
         ``check_replacement`` lets the caller apply its own rules to a replacement event (is it a
         valid event for the gateway?): a problem it names is a ``bad_output`` fault of the plugin,
-        handled like any other (instance discarded, counted towards quarantine)."""
+        handled like any other (instance discarded, counted towards quarantine).
+
+        With ``idle_only`` the call runs only on an instance that is idle right now: when there is
+        none (all busy on other threads, or one must be made after a fault, which runs
+        `_initialize` and `init` under the load limits), it raises `NoIdleInstance` at once, having
+        run and counted nothing. An event loop calls with it, and retries on a thread."""
         # Hot path: every attribute lookup here costs measurable time per reaction.
         if mode == "sync":
             sync, fuel = True, self._sync_fuel
@@ -225,7 +231,9 @@ class Plugin:
             raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
                              f"{self._max_input} bytes for plugin {self.name!r}")
         pool = self._pool
-        instance = pool.acquire()
+        instance = pool.try_acquire() if idle_only else pool.acquire()
+        if instance is None:
+            raise NoIdleInstance(self.name)
         try:
             raw, fuel_used = instance.react(payload, fuel, sync)
             if raw is None or raw == b"\x80":
@@ -277,8 +285,9 @@ class Plugin:
     @property
     def instance_ready(self) -> bool:
         """Whether an idle instance is waiting, so that `react` will not have to instantiate one
-        (which runs `_initialize` and `init` under the load limits, possibly for seconds). An event
-        loop calls `react` inline only when this is true, and from a thread otherwise."""
+        (which runs `_initialize` and `init` under the load limits, possibly for seconds). Only a
+        hint: another thread may take the instance first. A caller that must not wait or build
+        passes ``idle_only=True`` to `react_encoded` instead, which decides atomically."""
         return self._pool.has_idle
 
     @property

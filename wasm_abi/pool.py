@@ -45,6 +45,13 @@ class InstancePool(Generic[T]):
         except IndexError:
             return self._acquire_slow()
 
+    def try_acquire(self) -> T | None:
+        """An idle instance, or None at once: never makes one, never waits."""
+        try:
+            return self._idle.pop()
+        except IndexError:
+            return None
+
     def _acquire_slow(self) -> T:
         with self._cond:
             while True:

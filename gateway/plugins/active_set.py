@@ -36,7 +36,7 @@ import msgpack
 
 from gateway.events.system import for_plugins, restore_withheld
 from gateway.metrics import Metrics
-from wasm_abi import Plugin, PluginFault, PluginLoadError, Reaction
+from wasm_abi import NoIdleInstance, Plugin, PluginFault, PluginLoadError, Reaction
 from wasm_abi.events import REPLACEABLE_EVENT_TYPES
 from wasm_abi.instance import INLINE_SYNC_TIMEOUT
 
@@ -260,14 +260,18 @@ class ActivePluginSet(PluginSet):
         stage = _SyncStage(system_event)
         for plugin in plugins:
             payload = stage.payload(plugin.spec.settings.capabilities.sensitive_headers)  # on the loop: its packer
-            if plugin.inline and plugin.host.instance_ready:
-                # The common case: an instance is idle, so the call is bounded by the sync fuel (~10 µs
-                # for a trivial plugin, less than a hop to a thread).
-                result = self._call_sync(plugin, stage, payload)
-            else:
-                # A WASI plugin (see LoadedPlugin.inline), or no idle instance: the call would make one
-                # (instantiate, `_initialize`, `init`, under the load limits: up to seconds). Neither
-                # may hold the event loop.
+            result: Reaction | PluginFault | None = None
+            if plugin.inline:
+                try:
+                    # The common case: an instance is idle, so the call is bounded by the sync fuel and
+                    # deadline (~10 µs for a trivial plugin, less than a hop to a thread).
+                    result = self._call_sync(plugin, stage, payload, idle_only=True)
+                except NoIdleInstance:
+                    pass  # taken by an async reaction, or one must be made after a fault: not here
+            if result is None:
+                # A plugin that may not run on the loop (see LoadedPlugin.inline), or no idle instance:
+                # the call would wait for one or make one (instantiate, `_initialize`, `init`, under the
+                # load limits: up to seconds). Neither may hold the event loop.
                 result = await asyncio.get_running_loop().run_in_executor(
                     plugin.sync_executor(), self._call_sync, plugin, stage, payload)
             stop = self._apply_sync(plugin, stage, result)
@@ -292,14 +296,17 @@ class ActivePluginSet(PluginSet):
         event_type = system_event.get("type")
         return self._sync.get(event_type) if isinstance(event_type, str) else None
 
-    def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage, payload: bytes) -> Reaction | PluginFault:
+    def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage, payload: bytes,
+                   idle_only: bool = False) -> Reaction | PluginFault:
+        """One sync reaction; a fault is returned, not raised. With ``idle_only`` it raises
+        `NoIdleInstance` when no instance is idle (nothing ran, nothing was counted)."""
         try:
             # A replacement is checked inside the host call, so that an invalid one is the plugin's
             # fault like any other: its instance is discarded and it counts towards quarantine.
             check = (self._invalid_replacement
                      if self._validate_event is not None and stage.replaceable and plugin.spec.settings.rewrite
                      else None)
-            return self._call(plugin, stage.event_type, "sync", payload, check)
+            return self._call(plugin, stage.event_type, "sync", payload, check, idle_only)
         except PluginFault as fault:
             return fault
 
@@ -394,11 +401,13 @@ class ActivePluginSet(PluginSet):
         self._count(plugin, event_type, "async", "reject" if reaction.error is not None else "continue")
 
     def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes,
-              check_replacement: Callable[[dict[str, Any]], str | None] | None = None) -> Reaction:
-        """One host call with its metrics; faults are counted, logged by the manager, and re-raised."""
+              check_replacement: Callable[[dict[str, Any]], str | None] | None = None,
+              idle_only: bool = False) -> Reaction:
+        """One host call with its metrics; faults are counted, logged by the manager, and re-raised
+        (`NoIdleInstance` passes through uncounted: nothing ran)."""
         started = time.perf_counter()
         try:
-            reaction = plugin.host.react_encoded(payload, event_type, mode, check_replacement)
+            reaction = plugin.host.react_encoded(payload, event_type, mode, check_replacement, idle_only)
         except PluginFault as fault:
             if fault.kind == "quarantined":  # not run: no time to observe
                 self._count(plugin, event_type, mode, "skipped")
