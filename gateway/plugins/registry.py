@@ -160,6 +160,8 @@ class PluginStatus:
     counters: dict[str, Any]
     document: dict[str, Any] | None  # the stored document (API plugins), for updates
     last_fault_at: float | None = None  # Unix time of lastFault, for the metrics
+    #: Which rule quarantined it (consecutive faults, fault rate, rebuild budget) while quarantined.
+    quarantine_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         retry_in = max(0.0, self.retry_at - time.time()) if self.retry_at is not None else None
@@ -175,6 +177,7 @@ class PluginStatus:
             "lastFault": self.last_fault,
             "retryAt": _iso(self.retry_at),
             "retryInSeconds": round(retry_in, 3) if retry_in is not None else None,
+            "quarantineReason": self.quarantine_reason,
             "counters": self.counters,
             "createdAt": (self.document or {}).get("createdAt"),
             "updatedAt": (self.document or {}).get("updatedAt"),
@@ -489,6 +492,7 @@ class PluginManager(PluginRegistry):
         retry_at: float | None = None
         counters: dict[str, Any] = {"reactions": {}, "faults": {}}
         last_fault_at: float | None = None
+        quarantine_reason: str | None = None
         if not spec.settings.enabled:
             state = "disabled"
         elif error is not None or host is None:
@@ -503,11 +507,13 @@ class PluginManager(PluginRegistry):
                               "at": _iso(health.last_fault_at), "consecutive": health.consecutive_faults}
                 last_fault_at = health.last_fault_at
             retry_at = health.retry_at
+            quarantine_reason = health.quarantine_reason if state == "quarantined" else None
             counters = {"reactions": health.reactions, "faults": health.faults}
         return PluginStatus(name=spec.name, source=spec.source, origin=spec.origin, sha256=spec.sha256,
                             size=len(spec.wasm), settings=spec.settings, state=state,
                             subscriptions=subscriptions, last_fault=last_fault, retry_at=retry_at,
-                            counters=counters, document=doc, last_fault_at=last_fault_at)
+                            counters=counters, document=doc, last_fault_at=last_fault_at,
+                            quarantine_reason=quarantine_reason)
 
     def _failed_status(self, name: str, doc: dict[str, Any], error: Exception) -> PluginStatus:
         try:

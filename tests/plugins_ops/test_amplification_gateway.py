@@ -73,6 +73,7 @@ async def test_a_plugin_faulting_on_every_other_event_ends_quarantined(gateway_s
     assert shown["counters"]["faults"]["trap"] == 10
     assert shown["counters"]["faults"]["quarantined"] == 20  # the other twenty events: nothing ran
     assert shown["retryInSeconds"] > 0
+    assert "fault rate" in shown["quarantineReason"], shown["quarantineReason"]
     assert max(times) < 2.0, f"slowest event took {max(times):.2f}s"
     assert sorted(times)[len(times) // 2] < 0.2
 

@@ -348,7 +348,7 @@ def _openapi_paths() -> dict[str, dict[str, Any]]:
     settings = _inline_defs(PluginSettings.model_json_schema())
     plugin = {"type": "object", "description": "A plugin as listed: name, source (flag|file|api), origin, "
               "sha256, size, state (active|quarantined|disabled|failed), settings, subscriptions, lastFault, "
-              "retryAt, retryInSeconds, counters, createdAt, updatedAt",
+              "retryAt, retryInSeconds, quarantineReason, counters, createdAt, updatedAt",
               "properties": {"name": {"type": "string"}, "state": {"type": "string"},
                              "sha256": {"type": "string"}, "settings": settings}}
     one = {"description": "the plugin", "content": {"application/json": {"schema": plugin}}}
