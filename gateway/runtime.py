@@ -15,11 +15,11 @@ from typing import Any
 from quart import Quart
 
 from gateway.config.service import ConfigService
-from gateway.delivery import EventPlane
+from gateway.pipeline import EventPlane
 from gateway.http.auth import install_bearer_auth
 from gateway.http.config_api import create_config_app
 from gateway.metrics import Metrics
-from gateway.plugins.registry import PluginManager
+from gateway.plugins.manager import PluginManager
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.store.base import Store

@@ -65,7 +65,7 @@ class Settings:
     #: Most events one ``application/cloudevents-batch+json`` request may carry; a larger batch is refused
     #: (400) naming this limit. Each event of a batch passes the plugins and is queued on its own.
     max_batch_events: int = 1000
-    #: Budget of every loaded plugin together (see gateway.plugins.registry.PluginBudget): the memory their
+    #: Budget of every loaded plugin together (see gateway.plugins.manager.PluginBudget): the memory their
     #: instance pools may reserve (sum of pool_size x max_memory_bytes; default: this machine's memory),
     #: their instances (sum of pool_size) and threads (each plugin's sync threads, pool_size, plus the
     #: shared async threads). A plugin that would go over is not loaded (failed, naming the budget).

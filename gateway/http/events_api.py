@@ -17,7 +17,7 @@ from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS, RawRequest
 from gateway.http.errors import error_response, install_error_handlers
 
 if TYPE_CHECKING:
-    from gateway.delivery import EventPlane
+    from gateway.pipeline import EventPlane
 
 __all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "create_app"]
 

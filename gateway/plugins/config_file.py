@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .settings import PluginSettings, SettingsError, check_name, parse_settings
+from .plugin_settings import PluginSettings, PluginSettingsError, check_name, parse_settings
 
 __all__ = ["FilePlugin", "ModuleTooLarge", "PluginsConfigError", "key_line", "load_plugins_config", "read_module"]
 
@@ -162,7 +162,7 @@ def load_plugins_config(file: str | Path) -> list[FilePlugin]:
         here: tuple[str, ...] = ("plugins", name)
         try:
             check_name(name)
-        except SettingsError as exc:
+        except PluginSettingsError as exc:
             raise _error(file, text, here, exc.problems[0][1]) from None
         if not isinstance(table, dict):
             raise _error(file, text, here, "must be a table with at least a 'path' key")
@@ -174,7 +174,7 @@ def load_plugins_config(file: str | Path) -> list[FilePlugin]:
             raise _error(file, text, (*here, "path"), f"must be a non-empty string, got {raw_path!r}")
         try:
             settings = parse_settings(body)
-        except SettingsError as exc:
+        except PluginSettingsError as exc:
             loc, message = exc.problems[0]
             raise _error(file, text, (*here, *loc), message) from None
         module_path = Path(raw_path)

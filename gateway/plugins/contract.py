@@ -1,7 +1,7 @@
 """What the event path needs from the plugin system, and nothing more.
 
-The delivery core (``gateway.delivery``) depends only on these types; the plugin registry
-(``gateway.plugins.registry``) implements them. Keeping the seam this narrow is what lets plugins be
+The event pipeline (``gateway.pipeline``) depends only on these types; the plugin manager
+(``gateway.plugins.manager``) implements them. Keeping the seam this narrow is what lets plugins be
 added, reloaded or quarantined while events flow: the core asks for the current :class:`PluginSet`
 once per incoming event and uses that same set for every stage of that event, so an event never sees a
 half-updated set.
@@ -52,6 +52,6 @@ class PluginSet(Protocol):
         """Hand the event to the async subscribers; returns at once, never raises, never blocks."""
 
 
-class PluginRegistry(Protocol):
+class CurrentPlugins(Protocol):
     def current(self) -> PluginSet:
         """The plugin set new events start with."""

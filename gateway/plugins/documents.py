@@ -24,7 +24,7 @@ from typing import Any
 
 from gateway.store.base import AlreadyExists, Kind, NotFound, Store
 
-from .settings import PluginSettings
+from .plugin_settings import PluginSettings
 
 __all__ = [
     "CHUNK_BYTES",

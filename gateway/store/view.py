@@ -80,7 +80,7 @@ class ConfigView:
         return list(self._documents[Kind.FUNCTIONS].get(space, {}).values())
 
     def plugins(self) -> dict[str, dict[str, Any]]:
-        """Documents of the PLUGINS kind by id (raw dicts: their schema belongs to the plugin registry).
+        """Documents of the PLUGINS kind by id (raw dicts: their schema belongs to the plugin manager).
         Plugins are gateway-wide, so their space is ignored."""
         merged: dict[str, dict[str, Any]] = {}
         for documents in self._documents[Kind.PLUGINS].values():

@@ -1,4 +1,4 @@
-"""Fixtures of tests/delivery: a real event plane on a real Hypercorn server, on the real store/view/plugin registry, plus a real
+"""Fixtures of tests/delivery: a real event plane on a real Hypercorn server, on the real store/view/plugin manager, plus a real
 HTTP function server that records what it receives and answers what a test scripts."""
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from hypercorn.config import Config
 from quart import Quart, Response, request
 
 from gateway.config.models import CORS, EventType, Function, Subscription
-from gateway.delivery import EventPlane
+from gateway.pipeline import EventPlane
 from gateway.metrics import Metrics
-from gateway.plugins.registry import PluginManager
+from gateway.plugins.manager import PluginManager
 from gateway.store.base import Kind
 from gateway.store.memory import MemoryStore
 from gateway.store.view import ConfigView

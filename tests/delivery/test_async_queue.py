@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
-from gateway.delivery.async_queue import AsyncQueue, Attempt, RetryPolicy
+from gateway.pipeline.async_queue import AsyncQueue, Attempt, RetryPolicy
 
 
 async def test_retries_beyond_the_timer_bound_wait_in_the_worker_and_all_finish() -> None:

@@ -99,7 +99,7 @@ async def _register(config: httpx.AsyncClient, function_id: str, url: str, **fie
 
 
 async def test_sync_calls_over_the_limit_fail_and_stop_reading(gateway_server, oversized, caplog) -> None:
-    caplog.set_level(logging.INFO, logger="gateway.delivery.invoke")
+    caplog.set_level(logging.INFO, logger="gateway.pipeline.invoke")
     running = await gateway_server(max_function_response_bytes=LIMIT)
     async with httpx.AsyncClient(base_url=running.config_url) as config, \
             httpx.AsyncClient(base_url=running.events_url, timeout=30) as events:

@@ -24,8 +24,10 @@ import msgpack
 import wasmtime
 
 from gateway.metrics import Metrics
-from gateway.plugins.active_set import MAX_REPLACEMENT_BYTES, ActivePluginSet, AsyncReactor, load_plugin, spec_from_path
-from gateway.plugins.settings import PluginSettings
+from gateway.plugins.loading import load_plugin, spec_from_path
+from gateway.plugins.reactor import AsyncReactor
+from gateway.plugins.stages import MAX_REPLACEMENT_BYTES, ActivePluginSet
+from gateway.plugins.plugin_settings import PluginSettings
 from tests.host.watgen import plugin_wat, wat_bytes
 from wasm_abi import EVENT_RECEIVED, system_event
 

@@ -21,7 +21,7 @@ from servers import GatewayProcess
 from wat_modules import REPO_ROOT, example, write
 
 from gateway.plugins.documents import write_plugin
-from gateway.plugins.settings import parse_settings
+from gateway.plugins.plugin_settings import parse_settings
 from gateway.store import open_store
 from tests.host.test_compile_limits import attack_module, compliant_attack
 from wasm_abi.limits import MIB

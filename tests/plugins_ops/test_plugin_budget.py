@@ -14,7 +14,7 @@ import httpx
 import pytest
 from wat_modules import constant_plugin
 
-from gateway.plugins.registry import PluginStartupError
+from gateway.plugins.manager import PluginStartupError
 
 MIB = 1024 * 1024
 GUARD = constant_plugin({"error": "guarded", "status": 409})

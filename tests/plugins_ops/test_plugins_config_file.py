@@ -12,7 +12,7 @@ from wat_modules import example, write
 
 from gateway.metrics import Metrics
 from gateway.plugins.config_file import PluginsConfigError, load_plugins_config
-from gateway.plugins.registry import PluginManager, PluginStartupError
+from gateway.plugins.manager import PluginManager, PluginStartupError
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 from wat_modules import kit_module
 
-from gateway.plugins.settings import SettingsError, parse_settings
+from gateway.plugins.plugin_settings import PluginSettingsError, parse_settings
 
 TOKEN = "events-s3cret"
 
@@ -178,7 +178,7 @@ def test_capabilities_validation_names_the_key() -> None:
     ):
         try:
             parse_settings(data)
-        except SettingsError as exc:
+        except PluginSettingsError as exc:
             assert expected in str(exc), str(exc)
         else:
             raise AssertionError(f"accepted {data}")

@@ -12,8 +12,9 @@ from typing import Any, TypeVar
 import pytest
 import wasmtime
 
-from gateway.plugins.active_set import ActivePluginSet, load_plugin, spec_from_path
-from gateway.plugins.settings import PluginSettings
+from gateway.plugins.loading import load_plugin, spec_from_path
+from gateway.plugins.stages import ActivePluginSet
+from gateway.plugins.plugin_settings import PluginSettings
 from wasm_abi import PluginLoadError, system_event
 
 T = TypeVar("T")

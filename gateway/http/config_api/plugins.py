@@ -33,14 +33,14 @@ from quart import Blueprint, Response, jsonify, request
 from gateway.config.models import SECRET_MARKER
 from gateway.http.auth import token_matches
 from gateway.http.errors import ApiError
-from gateway.plugins.active_set import PluginSpec
+from gateway.plugins.loading import PluginSpec
 from gateway.plugins.documents import delete_plugin, read_plugin, write_plugin
-from gateway.plugins.registry import PluginManager
-from gateway.plugins.settings import (
+from gateway.plugins.manager import PluginManager
+from gateway.plugins.plugin_settings import (
     NAME_PATTERN,
     PluginSettings,
     PluginSource,
-    SettingsError,
+    PluginSettingsError,
     check_name,
     parse_settings,
 )
@@ -262,14 +262,14 @@ async def _read_upload(name: str | None) -> tuple[str | None, bytes | None, dict
 def _valid_name(name: str) -> str:
     try:
         return check_name(name)
-    except SettingsError as exc:
+    except PluginSettingsError as exc:
         raise ApiError(400, str(exc)) from None
 
 
 def _valid_settings(data: Any) -> PluginSettings:
     try:
         return parse_settings(data)
-    except SettingsError as exc:
+    except PluginSettingsError as exc:
         raise ApiError(400, f"invalid plugin settings: {exc}") from None
 
 

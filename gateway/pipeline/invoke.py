@@ -14,16 +14,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.events import cloudevents as ce
-from gateway.events import system
+from gateway.events import system_events
 from gateway.metrics import Metrics
 from gateway.plugins.contract import PluginSet, Rejection
 from gateway.providers import ProviderError, ProviderPool
 
-from .system_events import SystemEmitter
+from .emitter import SystemEmitter
 
 __all__ = ["Invocation", "Invoker"]
 
-log = logging.getLogger("gateway.delivery.invoke")
+log = logging.getLogger("gateway.pipeline.invoke")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,8 +68,8 @@ class Invoker:
                      mode: str, attempt_note: str = "") -> Invocation:
         """Deliver a (non-system) event to a function with the four-stage system event protocol."""
         emitter = self._emitter
-        if emitter.wanted(space, system.FUNCTION_INVOKING, plugins):
-            outcome = await emitter.emit(space, system.function_invoking(space, function_id, event), plugins)
+        if emitter.wanted(space, system_events.FUNCTION_INVOKING, plugins):
+            outcome = await emitter.emit(space, system_events.function_invoking(space, function_id, event), plugins)
             if outcome.rejection is not None:
                 log.info("plugin %s blocked %s delivery to %s/%s: %s", outcome.rejection.plugin, mode, space,
                          function_id, outcome.rejection.message)
@@ -78,17 +78,17 @@ class Invoker:
                 event = outcome.event
         result = await self.call(space, function_id, ce.to_json(event), mode)
         if result.ok:
-            if emitter.wanted(space, system.FUNCTION_INVOKED, plugins):
+            if emitter.wanted(space, system_events.FUNCTION_INVOKED, plugins):
                 outcome = await emitter.emit(
-                    space, system.function_invoked(space, function_id, event, system.decode_result(result.body or b"")),
+                    space, system_events.function_invoked(space, function_id, event, system_events.decode_result(result.body or b"")),
                     plugins)
                 if outcome.rejection is not None and mode == "sync":
                     return Invocation(rejection=outcome.rejection)
         else:
             log.info("function %s/%s failed (%s)%s: %s", space, function_id, mode, attempt_note, result.error)
-            if emitter.wanted(space, system.FUNCTION_INVOCATION_FAILED, plugins):
+            if emitter.wanted(space, system_events.FUNCTION_INVOCATION_FAILED, plugins):
                 await emitter.emit(
                     space,
-                    system.function_invocation_failed(space, function_id, event, f"{result.error}{attempt_note}"),
+                    system_events.function_invocation_failed(space, function_id, event, f"{result.error}{attempt_note}"),
                     plugins, sync=False)
         return result

@@ -1,4 +1,4 @@
-"""The plugin registry over real components: Wasm plugins built from WAT in the run, the in-memory store,
+"""The plugin manager over real components: Wasm plugins built from WAT in the run, the in-memory store,
 the configuration view and the Prometheus registry. The reaction rules of ABI v1, failure policies,
 quarantine and recovery, async hand-off, and atomic reloads."""
 
@@ -17,11 +17,11 @@ import pytest
 from wat_modules import TRAP_ON_BOOM, constant_plugin, example, kit_module, write
 
 from gateway.metrics import Metrics
-from gateway.plugins.active_set import AsyncReactor
+from gateway.plugins.reactor import AsyncReactor
 from gateway.plugins.contract import CONTINUE
 from gateway.plugins.documents import write_plugin
-from gateway.plugins.registry import PluginManager
-from gateway.plugins.settings import parse_settings
+from gateway.plugins.manager import PluginManager
+from gateway.plugins.plugin_settings import parse_settings
 from gateway.store.memory import MemoryStore
 from gateway.store.view import ConfigView
 

@@ -15,7 +15,7 @@ from gateway.routing.table import RouteTable
 from .async_queue import AsyncQueue
 from .invoke import Invoker
 from .processor import Processor
-from .system_events import SystemEmitter
+from .emitter import SystemEmitter
 
 __all__ = ["EventPlane"]
 

@@ -21,7 +21,7 @@ from .invoke import Invoker
 
 __all__ = ["Authorization", "authorize"]
 
-log = logging.getLogger("gateway.delivery.authorizer")
+log = logging.getLogger("gateway.pipeline.authorizer")
 
 
 @dataclass(frozen=True, slots=True)

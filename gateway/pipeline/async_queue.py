@@ -23,7 +23,7 @@ from typing import Any
 
 __all__ = ["AsyncQueue", "Attempt", "Job", "RetryPolicy"]
 
-log = logging.getLogger("gateway.delivery.async")
+log = logging.getLogger("gateway.pipeline.async")
 
 
 @dataclass(frozen=True, slots=True)

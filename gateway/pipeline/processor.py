@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gateway.events import cloudevents as ce
-from gateway.events import system
+from gateway.events import system_events
 from gateway.events.parse import (
     HTTP_REQUEST_TYPE,
     ParsedRequest,
@@ -24,8 +24,8 @@ from gateway.events.parse import (
     parse_request,
 )
 from gateway.metrics import Metrics
-from gateway.plugins.active_set import replacement_budget
-from gateway.plugins.contract import PluginRegistry, PluginSet, Rejection
+from gateway.plugins.stages import replacement_budget
+from gateway.plugins.contract import CurrentPlugins, PluginSet, Rejection
 from gateway.routing import cors
 from gateway.routing.table import RouteTable
 
@@ -36,7 +36,7 @@ from .sync_response import MalformedResponse, parse_sync_response
 
 __all__ = ["Delivery", "Processor", "Reply"]
 
-log = logging.getLogger("gateway.delivery")
+log = logging.getLogger("gateway.pipeline")
 
 _JSON = {"Content-Type": "application/json"}
 CALL_FAILED = "Function call failed. Please check logs."
@@ -86,7 +86,7 @@ def _policy(function: Any) -> RetryPolicy:
 
 
 class Processor:
-    def __init__(self, view: Any, plugins: PluginRegistry, metrics: Metrics, routes: RouteTable,
+    def __init__(self, view: Any, plugins: CurrentPlugins, metrics: Metrics, routes: RouteTable,
                  invoker: Invoker, emitter: Any, queue_factory: Any) -> None:
         self._view = view
         self._plugins = plugins
@@ -132,10 +132,10 @@ class Processor:
                     delivery.space, delivery.function_id, reason)
         if delivery.system or not reason.startswith("async backlog full"):
             return  # exhausted retries already emitted invocationFailed on the last attempt
-        if self._emitter.wanted(delivery.space, system.FUNCTION_INVOCATION_FAILED, delivery.plugins):
+        if self._emitter.wanted(delivery.space, system_events.FUNCTION_INVOCATION_FAILED, delivery.plugins):
             await self._emitter.emit(
                 delivery.space,
-                system.function_invocation_failed(delivery.space, delivery.function_id, delivery.event,
+                system_events.function_invocation_failed(delivery.space, delivery.function_id, delivery.event,
                                                   f"not delivered: {reason}"),
                 delivery.plugins, sync=False)
 
@@ -191,9 +191,9 @@ class Processor:
 
     async def _received(self, space: str, path: str, event: dict[str, Any], parsed: ParsedRequest,
                         plugins: PluginSet) -> tuple[dict[str, Any], Rejection | None]:
-        if not self._emitter.wanted(space, system.EVENT_RECEIVED, plugins):
+        if not self._emitter.wanted(space, system_events.EVENT_RECEIVED, plugins):
             return event, None
-        outcome = await self._emitter.emit(space, system.event_received(event, path, parsed.headers), plugins)
+        outcome = await self._emitter.emit(space, system_events.event_received(event, path, parsed.headers), plugins)
         if outcome.rejection is not None:
             return event, outcome.rejection
         return (outcome.event if outcome.event is not None else event), None

@@ -1,8 +1,8 @@
-"""The plugin registry: which plugins run, in what order, and swapping them while events flow.
+"""The plugin manager: which plugins run, in what order, and swapping them while events flow.
 
 Three sources feed it — ``--plugin PATH`` (default settings), ``--plugins-config plugins.toml`` and
 the ``/v1/plugins`` documents in the store — merged into one ordered, immutable
-:class:`~gateway.plugins.active_set.ActivePluginSet`. The event path asks :meth:`PluginManager.current`
+:class:`~gateway.plugins.stages.ActivePluginSet`. The event path asks :meth:`PluginManager.current`
 once per incoming event and keeps that set for every stage of that event, so a reload is one reference
 swap: new events get the new set, events in flight finish with theirs, nothing is ever half-updated.
 
@@ -30,20 +30,13 @@ from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
 from wasm_abi import PluginError, PluginLoadError
 
-from .active_set import (
-    EMPTY_SET,
-    STATE_VALUES,
-    ActivePluginSet,
-    AsyncReactor,
-    LoadedPlugin,
-    PluginSpec,
-    load_plugin,
-    spec_from_path,
-)
+from .loading import STATE_VALUES, LoadedPlugin, PluginSpec, load_plugin, spec_from_path
+from .reactor import ASYNC_THREADS, AsyncReactor
+from .stages import EMPTY_SET, ActivePluginSet
 from .config_file import PluginsConfigError, key_line, load_plugins_config
-from .contract import PluginRegistry
+from .contract import CurrentPlugins
 from .documents import ModuleMissing, assemble_module, plugin_documents
-from .settings import PluginSettings, PluginSource, SettingsError, parse_settings
+from .plugin_settings import PluginSettings, PluginSource, PluginSettingsError, parse_settings
 
 __all__ = ["PluginBudget", "PluginManager", "PluginStartupError", "PluginStatus"]
 
@@ -109,8 +102,6 @@ class PluginBudget:
 
     def refusal(self, spec: PluginSpec, loaded: list[PluginSpec]) -> PluginLoadError | None:
         """Why ``spec`` may not join the plugins in ``loaded`` (None: it fits)."""
-        from . import active_set
-
         def cost(s: PluginSpec) -> tuple[int, int, int]:
             limits = s.settings.to_limits()
             return limits.pool_size * limits.max_memory_bytes, limits.pool_size, limits.pool_size
@@ -118,7 +109,7 @@ class PluginBudget:
         memory, instances, threads = cost(spec)
         used = [cost(s) for s in loaded]
         used_memory, used_instances = sum(u[0] for u in used), sum(u[1] for u in used)
-        used_threads = sum(u[2] for u in used) + int(getattr(active_set, "ASYNC_THREADS", 4))
+        used_threads = sum(u[2] for u in used) + ASYNC_THREADS
         others = f"{len(loaded)} other loaded plugin{'s' if len(loaded) != 1 else ''}"
         pool = spec.settings.to_limits().pool_size
         if used_memory + memory > self.memory:
@@ -192,7 +183,7 @@ def _iso(timestamp: float | None) -> str | None:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-class PluginManager(PluginRegistry):
+class PluginManager(CurrentPlugins):
     """Owns every loaded plugin of one gateway and the set new events start with."""
 
     def __init__(self, gateway: Any, *, event_validator: Callable[[dict[str, Any]], None] | None = None) -> None:
@@ -369,7 +360,7 @@ class PluginManager(PluginRegistry):
                     wasm = previous.wasm
                 else:
                     wasm = assemble_module(documents, doc)
-            except (SettingsError, ModuleMissing) as exc:
+            except (PluginSettingsError, ModuleMissing) as exc:
                 failed[name] = exc
                 log.error("stored plugin %r cannot be used: %s", name, exc)
                 continue
@@ -518,7 +509,7 @@ class PluginManager(PluginRegistry):
     def _failed_status(self, name: str, doc: dict[str, Any], error: Exception) -> PluginStatus:
         try:
             settings = parse_settings(doc.get("settings", {}))
-        except SettingsError:
+        except PluginSettingsError:
             settings = PluginSettings()
         return PluginStatus(name=name, source=PluginSource.API, origin="api", sha256=str(doc.get("sha256")),
                             size=int(doc.get("size") or 0), settings=settings, state="failed",
@@ -601,7 +592,7 @@ class PluginManager(PluginRegistry):
 def _error_fault(error: Exception | None) -> dict[str, Any] | None:
     if error is None:
         return None
-    kind = getattr(error, "kind", None) or ("bad_settings" if isinstance(error, SettingsError) else "load_failed")
+    kind = getattr(error, "kind", None) or ("bad_settings" if isinstance(error, PluginSettingsError) else "load_failed")
     message = getattr(error, "message", None) or str(error)
     return {"kind": kind, "message": message, "at": None, "consecutive": 0}
 
