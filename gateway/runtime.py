@@ -18,12 +18,13 @@ from gateway.config.service import ConfigService
 from gateway.pipeline import EventPlane
 from gateway.http.auth import install_bearer_auth
 from gateway.http.config_api import create_config_app
+from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
-from gateway.plugins.manager import PluginManager
+from gateway.plugins.manager import PluginBudget, PluginManager
 from gateway.settings import Settings
 from gateway.store import open_store
 from gateway.store.base import Store
-from gateway.store.view import ConfigView
+from gateway.config.view import ConfigView
 
 __all__ = ["Gateway"]
 
@@ -45,16 +46,17 @@ class Gateway:
         if (add_availability_listener := getattr(self.store, "add_availability_listener", None)) is not None:
             add_availability_listener(lambda up: self.metrics.store_up.set(1 if up else 0))
         self.config = ConfigService(self.store, self.view)
-        self.plugins = PluginManager(self)
-        self.events = EventPlane(self)
-        self.events.app.config["MAX_BATCH_EVENTS"] = settings.max_batch_events
-        install_bearer_auth(self.events.app, settings.events_token, api="Events", methods=None)
+        self.plugins = PluginManager(
+            view=self.view, metrics=self.metrics, plugin_paths=settings.plugins, plugins_config=settings.plugins_config,
+            budget=PluginBudget(memory=settings.plugins_max_memory, instances=settings.plugins_max_instances,
+                                threads=settings.plugins_max_threads))
+        self.events = EventPlane(self.view, self.plugins, self.metrics, workers=settings.workers,
+                                 backlog=settings.workers_backlog,
+                                 max_response_bytes=settings.max_function_response_bytes)
+        self.events_app: Quart = create_events_app(self.events, max_batch_events=settings.max_batch_events)
+        install_bearer_auth(self.events_app, settings.events_token, api="Events", methods=None)
         self.config_app: Quart = create_config_app(self)
         self._started: list[Any] = []
-
-    @property
-    def events_app(self) -> Quart:
-        return self.events.app
 
     @property
     def draining(self) -> bool:

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gateway.common import MAX_PAYLOAD_BYTES
+
 __all__ = ["DEFAULT_DATA_DIR", "Settings", "SettingsError", "add_serve_arguments", "settings_from_args"]
 
 ENV_PREFIX = "EVENT_GATEWAY_"
@@ -61,7 +63,7 @@ class Settings:
     drain_timeout: float = 30.0
     #: The largest response body an http function may answer; past it the call fails (so one function
     #: answering gigabytes cannot exhaust the gateway's memory). 6 MiB is Lambda's sync payload limit.
-    max_function_response_bytes: int = 6 * 1024 * 1024
+    max_function_response_bytes: int = MAX_PAYLOAD_BYTES
     #: Most events one ``application/cloudevents-batch+json`` request may carry; a larger batch is refused
     #: (400) naming this limit. Each event of a batch passes the plugins and is queued on its own.
     max_batch_events: int = 1000

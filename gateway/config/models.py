@@ -17,38 +17,42 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Discriminator, Field, Tag, model_validator
 from pydantic.alias_generators import to_camel
 
+from gateway.common import (
+    DEFAULT_SPACE,
+    NAME_PATTERN,
+    SECRET_MARKER,
+    SPACE_MIN_LENGTH,
+    url_password,
+    with_url_password,
+)
 from gateway.config import ids
 
 __all__ = [
     "CORS",
+    "DEFAULT_RETRY_POLICY",
     "DEFAULT_SPACE",
     "HTTP_METHODS",
     "NAME_PATTERN",
     "PROVIDERS",
     "SECRET_MARKER",
-    "AWSFirehoseProvider",
-    "AWSKinesisProvider",
-    "AWSLambdaProvider",
-    "AWSSQSProvider",
+    "AWSFirehoseProviderConfig",
+    "AWSKinesisProviderConfig",
+    "AWSLambdaProviderConfig",
+    "AWSSQSProviderConfig",
     "EventType",
     "Function",
-    "HTTPProvider",
+    "HTTPProviderConfig",
     "Model",
-    "Provider",
+    "ProviderConfig",
     "RetryPolicy",
     "Subscription",
     "url_password",
     "with_url_password",
 ]
 
-DEFAULT_SPACE = "default"
-#: Spaces, event type names and function ids share upstream's character set.
-NAME_PATTERN = r"^[a-zA-Z0-9.\-_]+$"
 HTTP_METHODS = ("GET", "POST", "DELETE", "PUT", "PATCH", "HEAD", "OPTIONS")
-#: What responses show in place of a stored secret. Sending it back in a PUT keeps the stored secret.
-SECRET_MARKER = "*****"
 
-Space = Annotated[str, Field(min_length=3, pattern=NAME_PATTERN)]
+Space = Annotated[str, Field(min_length=SPACE_MIN_LENGTH, pattern=NAME_PATTERN)]
 Name = Annotated[str, Field(min_length=1, pattern=NAME_PATTERN)]
 Metadata = dict[str, str]
 
@@ -78,25 +82,6 @@ def _http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"url must be an absolute http:// or https:// URL, got {value!r}")
     return value
-
-
-def url_password(url: str) -> str | None:
-    """The password in a URL's userinfo (``https://user:PASSWORD@host/``), as written, or ``None``.
-    It is a secret like ``awsSecretAccessKey``: stored, used, never echoed back."""
-    netloc = urlsplit(url).netloc
-    userinfo, at, _ = netloc.rpartition("@")
-    if not at:
-        return None
-    _, colon, password = userinfo.partition(":")
-    return password if colon else None
-
-
-def with_url_password(url: str, password: str) -> str:
-    """``url`` with the password of its userinfo replaced (it must have one)."""
-    parts = urlsplit(url)
-    userinfo, _, hostport = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return parts._replace(netloc=f"{user}:{password}@{hostport}").geturl()
 
 
 class Model(BaseModel):
@@ -132,13 +117,21 @@ class RetryPolicy(Model):
     #: Upper bound of one delay, in seconds.
     max_backoff: float = Field(default=5.0, ge=0, le=3600)
 
+    def delay(self, failed_attempts: int) -> float:
+        """Seconds to wait after ``failed_attempts`` failed attempts, before the next one."""
+        return min(self.initial_backoff * self.multiplier ** (failed_attempts - 1), self.max_backoff)
 
-class _ProviderBase(Model):
+
+#: The policy of a function that sets none.
+DEFAULT_RETRY_POLICY = RetryPolicy()
+
+
+class _ProviderConfigBase(Model):
     #: Fields never echoed back in a response (see :func:`gateway.config.service.redact`).
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ()
 
 
-class HTTPProvider(_ProviderBase):
+class HTTPProviderConfig(_ProviderConfigBase):
     """An HTTP endpoint, called with ``POST`` and the event as a CloudEvent JSON body."""
 
     url: Annotated[str, AfterValidator(_http_url)]
@@ -146,7 +139,7 @@ class HTTPProvider(_ProviderBase):
     timeout: float = Field(default=5.0, gt=0, le=900)
 
 
-class _AWSProvider(_ProviderBase):
+class _AWSProviderConfig(_ProviderConfigBase):
     SECRET_FIELDS: ClassVar[tuple[str, ...]] = ("awsAccessKeyId", "awsSecretAccessKey", "awsSessionToken")
 
     region: str = Field(min_length=1)
@@ -157,7 +150,7 @@ class _AWSProvider(_ProviderBase):
     endpoint_url: Annotated[str, AfterValidator(_http_url)] | None = None
 
     @model_validator(mode="after")
-    def _key_pair(self) -> _AWSProvider:
+    def _key_pair(self) -> _AWSProviderConfig:
         # One half of a key pair would be sent as is and fail at the first call with an AWS signature
         # error; say so when the function is registered instead.
         if (self.aws_access_key_id is None) != (self.aws_secret_access_key is None):
@@ -170,29 +163,29 @@ class _AWSProvider(_ProviderBase):
         return self
 
 
-class AWSLambdaProvider(_AWSProvider):
+class AWSLambdaProviderConfig(_AWSProviderConfig):
     arn: str = Field(min_length=1)
 
 
-class AWSKinesisProvider(_AWSProvider):
+class AWSKinesisProviderConfig(_AWSProviderConfig):
     stream_name: str = Field(min_length=1)
 
 
-class AWSFirehoseProvider(_AWSProvider):
+class AWSFirehoseProviderConfig(_AWSProviderConfig):
     delivery_stream_name: str = Field(min_length=1)
 
 
-class AWSSQSProvider(_AWSProvider):
+class AWSSQSProviderConfig(_AWSProviderConfig):
     queue_url: str = Field(min_length=1)
 
 
 #: Provider model of each function ``type``.
-PROVIDERS: dict[str, type[_ProviderBase]] = {
-    "http": HTTPProvider,
-    "awslambda": AWSLambdaProvider,
-    "awskinesis": AWSKinesisProvider,
-    "awsfirehose": AWSFirehoseProvider,
-    "awssqs": AWSSQSProvider,
+PROVIDERS: dict[str, type[_ProviderConfigBase]] = {
+    "http": HTTPProviderConfig,
+    "awslambda": AWSLambdaProviderConfig,
+    "awskinesis": AWSKinesisProviderConfig,
+    "awsfirehose": AWSFirehoseProviderConfig,
+    "awssqs": AWSSQSProviderConfig,
 }
 
 # The provider's model is chosen by its *sibling* ``type``; Function copies that into this private key
@@ -206,12 +199,12 @@ def _provider_type(value: Any) -> str | None:
     return next((name for name, model in PROVIDERS.items() if type(value) is model), None)
 
 
-Provider = Annotated[
-    Annotated[HTTPProvider, Tag("http")]
-    | Annotated[AWSLambdaProvider, Tag("awslambda")]
-    | Annotated[AWSKinesisProvider, Tag("awskinesis")]
-    | Annotated[AWSFirehoseProvider, Tag("awsfirehose")]
-    | Annotated[AWSSQSProvider, Tag("awssqs")],
+ProviderConfig = Annotated[
+    Annotated[HTTPProviderConfig, Tag("http")]
+    | Annotated[AWSLambdaProviderConfig, Tag("awslambda")]
+    | Annotated[AWSKinesisProviderConfig, Tag("awskinesis")]
+    | Annotated[AWSFirehoseProviderConfig, Tag("awsfirehose")]
+    | Annotated[AWSSQSProviderConfig, Tag("awssqs")],
     Discriminator(_provider_type, custom_error_type="provider_type",
                   custom_error_message="provider cannot be checked without a valid function type"),
 ]
@@ -221,7 +214,7 @@ class Function(Model):
     space: Space = DEFAULT_SPACE
     function_id: Name
     type: Literal["http", "awslambda", "awskinesis", "awsfirehose", "awssqs"]
-    provider: Provider
+    provider: ProviderConfig
     metadata: Metadata = Field(default_factory=dict)
     #: Async delivery retries; ``None`` means the gateway default (:class:`RetryPolicy()`).
     retry: RetryPolicy | None = None
@@ -249,7 +242,7 @@ class Function(Model):
 
     @property
     def retry_policy(self) -> RetryPolicy:
-        return self.retry or RetryPolicy()
+        return self.retry or DEFAULT_RETRY_POLICY
 
 
 # -- subscriptions and CORS ---------------------------------------------------------------------

@@ -26,7 +26,7 @@ from gateway.config.models import (
     SECRET_MARKER,
     EventType,
     Function,
-    HTTPProvider,
+    HTTPProviderConfig,
     Model,
     RetryPolicy,
     Subscription,
@@ -36,7 +36,7 @@ from gateway.config.models import (
 from gateway.events.cloudevents import json_type
 from gateway.routing.path_tree import find_conflict
 from gateway.store.base import AlreadyExists, Kind, NotFound, RevisionConflict, Store
-from gateway.store.view import ConfigView
+from gateway.config.view import ConfigView
 
 __all__ = [
     "ConfigConflict",
@@ -107,7 +107,7 @@ def redact(document: Model) -> dict[str, Any]:
         for field in type(document.provider).SECRET_FIELDS:
             if provider.get(field):
                 provider[field] = SECRET_MARKER
-        if isinstance(document.provider, HTTPProvider) and url_password(document.provider.url):
+        if isinstance(document.provider, HTTPProviderConfig) and url_password(document.provider.url):
             provider["url"] = with_url_password(document.provider.url, SECRET_MARKER)
     return data
 
@@ -165,7 +165,7 @@ class ConfigService:
             if value == SECRET_MARKER:
                 raise InvalidConfig(f"Function doesn't validate. Validation error: provider.{field}: "
                                     f"{SECRET_MARKER!r} is the redaction marker, not a secret.")
-        if isinstance(function.provider, HTTPProvider) and url_password(function.provider.url) == SECRET_MARKER:
+        if isinstance(function.provider, HTTPProviderConfig) and url_password(function.provider.url) == SECRET_MARKER:
             raise InvalidConfig(f"Function doesn't validate. Validation error: provider.url: the password "
                                 f"{SECRET_MARKER!r} is the redaction marker, not a secret.")
         return await self._create(_FUNCTIONS, function)
@@ -181,8 +181,8 @@ class ConfigService:
                                     f"cannot keep a secret when the function type changes.")
             provider = function.provider.model_copy(update={_python_name(function, f): v for f, v in kept.items()})
             function = function.model_copy(update={"provider": provider})
-        if isinstance(function.provider, HTTPProvider) and url_password(function.provider.url) == SECRET_MARKER:
-            stored_password = url_password(stored.provider.url) if isinstance(stored.provider, HTTPProvider) else None
+        if isinstance(function.provider, HTTPProviderConfig) and url_password(function.provider.url) == SECRET_MARKER:
+            stored_password = url_password(stored.provider.url) if isinstance(stored.provider, HTTPProviderConfig) else None
             if stored_password is None:
                 raise InvalidConfig(f"Function doesn't validate. Validation error: provider.url: the password "
                                     f"{SECRET_MARKER!r} is the redaction marker and there is no stored password "

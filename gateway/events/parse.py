@@ -21,7 +21,7 @@ import base64
 import re
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from gateway.common import rfc3339
 from typing import Any
 from urllib.parse import unquote
 
@@ -74,13 +74,14 @@ class RawRequest:
     body: bytes
     #: Most events one ``application/cloudevents-batch+json`` request may carry (``--max-batch-events``).
     max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
+    #: ``headers`` by canonical name, computed once here: everything after the edge reads this.
+    fields: Headers = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "fields", Headers(self.headers))
 
     def header(self, name: str) -> str | None:
-        lower = name.lower()
-        for key, value in self.headers:
-            if key.lower() == lower:
-                return value
-        return None
+        return self.fields.get(name)
 
 
 @dataclass(slots=True)
@@ -90,23 +91,57 @@ class ParsedRequest:
     events: list[dict[str, Any]]
     batch: bool = False
     headers: dict[str, str] = field(default_factory=dict)
+    #: The request's media type (lower case, no parameters), by the parser's strict rule.
+    mime: str = ""
+    #: The ``http.request`` wrapping of a plain HTTP request (its only event), when that is what it was.
+    wrapped: dict[str, Any] | None = None
+
+    def request_data(self, request: RawRequest) -> dict[str, Any]:
+        """The request as ``http.request`` data (for authorizers): the wrapping made while parsing when
+        there is one, else made now with the same media type; a fresh dict either way."""
+        if self.wrapped is not None:
+            return dict(self.wrapped["data"])
+        return http_request_event(request, self.mime, self.headers)["data"]
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return rfc3339(millis=True)
 
 
 def _canonical(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
+class Headers:
+    """A request's header fields, computed once from the wire's (name, value) pairs: by canonical name
+    (as Go's ``http.Header``). :meth:`get` is a name's first value (Go's ``Header.Get``); :attr:`flat`
+    joins each name's values with ``", "``, the form events and plugins see (as upstream)."""
+
+    __slots__ = ("_first", "flat")
+
+    def __init__(self, pairs: list[tuple[str, str]]) -> None:
+        flat: dict[str, str] = {}
+        first: dict[str, str] = {}
+        for name, value in pairs:
+            key = _canonical(name)
+            if key in flat:
+                flat[key] = f"{flat[key]}, {value}"
+            else:
+                flat[key] = first[key] = value
+        self.flat = flat
+        self._first = first
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The first value of header ``name`` (any case)."""
+        value = self._first.get(name)
+        if value is None:
+            value = self._first.get(_canonical(name))
+        return default if value is None else value
+
+
 def flatten_headers(headers: list[tuple[str, str]]) -> dict[str, str]:
     """Header name (canonical case, as Go's ``http.Header``) -> values joined by ``", "``, as upstream."""
-    flat: dict[str, str] = {}
-    for name, value in headers:
-        key = _canonical(name)
-        flat[key] = f"{flat[key]}, {value}" if key in flat else value
-    return flat
+    return Headers(headers).flat
 
 
 _TOKEN = r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"  # RFC 7230 section 3.2.6 tchar
@@ -292,8 +327,9 @@ def _refuse_system(events: list[dict[str, Any]]) -> None:
 
 def parse_request(request: RawRequest) -> ParsedRequest:
     """Parse the events of a request; raises :class:`~gateway.events.cloudevents.InvalidEvent` (400)."""
-    headers = flatten_headers(request.headers)
+    headers = request.fields.flat
     mime = _mime(request.header("content-type"))
+    wrapped = None
     batch = False
     if mime == _BATCH:
         items = _load_json(request.body, "batch of CloudEvents")
@@ -323,6 +359,7 @@ def parse_request(request: RawRequest) -> ParsedRequest:
             if isinstance(candidate, dict) and ("specversion" in candidate or "cloudEventsVersion" in candidate):
                 events = [ce.validate(candidate, "CloudEvent in an application/json body")]
         if not events:
-            events = [http_request_event(request, mime, headers)]
+            wrapped = http_request_event(request, mime, headers)
+            events = [wrapped]
     _refuse_system(events)
-    return ParsedRequest(events=events, batch=batch, headers=headers)
+    return ParsedRequest(events=events, batch=batch, headers=headers, mime=mime, wrapped=wrapped)

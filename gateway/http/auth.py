@@ -21,6 +21,8 @@ import logging
 
 from quart import Quart, Response, request
 
+from gateway.common import error_body
+
 __all__ = [
     "LOOPBACK",
     "MUTATING_METHODS",
@@ -50,7 +52,7 @@ def token_matches(header: str | None, token: str) -> bool:
 def _unauthorized(message: str) -> Response:
     # Built by hand rather than through the app's error handlers so that the refusal is the same
     # whatever error handling the app registers, and happens before any body is read.
-    body = json.dumps({"errors": [{"message": message}]})
+    body = json.dumps(error_body(message))
     return Response(body, status=401, content_type="application/json",
                     headers={"WWW-Authenticate": 'Bearer realm="event-gateway"'})
 

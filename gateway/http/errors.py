@@ -7,11 +7,11 @@ Upstream clients parse ``errors[0].message``; an HTML error page or an empty bod
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from quart import Quart, Response, current_app, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from gateway.common import error_body
 from gateway.config.service import (
     ConfigConflict,
     ConfigError,
@@ -47,10 +47,6 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.headers = headers or {}
-
-
-def error_body(*messages: str) -> dict[str, Any]:
-    return {"errors": [{"message": m} for m in messages]}
 
 
 def error_response(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:

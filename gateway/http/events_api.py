@@ -1,4 +1,5 @@
-"""The Events API (:4000): a thin Quart app that turns a request into a ``RawRequest`` for the processor.
+"""The Events API (:4000): a thin Quart app that turns a request into a ``RawRequest`` for the event
+pipeline and its ``Reply`` into a response.
 
 Every answer the app itself gives (draining, a body over the limit, a method no subscription can use, a
 path that is not valid percent-encoding, an unexpected error) has the upstream error shape
@@ -8,24 +9,20 @@ path that is not valid percent-encoding, an unexpected error) has the upstream e
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from quart import Quart, Response, request
 
-from gateway.config.models import NAME_PATTERN
+from gateway.common import DEFAULT_SPACE, MAX_PAYLOAD_BYTES, space_problem
 from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS, RawRequest
 from gateway.http.errors import error_response, install_error_handlers
+from gateway.pipeline.reply import Reply
 
-if TYPE_CHECKING:
-    from gateway.pipeline import EventPlane
-
-__all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "create_app"]
+__all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "EventHandler", "create_app"]
 
 SPACE_HEADER = "Space"
-DEFAULT_SPACE = "default"
 #: What Lambda accepts as a payload: a larger event could not reach an ``awslambda`` function anyway.
-MAX_BODY_BYTES = 6 * 1024 * 1024
-_SPACE = re.compile(NAME_PATTERN)
+MAX_BODY_BYTES = MAX_PAYLOAD_BYTES
 _METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 # A '%' not followed by two hex digits: Go's net/http (upstream) refused such a request line with 400.
 _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
@@ -33,9 +30,19 @@ _BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _NO_BODY = (204, 304)
 
 
-def create_app(plane: EventPlane) -> Quart:
+class EventHandler(Protocol):
+    """What the app serves: the event pipeline (``gateway.pipeline.EventPlane``)."""
+
+    @property
+    def draining(self) -> bool: ...
+
+    async def handle(self, request: RawRequest, space: str) -> Reply: ...
+
+
+def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS) -> Quart:
     app = Quart("gateway.events_api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
+    app.config["MAX_BATCH_EVENTS"] = max_batch_events
     install_error_handlers(app)
 
     async def handle(path: str = "") -> Response:
@@ -57,11 +64,11 @@ def create_app(plane: EventPlane) -> Quart:
             max_batch_events=app.config.get("MAX_BATCH_EVENTS", DEFAULT_MAX_BATCH_EVENTS),
         )
         space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE
-        if len(space) < 3 or not _SPACE.match(space):
+        problem = space_problem(space)
+        if problem is not None:
             # No configuration can live in such a space: accepting the event would lose it silently.
-            return error_response(400, f"{SPACE_HEADER} header {space!r} is invalid: a space is at least 3 characters "
-                               "of letters, digits, '.', '-' and '_'")
-        reply = await plane.processor.handle(raw, space)
+            return error_response(400, f"{SPACE_HEADER} header {space!r} is invalid: {problem}")
+        reply = await plane.handle(raw, space)
         no_body = reply.status in _NO_BODY
         response = Response(b"" if no_body else reply.body, status=reply.status)
         # Only the reply's headers: no default Content-Type for a body the function typed (or left untyped).

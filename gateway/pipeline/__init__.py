@@ -1,68 +1,68 @@
-"""The event plane: everything between an HTTP request on the Events API and the functions it reaches.
+"""The event pipeline: everything between a parsed HTTP request on the Events API and the functions it
+reaches (it never imports the HTTP edge).
 
-:class:`EventPlane` is what the runtime (``gateway.runtime``) builds, starts, drains and closes; it owns
-the provider pool, the async queue and the Quart app of the Events API.
+:class:`EventPlane` wires the pieces and is what the composition root (``gateway.runtime``) starts,
+drains and closes; the root also builds the Events API app (``gateway.http.events_api``) around
+:meth:`EventPlane.handle`. The pieces, by job:
+
+- :mod:`.pipeline`: the request pipeline (parse -> ``event.received`` -> route -> invoke -> reply);
+- :mod:`.dispatch`: the async dispatch (deliver what the queue holds, drop what it gives up);
+- :mod:`.deliveries` and :mod:`.async_queue`: what waits in the queue, and the queue with its retries;
+- :mod:`.invoke`: one function call wrapped in its system events; :mod:`.emitter`: one system event;
+- :mod:`.authorizer`, :mod:`.sync_response`, :mod:`.reply`: the contracts at the ends.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
+from gateway.common import MAX_PAYLOAD_BYTES
+from gateway.config.view import ConfigView
+from gateway.events.parse import RawRequest
+from gateway.metrics import Metrics
+from gateway.plugins.contract import CurrentPlugins
 from gateway.providers import ProviderPool
-from gateway.providers.http import DEFAULT_MAX_RESPONSE_BYTES
 from gateway.routing.table import RouteTable
 
 from .async_queue import AsyncQueue
-from .invoke import Invoker
-from .processor import Processor
+from .deliveries import DeliveryQueue
+from .dispatch import Dispatcher
 from .emitter import SystemEmitter
+from .invoke import Invoker
+from .pipeline import RequestPipeline
+from .reply import Reply
 
-__all__ = ["EventPlane"]
+__all__ = ["EventPlane", "Reply"]
 
 
 class EventPlane:
-    """Built from the runtime's gateway object (``.settings``, ``.view``, ``.metrics``, ``.plugins``)."""
+    """The event pipeline of one gateway: the provider pool, the async queue and what feeds and drains it."""
 
-    def __init__(self, gateway: Any) -> None:
-        settings = gateway.settings
-        workers = int(getattr(settings, "workers", 100) or 100)
-        backlog = int(getattr(settings, "workers_backlog", 200) or 200)
-        self.metrics = gateway.metrics
+    def __init__(self, view: ConfigView, plugins: CurrentPlugins, metrics: Metrics, *, workers: int = 100,
+                 backlog: int = 200, max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+        self.metrics = metrics
         self.draining = False
-        self.routes = RouteTable(gateway.view)
-        self.providers = ProviderPool(
-            max_connections=max(100, workers * 2),
-            max_response_bytes=int(getattr(settings, "max_function_response_bytes", DEFAULT_MAX_RESPONSE_BYTES)))
-        processor_ref: list[Processor] = []
+        self.routes = RouteTable(view)
+        self.providers = ProviderPool(max_connections=max(100, workers * 2), max_response_bytes=max_response_bytes)
+        self.queue = AsyncQueue(
+            workers=workers, backlog=backlog, on_depth=metrics.events_backlog.set,
+            on_retry=lambda d: metrics.async_retries.labels(d.space, d.function_id).inc())
+        sink = DeliveryQueue(view, self.queue)
+        self.emitter = SystemEmitter(self.routes, metrics, sink)
+        self.invoker = Invoker(view, self.providers, self.emitter, metrics)
+        self.dispatcher = Dispatcher(self.invoker, self.emitter, metrics)
+        self.pipeline = RequestPipeline(view, plugins, metrics, self.routes, self.invoker, self.emitter, sink)
 
-        def deliver_system(space: str, subscription: Any, event: dict[str, Any], plugins: Any) -> None:
-            processor_ref[0].enqueue_system(space, subscription, event, plugins)
-
-        self.emitter = SystemEmitter(self.routes, self.metrics, deliver_system)
-        self.invoker = Invoker(gateway.view, self.providers, self.emitter, self.metrics)
-
-        def queue_factory(handler: Any, on_drop: Any) -> AsyncQueue:
-            return AsyncQueue(
-                handler, on_drop, workers=workers, backlog=backlog,
-                on_depth=self.metrics.events_backlog.set,
-                on_retry=lambda d: self.metrics.async_retries.labels(d.space, d.function_id).inc())
-
-        self.processor = Processor(gateway.view, gateway.plugins, self.metrics, self.routes, self.invoker,
-                                   self.emitter, queue_factory)
-        processor_ref.append(self.processor)
-        from gateway.http.events_api import create_app  # the HTTP layer sits on top of this package
-
-        self.app = create_app(self)
+    async def handle(self, request: RawRequest, space: str) -> Reply:
+        return await self.pipeline.handle(request, space)
 
     async def start(self) -> None:
-        self.processor.queue.start()
+        self.queue.start(self.dispatcher.deliver, self.dispatcher.drop)
 
     async def drain(self, timeout: float) -> bool:
         """Refuse new events (503) and wait for queued deliveries; False when ``timeout`` ran out."""
         self.draining = True
-        return await self.processor.queue.drain(timeout)
+        return await self.queue.drain(timeout)
 
     async def close(self) -> None:
         self.draining = True
-        await self.processor.queue.close()
+        await self.queue.close()
         await self.providers.close()

@@ -21,22 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["AsyncQueue", "Attempt", "Job", "RetryPolicy"]
+from gateway.config.models import RetryPolicy
+
+__all__ = ["AsyncQueue", "Attempt", "Job", "RetryPolicy"]  # RetryPolicy: gateway.config.models's
 
 log = logging.getLogger("gateway.pipeline.async")
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Attempts in all (first included) and the delay ``min(initial * multiplier**(n-1), max)``."""
-
-    max_attempts: int = 3
-    initial_backoff: float = 0.1
-    multiplier: float = 2.0
-    max_backoff: float = 5.0
-
-    def delay(self, failed_attempts: int) -> float:
-        return min(self.initial_backoff * self.multiplier ** (failed_attempts - 1), self.max_backoff)
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,14 +49,19 @@ Handler = Callable[[Any, Attempt], Awaitable[bool]]
 DropHandler = Callable[[Any, str], Awaitable[None]]
 
 
+async def _unbound(payload: Any, _: Any) -> Any:
+    raise RuntimeError("the async queue was started without a handler")
+
+
 class AsyncQueue:
     """``handler(payload, attempt)`` returns True when done (success, or a failure not worth retrying),
     False to retry. ``on_drop(payload, reason)`` is called when a job is given up."""
 
-    def __init__(self, handler: Handler, on_drop: DropHandler, *, workers: int, backlog: int,
+    def __init__(self, handler: Handler | None = None, on_drop: DropHandler | None = None, *, workers: int,
+                 backlog: int,
                  on_depth: Callable[[int], None] | None = None, on_retry: Callable[[Any], None] | None = None) -> None:
-        self._handler = handler
-        self._on_drop = on_drop
+        self._handler: Handler = handler or _unbound
+        self._on_drop: DropHandler = on_drop or _unbound
         self._on_depth = on_depth or (lambda depth: None)
         self._on_retry = on_retry or (lambda payload: None)
         self._queue: asyncio.Queue[Job] = asyncio.Queue(maxsize=max(1, backlog))
@@ -82,7 +76,13 @@ class AsyncQueue:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def start(self) -> None:
+    def start(self, handler: Handler | None = None, on_drop: DropHandler | None = None) -> None:
+        """Start the workers; ``handler`` and ``on_drop``, when given, replace the constructor's (the
+        consumer of a queue is often built after what feeds it)."""
+        if handler is not None:
+            self._handler = handler
+        if on_drop is not None:
+            self._on_drop = on_drop
         if not self._workers:
             self._workers = [asyncio.create_task(self._work(), name=f"async-delivery-{i}")
                              for i in range(self._worker_count)]

@@ -1,30 +1,31 @@
 """Emitting one system event: plugins first (sync, then async), then async subscriptions on ``POST /``.
 
-System events are delivered to subscriptions with ``emit_system=False`` (see :mod:`.invoke`), so a
-system event never causes another one: no recursion.
+The emitter hands the deliveries to subscriptions to a :class:`~gateway.pipeline.deliveries.Sink` (the
+async queue); they are delivered as system events (``Delivery.system``), which emit no system events of
+their own (see :mod:`.dispatch`): no recursion, and no call back into the request pipeline.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from gateway.metrics import Metrics
 from gateway.plugins.contract import CONTINUE, PluginSet, StageOutcome
 from gateway.routing.table import RouteTable
 
-__all__ = ["SystemEmitter"]
+from .deliveries import Delivery, Sink
+
+__all__ = ["SYSTEM_METHOD", "SYSTEM_PATH", "SystemEmitter"]
 
 SYSTEM_PATH = "/"
 SYSTEM_METHOD = "POST"
 
 
 class SystemEmitter:
-    def __init__(self, routes: RouteTable, metrics: Metrics,
-                 deliver: Callable[[str, Any, dict[str, Any], PluginSet], None]) -> None:
+    def __init__(self, routes: RouteTable, metrics: Metrics, sink: Sink) -> None:
         self._routes = routes
         self._metrics = metrics
-        self._deliver = deliver
+        self._sink = sink
 
     def wanted(self, space: str, event_type: str, plugins: PluginSet) -> bool:
         """Whether anything listens: lets the event path skip building events nobody reads."""
@@ -46,6 +47,6 @@ class SystemEmitter:
             match = self._routes.space(space).async_subscriptions(SYSTEM_METHOD, SYSTEM_PATH, event_type)
             if match is not None:
                 for subscription in match.subscriptions:
-                    self._deliver(space, subscription, system_event, plugins)
+                    self._sink.put(Delivery(space, subscription.function_id, system_event, plugins, True))
         self._metrics.child(self._metrics.events_processed, space, event_type).inc()
         return outcome if sync else CONTINUE

@@ -19,6 +19,7 @@ from gateway.metrics import Metrics
 from gateway.plugins.contract import PluginSet, Rejection
 from gateway.providers import ProviderError, ProviderPool
 
+from .deliveries import FunctionLookup
 from .emitter import SystemEmitter
 
 __all__ = ["Invocation", "Invoker"]
@@ -40,7 +41,7 @@ class Invocation:
 
 
 class Invoker:
-    def __init__(self, view: Any, providers: ProviderPool, emitter: SystemEmitter, metrics: Metrics) -> None:
+    def __init__(self, view: FunctionLookup, providers: ProviderPool, emitter: SystemEmitter, metrics: Metrics) -> None:
         self._view = view
         self._providers = providers
         self._emitter = emitter

@@ -11,7 +11,7 @@ plugins are 2-3 MiB):
 
 Writes go chunks first, plugin document last, so any gateway that sees a plugin document can already
 find its module. A module's chunks are deleted with the last plugin document that uses them. Every
-gateway reads both kinds from its :class:`~gateway.store.view.ConfigView` (``view.plugins()``), so a
+gateway reads both kinds from its :class:`~gateway.config.view.ConfigView` (``view.plugins()``), so a
 reload never touches the store.
 """
 
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from datetime import UTC, datetime
+from gateway.common import rfc3339
 from typing import Any
 
 from gateway.store.base import AlreadyExists, Kind, NotFound, Store
@@ -48,7 +48,7 @@ class ModuleMissing(LookupError):
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    return rfc3339()
 
 
 def chunk_id(sha256: str, index: int) -> str:

@@ -20,25 +20,27 @@ import gc
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC
+from gateway.common import rfc3339
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from gateway.events.cloudevents import validate
+from gateway.events.parse import refuse_reserved
 from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
 from wasm_abi import PluginError, PluginLoadError
 
 from .loading import STATE_VALUES, LoadedPlugin, PluginSpec, load_plugin, spec_from_path
 from .reactor import ASYNC_THREADS, AsyncReactor
-from .stages import EMPTY_SET, ActivePluginSet
+from .stages import EMPTY_SET, ActivePluginSet, EventValidator
 from .config_file import PluginsConfigError, key_line, load_plugins_config
 from .contract import CurrentPlugins
 from .documents import ModuleMissing, assemble_module, plugin_documents
 from .plugin_settings import PluginSettings, PluginSource, PluginSettingsError, parse_settings
 
-__all__ = ["PluginBudget", "PluginManager", "PluginStartupError", "PluginStatus"]
+__all__ = ["PluginBudget", "PluginManager", "PluginStartupError", "PluginStatus", "PluginView", "validate_replacement"]
 
 log = logging.getLogger("gateway.plugins")
 
@@ -91,14 +93,10 @@ class PluginBudget:
     instances: int
     threads: int
 
+    #: Without a budget from the settings (tests, tools): no memory bound, the flags' default counts.
     @classmethod
-    def from_settings(cls, settings: Any) -> PluginBudget:
-        from gateway.settings import Settings
-
-        defaults = Settings() if settings is None else settings
-        return cls(memory=int(getattr(defaults, "plugins_max_memory", Settings().plugins_max_memory)),
-                   instances=int(getattr(defaults, "plugins_max_instances", 256)),
-                   threads=int(getattr(defaults, "plugins_max_threads", 512)))
+    def unbounded(cls) -> PluginBudget:
+        return cls(memory=1 << 62, instances=256, threads=512)
 
     def refusal(self, spec: PluginSpec, loaded: list[PluginSpec]) -> PluginLoadError | None:
         """Why ``spec`` may not join the plugins in ``loaded`` (None: it fits)."""
@@ -128,6 +126,21 @@ class PluginBudget:
         else:
             return None
         return PluginLoadError(spec.name, message, "budget")
+
+
+class PluginView(Protocol):
+    """What the manager reads of the configuration view: the stored plugin documents and their revision."""
+
+    @property
+    def revision(self) -> int: ...
+
+    def plugins(self) -> dict[str, dict[str, Any]]: ...
+
+    def add_listener(self, listener: Callable[[Change], None]) -> None: ...
+
+    def remove_listener(self, listener: Callable[[Change], None]) -> None: ...
+
+    async def wait_for_revision(self, revision: int, timeout: float = ...) -> bool: ...
 
 
 class PluginStartupError(RuntimeError):
@@ -178,24 +191,24 @@ class PluginStatus:
 def _iso(timestamp: float | None) -> str | None:
     if timestamp is None:
         return None
-    from datetime import datetime
-
-    return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
+    return rfc3339(timestamp)
 
 
 class PluginManager(CurrentPlugins):
     """Owns every loaded plugin of one gateway and the set new events start with."""
 
-    def __init__(self, gateway: Any, *, event_validator: Callable[[dict[str, Any]], None] | None = None) -> None:
-        self._gateway = gateway
-        settings = getattr(gateway, "settings", None)
-        self._flag_paths: list[str] = list(getattr(settings, "plugins", None) or [])
-        config_file = getattr(settings, "plugins_config", None)
-        self._config_file: Path | None = Path(config_file) if config_file else None
-        self._metrics: Metrics | None = getattr(gateway, "metrics", None)
-        self._validator = event_validator if event_validator is not None else _default_validator()
+    def __init__(self, *, view: PluginView | None = None, metrics: Metrics | None = None,
+                 plugin_paths: Sequence[str] = (), plugins_config: str | Path | None = None,
+                 budget: PluginBudget | None = None, event_validator: EventValidator | None = None) -> None:
+        """``plugin_paths``: the ``--plugin`` files; ``plugins_config``: the plugins.toml; ``view``: where the
+        ``/v1/plugins`` documents are read and followed (none: flag and file plugins only)."""
+        self._flag_paths: list[str] = list(plugin_paths)
+        self._config_file: Path | None = Path(plugins_config) if plugins_config else None
+        self._metrics = metrics
+        self._validator = event_validator if event_validator is not None else validate_replacement
         self._executor = AsyncReactor()
-        self._budget = PluginBudget.from_settings(settings)
+        self._budget = budget if budget is not None else PluginBudget.unbounded()
+        self._given_view = view
         self._current: ActivePluginSet = EMPTY_SET
         self._static: list[PluginSpec] = []  # flag + file plugins
         self._loaded: dict[tuple[str, str, str], Any] = {}  # identity -> wasm_abi.Plugin
@@ -207,7 +220,7 @@ class PluginManager(CurrentPlugins):
         self._dirty = asyncio.Event()
         self._reload_task: asyncio.Task[None] | None = None
         self._state_task: asyncio.Task[None] | None = None
-        self._view: Any = None
+        self._view: PluginView | None = None
         self._last_states: dict[str, str] = {}
         self._fault_kinds: dict[str, str] = {}  # plugin -> kind labelling its last-fault series
         self._log_filter: _LogDropCounter | None = None
@@ -260,7 +273,7 @@ class PluginManager(CurrentPlugins):
                 raise PluginStartupError(self._load_failure(spec, exc)) from None
             admitted.append(spec)
         self._static = static
-        self._view = getattr(self._gateway, "view", None)
+        self._view = self._given_view
         if self._view is not None:
             await self._apply_view()
             self._view.add_listener(self._on_change)
@@ -339,7 +352,7 @@ class PluginManager(CurrentPlugins):
         await self._apply_view()
 
     def _view_revision(self) -> int:
-        return int(getattr(self._view, "revision", 0) or 0)
+        return self._view.revision if self._view is not None else 0
 
     async def _apply_view(self) -> None:
         revision = self._view_revision()
@@ -597,14 +610,8 @@ def _error_fault(error: Exception | None) -> dict[str, Any] | None:
     return {"kind": kind, "message": message, "at": None, "consecutive": 0}
 
 
-def _default_validator() -> Callable[[dict[str, Any]], None]:
+def validate_replacement(event: dict[str, Any]) -> None:
     """A replacement event must be a CloudEvent the rest of the event path can handle."""
-    from gateway.events.cloudevents import validate
-    from gateway.events.parse import refuse_reserved
-
-    def check(event: dict[str, Any]) -> None:
-        # The host refuses a system type in the attribute it reads; this refuses one in either attribute.
-        refuse_reserved(event, "replacement event")
-        validate(event, "replacement event")
-
-    return check
+    # The host refuses a system type in the attribute it reads; this refuses one in either attribute.
+    refuse_reserved(event, "replacement event")
+    validate(event, "replacement event")

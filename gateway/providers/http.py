@@ -13,7 +13,7 @@ import asyncio
 from typing import Any
 import aiohttp
 
-from gateway.config.models import SECRET_MARKER, url_password, with_url_password
+from gateway.common import MAX_PAYLOAD_BYTES, SECRET_MARKER, url_password, with_url_password
 
 from .base import ProviderConfigError, ProviderError, require
 
@@ -21,7 +21,7 @@ __all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "HTTPProvider", "HTT
 
 DEFAULT_TIMEOUT = 5.0
 #: AWS Lambda's limit on a synchronous invocation's response payload.
-DEFAULT_MAX_RESPONSE_BYTES = 6 * 1024 * 1024
+DEFAULT_MAX_RESPONSE_BYTES = MAX_PAYLOAD_BYTES
 _HEADERS = {"Content-Type": "application/cloudevents+json"}
 
 

@@ -1,19 +1,60 @@
 """CORS for the Events API, from the space's CORS configurations (upstream semantics, rs/cors style).
 
-A preflight (``OPTIONS`` with ``Access-Control-Request-Method``) is answered here and never becomes an
-event; a simple request gets its ``Access-Control-Allow-*`` headers added to whatever the event path
-answers.
+A preflight (``OPTIONS`` with ``Access-Control-Request-Method``) is answered here (:func:`preflight`)
+and never becomes an event; a simple request gets its ``Access-Control-Allow-*`` headers
+(:func:`response_headers`) added to whatever the event path answers. ``headers`` is anything with
+``get(name, default)`` by canonical header name (the request's ``Headers``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-__all__ = ["is_preflight", "preflight_headers", "simple_headers"]
+__all__ = ["Preflight", "is_preflight", "preflight", "preflight_headers", "response_headers", "simple_headers"]
 
 
-def is_preflight(method: str, headers: dict[str, str]) -> bool:
+class _Headers(Protocol):
+    def get(self, name: str, default: Any = None) -> Any: ...
+
+
+class _Routes(Protocol):
+    def cors_config(self, method: str, path: str) -> Any | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Preflight:
+    """The answer to a preflight: ``headers`` when allowed (200), else ``problem`` (403)."""
+
+    headers: dict[str, str] | None
+    problem: str = ""
+
+
+def is_preflight(method: str, headers: _Headers) -> bool:
     return method == "OPTIONS" and bool(headers.get("Access-Control-Request-Method"))
+
+
+def preflight(routes: _Routes, method: str, path: str, headers: _Headers) -> Preflight | None:
+    """The answer to a preflight for ``path`` in a space's routes; None when the request is no preflight
+    or no CORS configuration covers the requested method and path (it then goes on as an event)."""
+    if not is_preflight(method, headers):
+        return None
+    config = routes.cors_config(headers.get("Access-Control-Request-Method").upper(), path)
+    if config is None:
+        return None
+    allowed = preflight_headers(config, headers)
+    if allowed is None:
+        return Preflight(None, preflight_problem(config, headers) or "CORS preflight refused")
+    return Preflight(allowed)
+
+
+def response_headers(routes: _Routes, method: str, path: str, headers: _Headers) -> dict[str, str]:
+    """The ``Access-Control-Allow-*`` headers of the answer to a request with an ``Origin`` (else none; and
+    none for a preflight no configuration answered, which goes on as an event)."""
+    if not headers.get("Origin") or is_preflight(method, headers):
+        return {}
+    config = routes.cors_config(method, path)
+    return simple_headers(config, headers) if config is not None else {}
 
 
 def _origin_allowed(config: Any, origin: str) -> bool:
@@ -31,11 +72,11 @@ def _allow_origin(config: Any, origin: str) -> str:
     return "*" if "*" in config.allowed_origins and not config.allow_credentials else origin
 
 
-def _requested_headers(headers: dict[str, str]) -> list[str]:
+def _requested_headers(headers: _Headers) -> list[str]:
     return [h.strip() for h in headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()]
 
 
-def preflight_problem(config: Any, headers: dict[str, str]) -> str | None:
+def preflight_problem(config: Any, headers: _Headers) -> str | None:
     """Why a preflight is refused (for the answer's error message), or ``None`` when it is allowed."""
     origin = headers.get("Origin", "")
     method = headers.get("Access-Control-Request-Method", "").upper()
@@ -53,7 +94,7 @@ def preflight_problem(config: Any, headers: dict[str, str]) -> str | None:
     return None
 
 
-def preflight_headers(config: Any, headers: dict[str, str]) -> dict[str, str] | None:
+def preflight_headers(config: Any, headers: _Headers) -> dict[str, str] | None:
     """Headers of a successful preflight answer, or ``None`` when the preflight is refused."""
     if preflight_problem(config, headers) is not None:
         return None
@@ -72,7 +113,7 @@ def preflight_headers(config: Any, headers: dict[str, str]) -> dict[str, str] | 
     return answer
 
 
-def simple_headers(config: Any, headers: dict[str, str]) -> dict[str, str]:
+def simple_headers(config: Any, headers: _Headers) -> dict[str, str]:
     """``Access-Control-Allow-*`` headers for a non-preflight request (empty when the origin is not allowed)."""
     origin = headers.get("Origin", "")
     if not origin or not _origin_allowed(config, origin):

@@ -2,7 +2,7 @@
 
 Every backend (memory, SQLite, etcd) stores the same thing: JSON documents addressed by
 ``(kind, space, id)``, each with a revision that grows on every write. The Events API never reads a
-store directly; it reads the in-memory :class:`~gateway.store.view.ConfigView`, which a store feeds
+store directly; it reads the in-memory :class:`~gateway.config.view.ConfigView`, which a store feeds
 through :meth:`Store.watch`. That keeps the event path free of I/O and lets a cluster of gateways
 share one configuration with nothing but the store between them.
 """

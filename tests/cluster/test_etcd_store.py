@@ -280,7 +280,7 @@ async def test_config_update_derived_from_a_stale_read_is_refused_not_lost(share
     function between that read and the write, the write must be refused (409), not silently put the old
     secret back. The other gateway's write is made, through its own etcd connection, exactly in that window."""
     from gateway.config.service import ConfigConflict, ConfigService
-    from gateway.store.view import ConfigView
+    from gateway.config.view import ConfigView
 
     class InterleavedStore(EtcdStore):
         """A real EtcdStore; once armed, another writer's update lands right after this store's next read."""

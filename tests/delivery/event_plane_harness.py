@@ -11,7 +11,6 @@ from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -21,12 +20,13 @@ from hypercorn.config import Config
 from quart import Quart, Response, request
 
 from gateway.config.models import CORS, EventType, Function, Subscription
+from gateway.http.events_api import create_app as create_events_app
 from gateway.pipeline import EventPlane
 from gateway.metrics import Metrics
 from gateway.plugins.manager import PluginManager
 from gateway.store.base import Kind
 from gateway.store.memory import MemoryStore
-from gateway.store.view import ConfigView
+from gateway.config.view import ConfigView
 
 
 async def serve_app(app: Any) -> tuple[str, Callable[[], Awaitable[None]]]:
@@ -186,14 +186,11 @@ async def event_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         metrics = Metrics()
         view = ConfigView(store, metrics)
         await view.start()
-        gateway = SimpleNamespace(
-            settings=SimpleNamespace(workers=workers, workers_backlog=backlog, plugins=paths, plugins_config=None),
-            view=view, metrics=metrics, store=store)
-        gateway.plugins = PluginManager(gateway)
-        await gateway.plugins.start()
-        plane = EventPlane(gateway)
+        plugins = PluginManager(view=view, metrics=metrics, plugin_paths=paths)
+        await plugins.start()
+        plane = EventPlane(view, plugins, metrics, workers=workers, backlog=backlog)
         await plane.start()
-        url, stop_server = await serve_app(plane.app)
+        url, stop_server = await serve_app(create_events_app(plane))
         client = httpx.AsyncClient(base_url=url, timeout=15)
 
         async def stop() -> None:
@@ -201,7 +198,7 @@ async def event_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
             await stop_server()
             await plane.drain(5)
             await plane.close()
-            await gateway.plugins.close()
+            await plugins.close()
             await view.close()
             await store.close()
 

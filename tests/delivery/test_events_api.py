@@ -204,7 +204,7 @@ async def test_a_batch_is_all_or_nothing_through_its_authorizers(event_gateway, 
     denied = await gw.client.post("/", content=json.dumps(batch),
                                   headers={"content-type": "application/cloudevents-batch+json"})
     assert denied.status_code == 403 and denied.json() == {"errors": [{"message": "not you"}]}
-    await gw.plane.processor.queue.drain(5)
+    await gw.plane.queue.drain(5)
     assert recorder.received["fn"] == []  # the first event, allowed alone, was not queued either
 
     recorder.answer("auth", {"authorization": {"principalId": "u"}})
@@ -278,7 +278,7 @@ async def test_async_drop_after_retries_is_counted_and_emitted(event_gateway, re
     assert len(recorder.received["down"]) == 2
     assert "the last: event dropped" in watched[-1]["data"]["error"]
     assert watched[-1]["data"]["event"]["data"] == {"id": 8}
-    await gw.plane.processor.queue.drain(5)
+    await gw.plane.queue.drain(5)
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 1
 
 
@@ -302,7 +302,7 @@ async def test_system_events_reach_subscriptions_without_recursion(event_gateway
     for system_event in watched.values():
         assert system_event["source"] == "https://serverless.com/event-gateway"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", system_event["time"]), system_event["time"]
-    await gw.plane.processor.queue.drain(5)
+    await gw.plane.queue.drain(5)
     assert len(recorder.received["watch"]) == 3  # delivering system events emitted none
 
 
@@ -321,7 +321,7 @@ async def test_full_backlog_drops_are_counted_not_silent(event_gateway, recorder
     recorder.delays["slow"] = 1.0  # long enough that the five posts arrive while the first is in flight
     for n in range(5):
         assert (await gw.client.post("/", json={"n": n}, headers={"Event": "tick"})).status_code == 202
-    await gw.plane.processor.queue.drain(10)
+    await gw.plane.queue.drain(10)
     delivered = len(recorder.received["slow"])
     dropped = gw.metric("eventgateway_events_dropped_total", space="default", type="tick")
     assert dropped >= 1 and delivered + dropped == 5
@@ -458,6 +458,6 @@ async def test_a_retry_waiting_for_its_backoff_does_not_hold_a_worker(event_gate
     await recorder.wait_for("healthy", 1)
     # Delivered while the failed one waits out its backoff on a timer, not in the only worker.
     assert len(recorder.received["flaky"]) == 1
-    assert await gw.plane.processor.queue.drain(20)  # the retry still happens, then the delivery is dropped
+    assert await gw.plane.queue.drain(20)  # the retry still happens, then the delivery is dropped
     assert len(recorder.received["flaky"]) == 2
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="job.failing") == 1

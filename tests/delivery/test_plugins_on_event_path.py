@@ -67,7 +67,7 @@ async def test_invoking_rejection_blocks_sync_call_and_drops_async_delivery(even
     await gw.function("later", recorder.target("later"))
     await gw.subscribe("async", "order.placed", "later", path="/queue")
     assert (await gw.client.post("/queue", content=_event(), headers=CE)).status_code == 202
-    await gw.plane.processor.queue.drain(5)
+    await gw.plane.queue.drain(5)
     assert recorder.received["fn"] == [] and recorder.received["later"] == []
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 1
 
@@ -151,7 +151,7 @@ async def test_a_backlog_full_drop_is_emitted_as_invocation_failed(event_gateway
     recorder.delays["slow"] = 1.0
     for n in range(5):
         assert (await gw.client.post("/q", content=_event(n=n), headers=CE)).status_code == 202
-    await gw.plane.processor.queue.drain(10)
+    await gw.plane.queue.drain(10)
     dropped = gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed")
     seen = sum(sample.value for family in gw.metrics.registry.collect()
                if family.name == "eventgateway_plugin_reactions" for sample in family.samples

@@ -23,7 +23,7 @@ from gateway.plugins.documents import write_plugin
 from gateway.plugins.manager import PluginManager
 from gateway.plugins.plugin_settings import parse_settings
 from gateway.store.memory import MemoryStore
-from gateway.store.view import ConfigView
+from gateway.config.view import ConfigView
 
 RECEIVED = "eventgateway.event.received"
 INVOKING = "eventgateway.function.invoking"
@@ -67,7 +67,7 @@ async def start(tmp_path: Path) -> AsyncIterator[Start]:
         gateway = types.SimpleNamespace(
             settings=types.SimpleNamespace(plugins=flags or [], plugins_config=str(config) if config else None),
             metrics=Metrics(), store=store, view=view)
-        manager = PluginManager(gateway)
+        manager = PluginManager(view=view, metrics=gateway.metrics, plugin_paths=flags or [], plugins_config=config)
         await manager.start()
         started.append((manager, view))
         return manager, gateway

@@ -4,7 +4,6 @@ refused with the file, the line and the key at fault."""
 from __future__ import annotations
 
 import hashlib
-import types
 from pathlib import Path
 
 import pytest
@@ -104,9 +103,7 @@ async def test_gateway_refuses_to_start_on_an_unloadable_plugin(plugin_dir: Path
     """A module that is readable but not a plugin fails start-up, naming the file and the plugin."""
     (plugin_dir / "notaplugin.wat").write_text("(module (memory (export \"memory\") 1))")
     path = _config(plugin_dir, '[plugins.broken]\npath = "notaplugin.wat"\n')
-    gateway = types.SimpleNamespace(settings=types.SimpleNamespace(plugins=[], plugins_config=str(path)),
-                                    metrics=Metrics())
-    manager = PluginManager(gateway)
+    manager = PluginManager(metrics=Metrics(), plugins_config=path)
     with pytest.raises(PluginStartupError) as caught:
         await manager.start()
     message = str(caught.value)
@@ -118,10 +115,8 @@ async def test_init_refusing_the_config_names_the_config_line(plugin_dir: Path) 
     """The guard's init refuses a denyTypes that is not a list: the error points at the config table."""
     path = _config(plugin_dir, '# guard\n[plugins.guard]\npath = "guard.wasm"\n\n'
                                '[plugins.guard.config]\ndenyTypes = 7\n')
-    gateway = types.SimpleNamespace(settings=types.SimpleNamespace(plugins=[], plugins_config=str(path)),
-                                    metrics=Metrics())
     with pytest.raises(PluginStartupError) as caught:
-        await PluginManager(gateway).start()
+        await PluginManager(metrics=Metrics(), plugins_config=path).start()
     message = str(caught.value)
     assert message.startswith(f"{path}:5: plugins.guard.config: cannot load module "), message
     assert "(init_rejected)" in message and "init rejected the configuration" in message
@@ -129,9 +124,6 @@ async def test_init_refusing_the_config_names_the_config_line(plugin_dir: Path) 
 
 async def test_gateway_refuses_duplicate_names_across_flag_and_file(plugin_dir: Path) -> None:
     path = _config(plugin_dir, '[plugins.guard]\npath = "guard.wasm"\n')
-    gateway = types.SimpleNamespace(
-        settings=types.SimpleNamespace(plugins=[str(plugin_dir / "guard.wasm")], plugins_config=str(path)),
-        metrics=Metrics())
     with pytest.raises(PluginStartupError, match="two plugins are named 'guard'") as caught:
-        await PluginManager(gateway).start()
+        await PluginManager(metrics=Metrics(), plugin_paths=[str(plugin_dir / "guard.wasm")], plugins_config=path).start()
     assert str(caught.value).startswith(f"{path}:1: plugins.guard: two plugins")

@@ -10,7 +10,7 @@ from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
 from gateway.store.memory import MemoryStore
 from gateway.store.sqlite import SQLiteStore
-from gateway.store.view import ConfigView
+from gateway.config.view import ConfigView
 
 FUNCTION = {"space": "default", "functionId": "f", "type": "http", "provider": {"url": "http://127.0.0.1:1/"}}
 

@@ -10,9 +10,7 @@ from typing import Any
 
 from quart import Quart
 
-import re
-
-from gateway.config.models import NAME_PATTERN
+from gateway.common import space_problem
 from gateway.http.auth import MUTATING_METHODS, install_bearer_auth
 from gateway.http.errors import ApiError, install_error_handlers
 
@@ -20,8 +18,6 @@ from . import cors, eventtypes, functions, openapi, status, subscriptions
 from .plugins import plugins_blueprint
 
 __all__ = ["create_config_app"]
-
-_SPACE = re.compile(NAME_PATTERN)
 
 
 def create_config_app(gateway: Any) -> Quart:
@@ -40,7 +36,7 @@ def create_config_app(gateway: Any) -> Quart:
         # A space that can never exist (too short, bad characters) is a client mistake on every method, not
         # an empty list or a "not found" that sends the client looking for the document.
         space = (values or {}).get("space")
-        if space is not None and (len(space) < 3 or not _SPACE.match(space)):
+        if space is not None and space_problem(space) is not None:
             raise ApiError(400, f"space {space!r} in the URL is invalid: it must be at least 3 characters of "
                                 "letters, digits, '.', '-' and '_'")
 

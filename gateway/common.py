@@ -1,0 +1,82 @@
+"""Rules every layer shares, defined once: the error body, the space-name rule, the 6 MiB payload
+bound, the RFC 3339 timestamp, waiting with a timeout, and the secret in a URL.
+
+It imports nothing from the gateway, so any module may use it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from urllib.parse import urlsplit
+from collections.abc import Awaitable
+from datetime import UTC, datetime
+from typing import Any
+
+__all__ = ["DEFAULT_SPACE", "MAX_PAYLOAD_BYTES", "NAME_PATTERN", "SECRET_MARKER", "error_body", "rfc3339",
+           "space_problem", "url_password", "wait_with_timeout", "with_url_password"]
+
+#: What Lambda accepts as a payload: the largest event body the Events API takes and the default
+#: largest response an http function may answer.
+MAX_PAYLOAD_BYTES = 6 * 1024 * 1024
+
+DEFAULT_SPACE = "default"
+#: Spaces, event type names and function ids share upstream's character set.
+NAME_PATTERN = r"^[a-zA-Z0-9.\-_]+$"
+_NAME = re.compile(NAME_PATTERN)
+#: A space is at least this long (upstream's rule).
+SPACE_MIN_LENGTH = 3
+
+#: What responses show in place of a stored secret. Sending it back in a PUT keeps the stored secret.
+SECRET_MARKER = "*****"
+
+
+def url_password(url: str) -> str | None:
+    """The password in a URL's userinfo (``https://user:PASSWORD@host/``), as written, or ``None``.
+    It is a secret like ``awsSecretAccessKey``: stored, used, never echoed back."""
+    netloc = urlsplit(url).netloc
+    userinfo, at, _ = netloc.rpartition("@")
+    if not at:
+        return None
+    _, colon, password = userinfo.partition(":")
+    return password if colon else None
+
+
+def with_url_password(url: str, password: str) -> str:
+    """``url`` with the password of its userinfo replaced (it must have one)."""
+    parts = urlsplit(url)
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return parts._replace(netloc=f"{user}:{password}@{hostport}").geturl()
+
+
+def space_problem(space: str) -> str | None:
+    """Why ``space`` cannot name a space (None: it can)."""
+    if len(space) < SPACE_MIN_LENGTH or not _NAME.match(space):
+        return "a space is at least 3 characters of letters, digits, '.', '-' and '_'"
+    return None
+
+
+def error_body(*messages: str) -> dict[str, Any]:
+    """The one error shape of both APIs, as upstream: ``{"errors": [{"message": ...}, ...]}``."""
+    return {"errors": [{"message": m} for m in messages]}
+
+
+def rfc3339(moment: datetime | float | None = None, *, millis: bool = False) -> str:
+    """``moment`` (a datetime, a Unix time, or now) as RFC 3339 UTC with a ``Z``: microseconds when it
+    has any (or milliseconds with ``millis``), as ``datetime.isoformat`` writes them."""
+    if moment is None:
+        moment = datetime.now(UTC)
+    elif not isinstance(moment, datetime):
+        moment = datetime.fromtimestamp(moment, UTC)
+    text = moment.isoformat(timespec="milliseconds") if millis else moment.isoformat()
+    return text.replace("+00:00", "Z")
+
+
+async def wait_with_timeout(waiting: Awaitable[Any], timeout: float) -> bool:
+    """Await ``waiting``; False when ``timeout`` seconds ran out first (it is then cancelled)."""
+    try:
+        await asyncio.wait_for(waiting, timeout)
+    except TimeoutError:
+        return False
+    return True

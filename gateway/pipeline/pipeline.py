@@ -1,0 +1,180 @@
+"""The request pipeline: parse -> ``event.received`` -> route (and authorize) -> invoke -> reply.
+
+One :class:`~gateway.plugins.contract.PluginSet` is taken per request and used at every stage of its
+events, so a plugin reload never shows an event half of each set. Async subscribers get the event
+through the :class:`~.deliveries.Sink` (the async queue, see :mod:`.dispatch`). The pipeline answers
+plain :class:`~.reply.Reply` objects; the HTTP edge only converts them.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from gateway.events import cloudevents as ce
+from gateway.events import system_events
+from gateway.events.parse import HTTP_REQUEST_TYPE, ParsedRequest, RawRequest, parse_request
+from gateway.metrics import Metrics
+from gateway.plugins.contract import CurrentPlugins, PluginSet, Rejection
+from gateway.plugins.stages import replacement_budget
+from gateway.routing import cors
+from gateway.routing.table import Match, RouteTable
+
+from .authorizer import authorize
+from .deliveries import Delivery, Sink
+from .emitter import SystemEmitter
+from .invoke import Invoker
+from .reply import CALL_FAILED, Reply, error_reply, rejection_reply
+from .sync_response import MalformedResponse, parse_sync_response
+
+__all__ = ["EventTypeLookup", "RequestPipeline"]
+
+log = logging.getLogger("gateway.pipeline")
+
+
+class EventTypeLookup(Protocol):
+    def event_type(self, space: str, name: str) -> Any | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Routed:
+    """An event that routing and its authorizer let through, with the subscriptions it goes to."""
+
+    event: dict[str, Any]
+    sync: Match | None
+    asyncs: Match | None
+
+
+class RequestPipeline:
+    def __init__(self, view: EventTypeLookup, plugins: CurrentPlugins, metrics: Metrics, routes: RouteTable,
+                 invoker: Invoker, emitter: SystemEmitter, sink: Sink) -> None:
+        self._view = view
+        self._plugins = plugins
+        self._metrics = metrics
+        self._routes = routes
+        self._invoker = invoker
+        self._emitter = emitter
+        self._sink = sink
+
+    async def handle(self, request: RawRequest, space: str) -> Reply:
+        started = time.perf_counter()
+        try:
+            # The replacement events the plugins make for this request (all its events and stages) are
+            # capped in bytes: past the cap it is refused with 413 (see replacement_budget).
+            with replacement_budget():
+                return await self._handle(request, space)
+        finally:
+            self._metrics.events_custom_processing_seconds.observe(time.perf_counter() - started)
+
+    async def _handle(self, request: RawRequest, space: str) -> Reply:
+        routes = self._routes.space(space)
+        answer = cors.preflight(routes, request.method, request.path, request.fields)
+        if answer is not None:
+            return Reply(200, answer.headers) if answer.headers is not None else error_reply(403, answer.problem)
+        cors_headers = cors.response_headers(routes, request.method, request.path, request.fields)
+
+        try:
+            parsed = parse_request(request)
+        except ce.InvalidEvent as exc:
+            return error_reply(400, str(exc), cors_headers)
+
+        plugins = self._plugins.current()
+        if parsed.batch:
+            return await self._handle_batch(request, space, parsed, plugins, cors_headers)
+        event = parsed.events[0]
+        event_type = ce.event_type(event)
+        self._metrics.child(self._metrics.events_received, space, event_type).inc()
+        try:
+            event, rejection = await self._received(space, request.path, event, parsed, plugins)
+            if rejection is not None:
+                return rejection_reply(rejection, cors_headers)
+            return await self._route(request, parsed, space, event, plugins, cors_headers)
+        finally:
+            self._metrics.child(self._metrics.events_processed, space, event_type).inc()
+
+    async def _received(self, space: str, path: str, event: dict[str, Any], parsed: ParsedRequest,
+                        plugins: PluginSet) -> tuple[dict[str, Any], Rejection | None]:
+        if not self._emitter.wanted(space, system_events.EVENT_RECEIVED, plugins):
+            return event, None
+        outcome = await self._emitter.emit(space, system_events.event_received(event, path, parsed.headers), plugins)
+        if outcome.rejection is not None:
+            return event, outcome.rejection
+        return (outcome.event if outcome.event is not None else event), None
+
+    async def _handle_batch(self, request: RawRequest, space: str, parsed: ParsedRequest, plugins: PluginSet,
+                            cors_headers: dict[str, str]) -> Reply:
+        """All or nothing: every event of a batch passes the received stage, then routing and its
+        authorizer, before any is queued; batch events go to async subscribers only, as one answer
+        cannot carry several sync responses."""
+        accepted: list[dict[str, Any]] = []
+        for event in parsed.events:
+            self._metrics.child(self._metrics.events_received, space, ce.event_type(event)).inc()
+            event, rejection = await self._received(space, request.path, event, parsed, plugins)
+            if rejection is not None:
+                return rejection_reply(rejection, cors_headers)
+            accepted.append(event)
+        routed: list[_Routed] = []
+        for event in accepted:
+            planned = await self._plan(request, parsed, space, event, cors_headers, async_only=True)
+            if isinstance(planned, Reply):
+                return planned
+            routed.append(planned)
+        for plan in routed:
+            self._enqueue_all(space, plan, plugins)
+            self._metrics.child(self._metrics.events_processed, space, ce.event_type(plan.event)).inc()
+        return Reply(202, cors_headers)
+
+    async def _plan(self, request: RawRequest, parsed: ParsedRequest, space: str, event: dict[str, Any],
+                    cors_headers: dict[str, str], *, async_only: bool = False) -> _Routed | Reply:
+        """Match the event's subscriptions and run its authorizer: what to deliver, or the answer
+        that ends the event here (nothing matched: 202; authorizer denied: 403)."""
+        routes = self._routes.space(space)
+        event_type = ce.event_type(event)
+        sync = None if async_only else routes.sync_subscription(request.method, request.path, event_type)
+        asyncs = routes.async_subscriptions(request.method, request.path, event_type)
+        matched = sync or asyncs
+        if matched is None:
+            return Reply(202, cors_headers)
+        params = matched.params
+        if event_type == HTTP_REQUEST_TYPE and ce.spec_version(event) == ce.V01 and isinstance(event.get("data"), dict):
+            event = {**event, "data": {**event["data"], "params": params}}
+
+        definition = self._view.event_type(space, event_type)
+        authorizer_id = getattr(definition, "authorizer_id", None) if definition is not None else None
+        if authorizer_id:
+            request_data = parsed.request_data(request)
+            request_data["params"] = params
+            auth = await authorize(self._invoker, space, authorizer_id, event, request_data)
+            if auth.event is None:
+                return error_reply(403, auth.message, cors_headers)
+            event = auth.event
+        return _Routed(event, sync, asyncs)
+
+    def _enqueue_all(self, space: str, plan: _Routed, plugins: PluginSet) -> None:
+        if plan.asyncs is not None:
+            for subscription in plan.asyncs.subscriptions:
+                self._sink.put(Delivery(space, subscription.function_id, plan.event, plugins))
+
+    async def _route(self, request: RawRequest, parsed: ParsedRequest, space: str, event: dict[str, Any],
+                     plugins: PluginSet, cors_headers: dict[str, str]) -> Reply:
+        planned = await self._plan(request, parsed, space, event, cors_headers)
+        if isinstance(planned, Reply):
+            return planned
+        self._enqueue_all(space, planned, plugins)
+        if planned.sync is None:
+            return Reply(202, cors_headers)
+        event = planned.event
+        subscription = planned.sync.subscriptions[0]
+        result = await self._invoker.invoke(space, subscription.function_id, event, plugins, mode="sync")
+        if result.rejection is not None:
+            return rejection_reply(result.rejection, cors_headers)
+        if not result.ok:
+            return error_reply(500, CALL_FAILED, cors_headers)
+        try:
+            response = parse_sync_response(result.body or b"")
+        except MalformedResponse as exc:
+            log.info("sync response of %s/%s malformed: %s", space, subscription.function_id, exc)
+            return error_reply(500, "HTTP response object malformed", cors_headers)
+        return Reply(response.status, {**response.headers, **cors_headers}, response.body)
