@@ -305,9 +305,16 @@ def _random_get(call_fuel: int) -> Callable[..., int]:
 
 
 def wasi_config(sink: PluginLog) -> tuple[wasmtime.WasiConfig, list[StreamLog]]:
-    """A WASI with no capabilities: no dirs, env, args; empty stdin; stdout/stderr to the log."""
-    config = wasmtime.WasiConfig()
-    out, err = StreamLog(sink, "info"), StreamLog(sink, "error")
-    config.stdout_custom = out
-    config.stderr_custom = err
-    return config, [out, err]
+    """A WASI with no capabilities (no dirs, env, args; empty stdin), and the stdout/stderr line
+    buffers that the host's own `fd_write` writes to the plugin's log.
+
+    No Python callback is given to wasmtime for the streams (`stdout_custom`): the only WASI call
+    that writes to them is `fd_write`, which is ours, so wasmtime's streams are its default sinks
+    and never see a byte. That is what makes teardown safe: wasmtime drops a WASI context's output
+    streams on one of its runtime (tokio) threads, and a Python stream callback made that thread
+    call into Python (to free the callback) -- when the Store was freed during interpreter
+    finalization (a plugin kept alive by a module global or a reference cycle), into a half
+    torn-down interpreter, and the process aborted (exit status 134, "panic in a function that
+    cannot unwind"). With no Python callback registered there, no wasmtime thread ever runs Python.
+    """
+    return wasmtime.WasiConfig(), [StreamLog(sink, "info"), StreamLog(sink, "error")]

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import atexit
-import gc
 import os
 import time
-import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,35 +17,12 @@ from .instance import PluginInstance
 from .limits import Limits
 from .loader import LoadedModule, load_module
 from .plugin_log import LogHandler, PluginLog
-from .pool import InstancePool
+from .pool import InstancePool, PoolClosed
 from .reaction import Reaction, decode_reaction
 from .subscriptions import Subscription, decode_subscriptions
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _thread_time = time.thread_time
-
-# Every plugin not yet garbage-collected, so that interpreter exit can free their Stores first.
-_LIVE: weakref.WeakSet[Plugin] = weakref.WeakSet()
-_WASI_TEARDOWN_GRACE = 0.1  # seconds
-
-
-@atexit.register
-def _close_all_plugins() -> None:
-    """Free every Store while the interpreter is still whole.
-
-    A WASI Store routes the guest's stdout/stderr through Python callbacks; when such a Store is
-    freed during interpreter finalization (a plugin kept alive by a module global, a reference
-    cycle or a traceback), wasmtime's runtime threads call into a half-torn-down Python and abort
-    the process. Closing every plugin at `atexit` makes that ordering impossible.
-    """
-    plugins = list(_LIVE)
-    for plugin in plugins:
-        plugin.close()
-    gc.collect()
-    if any(plugin.uses_wasi for plugin in plugins):
-        # Freeing a WASI context hands its output streams to wasmtime's runtime threads, which
-        # drop them (a call into Python) shortly after: let them finish while Python still runs.
-        time.sleep(_WASI_TEARDOWN_GRACE)
 
 
 class Plugin:
@@ -57,6 +31,10 @@ class Plugin:
     Build one with `Plugin.from_file` or `Plugin.from_bytes`; loading instantiates the module
     once, runs `_initialize` and `init`, and reads `subscriptions()`, so a plugin that cannot
     work fails here with a `PluginLoadError` rather than on the first event.
+
+    Whoever loads a plugin owns it: `close()` it when done, or use it as a context manager
+    (``with Plugin.from_file(path) as plugin: ...``), which closes it on the way out. A plugin
+    nobody closes is freed with its last reference, at any time, interpreter exit included.
     """
 
     def __init__(
@@ -101,7 +79,6 @@ class Plugin:
         )
         self._pool.add(first)
         self._closed = False
-        _LIVE.add(self)
 
     # -- construction -----------------------------------------------------------------------
 
@@ -231,7 +208,10 @@ class Plugin:
             raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
                              f"{self._max_input} bytes for plugin {self.name!r}")
         pool = self._pool
-        instance = pool.try_acquire() if idle_only else pool.acquire()
+        try:
+            instance = pool.try_acquire() if idle_only else pool.acquire()
+        except PoolClosed:  # closed by another thread since the check above
+            raise PluginFault(self.name, "closed", "the plugin was closed") from None
         if instance is None:
             raise NoIdleInstance(self.name)
         try:
@@ -270,12 +250,19 @@ class Plugin:
     # -- operations -------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Free every instance now (their Stores and linear memories); later reactions raise a
-        `PluginFault` of kind ``closed``. A reaction running on another thread finishes first
-        with the instance it holds, which is then freed when it returns. Idempotent."""
+        """Free every instance now: each idle instance's Store and linear memory are released
+        before `close` returns. Later reactions raise a `PluginFault` of kind ``closed``. A
+        reaction already running on another thread finishes with the instance it holds, which
+        is freed when that reaction returns (never put back). Idempotent; safe from any thread."""
         self._closed = True
-        for instance in self._pool.clear():
+        for instance in self._pool.close():
             self._health.absorb_counts(instance)
+
+    def __enter__(self) -> Plugin:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     @property
     def state(self) -> PluginState:

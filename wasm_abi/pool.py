@@ -5,6 +5,9 @@ thread (sync reactions) and from a thread pool (async reactions) at once.  So ea
 owns its Store and is checked out by exactly one thread per call; at most `size` instances
 exist, and a caller that finds none idle waits for one.  Faulted instances are discarded, and
 the slot is refilled lazily by the next caller.
+
+`close()` ends the pool: it hands back the idle instances (dropping them frees their Stores), and
+an instance still checked out is dropped, not kept, when its caller releases or discards it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,10 @@ class _Placeholder:
     """Holds a slot in `live` while an instance is being made outside the lock."""
 
 
+class PoolClosed(Exception):
+    """The pool was closed: it hands out no instance and makes none."""
+
+
 class InstancePool(Generic[T]):
     """Idle instances are a plain list: `list.pop`/`list.append` are atomic under the GIL, so
     the uncontended path takes no lock; only creating an instance or waiting for one does."""
@@ -31,6 +38,7 @@ class InstancePool(Generic[T]):
         self._idle: list[T] = []
         self.live: set[T] = set()  # every instance in existence, idle or busy
         self._waiters = 0
+        self._closed = False
         self._cond = threading.Condition(threading.Lock())
 
     def add(self, item: T) -> None:
@@ -55,6 +63,8 @@ class InstancePool(Generic[T]):
     def _acquire_slow(self) -> T:
         with self._cond:
             while True:
+                if self._closed:
+                    raise PoolClosed
                 if self._idle:
                     return self._idle.pop()
                 if len(self.live) < self._size:
@@ -74,14 +84,27 @@ class InstancePool(Generic[T]):
             raise
         with self._cond:
             self.live.discard(placeholder)  # type: ignore[arg-type]
-            self.live.add(item)
+            if not self._closed:  # made while the pool closed: its caller uses it once, then it goes
+                self.live.add(item)
         return item
 
     def release(self, item: T) -> None:
         self._idle.append(item)
-        if self._waiters:
-            with self._cond:
+        if self._waiters or self._closed:
+            self._release_slow(item)
+
+    def _release_slow(self, item: T) -> None:
+        with self._cond:
+            if self._closed:
+                # Released after close() (its reaction was running): drop it, never keep it. The
+                # append above may have raced with close(); whichever ran last empties the list.
+                self._idle.clear()
+                self.live.discard(item)
+            else:
                 self._cond.notify()
+                return
+        if self._on_discard is not None:
+            self._on_discard(item)
 
     def discard(self, item: T) -> None:
         with self._cond:
@@ -90,14 +113,21 @@ class InstancePool(Generic[T]):
         if self._on_discard is not None:
             self._on_discard(item)
 
-    def clear(self) -> list[T]:
-        """Forget every instance, idle or busy, so that dropping the returned list frees them."""
+    def close(self) -> list[T]:
+        """End the pool: returns the idle instances (dropping the list frees them) and forgets the
+        busy ones, which their callers drop when they release them. Later `acquire` calls that
+        find no idle instance raise `PoolClosed`. Idempotent: a second call returns []."""
         with self._cond:
-            items = [item for item in self.live if not isinstance(item, _Placeholder)]
-            self.live.clear()
+            self._closed = True
+            idle = list(self._idle)
             self._idle.clear()
+            self.live.clear()
             self._cond.notify_all()
-        return items
+        return idle
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def snapshot(self) -> list[T]:
         with self._cond:
