@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import shutil
 import sys
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import wasm_abi
-from gateway.plugins.settings import SettingsError, check_name, parse_settings
+from gateway.plugins.plugin_settings import PluginSettingsError, check_name, parse_settings
 from wasm_abi import (
     EVENT_RECEIVED,
     FUNCTION_INVOCATION_FAILED,
@@ -122,15 +121,10 @@ def run(args: argparse.Namespace) -> NoReturn:
     if not logging.getLogger().handlers:
         # The plugin's own log lines (its `log` import, WASI stdout/stderr) are part of what a check shows.
         logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(message)s", stream=sys.stderr)
-    code = _dispatch(args)
-    # wasmtime's WASI runtime threads can abort the process while the interpreter finalizes (a known
-    # wasmtime-py shutdown race; see docs/architecture.md, "Known gaps"), which would turn a passing check
-    # of a WASI plugin (Go, C with WASI libc) into exit status 134. The command's work is done and its
-    # output written, so leave without finalizing.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    logging.shutdown()
-    os._exit(code)
+    # The plugin a command loads is closed before the command returns (check and react use it as a
+    # context manager), and the host gives wasmtime no Python callbacks that could run during
+    # interpreter finalization: the process exits normally (tests/host/test_cli_exit.py).
+    sys.exit(_dispatch(args))
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -178,7 +172,7 @@ def _json_file(path: Path, what: str) -> dict[str, Any]:
 def _limits(args: argparse.Namespace) -> Limits:
     try:
         return parse_settings({"limits": _json_arg(args.limits, "--limits")}).to_limits()
-    except SettingsError as exc:
+    except PluginSettingsError as exc:
         raise CliError(f"--limits: {exc}") from None
 
 
@@ -189,7 +183,7 @@ def _load(args: argparse.Namespace, limits: Limits) -> Plugin:
     name = args.name or args.module.stem
     try:
         check_name(name)
-    except SettingsError:
+    except PluginSettingsError:
         name = "plugin"
     return Plugin.from_file(args.module, name=name, limits=limits, config=config)
 
@@ -215,8 +209,12 @@ def check(args: argparse.Namespace) -> int:
     for module, name, description in info.imports:
         print(f"  {module}.{name:<22} {description}")
     started = time.perf_counter()
-    plugin = _load(args, limits)
-    load_ms = (time.perf_counter() - started) * 1000
+    with _load(args, limits) as plugin:
+        load_ms = (time.perf_counter() - started) * 1000
+        return _check_loaded(plugin, incoming, load_ms)
+
+
+def _check_loaded(plugin: Plugin, incoming: dict[str, Any], load_ms: float) -> int:
     print(f"load        ok in {load_ms:.1f} ms (compile, instantiate, init, subscriptions)")
     print("subscriptions" + ("" if plugin.subscriptions else " (none: the plugin never runs)"))
     for subscription in plugin.subscriptions:
@@ -266,10 +264,10 @@ def react(args: argparse.Namespace) -> int:
     event = _json_file(args.event, "event file")
     if not str(event.get("type", "")).startswith("eventgateway."):
         event = sample_system_event(EVENT_RECEIVED, event)
-    plugin = _load(args, limits)
-    started = time.perf_counter()
-    reaction = plugin.react(event, args.mode)
-    micros = (time.perf_counter() - started) * 1e6
+    with _load(args, limits) as plugin:
+        started = time.perf_counter()
+        reaction = plugin.react(event, args.mode)
+        micros = (time.perf_counter() - started) * 1e6
     result: dict[str, Any] = {"error": reaction.error, "status": reaction.status, "event": reaction.event}
     print(json.dumps({"reaction": {k: v for k, v in result.items() if v is not None},
                       "fuelUsed": reaction.fuel_used, "microseconds": round(micros, 1)},
@@ -391,7 +389,7 @@ def scaffold_languages() -> list[str]:
 def new(args: argparse.Namespace) -> int:
     try:
         name = check_name(args.name)
-    except SettingsError as exc:
+    except PluginSettingsError as exc:
         raise CliError(str(exc)) from None
     lang = args.lang.lower()
     available = scaffold_languages()
