@@ -84,6 +84,14 @@ class LoadedPlugin:
     def name(self) -> str:
         return self.spec.name
 
+    def close(self) -> None:
+        """Free the host plugin (its instances, via ``Plugin.close``) and this plugin's sync threads.
+        Idempotent. The manager calls it once no plugin set holding this plugin is current or in use."""
+        executor, self._sync_executor = self._sync_executor, None
+        if executor is not None:
+            executor.shutdown(wait=True)
+        self.host.close()
+
     def sync_executor(self) -> ThreadPoolExecutor:
         """This plugin's own threads for sync reactions off the loop: a slow plugin queues only its
         own events there, never another plugin's or the default executor's work."""

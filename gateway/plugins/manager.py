@@ -16,10 +16,10 @@ did not change, so its instances, state and quarantine carry over.
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 import re
 import time
+import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from gateway.common import rfc3339
@@ -211,7 +211,13 @@ class PluginManager(CurrentPlugins):
         self._given_view = view
         self._current: ActivePluginSet = EMPTY_SET
         self._static: list[PluginSpec] = []  # flag + file plugins
-        self._loaded: dict[tuple[str, str, str], Any] = {}  # identity -> wasm_abi.Plugin
+        self._loaded: dict[tuple[str, str, str], LoadedPlugin] = {}  # identity -> the plugin loaded for it
+        #: Live plugin sets holding each loaded plugin (by id), and the plugins no longer in ``_loaded``
+        #: that a live set still holds: closed when the last such set is gone (see _track).
+        self._holders: dict[int, int] = {}
+        self._retired: dict[int, LoadedPlugin] = {}
+        self._closing: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._failed: dict[str, PluginError | Exception] = {}  # name -> load error (store plugins)
         self._store_specs: dict[str, PluginSpec] = {}
         self._store_docs: dict[str, dict[str, Any]] = {}
@@ -268,7 +274,7 @@ class PluginManager(CurrentPlugins):
             if refusal is not None:
                 raise PluginStartupError(self._load_failure(spec, refusal))
             try:
-                self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
+                self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
             except PluginError as exc:
                 raise PluginStartupError(self._load_failure(spec, exc)) from None
             admitted.append(spec)
@@ -324,13 +330,20 @@ class PluginManager(CurrentPlugins):
                     pass
         await asyncio.to_thread(self._executor.close, True)
         self._current = EMPTY_SET
-        # Free every plugin instance now: a plugin and its instance pool reference each other, so without
-        # a collection they would live until interpreter exit, where wasmtime's WASI runtime threads can
-        # abort the process (exit 134 after a clean drain).
+        # Every loaded plugin is closed now (instances and threads), whether or not a set still holds it:
+        # nothing reacts any more (events drained, the reactor closed).
+        plugins = [*self._loaded.values(), *self._retired.values()]
         self._loaded.clear()
+        self._retired.clear()
         self._static = []
         self._store_specs = {}
-        gc.collect()
+        if self._closing:
+            await asyncio.gather(*self._closing, return_exceptions=True)
+        for plugin in plugins:
+            try:
+                await asyncio.to_thread(plugin.close)
+            except Exception:
+                log.exception("closing plugin %r failed", plugin.name)
 
     # -- reloads -------------------------------------------------------------------------------
 
@@ -388,12 +401,13 @@ class PluginManager(CurrentPlugins):
             refusal = self._budget.refusal(spec, admitted)
             if refusal is not None:
                 failed[name] = refusal
-                self._loaded.pop(spec.identity, None)
+                if (dropped := self._loaded.pop(spec.identity, None)) is not None:
+                    self._retire(dropped)
                 log.error("stored plugin %r cannot be loaded on this gateway: %s", name, refusal.message)
                 continue
             if spec.identity not in self._loaded:
                 try:
-                    self._loaded[spec.identity] = (await asyncio.to_thread(load_plugin, spec)).host
+                    self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
                 except PluginError as exc:
                     failed[name] = exc
                     log.error("stored plugin %r cannot be loaded on this gateway: %s", name, exc.message)
@@ -407,16 +421,17 @@ class PluginManager(CurrentPlugins):
 
     def _swap(self, revision: int) -> None:
         loaded: list[LoadedPlugin] = []
-        previous = {p.spec.identity: p for p in self._current.plugins}
         for spec in [*self._static, *self._store_specs.values()]:
             if not spec.settings.enabled or (spec.source is PluginSource.API and spec.name in self._failed):
                 continue
-            host = self._loaded.get(spec.identity)
-            if host is None:
+            plugin = self._loaded.get(spec.identity)
+            if plugin is None:
                 continue
-            old = previous.get(spec.identity)
-            loaded.append(old if old is not None and old.spec == spec else LoadedPlugin(spec, host))
+            # Same identity: same module and settings but for order/enabled, which the new set reads.
+            plugin.spec = spec
+            loaded.append(plugin)
         new_set = ActivePluginSet(loaded, self._metrics, self._executor, self._validator, revision)
+        self._track(new_set)
         before = self._current.names()
         self._current = new_set
         if new_set.names() != before:
@@ -429,7 +444,58 @@ class PluginManager(CurrentPlugins):
         keep = {spec.identity for spec in [*self._static, *self._store_specs.values()] if spec.settings.enabled}
         for identity in list(self._loaded):
             if identity not in keep:
-                del self._loaded[identity]
+                self._retire(self._loaded.pop(identity))
+
+    # -- plugin lifetime ---------------------------------------------------------------------------
+    #
+    # A plugin leaves ``_loaded`` when no configuration wants it any more, but events that started
+    # with an older set may still be reacting with it (and async deliveries and reactions queued with
+    # that set). It is closed once no live set holds it. A set is alive while anything references it
+    # (the manager as current, a request, a queued delivery or reaction): Python frees it the moment
+    # the last of them lets go, and a finalizer then releases its plugins. The event path pays nothing
+    # for this (no counter per event); the bookkeeping runs once per set, on the event loop.
+
+    def _track(self, plugin_set: ActivePluginSet) -> None:
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+        ids = tuple(id(p) for p in plugin_set.plugins)
+        for key in ids:
+            self._holders[key] = self._holders.get(key, 0) + 1
+        if ids:
+            weakref.finalize(plugin_set, _set_released, self._loop, weakref.WeakMethod(self._release), ids)
+
+    def _release(self, ids: tuple[int, ...]) -> None:
+        """A plugin set is gone (on the loop): close the retired plugins it was the last to hold."""
+        for key in ids:
+            count = self._holders.get(key, 0) - 1
+            if count > 0:
+                self._holders[key] = count
+                continue
+            self._holders.pop(key, None)
+            plugin = self._retired.pop(key, None)
+            if plugin is not None:
+                self._close_later(plugin)
+
+    def _retire(self, plugin: LoadedPlugin) -> None:
+        """``plugin`` left ``_loaded``: close it now if no live set holds it, else when the last one goes."""
+        if self._holders.get(id(plugin), 0) > 0:
+            self._retired[id(plugin)] = plugin
+        else:
+            self._close_later(plugin)
+
+    def _close_later(self, plugin: LoadedPlugin) -> None:
+        async def close() -> None:
+            try:
+                await asyncio.to_thread(plugin.close)
+            except Exception:
+                log.exception("closing plugin %r failed", plugin.name)
+            else:
+                log.debug("plugin %r (sha256 %s) closed: no plugin set uses it any more", plugin.name,
+                          plugin.spec.sha256[:12])
+
+        task = asyncio.get_running_loop().create_task(close())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
 
     async def _notify(self) -> None:
         async with self._changed:
@@ -489,7 +555,8 @@ class PluginManager(CurrentPlugins):
 
     def _status(self, spec: PluginSpec) -> PluginStatus:
         doc = self._store_docs.get(spec.name) if spec.source is PluginSource.API else None
-        host = self._loaded.get(spec.identity) if spec.settings.enabled else None
+        loaded = self._loaded.get(spec.identity) if spec.settings.enabled else None
+        host = loaded.host if loaded is not None else None
         error = self._failed.get(spec.name) if spec.source is PluginSource.API else None
         subscriptions: list[dict[str, str]] = []
         last_fault: dict[str, Any] | None = None
@@ -598,8 +665,9 @@ class PluginManager(CurrentPlugins):
         refusal = self._budget.refusal(spec, others)
         if refusal is not None:
             raise refusal
-        loaded = await asyncio.to_thread(load_plugin, spec)
-        self._loaded[spec.identity] = loaded.host
+        if spec.identity in self._loaded:
+            return  # the same module with the same settings is loaded already
+        self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
 
 
 def _error_fault(error: Exception | None) -> dict[str, Any] | None:
@@ -615,3 +683,15 @@ def validate_replacement(event: dict[str, Any]) -> None:
     # The host refuses a system type in the attribute it reads; this refuses one in either attribute.
     refuse_reserved(event, "replacement event")
     validate(event, "replacement event")
+
+
+def _set_released(loop: asyncio.AbstractEventLoop, release: weakref.WeakMethod[Callable[[tuple[int, ...]], None]],
+                  ids: tuple[int, ...]) -> None:
+    """A plugin set's finalizer, on whatever thread dropped it last: hand its release to the loop."""
+    method = release()
+    if method is None:
+        return
+    try:
+        loop.call_soon_threadsafe(method, ids)
+    except RuntimeError:  # the loop is closed: the manager's close() has closed every plugin already
+        pass
