@@ -34,6 +34,7 @@ from wasm_abi import (
     inspect_module,
     system_event,
 )
+from wasm_abi.events import is_system_event_type
 
 __all__ = ["add_plugin_commands", "main", "run"]
 
@@ -59,9 +60,10 @@ class CliError(Exception):
 
 
 def sample_system_event(event_type: str, incoming: dict[str, Any]) -> dict[str, Any]:
-    """A realistic system event of ``event_type`` around ``incoming`` (the ABI's data shapes)."""
+    """A realistic system event of ``event_type`` around ``incoming``: the envelope the gateway builds
+    (`wasm_abi.events`, ``datacontenttype`` ``application/json``) with the ABI's data shapes."""
     data: dict[str, dict[str, Any]] = {
-        EVENT_RECEIVED: {"event": incoming, "path": "/", "headers": {"Content-Type": ["application/json"]}},
+        EVENT_RECEIVED: {"event": incoming, "path": "/", "headers": {"Content-Type": "application/json"}},
         FUNCTION_INVOKING: {"space": "default", "event": incoming, "functionId": "sample-function"},
         FUNCTION_INVOKED: {"space": "default", "event": incoming, "functionId": "sample-function",
                            "result": {"ok": True}},
@@ -220,7 +222,7 @@ def _check_loaded(plugin: Plugin, incoming: dict[str, Any], load_ms: float) -> i
     for subscription in plugin.subscriptions:
         print(f"  {subscription.event_type} ({subscription.mode})")
     problems = 0
-    given_system_event = str(incoming.get("type", "")).startswith("eventgateway.")
+    given_system_event = is_system_event_type(incoming.get("type"))
     if given_system_event and isinstance(incoming.get("data"), dict) and isinstance(incoming["data"].get("event"),
                                                                                      dict):
         wrapped = incoming["data"]["event"]  # the incoming event inside a system event
@@ -262,7 +264,7 @@ def _react(plugin: Plugin, event: dict[str, Any], mode: str) -> tuple[str, int, 
 def react(args: argparse.Namespace) -> int:
     limits = _limits(args)
     event = _json_file(args.event, "event file")
-    if not str(event.get("type", "")).startswith("eventgateway."):
+    if not is_system_event_type(event.get("type")):
         event = sample_system_event(EVENT_RECEIVED, event)
     with _load(args, limits) as plugin:
         started = time.perf_counter()

@@ -1,6 +1,17 @@
-"""The event gateway's sandboxed WebAssembly plugin host, ABI v1 (see ABI.md)."""
+"""The event gateway's sandboxed WebAssembly plugin host, ABI v1 (see ABI.md; the Python API is in
+docs/python-host.md)."""
 
-from .errors import NoIdleInstance, PluginError, PluginFault, PluginLoadError
+from .errors import (
+    FAULT_KINDS,
+    LOAD_ERROR_KINDS,
+    FaultKind,
+    InputTooLarge,
+    LoadErrorKind,
+    NoIdleInstance,
+    PluginError,
+    PluginFault,
+    PluginLoadError,
+)
 from .events import (
     EVENT_RECEIVED,
     FUNCTION_INVOCATION_FAILED,
@@ -18,11 +29,16 @@ from .subscriptions import Subscription
 
 __all__ = [
     "EVENT_RECEIVED",
+    "FAULT_KINDS",
     "FUNCTION_INVOCATION_FAILED",
     "FUNCTION_INVOKED",
     "FUNCTION_INVOKING",
+    "LOAD_ERROR_KINDS",
     "SYSTEM_EVENT_TYPES",
+    "FaultKind",
+    "InputTooLarge",
     "Limits",
+    "LoadErrorKind",
     "ModuleInfo",
     "NoIdleInstance",
     "Plugin",

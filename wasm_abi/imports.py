@@ -80,7 +80,7 @@ def check_imports(plugin: str, module: wasmtime.Module) -> bool:
 def charge_fuel(caller: wasmtime.Caller, fuel: int) -> bool:
     """Take `fuel` from the calling store for host work; False if it had less (it is then left
     empty, so the plugin stops with `out_of_fuel` at its next loop iteration or call)."""
-    ctx = native.address(caller._context())
+    ctx = native.caller_context(caller)
     left = ctypes.c_uint64(0)
     if native.get_fuel(ctx, ctypes.addressof(left)):
         return True  # fuel is always enabled on our engines; never fail a log call over it
@@ -233,7 +233,7 @@ def _fd_write(call_fuel: int) -> Callable[..., int]:
         the count written says how many), paid for (one fuel per byte) before they are copied.
         Splitting lines and rate-limiting them run in batches at C speed (see StreamLog)."""
         try:
-            ctx = native.address(caller._context())
+            ctx = native.caller_context(caller)
             streams = _STREAMS.get(ctx)
             if fd not in (1, 2) or streams is None:
                 return _ERRNO_BADF

@@ -17,9 +17,6 @@ import ctypes
 from typing import TYPE_CHECKING, Any
 
 import wasmtime
-import wasmtime._func as _wasmtime_func
-from wasmtime import _bindings as ffi
-from wasmtime._extern import wrap_extern
 
 from . import native
 from .engine import ticks_for
@@ -47,7 +44,7 @@ U32 = 0xFFFF_FFFF
 U64 = 0xFFFF_FFFF_FFFF_FFFF
 WASM_PAGE = 65536
 _ARGS_LEN = 2  # max(params, results) over every ABI v1 signature
-_WORDS_PER_SLOT = ctypes.sizeof(ffi.wasmtime_val_raw) // 8
+_WORDS_PER_SLOT = native.VAL_RAW_SIZE // 8
 _MAX_TRAP_LINES = 20
 #: Longest trap text kept in a fault message: half the message cap, so that what the host says
 #: around it (what was called, which limit) is never the part cut off.
@@ -106,10 +103,10 @@ class PluginInstance:
             store.set_wasi(config)
         self.store = store
         # Raw addresses for the native calls; `self` keeps every object behind them alive.
-        self._ctx = native.address(store._context())
+        self._ctx = native.store_context(store)
         if self._streams:
             self._wasi = register_streams(self._ctx, *self._streams, limits.max_write_bytes)
-        self._args = (ffi.wasmtime_val_raw * _ARGS_LEN)()
+        self._args = native.new_slots(_ARGS_LEN)
         self._argsref = ctypes.addressof(self._args)
         # The same slots seen as plain int64s: indexing an array is ~3x cheaper than going
         # through the union.  A slot (wasmtime_val_raw_t) is 16 bytes, so slot k is word 2k.
@@ -136,8 +133,8 @@ class PluginInstance:
         # The externs own the structs whose addresses the native calls use: keep them alive.
         self._exports = {name: self._export(name) for name in ("memory", *module.functions)}
         memory = self._exports["memory"]
-        self._mem = ctypes.addressof(memory._memory)
-        self._base = native.address(ffi.wasmtime_memory_data(store._context(), ctypes.byref(memory._memory)))
+        self._mem = native.memory_address(memory)
+        self._base = native.memory_base(store, memory)
         # A byte view over the memory's address range up to the limit.  The engine never moves
         # linear memory, so the view stays valid; only bytes below the current size are ever
         # touched (every access is bounds-checked first, and the size is capped at the view).
@@ -145,7 +142,7 @@ class PluginInstance:
         # Linear memory only grows, so a bounds check that passes against an old size is
         # still right; the size is re-read only when a check would fail.
         self._mem_size = self._initial_mem_size = self._memory_size()
-        self._funcs = {name: ctypes.addressof(self._exports[name]._func) for name in module.functions}
+        self._funcs = {name: native.func_address(self._exports[name]) for name in module.functions}
         self._alloc = self._funcs["alloc"]
         self._react = self._funcs["react"]
         if "_initialize" in self._funcs:
@@ -158,14 +155,11 @@ class PluginInstance:
                                       "init_rejected")
 
     def _export(self, name: str) -> Any:
-        """One export by name. (`Instance.exports()` wraps every export, asking wasmtime for the
-        n-th one each time: quadratic, 30 s for a module with 20 000 exports, on every instance.)"""
-        raw = name.encode()
-        item = ffi.wasmtime_extern_t()
-        if not ffi.wasmtime_instance_export_get(self.store._context(), ctypes.byref(self._instance._instance),
-                                                ctypes.create_string_buffer(raw), len(raw), ctypes.byref(item)):
+        """One export by name (looked up alone: see `native.export_get`)."""
+        item = native.export_get(self.store, self._instance, name)
+        if item is None:
             raise PluginLoadError(self.plugin, f"export {name!r} not found in the instance", "missing_export")
-        return wrap_extern(item)
+        return item
 
     def _memory_size(self) -> int:
         return min(_data_size(self._ctx, self._mem), self.limits.max_memory_bytes)
@@ -284,11 +278,11 @@ class PluginInstance:
 
     def _fault(self, err: int | None, what: str, deadline: str = "") -> PluginFault:
         if self._trap.value:
-            trap = wasmtime.Trap._from_ptr(native.as_trap(self._trap.value))  # takes ownership
+            trap = native.take_trap(self._trap.value)  # takes ownership
             self._trap.value = None
             return self._fault_from_trap(trap, what, deadline)
-        exc = wasmtime.WasmtimeError._from_ptr(native.as_error(err or 0))
-        _wasmtime_func.LAST_EXCEPTION = None
+        exc = native.take_error(err or 0)
+        native.forget_host_exception()
         if isinstance(exc, wasmtime.ExitTrap):
             return PluginFault(self.plugin, "trap", f"{what} called WASI proc_exit({exc.code})")
         return PluginFault(self.plugin, "trap", f"{what} failed: {_first_lines(str(exc))}")
@@ -306,7 +300,7 @@ class PluginInstance:
     def _fault_from_trap(self, trap: wasmtime.Trap, what: str, deadline: str = "") -> PluginFault:
         # A host function (eventgateway.log) that raised leaves its exception here; it was
         # already reported, and must not leak into an unrelated later call.
-        _wasmtime_func.LAST_EXCEPTION = None
+        native.forget_host_exception()
         code = trap.trap_code
         message = _first_lines(trap.message)
         limits = self.limits

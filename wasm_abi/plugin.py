@@ -10,7 +10,7 @@ from typing import Any
 
 import msgpack
 
-from .errors import NoIdleInstance, PluginFault, PluginLoadError
+from .errors import InputTooLarge, NoIdleInstance, PluginFault, PluginLoadError, load_error_kind
 from .events import REPLACEABLE_EVENT_TYPES
 from .health import PluginHealth, PluginState
 from .instance import PluginInstance
@@ -72,7 +72,8 @@ class Plugin:
         try:
             self.subscriptions: list[Subscription] = decode_subscriptions(name, first.subscriptions())
         except PluginFault as fault:
-            raise PluginLoadError(name, f"while calling subscriptions(): {fault.message}", fault.kind) from None
+            raise PluginLoadError(name, f"while calling subscriptions(): {fault.message}",
+                                  load_error_kind(fault.kind)) from None
         first.flush_logs()
         self._pool: InstancePool[PluginInstance] = InstancePool(
             self._new_instance, limits.pool_size, on_discard=self._health.absorb_counts
@@ -125,7 +126,8 @@ class Plugin:
         try:
             return PluginInstance(self._module)
         except PluginFault as fault:
-            raise PluginLoadError(self.name, f"while loading: {fault.message}", fault.kind) from None
+            raise PluginLoadError(self.name, f"while loading: {fault.message}",
+                                  load_error_kind(fault.kind)) from None
 
     def _new_instance(self) -> PluginInstance:
         """A fresh instance for the pool; load problems are faults here. One that replaces an
@@ -205,8 +207,7 @@ class Plugin:
         if health.retry_at_monotonic:
             health.check()
         if len(payload) > self._max_input:
-            raise ValueError(f"event of {len(payload)} bytes is over the input limit of "
-                             f"{self._max_input} bytes for plugin {self.name!r}")
+            raise InputTooLarge(self.name, len(payload), self._max_input)
         pool = self._pool
         try:
             instance = pool.try_acquire() if idle_only else pool.acquire()
