@@ -28,9 +28,12 @@ plugins:
 bench:
     {{python}} -m bench
 
-# Lint the Python sources.
+# Lint the Python sources: ruff, the import layers of gateway/ (import-linter contracts in
+# pyproject.toml) and its types (mypy: strict on the event pipeline).
 lint:
     {{python}} -m ruff check gateway wasm_abi tests bench plugin_examples
+    lint-imports
+    {{python}} -m mypy -p gateway --follow-imports=silent
 
 # Start a local etcd server for cluster mode (data in .etcd/).
 etcd:

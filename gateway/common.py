@@ -9,12 +9,16 @@ from __future__ import annotations
 import asyncio
 import re
 from urllib.parse import urlsplit
-from collections.abc import Awaitable
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal, get_args
 
-__all__ = ["DEFAULT_SPACE", "MAX_PAYLOAD_BYTES", "NAME_PATTERN", "SECRET_MARKER", "error_body", "rfc3339",
+__all__ = ["DEFAULT_SPACE", "FUNCTION_TYPES", "FunctionType", "MAX_PAYLOAD_BYTES", "NAME_PATTERN", "SECRET_MARKER", "error_body", "rfc3339",
            "space_problem", "url_password", "wait_with_timeout", "with_url_password"]
+
+#: The function types (``type`` of a function): one provider each.
+FunctionType = Literal["http", "awslambda", "awskinesis", "awsfirehose", "awssqs"]
+FUNCTION_TYPES: tuple[str, ...] = get_args(FunctionType)
 
 #: What Lambda accepts as a payload: the largest event body the Events API takes and the default
 #: largest response an http function may answer.
@@ -73,10 +77,14 @@ def rfc3339(moment: datetime | float | None = None, *, millis: bool = False) -> 
     return text.replace("+00:00", "Z")
 
 
-async def wait_with_timeout(waiting: Awaitable[Any], timeout: float) -> bool:
-    """Await ``waiting``; False when ``timeout`` seconds ran out first (it is then cancelled)."""
+async def wait_with_timeout(condition: asyncio.Condition, predicate: Callable[[], bool], timeout: float) -> bool:
+    """Wait on ``condition`` until ``predicate()`` holds; False when ``timeout`` seconds ran out first."""
+    async def reached() -> None:
+        async with condition:
+            await condition.wait_for(predicate)
+
     try:
-        await asyncio.wait_for(waiting, timeout)
+        await asyncio.wait_for(reached(), timeout)
     except TimeoutError:
         return False
     return True

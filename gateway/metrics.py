@@ -116,7 +116,7 @@ class Metrics:
         self._normalizers: dict[Any, Callable[[tuple[str, ...]], tuple[str, ...]]] = {}
         for metric in (self.events_received, self.events_processed, self.events_dropped):
             self._bound(metric, self._event_labels)
-        for metric in (self.config_requests, self.config_request_duration_seconds):
+        for metric in (self.config_requests, self.config_request_duration_seconds):  # type: ignore[assignment]
             self._bound(metric, self._space_first)
 
     def bind(self, known_space: Callable[[str], bool], known_type: Callable[[str, str], bool]) -> None:
@@ -271,7 +271,8 @@ class ReactionStats(Collector):
 
 
 def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str, float]]:
-    buckets, total = [], 0
+    buckets: list[tuple[str, float]] = []
+    total = 0
     for bound, count in zip((*bounds, float("inf")), counts, strict=True):
         total += count
         buckets.append((floatToGoString(bound), total))

@@ -87,11 +87,10 @@ def configure_logging(settings: Settings) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(_LEVELS[settings.log_level])
-    # Hypercorn's access log and httpx's line per outgoing call would drown the gateway's own lines
-    # at info level; both appear with --log-level debug.
+    # Hypercorn's access log would drown the gateway's own lines at info level; it appears with
+    # --log-level debug.
     quiet = max(logging.WARNING, _LEVELS[settings.log_level])
     logging.getLogger("hypercorn.access").setLevel(quiet)
-    logging.getLogger("httpx").setLevel(quiet)
 
 
 # -- sockets -----------------------------------------------------------------------------------

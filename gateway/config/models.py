@@ -19,6 +19,8 @@ from pydantic.alias_generators import to_camel
 
 from gateway.common import (
     DEFAULT_SPACE,
+    FUNCTION_TYPES,
+    FunctionType,
     NAME_PATTERN,
     SECRET_MARKER,
     SPACE_MIN_LENGTH,
@@ -179,7 +181,7 @@ class AWSSQSProviderConfig(_AWSProviderConfig):
     queue_url: str = Field(min_length=1)
 
 
-#: Provider model of each function ``type``.
+#: Provider model of each function ``type`` (every one of FUNCTION_TYPES).
 PROVIDERS: dict[str, type[_ProviderConfigBase]] = {
     "http": HTTPProviderConfig,
     "awslambda": AWSLambdaProviderConfig,
@@ -190,6 +192,8 @@ PROVIDERS: dict[str, type[_ProviderConfigBase]] = {
 
 # The provider's model is chosen by its *sibling* ``type``; Function copies that into this private key
 # of the provider dict so pydantic's discriminated union can pick the model (and name it in errors).
+assert tuple(PROVIDERS) == FUNCTION_TYPES, "a provider model per function type"
+
 _TYPE_KEY = "__function_type__"
 
 
@@ -213,7 +217,7 @@ ProviderConfig = Annotated[
 class Function(Model):
     space: Space = DEFAULT_SPACE
     function_id: Name
-    type: Literal["http", "awslambda", "awskinesis", "awsfirehose", "awssqs"]
+    type: FunctionType
     provider: ProviderConfig
     metadata: Metadata = Field(default_factory=dict)
     #: Async delivery retries; ``None`` means the gateway default (:class:`RetryPolicy()`).

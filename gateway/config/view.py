@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from gateway.common import wait_with_timeout
 from gateway.config.models import CORS, EventType, Function, Subscription
 from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind, Snapshot, Store, StoreError, WatchReset
@@ -111,30 +112,16 @@ class ConfigView:
     async def wait_for_revision(self, revision: int, timeout: float = 5.0) -> bool:
         """Wait until the view has applied ``revision``; False on timeout. The Config API calls it after
         each write so a client sees its own write on this gateway's Events API at once."""
-        async def reached() -> None:
-            async with self._revision_changed:
-                await self._revision_changed.wait_for(lambda: self._revision >= revision)
         if self._revision >= revision:
             return True
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_with_timeout(self._revision_changed, lambda: self._revision >= revision, timeout)
 
     async def wait_until(self, condition: Callable[[], bool], timeout: float = 5.0) -> bool:
         """Wait until ``condition()`` holds after some applied change; False on timeout. Used after a
         delete, whose revision the store does not return."""
-        async def reached() -> None:
-            async with self._revision_changed:
-                await self._revision_changed.wait_for(condition)
         if condition():
             return True
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_with_timeout(self._revision_changed, condition, timeout)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

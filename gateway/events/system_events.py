@@ -136,7 +136,7 @@ def for_plugins(system_event: dict[str, Any], granted: Any = ()) -> dict[str, An
     headers = _strip(data.get("headers"), withheld)
     if headers is not data.get("headers"):
         changes["headers"] = headers
-    event = data.get("event")
+    event: Any = data.get("event")
     if _is_http_request(event):
         inner = _strip(event["data"].get("headers"), withheld)
         if inner is not event["data"].get("headers"):

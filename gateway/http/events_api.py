@@ -60,7 +60,7 @@ def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH
             host=request.host,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
             query=query,
-            body=await request.get_data(cache=False, as_text=False),
+            body=await request.get_data(cache=False, as_text=False, parse_form_data=False),
             max_batch_events=app.config.get("MAX_BATCH_EVENTS", DEFAULT_MAX_BATCH_EVENTS),
         )
         space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE

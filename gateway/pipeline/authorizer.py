@@ -49,7 +49,7 @@ async def authorize(invoker: Invoker, space: str, authorizer_id: str, event: dic
     authorization = answer.get("authorization")
     if not isinstance(authorization, dict) or not authorization.get("principalId"):
         return Authorization(None, "authorization failed: no principalId in authorizer response")
-    attached = {"principalId": str(authorization["principalId"])}
+    attached: dict[str, Any] = {"principalId": str(authorization["principalId"])}
     if isinstance(authorization.get("context"), dict):
         attached["context"] = {str(k): str(v) for k, v in authorization["context"].items()}
     if ce.spec_version(event) == ce.V10:

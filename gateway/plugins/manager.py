@@ -22,7 +22,7 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from gateway.common import rfc3339
+from gateway.common import rfc3339, wait_with_timeout
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -506,24 +506,11 @@ class PluginManager(CurrentPlugins):
         calls it after a write so that the client's next event already sees the change."""
         if self._view is not None:
             await self._view.wait_for_revision(revision, timeout)
-        async def reached() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self._applied_revision >= revision and not self._dirty.is_set())
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_with_timeout(
+            self._changed, lambda: self._applied_revision >= revision and not self._dirty.is_set(), timeout)
 
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 10.0) -> bool:
-        async def reached() -> None:
-            async with self._changed:
-                await self._changed.wait_for(lambda: predicate() and not self._dirty.is_set())
-        try:
-            await asyncio.wait_for(reached(), timeout)
-        except TimeoutError:
-            return False
-        return True
+        return await wait_with_timeout(self._changed, lambda: predicate() and not self._dirty.is_set(), timeout)
 
     # -- state for the API, the metrics and the log ------------------------------------------------
 

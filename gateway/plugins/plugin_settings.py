@@ -121,7 +121,7 @@ class PluginSettings(BaseModel):
         return value
 
     def to_limits(self) -> Limits:
-        return Limits(**self.limits)
+        return Limits(**self.limits)  # type: ignore[arg-type]  # each value has its field's type (validated)
 
     def as_document(self) -> dict[str, Any]:
         """The JSON form stored and returned by the API (``sha256`` omitted when unpinned)."""

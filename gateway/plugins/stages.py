@@ -254,7 +254,7 @@ class ActivePluginSet(PluginSet):
     def react_async(self, system_event: dict[str, Any]) -> None:
         event_type = system_event.get("type")
         plugins = self._async.get(event_type) if isinstance(event_type, str) else None
-        if not plugins:
+        if not plugins or not isinstance(event_type, str):
             return
         executor = self._executor
         shared: QueuedPayload | None = None
@@ -313,9 +313,9 @@ class ActivePluginSet(PluginSet):
             raise
         except ValueError as exc:  # the event is over the plugin's input limit
             self._observe(plugin, event_type, mode, started)
-            fault = PluginFault(plugin.name, "input_too_large", str(exc))
-            self._fault(plugin, fault, event_type, mode)
-            raise fault from None
+            too_large = PluginFault(plugin.name, "input_too_large", str(exc))
+            self._fault(plugin, too_large, event_type, mode)
+            raise too_large from None
         self._observe(plugin, event_type, mode, started, reaction.fuel_used)
         if plugin.quarantined:
             plugin.quarantined = False

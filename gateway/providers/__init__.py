@@ -12,9 +12,12 @@ swaps in a new object when one changes, so the object stands for its configurati
 
 from __future__ import annotations
 
+import functools
 import json
 import weakref
 from typing import Any
+
+from gateway.common import FUNCTION_TYPES
 
 from .aws import AWSClients, FirehoseProvider, KinesisProvider, LambdaProvider, SQSProvider
 from .base import Provider, ProviderConfigError, ProviderError
@@ -22,9 +25,10 @@ from .http import DEFAULT_MAX_RESPONSE_BYTES, HTTPProvider, HTTPSession
 
 __all__ = ["PROVIDER_TYPES", "Provider", "ProviderConfigError", "ProviderError", "ProviderPool", "provider_config"]
 
-_AWS = {"awslambda": LambdaProvider, "awskinesis": KinesisProvider, "awsfirehose": FirehoseProvider,
+_AWS: dict[str, type[LambdaProvider | KinesisProvider | FirehoseProvider | SQSProvider]] = {"awslambda": LambdaProvider, "awskinesis": KinesisProvider, "awsfirehose": FirehoseProvider,
         "awssqs": SQSProvider}
-PROVIDER_TYPES = frozenset({"http", *_AWS})
+PROVIDER_TYPES = frozenset(FUNCTION_TYPES)
+assert PROVIDER_TYPES == {"http", *_AWS}, "a provider per function type"
 
 
 def provider_config(function: Any) -> dict[str, Any]:
@@ -59,7 +63,7 @@ class ProviderPool:
             return entry[1]
         provider = self.get(function.type, provider_config(function))
         try:
-            ref = weakref.ref(function, lambda dead, key=key: self._forget(key, dead))
+            ref: weakref.ref[Any] = weakref.ref(function, functools.partial(self._forget, key))
         except TypeError:
             return provider
         self._by_function[key] = (ref, provider)

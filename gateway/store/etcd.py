@@ -18,6 +18,7 @@ a request that hangs.
 from __future__ import annotations
 
 import asyncio
+import builtins
 import json
 import logging
 import random
@@ -514,7 +515,7 @@ class EtcdStore(Store):
                 return
             await asyncio.sleep(backoff.next_delay())
 
-    async def _watch_stream(self, conn: _Connection, start_revision: int) -> AsyncIterator[tuple[list[Change], int]]:
+    async def _watch_stream(self, conn: _Connection, start_revision: int) -> AsyncIterator[tuple[builtins.list[Change], int]]:
         """One gRPC watch stream: yields each response's changes and the revision to resume from after it."""
         requests: asyncio.Queue[rpc.WatchRequest] = asyncio.Queue()
         requests.put_nowait(

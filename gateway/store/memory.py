@@ -63,7 +63,7 @@ class MemoryStore(Store):
     async def snapshot(self) -> Snapshot:
         return Snapshot([_copy_entry(e) for e in self._documents.values()], self._revision)
 
-    async def watch(self, after_revision: int) -> AsyncIterator[Change]:  # type: ignore[override]
+    async def watch(self, after_revision: int) -> AsyncIterator[Change]:
         position = after_revision
         while not self._closed:
             pending = [c for c in self._log[position:]] if position <= len(self._log) else []

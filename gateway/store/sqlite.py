@@ -148,7 +148,7 @@ class SQLiteStore(Store):
             return Snapshot([Entry(Kind(k), s, i, json.loads(v), r) for k, s, i, v, r in rows], revision)
         return await self._run(read)
 
-    async def watch(self, after_revision: int) -> AsyncIterator[Change]:  # type: ignore[override]
+    async def watch(self, after_revision: int) -> AsyncIterator[Change]:
         position = after_revision
         while not self._closed.is_set():
             self._written.clear()  # before reading: a write landing after the read wakes the wait below

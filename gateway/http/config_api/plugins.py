@@ -239,7 +239,7 @@ async def _read_upload(name: str | None) -> tuple[str | None, bytes | None, dict
             stem = PurePosixPath(part.filename.replace("\\", "/")).stem  # like --plugin: the file's stem
             name = stem if NAME_PATTERN.match(stem) else None
     elif await _is_raw_module():
-        wasm = await request.get_data()
+        wasm = bytes(await request.get_data(as_text=False))  # type: ignore[arg-type]  # bytes when not as_text
         if "settings" in request.args:
             settings = _settings_from_text(request.args["settings"], "the 'settings' query parameter")
     else:
@@ -353,13 +353,13 @@ def _openapi_paths() -> dict[str, dict[str, Any]]:
                              "sha256": {"type": "string"}, "settings": settings}}
     one = {"description": "the plugin", "content": {"application/json": {"schema": plugin}}}
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-    upload_body = {"required": True, "content": {
+    upload_body: dict[str, Any] = {"required": True, "content": {
         "application/wasm": {"schema": {"type": "string", "format": "binary"}},
         "multipart/form-data": {"schema": {"type": "object", "properties": {
             "module": {"type": "string", "format": "binary"},
             "settings": {"type": "string", "description": "JSON settings; may carry name"},
             "name": {"type": "string"}}}}}}
-    security = [{"bearer": []}]
+    security: list[dict[str, list[str]]] = [{"bearer": []}]
     tags = ["Plugins"]
     return {
         "/v1/plugins": {
