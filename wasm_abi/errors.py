@@ -72,8 +72,8 @@ LoadErrorKind = Literal[
 
 FAULT_KINDS: frozenset[str] = frozenset(get_args(FaultKind))
 LOAD_ERROR_KINDS: frozenset[str] = frozenset(get_args(LoadErrorKind))
-_LOAD_STEP_KINDS: dict[str, LoadErrorKind] = {kind: kind for kind in ("out_of_fuel", "timeout", "trap", "memory",
-                                                                       "bad_output")}
+_LOAD_STEP_KINDS: dict[str, LoadErrorKind] = {"out_of_fuel": "out_of_fuel", "timeout": "timeout", "trap": "trap",
+                                              "memory": "memory", "bad_output": "bad_output"}
 
 
 def load_error_kind(kind: FaultKind) -> LoadErrorKind:

@@ -20,7 +20,7 @@ from . import native
 from .errors import PluginLoadError
 from .plugin_log import PluginLog, StreamLog
 
-log = logging.getLogger("wasm_abi.host")
+logger = logging.getLogger("wasm_abi.host")
 
 HOST_MODULE = "eventgateway"
 WASI_MODULE = "wasi_snapshot_preview1"
@@ -115,7 +115,7 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_
             data = bytes(memory.read(caller, ptr, ptr + min(length, max_bytes)))
             sink.write(level, data, total_bytes=length)
         except Exception:  # noqa: BLE001 - a logging problem must never become a trap in the plugin
-            log.debug("eventgateway.log failed for plugin %r", sink.plugin, exc_info=True)
+            logger.debug("eventgateway.log failed for plugin %r", sink.plugin, exc_info=True)
 
     linker.define_func(HOST_MODULE, "log", LOG_TYPE, log, access_caller=True)
     if uses_wasi:
@@ -192,7 +192,7 @@ def poll_oneoff_without_sleeping(caller: wasmtime.Caller, in_ptr: int, out_ptr: 
         memory.write(caller, count.to_bytes(4, "little"), nevents_ptr)
         return _ERRNO_SUCCESS
     except Exception:  # a host call must not raise into Wasm
-        log.debug("poll_oneoff failed", exc_info=True)
+        logger.debug("poll_oneoff failed", exc_info=True)
         return _ERRNO_FAULT
 
 
@@ -270,7 +270,7 @@ def _fd_write(call_fuel: int) -> Callable[..., int]:
             memory.write(caller, total.to_bytes(4, "little"), nwritten_ptr)
             return _ERRNO_SUCCESS
         except Exception:  # a host call must not raise into Wasm
-            log.debug("fd_write failed", exc_info=True)
+            logger.debug("fd_write failed", exc_info=True)
             return _ERRNO_FAULT
 
     return fd_write
@@ -298,7 +298,7 @@ def _random_get(call_fuel: int) -> Callable[..., int]:
                 memory.write(caller, os.urandom(length), buf)
             return _ERRNO_SUCCESS
         except Exception:  # a host call must not raise into Wasm
-            log.debug("random_get failed", exc_info=True)
+            logger.debug("random_get failed", exc_info=True)
             return _ERRNO_FAULT
 
     return random_get

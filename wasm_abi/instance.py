@@ -105,7 +105,8 @@ class PluginInstance:
         # Raw addresses for the native calls; `self` keeps every object behind them alive.
         self._ctx = native.store_context(store)
         if self._streams:
-            self._wasi = register_streams(self._ctx, *self._streams, limits.max_write_bytes)
+            stdout, stderr = self._streams
+            self._wasi = register_streams(self._ctx, stdout, stderr, limits.max_write_bytes)
         self._args = native.new_slots(_ARGS_LEN)
         self._argsref = ctypes.addressof(self._args)
         # The same slots seen as plain int64s: indexing an array is ~3x cheaper than going
@@ -175,13 +176,13 @@ class PluginInstance:
     def _load_deadline(self) -> str:
         return f"load_timeout {self.limits.load_timeout:g} s"
 
-    def _call(self, func: object, what: str) -> None:
+    def _call(self, func: int, what: str) -> None:
         """A load step (`_initialize`, `subscriptions`), under the load budget."""
         err = _call_unchecked(self._ctx, func, self._argsref, _ARGS_LEN, self._trapref)
         if err or self._trap.value:
             raise self._fault(err, what, self._load_deadline())
 
-    def _call_with_buffer(self, func: object, payload: bytes, what: str) -> bytes | None:
+    def _call_with_buffer(self, func: int, payload: bytes, what: str) -> bytes | None:
         """alloc + copy `payload` in + call `func(ptr, len) -> i64` + copy the packed result out."""
         ctx, args = self._ctx, self._words
         n = len(payload)

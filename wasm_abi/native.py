@@ -21,6 +21,7 @@ from __future__ import annotations
 import ctypes
 import importlib.metadata
 from ctypes import c_size_t, c_uint64, c_void_p
+from collections.abc import Callable
 from typing import Any
 
 import wasmtime
@@ -56,11 +57,12 @@ if not hasattr(_wasmtime_func, "LAST_EXCEPTION"):  # pragma: no cover
 # The same library loaded as a PyDLL: its functions keep the GIL.  Used for the trivial
 # getters/setters, where releasing and re-taking the GIL costs more than the call itself; calls
 # that run Wasm go through `ffi.dll` and release it, so reactions on other threads run in parallel.
-_dll_keep_gil = ctypes.PyDLL(ffi.dll._name)
+_dll: ctypes.CDLL = vars(ffi)["dll"]  # re-exported by _bindings without being declared there
+_dll_keep_gil = ctypes.PyDLL(_dll._name)
 
 
 def _declare(name: str, restype: Any, *argtypes: Any, keep_gil: bool = False) -> Any:
-    lib = _dll_keep_gil if keep_gil else ffi.dll
+    lib = _dll_keep_gil if keep_gil else _dll
     func = lib._FuncPtr((name, lib))
     func.restype = restype
     func.argtypes = list(argtypes)
@@ -68,16 +70,16 @@ def _declare(name: str, restype: Any, *argtypes: Any, keep_gil: bool = False) ->
 
 
 #: (context, func*, args_and_results*, len, trap**) -> error* (as int or None)
-call_unchecked = _declare("wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t,
+call_unchecked: Callable[[int, int, int, int, int], int | None] = _declare("wasmtime_func_call_unchecked", c_void_p, c_void_p, c_void_p, c_void_p, c_size_t,
                           c_void_p)
 #: (context, fuel) -> error*
-set_fuel = _declare("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64, keep_gil=True)
+set_fuel: Callable[[int, int], int | None] = _declare("wasmtime_context_set_fuel", c_void_p, c_void_p, c_uint64, keep_gil=True)
 #: (context, uint64* fuel) -> error*
-get_fuel = _declare("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p, keep_gil=True)
+get_fuel: Callable[[int, int], int | None] = _declare("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p, keep_gil=True)
 #: (context, ticks beyond the current epoch)
-set_epoch_deadline = _declare("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, keep_gil=True)
+set_epoch_deadline: Callable[[int, int], None] = _declare("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, keep_gil=True)
 #: (context, memory*) -> size in bytes
-memory_data_size = _declare("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, keep_gil=True)
+memory_data_size: Callable[[int, int], int] = _declare("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, keep_gil=True)
 
 #: Bytes of one argument/result slot of `call_unchecked` (a `wasmtime_val_raw_t`).
 VAL_RAW_SIZE: int = ctypes.sizeof(ffi.wasmtime_val_raw)
@@ -105,8 +107,8 @@ def caller_context(caller: wasmtime.Caller) -> int:
     return address(caller._context())
 
 
-def export_get(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any | None:
-    """One export of `instance` by name, or None. (`Instance.exports()` wraps every export, asking
+def export_get(store: wasmtime.Store, instance: wasmtime.Instance, name: str) -> Any:
+    """One export of `instance` by name (a `Func`, `Memory`, ...), or None. (`Instance.exports()` wraps every export, asking
     wasmtime for the n-th one each time: quadratic, 30 s for a module with 20 000 exports.)"""
     raw = name.encode()
     item = ffi.wasmtime_extern_t()
@@ -178,7 +180,7 @@ def check_private_api() -> None:
             ("wasmtime._bindings.wasmtime_memory_data", lambda: memory_base(store, export_get(store, instance,
                                                                                               "memory"))),
             ("Func._func", lambda: func_address(export_get(store, instance, "run"))),
-        ]
+        ]  # export_get returns Any: a wrong extern type shows as the AttributeError of its check
         for name, check in checks:
             try:
                 value = check()

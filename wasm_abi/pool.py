@@ -79,11 +79,11 @@ class InstancePool(Generic[T]):
             item = self._factory()
         except BaseException:
             with self._cond:
-                self.live.discard(placeholder)  # type: ignore[arg-type]
+                self.live.discard(placeholder)
                 self._cond.notify()
             raise
         with self._cond:
-            self.live.discard(placeholder)  # type: ignore[arg-type]
+            self.live.discard(placeholder)
             if not self._closed:  # made while the pool closed: its caller uses it once, then it goes
                 self.live.add(item)
         return item
