@@ -57,7 +57,7 @@ def test_the_reserved_prefix() -> None:
 
 
 def test_abi_md_and_the_cli_agree_on_the_envelope() -> None:
-    assert '| `datacontenttype` | `"application/json"` |' in ABI
+    assert "| `datacontenttype` | `\"application/json\"`:" in ABI
     assert "application/msgpack" not in ABI
     for event_type, fields in SYSTEM_EVENT_FIELDS.items():
         row = next(line for line in ABI.splitlines() if line.startswith(f"| `{event_type}` |"))
