@@ -14,13 +14,24 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
 
 
 class _Placeholder:
     """Holds a slot in `live` while an instance is being made outside the lock."""
+
+
+class _ClosedIdle(list):  # type: ignore[type-arg]  # holds nothing: list only for the hot path's calls
+    """The idle list of a closed pool: always empty; an instance appended (released) is dropped."""
+
+    def __init__(self, drop: Callable[[Any], None]) -> None:
+        super().__init__()
+        self._drop = drop
+
+    def append(self, item: Any) -> None:
+        self._drop(item)
 
 
 class PoolClosed(Exception):
@@ -89,20 +100,16 @@ class InstancePool(Generic[T]):
         return item
 
     def release(self, item: T) -> None:
+        # After close(), `_idle` is a `_ClosedIdle` whose append drops the instance: the hot path
+        # checks nothing more. (An append that raced with close() lands in the old list, which
+        # close() emptied and nothing references any more: the instance is freed with it.)
         self._idle.append(item)
-        if self._waiters or self._closed:
-            self._release_slow(item)
-
-    def _release_slow(self, item: T) -> None:
-        with self._cond:
-            if self._closed:
-                # Released after close() (its reaction was running): drop it, never keep it. The
-                # append above may have raced with close(); whichever ran last empties the list.
-                self._idle.clear()
-                self.live.discard(item)
-            else:
+        if self._waiters:
+            with self._cond:
                 self._cond.notify()
-                return
+
+    def _dropped(self, item: T) -> None:
+        """An instance released after close(): never kept."""
         if self._on_discard is not None:
             self._on_discard(item)
 
@@ -118,12 +125,15 @@ class InstancePool(Generic[T]):
         busy ones, which their callers drop when they release them. Later `acquire` calls that
         find no idle instance raise `PoolClosed`. Idempotent: a second call returns []."""
         with self._cond:
+            if self._closed:
+                return []
             self._closed = True
-            idle = list(self._idle)
-            self._idle.clear()
+            idle, self._idle = self._idle, _ClosedIdle(self._dropped)
+            items = list(idle)
+            idle.clear()
             self.live.clear()
             self._cond.notify_all()
-        return idle
+        return items
 
     @property
     def closed(self) -> bool:
