@@ -29,11 +29,12 @@ bench:
     {{python}} -m bench
 
 # Lint the Python sources: ruff, the import layers of gateway/ (import-linter contracts in
-# pyproject.toml) and its types (mypy: strict on the event pipeline).
+# pyproject.toml) and the types of both packages in one mypy run (strict on wasm_abi, the event
+# pipeline and gateway.common: the per-module overrides in pyproject.toml).
 lint:
     {{python}} -m ruff check gateway wasm_abi tests bench plugin_examples
     lint-imports
-    {{python}} -m mypy -p gateway --follow-imports=silent
+    {{python}} -m mypy -p gateway -p wasm_abi
 
 # Start a local etcd server for cluster mode (data in .etcd/).
 etcd:
