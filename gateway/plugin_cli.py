@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> NoReturn:
         logging.basicConfig(level=logging.INFO, format="%(levelname)-7s %(message)s", stream=sys.stderr)
     # The plugin a command loads is closed before the command returns (check and react use it as a
     # context manager), and the host gives wasmtime no Python callbacks that could run during
-    # interpreter finalization: the process exits normally (tests/host/test_cli_exit.py).
+    # interpreter finalization: the process exits normally (tests/wasm_abi/test_cli_exit.py).
     sys.exit(_dispatch(args))
 
 

@@ -26,7 +26,7 @@ def cap_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 #: Why a call failed because of the plugin (`PluginFault.kind`): a closed set, each listed in ABI.md
-#: section 8 (tests/host/test_kinds.py checks the table against this).
+#: section 8 (tests/wasm_abi/test_kinds.py checks the table against this).
 FaultKind = Literal[
     "out_of_fuel",  # the fuel budget ran out
     "timeout",  # the wall-clock deadline passed

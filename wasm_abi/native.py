@@ -12,7 +12,7 @@ wasmtime-py's private names this needs (`_bindings`, `_func.LAST_EXCEPTION`, `_e
 `Trap._from_ptr`, `WasmtimeError._from_ptr`) are used here and nowhere else in `wasm_abi`; the rest of
 the package calls the functions below. wasmtime-py may change any of them in any release (the
 dependency pins the major version): `check_private_api()` tries every one and names the first that is
-missing with the installed wasmtime version (tests/host/test_native.py runs it), and this module's
+missing with the installed wasmtime version (tests/wasm_abi/test_native.py runs it), and this module's
 import fails the same way if a module-level name is gone.
 """
 

@@ -1,4 +1,4 @@
-"""Load WASI plugins, react, and leave the interpreter in one of several ways (tests/host/test_close.py).
+"""Load WASI plugins, react, and leave the interpreter in one of several ways (tests/wasm_abi/test_close.py).
 
 Usage: python teardown_script.py MODE MODULE... ; prints "done" on the way out. MODE says who frees the
 plugins: `close` (explicitly), `with` (the context manager), `global` (a module global: freed during

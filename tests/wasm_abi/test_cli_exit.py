@@ -2,7 +2,7 @@
 
 The CLI used to leave with `os._exit` because wasmtime's WASI runtime threads could abort the process
 (exit status 134) while the interpreter finalized. The commands now close the plugin they load, and the
-host gives wasmtime no Python callback that could run during finalization (tests/host/test_close.py),
+host gives wasmtime no Python callback that could run during finalization (tests/wasm_abi/test_close.py),
 so the process finalizes like any other: these runs would show the abort if it came back.
 """
 

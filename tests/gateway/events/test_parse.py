@@ -1,4 +1,4 @@
-"""Request parsing rules, case by case (the end-to-end tests in tests/delivery cover the same formats
+"""Request parsing rules, case by case (the end-to-end tests in tests/gateway/pipeline cover the same formats
 through the server; these pin the exact shapes and error messages)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Fixtures of tests/delivery: a real event plane on a real Hypercorn server, on the real store/view/plugin manager, plus a real
+"""Fixtures of tests/gateway/pipeline: a real event plane on a real Hypercorn server, on the real store/view/plugin manager, plus a real
 HTTP function server that records what it receives and answers what a test scripts."""
 
 from __future__ import annotations

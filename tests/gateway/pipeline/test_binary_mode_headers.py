@@ -6,7 +6,7 @@ function server is the decoded attribute."""
 from __future__ import annotations
 
 import httpx
-from event_plane_harness import EventGateway, FunctionServer, GatewayFactory
+from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
 
 async def _gateway(event_gateway: GatewayFactory, recorder: FunctionServer) -> EventGateway:

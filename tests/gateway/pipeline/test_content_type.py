@@ -7,7 +7,7 @@ from __future__ import annotations
 import base64
 
 import pytest
-from event_plane_harness import EventGateway, FunctionServer, GatewayFactory
+from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
 
 async def _gateway(event_gateway: GatewayFactory, recorder: FunctionServer) -> EventGateway:

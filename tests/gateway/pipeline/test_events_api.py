@@ -7,7 +7,7 @@ import base64
 import json
 import re
 
-from event_plane_harness import EventGateway, FunctionServer, GatewayFactory
+from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
 
 async def _gateway_with(event_gateway: GatewayFactory, recorder: FunctionServer, name: str = "fn",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from wat_plugins import plugin
+from .wat_plugins import plugin
 
 
 async def _configure(config: httpx.AsyncClient, function_url: str) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import httpx
-from event_plane_harness import FunctionServer, GatewayFactory
-from wat_plugins import plugin
+from .event_plane_harness import FunctionServer, GatewayFactory
+from .wat_plugins import plugin
 
 RECEIVED = "eventgateway.event.received"
 INVOKING = "eventgateway.function.invoking"

@@ -9,7 +9,7 @@ from typing import Any
 import msgpack
 import wasmtime
 
-KIT = Path(__file__).resolve().parents[2] / "wasm_abi" / "pdk" / "wat" / "kit.wat"
+KIT = Path(__file__).resolve().parents[3] / "wasm_abi" / "pdk" / "wat" / "kit.wat"
 
 
 def _hex(data: bytes) -> str:

@@ -21,7 +21,7 @@ from quart import Quart, request
 
 from tests.asgi_server import serving
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 def free_port() -> int:

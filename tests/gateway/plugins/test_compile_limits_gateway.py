@@ -1,7 +1,7 @@
 """Compiling is bounded through every way a module enters a running gateway (issue 10, "Critical:
 compiling is unbounded"): ``POST /v1/plugins``, ``event-gateway plugin check``, and a module already
 in a shared store. A real ``python -m gateway serve`` process, real HTTP, the attack modules of
-tests/host/test_compile_limits.py."""
+tests/wasm_abi/test_compile_limits.py."""
 
 from __future__ import annotations
 
@@ -17,13 +17,13 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import GatewayProcess
-from wat_modules import REPO_ROOT, example, write
+from .servers import GatewayProcess
+from .wat_modules import REPO_ROOT, example, write
 
 from gateway.plugins.documents import write_plugin
 from gateway.plugins.plugin_settings import parse_settings
 from gateway.store import open_store
-from tests.host.test_compile_limits import attack_module, compliant_attack
+from tests.wasm_abi.test_compile_limits import attack_module, compliant_attack
 from wasm_abi.limits import MIB
 
 TIGHT = 400 * MIB  # below what the shape-compliant attack needs, above what normal modules need

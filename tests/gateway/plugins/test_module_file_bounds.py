@@ -14,7 +14,7 @@ import pytest
 
 from gateway.plugins.config_file import PluginsConfigError, load_plugins_config
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MAX = 32 * 1024 * 1024
 
 

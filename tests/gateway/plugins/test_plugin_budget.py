@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
-from wat_modules import constant_plugin
+from .wat_modules import constant_plugin
 
 from gateway.plugins.manager import PluginStartupError
 

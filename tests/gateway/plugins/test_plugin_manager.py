@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from wat_modules import TRAP_ON_BOOM, constant_plugin, example, kit_module, write
+from .wat_modules import TRAP_ON_BOOM, constant_plugin, example, kit_module, write
 
 from gateway.metrics import Metrics
 from gateway.plugins.reactor import AsyncReactor

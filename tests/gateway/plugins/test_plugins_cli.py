@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from wat_modules import REPO_ROOT, SPIN_ON_SPIN, TRAP_ON_BOOM, constant_plugin, example, kit_module, write
+from .wat_modules import REPO_ROOT, SPIN_ON_SPIN, TRAP_ON_BOOM, constant_plugin, example, kit_module, write
 
 CLI = [sys.executable, "-m", "gateway", "plugin"]  # the `event-gateway` console script's entry point
 

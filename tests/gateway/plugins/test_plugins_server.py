@@ -14,8 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from servers import GatewayProcess, function_server
-from wat_modules import TRAP_ON_BOOM, example, kit_module, write
+from .servers import GatewayProcess, function_server
+from .wat_modules import TRAP_ON_BOOM, example, kit_module, write
 
 CE = "application/cloudevents+json"
 

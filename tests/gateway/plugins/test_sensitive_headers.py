@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from wat_modules import kit_module
+from .wat_modules import kit_module
 
 from gateway.plugins.plugin_settings import PluginSettingsError, parse_settings
 
@@ -127,7 +127,7 @@ async def test_rewrite_by_an_ungranted_plugin_keeps_the_functions_headers(gatewa
                                                                           tmp_path) -> None:
     """A plugin that never saw Authorization and replaces the http.request event cannot have meant to
     drop it: the function receives the replacement with the withheld headers put back."""
-    from tests.delivery.wat_plugins import plugin
+    from tests.gateway.pipeline.wat_plugins import plugin
 
     replacement = {"eventType": "http.request", "cloudEventsVersion": "0.1", "source": "/rewritten",
                    "eventID": "r-1", "contentType": "application/json",

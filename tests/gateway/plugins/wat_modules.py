@@ -8,7 +8,7 @@ from pathlib import Path
 
 import wasmtime
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 KIT = REPO_ROOT / "wasm_abi" / "pdk" / "wat" / "kit.wat"
 EXAMPLES = REPO_ROOT / "plugin_examples" / "wat"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.config_api.conftest import assert_error, http_function
+from tests.gateway.http.config_api.conftest import assert_error, http_function
 
 
 async def test_status_and_unknown_routes(root: httpx.AsyncClient) -> None:

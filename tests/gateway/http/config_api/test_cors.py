@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.config_api.conftest import assert_error
+from tests.gateway.http.config_api.conftest import assert_error
 
 
 async def test_crud_defaults_and_escaped_id(api: httpx.AsyncClient) -> None:

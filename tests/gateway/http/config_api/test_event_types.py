@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.config_api.conftest import assert_error, http_function
+from tests.gateway.http.config_api.conftest import assert_error, http_function
 
 
 async def test_crud(api: httpx.AsyncClient) -> None:

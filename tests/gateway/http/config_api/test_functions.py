@@ -3,7 +3,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from tests.config_api.conftest import assert_error, http_function
+from tests.gateway.http.config_api.conftest import assert_error, http_function
 
 LAMBDA = {"functionId": "lambda", "type": "awslambda",
           "provider": {"arn": "arn:aws:lambda:us-east-1:123456789012:function:f", "region": "us-east-1",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.config_api.conftest import http_function
+from tests.gateway.http.config_api.conftest import http_function
 from tests.gateway_fixtures import ScriptedResponse
 
 

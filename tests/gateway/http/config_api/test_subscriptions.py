@@ -5,7 +5,7 @@ import base64
 import httpx
 import pytest
 
-from tests.config_api.conftest import assert_error, http_function
+from tests.gateway.http.config_api.conftest import assert_error, http_function
 
 
 @pytest.fixture

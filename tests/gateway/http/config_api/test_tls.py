@@ -18,7 +18,7 @@ from cryptography.x509.oid import NameOID
 
 from gateway.settings import Settings, SettingsError
 from gateway.server import check_tls
-from tests.config_api.conftest import http_function
+from tests.gateway.http.config_api.conftest import http_function
 from tests.gateway_fixtures import REPO_ROOT
 
 
