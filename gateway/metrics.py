@@ -19,6 +19,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from wasm_abi.events import SYSTEM_EVENT_TYPES
+
 __all__ = ["CONTENT_TYPE_LATEST", "MAX_LABEL_CHARS", "OTHER", "Metrics"]
 
 #: The label value that stands for every space and event type the configuration does not name: labels
@@ -29,8 +31,8 @@ OTHER = "other"
 #: Longest label value kept; a longer one is cut (configured names are far shorter than this).
 MAX_LABEL_CHARS = 128
 #: Event types the gateway makes itself (a bounded set, labelled whether configured or not).
-_GATEWAY_TYPES = frozenset({"http.request", "eventgateway.event.received", "eventgateway.function.invoking",
-                            "eventgateway.function.invoked", "eventgateway.function.invocationFailed"})
+#: (``http.request`` is gateway.events.parse's HTTP_REQUEST_TYPE, a layer above this module.)
+_GATEWAY_TYPES = frozenset({"http.request", *SYSTEM_EVENT_TYPES})
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 _REACTION_BUCKETS = (0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1)

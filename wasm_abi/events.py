@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import time as _time
 import uuid
-from typing import Any, Final
+from typing import Any, Final, TypeGuard
 
 EVENT_RECEIVED: Final = "eventgateway.event.received"
 FUNCTION_INVOKING: Final = "eventgateway.function.invoking"
@@ -42,7 +42,7 @@ DATACONTENTTYPE: Final = "application/json"
 SPECVERSION: Final = "1.0"
 
 
-def is_system_event_type(value: object) -> bool:
+def is_system_event_type(value: object) -> TypeGuard[str]:
     """Whether ``value`` is a type reserved for system events (a string starting ``eventgateway.``)."""
     return isinstance(value, str) and value.startswith(SYSTEM_EVENT_PREFIX)
 

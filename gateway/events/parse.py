@@ -21,9 +21,11 @@ import base64
 import re
 import uuid
 from dataclasses import dataclass, field
-from gateway.common import rfc3339
 from typing import Any
 from urllib.parse import unquote
+
+from gateway.common import rfc3339
+from wasm_abi.events import SYSTEM_EVENT_PREFIX, is_system_event_type
 
 from . import cloudevents as ce
 from .json_body import loads as _json_loads
@@ -31,7 +33,6 @@ from .json_body import loads as _json_loads
 __all__ = [
     "DEFAULT_MAX_BATCH_EVENTS",
     "HTTP_REQUEST_TYPE",
-    "SYSTEM_PREFIX",
     "TRANSFORMATION_SOURCE",
     "ParsedRequest",
     "RawRequest",
@@ -41,7 +42,6 @@ __all__ = [
 ]
 
 HTTP_REQUEST_TYPE = "http.request"
-SYSTEM_PREFIX = "eventgateway."
 TRANSFORMATION_VERSION = "0.1"
 TRANSFORMATION_SOURCE = f"https://serverless.com/event-gateway/#transformationVersion={TRANSFORMATION_VERSION}"
 
@@ -314,10 +314,10 @@ def refuse_reserved(event: dict[str, Any], where: str = "event") -> None:
     (1.0) or ``eventType`` (0.1), whatever its version: those events are emitted by the gateway only."""
     for key in ("type", "eventType"):
         value = event.get(key)
-        if isinstance(value, str) and value.startswith(SYSTEM_PREFIX):
+        if is_system_event_type(value):
             shown = value if len(value) <= 80 else f"{value[:77]}..."
             raise ce.InvalidEvent(f"{where}: event type {shown!r} (attribute {key!r}) is reserved: "
-                                  f"'{SYSTEM_PREFIX}*' events are emitted by the gateway only")
+                                  f"'{SYSTEM_EVENT_PREFIX}*' events are emitted by the gateway only")
 
 
 def _refuse_system(events: list[dict[str, Any]]) -> None:
