@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .errors import PluginFault
+from .errors import FaultKind, PluginFault
 from .limits import Limits
 
 
@@ -35,7 +35,7 @@ class PluginState:
 
     status: str  # "active" | "quarantined"
     consecutive_faults: int
-    last_fault_kind: str | None
+    last_fault_kind: FaultKind | None
     last_fault_message: str | None
     last_fault_at: float | None  # time.time()
     retry_at: float | None  # time.time() when a quarantined plugin is tried again
@@ -66,7 +66,7 @@ class PluginHealth:
         self.retry_at_wall: float | None = None
         self.reason: str | None = None
         self._rate_quarantine = False  # the current quarantine came from the fault rate
-        self.last_kind: str | None = None
+        self.last_kind: FaultKind | None = None
         self.last_message: str | None = None
         self.last_at: float | None = None
         self.reactions: Counter[str] = Counter()

@@ -22,15 +22,15 @@ import time
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from gateway.common import rfc3339, wait_with_timeout
 from pathlib import Path
 from typing import Any, Protocol
 
+from gateway.common import rfc3339, wait_with_timeout
 from gateway.events.cloudevents import validate
 from gateway.events.parse import refuse_reserved
 from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
-from wasm_abi import PluginError, PluginLoadError
+from wasm_abi import FaultKind, LoadErrorKind, PluginError, PluginFault, PluginLoadError
 
 from .loading import STATE_VALUES, LoadedPlugin, PluginSpec, load_plugin, spec_from_path
 from .reactor import ASYNC_THREADS, AsyncReactor
@@ -228,7 +228,7 @@ class PluginManager(CurrentPlugins):
         self._state_task: asyncio.Task[None] | None = None
         self._view: PluginView | None = None
         self._last_states: dict[str, str] = {}
-        self._fault_kinds: dict[str, str] = {}  # plugin -> kind labelling its last-fault series
+        self._fault_kinds: dict[str, FaultKind | LoadErrorKind] = {}  # plugin -> kind labelling its last-fault series
         self._log_filter: _LogDropCounter | None = None
 
     # -- the contract --------------------------------------------------------------------------
@@ -657,10 +657,20 @@ class PluginManager(CurrentPlugins):
         self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
 
 
+def _error_kind(error: Exception) -> LoadErrorKind | FaultKind:
+    """The kind shown for a store plugin that failed to load: the host's own, else what the gateway's
+    checks make of the error (settings it refused, or any other failure)."""
+    if isinstance(error, (PluginLoadError, PluginFault)):
+        return error.kind
+    if isinstance(error, PluginSettingsError):
+        return "bad_settings"
+    return "load_failed"
+
+
 def _error_fault(error: Exception | None) -> dict[str, Any] | None:
     if error is None:
         return None
-    kind = getattr(error, "kind", None) or ("bad_settings" if isinstance(error, PluginSettingsError) else "load_failed")
+    kind = _error_kind(error)
     message = getattr(error, "message", None) or str(error)
     return {"kind": kind, "message": message, "at": None, "consecutive": 0}
 

@@ -311,11 +311,6 @@ class ActivePluginSet(PluginSet):
                 self._observe(plugin, event_type, mode, started)
                 self._fault(plugin, fault, event_type, mode)
             raise
-        except ValueError as exc:  # the event is over the plugin's input limit
-            self._observe(plugin, event_type, mode, started)
-            too_large = PluginFault(plugin.name, "input_too_large", str(exc))
-            self._fault(plugin, too_large, event_type, mode)
-            raise too_large from None
         self._observe(plugin, event_type, mode, started, reaction.fuel_used)
         if plugin.quarantined:
             plugin.quarantined = False
