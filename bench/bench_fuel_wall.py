@@ -96,7 +96,7 @@ CASES = [
 
 
 def case_wat(case: Case) -> str:
-    from tests.wasm_abi.watgen import plugin_wat  # the same builder the tests use
+    from tests.wat import plugin_wat  # the same builder the tests use
 
     react = f"""(block (result i64)
     (local.set $i (i32.const 1))

@@ -119,7 +119,7 @@ def build_rows() -> list[Row]:
     rows.append(Row("wasmtime-py Func.__call__, noop ()", lambda: noop(store), 200))
     rows.append(Row("wasmtime-py Func.__call__, react(i32, i32) -> i64", lambda: react(store, 8, 1024), 200))
 
-    from tests.wasm_abi.watgen import plugin_wat  # the same builder the tests use
+    from tests.wat import plugin_wat  # the same builder the tests use
 
     limits = Limits(pool_size=1)
     plugin = Plugin.from_bytes(plugin_wat(reaction={}).encode(), name="bench-continue", limits=limits)

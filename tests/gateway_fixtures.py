@@ -6,8 +6,9 @@ Registered for the whole suite through ``pytest_plugins`` in ``tests/conftest.py
   starts a real :class:`gateway.runtime.Gateway` with both APIs on Hypercorn on free ports in the test's
   event loop; ``gw.events_url`` / ``gw.config_url``, ``gw.gateway`` (the runtime), ``await gw.stop()``.
   Every gateway still running at the end of the test is stopped.
-- ``gateway_process``: a factory running ``python -m gateway serve ...`` as a subprocess (for
-  ``--processes N``, signals, restarts); ports are read back from its log.
+- ``launch_gateway(*args, log_path=...)``: the one launcher of ``python -m gateway serve ...`` as a
+  subprocess (for ``--processes N``, signals, restarts); ports are read back from its log. The
+  ``gateway_process`` fixture wraps it and kills what is left at the end of the test.
 - ``function_server``: a real HTTP server recording every request it receives; script its answers
   with ``respond(...)`` / ``script([...])``. ``function_server_factory`` makes more of them.
 """
@@ -19,6 +20,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -42,6 +44,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 __all__ = [
     "FunctionServer",
     "GatewayProcess",
+    "launch_gateway",
     "RecordedRequest",
     "ScriptedResponse",
 ]
@@ -80,15 +83,23 @@ _LISTEN = re.compile(r"(events|config) API (?:listening )?on (https?://[^\s,]+)"
 
 @dataclass
 class GatewayProcess:
-    """``python -m gateway serve`` in a subprocess, its log in ``log_path``."""
+    """``python -m gateway serve`` in a subprocess, its log in ``log_path``; made by :func:`launch_gateway`."""
 
     process: subprocess.Popen[bytes]
     log_path: Path
     events_url: str = ""
     config_url: str = ""
 
+    @property
+    def events_port(self) -> int:
+        return int(self.events_url.rsplit(":", 1)[1])
+
+    @property
+    def config_port(self) -> int:
+        return int(self.config_url.rsplit(":", 1)[1])
+
     def log(self) -> str:
-        return self.log_path.read_text(errors="replace")
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         if self.process.poll() is None:
@@ -97,7 +108,32 @@ class GatewayProcess:
     def wait(self, timeout: float = 30.0) -> int:
         return self.process.wait(timeout)
 
+    wait_exit = wait
+
+    def wait_ready(self, timeout: float = 60.0) -> None:
+        """Wait until the log names both APIs' addresses, the Config API answers ``/v1/status`` and the
+        Events API accepts connections; fails the test if the process exits or the time runs out."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"gateway exited with {self.process.returncode}; log:\n{self.log()}")
+            found = {api: url for api, url in _LISTEN.findall(self.log())}
+            if "events" in found and "config" in found:
+                self.events_url, self.config_url = found["events"], found["config"]
+                try:
+                    if httpx.get(self.config_url + "/v1/status", timeout=2).status_code == 200:
+                        with socket.create_connection(("127.0.0.1", self.events_port), timeout=1):
+                            return
+                except (httpx.HTTPError, OSError):
+                    pass
+            time.sleep(0.1)
+        self.process.kill()
+        raise AssertionError(f"gateway not ready within {timeout}s; log:\n{self.log()}")
+
     def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM, then wait; a gateway that does not stop in time is killed and fails the test."""
+        if self.process.poll() is not None:
+            return self.process.returncode
         self.signal(signal.SIGTERM)
         try:
             return self.process.wait(timeout)
@@ -107,35 +143,37 @@ class GatewayProcess:
             raise AssertionError(f"gateway did not stop within {timeout}s; log:\n{self.log()}") from None
 
 
+def launch_gateway(*args: str, log_path: Path, cwd: Path | None = None, env: dict[str, str] | None = None,
+                   wait: bool = True, ready_timeout: float = 60.0) -> GatewayProcess:
+    """The one way the tests start a gateway process: ``python -m gateway serve --events-port 0
+    --config-port 0 <args>`` (exactly what an operator runs), output in ``log_path``, working directory
+    ``cwd`` (default: the log's directory), the ports read back from the log. ``wait``: until it serves
+    (:meth:`GatewayProcess.wait_ready`); without it, e.g. to see a start-up refused."""
+    command = [sys.executable, "-m", "gateway", "serve", "--events-port", "0", "--config-port", "0", *args]
+    python_path = os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(command, cwd=cwd or log_path.parent, stdout=log_file, stderr=subprocess.STDOUT,
+                                   env={**os.environ, "PYTHONPATH": python_path, **(env or {})})
+    handle = GatewayProcess(process, log_path)
+    if wait:
+        handle.wait_ready(ready_timeout)
+    return handle
+
+
 @pytest.fixture
 def gateway_process(tmp_path: Path) -> Iterator[Callable[..., GatewayProcess]]:
+    """``gateway_process(*args, env=..., wait=True, cwd=REPO_ROOT)``: :func:`launch_gateway` with its log
+    in the test's tmp_path; every process still running at the end of the test is killed."""
     processes: list[GatewayProcess] = []
 
-    def spawn(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 60.0) -> GatewayProcess:
-        """Start ``event-gateway serve --events-port 0 --config-port 0 <args>`` and wait until both APIs
-        answer ``/v1/status``-style requests."""
+    def spawn(*args: str, env: dict[str, str] | None = None, ready_timeout: float = 60.0, wait: bool = True,
+              cwd: Path = REPO_ROOT) -> GatewayProcess:
         log_path = tmp_path / f"gateway-{len(processes)}.log"
-        command = [sys.executable, "-m", "gateway", "serve", "--events-port", "0", "--config-port", "0", *args]
-        with log_path.open("wb") as log_file:
-            process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log_file, stderr=subprocess.STDOUT,
-                                       env={**os.environ, **(env or {})})
-        handle = GatewayProcess(process, log_path)
+        handle = launch_gateway(*args, log_path=log_path, cwd=cwd, env=env, wait=False)
         processes.append(handle)
-        deadline = time.monotonic() + ready_timeout
-        while time.monotonic() < deadline:
-            if process.poll() is not None:
-                raise AssertionError(f"gateway exited with {process.returncode}; log:\n{handle.log()}")
-            found = {api: url for api, url in _LISTEN.findall(handle.log())}
-            if "events" in found and "config" in found:
-                handle.events_url, handle.config_url = found["events"], found["config"]
-                try:
-                    if httpx.get(handle.config_url + "/v1/status", timeout=2).status_code == 200:
-                        return handle
-                except httpx.HTTPError:
-                    pass
-            time.sleep(0.1)
-        handle.process.kill()
-        raise AssertionError(f"gateway not ready within {ready_timeout}s; log:\n{handle.log()}")
+        if wait:
+            handle.wait_ready(ready_timeout)
+        return handle
 
     yield spawn
     for handle in processes:

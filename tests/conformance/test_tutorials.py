@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from plugin_examples.build import REPO_ROOT
-from tests.gateway_fixtures import GatewayProcess
+from tests.gateway_fixtures import GatewayProcess, launch_gateway
 
 DOC = REPO_ROOT / "docs" / "writing-plugins.md"
 SECTIONS = {"wat": "WAT", "c": "C", "zig": "Zig", "rust": "Rust", "assemblyscript": "AssemblyScript", "go": "Go"}
@@ -83,23 +83,8 @@ def tutorial_script(lang: str) -> str:
 
 
 def _serve(module: Path, workdir: Path) -> GatewayProcess:
-    log_path = workdir / "gateway.log"
-    command = [sys.executable, "-m", "gateway", "serve", "--db", "memory", "--events-port", "0",
-               "--config-port", "0", "--plugin", str(module)]
-    with log_path.open("wb") as log_file:
-        process = subprocess.Popen(command, cwd=workdir, stdout=log_file, stderr=subprocess.STDOUT)
-    handle = GatewayProcess(process, log_path)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"gateway exited with {process.returncode}; log:\n{handle.log()}")
-        found = re.search(r"events API listening on (http://\S+)", handle.log())
-        if found:
-            handle.events_url = found.group(1)
-            return handle
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError(f"gateway not ready; log:\n{handle.log()}")
+    return launch_gateway("--db", "memory", "--plugin", str(module), log_path=workdir / "gateway.log",
+                          cwd=workdir, ready_timeout=120)
 
 
 def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:

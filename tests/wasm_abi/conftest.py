@@ -12,7 +12,7 @@ import wasmtime
 
 from wasm_abi import Limits, Plugin
 
-from .watgen import plugin_wat
+from tests.wat import plugin_wat
 
 WAT_DIR = Path(__file__).parent / "wat"
 
@@ -30,7 +30,7 @@ def _isolated_cache(cache_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def make_plugin() -> Callable[..., Plugin]:
-    """Build a plugin from WAT written by the test (see watgen.plugin_wat for the options)."""
+    """Build a plugin from WAT written by the test (see tests/wat.py: plugin_wat for the options)."""
 
     def make(*, name: str = "test", limits: Limits | None = None, config: dict[str, Any] | None = None,
              log_handler: Any = None, **wat: Any) -> Plugin:

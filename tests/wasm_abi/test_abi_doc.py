@@ -13,7 +13,7 @@ import pytest
 import wasm_abi
 from wasm_abi import EVENT_RECEIVED, Plugin, PluginLoadError, Reaction, imports, system_event
 
-from .watgen import plugin_wat
+from tests.wat import plugin_wat
 
 ABI = (Path(wasm_abi.__file__).parent / "ABI.md").read_text()
 SECTION_9 = ABI[ABI.index("## 9. Worked example"):ABI.index("## 10. Versioning")]
@@ -81,5 +81,5 @@ def test_the_python_api_is_documented_outside_the_abi() -> None:
         assert name in doc
 
 
-def test_watgen_is_still_what_builds_these_plugins() -> None:
+def test_tests_wat_is_still_what_builds_these_plugins() -> None:
     assert "eventgateway_abi_v1" in plugin_wat()

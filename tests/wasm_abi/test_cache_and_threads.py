@@ -14,7 +14,7 @@ import wasmtime
 
 from wasm_abi import Limits, Plugin, PluginFault, PluginLoadError, Reaction, module_cache
 
-from .watgen import plugin_wat
+from tests.wat import plugin_wat
 
 ECHO = "(i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len)))"
 

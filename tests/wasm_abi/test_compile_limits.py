@@ -24,7 +24,7 @@ import wasmtime
 from wasm_abi import Limits, Plugin, PluginLoadError, Reaction, compile_worker, module_shape
 from wasm_abi.limits import MIB
 
-from .watgen import plugin_wat
+from tests.wat import plugin_wat
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -290,7 +290,7 @@ _DYING_HOST = textwrap.dedent("""
     import os, sys, wasmtime
     from wasm_abi import Plugin, compile_worker
     sys.path.insert(0, sys.argv[1])
-    from tests.wasm_abi.watgen import plugin_wat
+    from tests.wat import plugin_wat
     Plugin.from_bytes(bytes(wasmtime.wat2wasm(plugin_wat())), name="p", cache_dir=sys.argv[2])
     print(*compile_worker.server_pids(), flush=True)
     os._exit(0)  # no atexit, no cleanup: the server must notice on its own

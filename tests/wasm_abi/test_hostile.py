@@ -224,7 +224,7 @@ def test_fault_discards_the_instance(make_plugin: MakePlugin) -> None:
           (if (result i64) (i32.gt_u (local.get $len) (i32.const 1)) (then unreachable) (else (i64.const 0)))))"""
     import msgpack
 
-    from .watgen import packed, wat_bytes
+    from tests.wat import packed, wat_bytes
 
     body = msgpack.packb({"error": "poisoned"})
     plugin = make_plugin(

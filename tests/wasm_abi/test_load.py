@@ -21,7 +21,7 @@ from wasm_abi import (
 )
 from wasm_abi.imports import MAX_IMPORTS
 
-from .watgen import packed, plugin_wat, wat_bytes
+from tests.wat import packed, plugin_wat, wat_bytes
 
 
 def wasm(**kw: object) -> bytes:

@@ -18,7 +18,7 @@ import wasmtime
 from wasm_abi import Plugin, PluginFault, PluginLoadError
 from wasm_abi.errors import MAX_MESSAGE_CHARS
 
-from .watgen import plugin_wat, wat_bytes
+from tests.wat import plugin_wat, wat_bytes
 
 MakePlugin = Callable[..., Plugin]
 HUGE = 3_800_000  # the size that made a 3.8 MB lastFault

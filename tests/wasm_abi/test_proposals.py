@@ -12,7 +12,7 @@ import wasmtime
 
 from wasm_abi import Plugin, PluginLoadError, Reaction, engine
 
-from .watgen import plugin_wat
+from tests.wat import plugin_wat
 
 HOSTILE = {
     # a struct of 10 000 i64 fields allocated in a loop: 1 fuel per allocation, ~80 KB of work each

@@ -21,7 +21,7 @@ from wasm_abi import (
 
 from wasm_abi.reaction import MAX_ERROR_CHARS
 
-from .watgen import REACTION_AT, packed, wat_bytes
+from tests.wat import REACTION_AT, packed, wat_bytes
 
 ECHO = "(i64.or (i64.shl (i64.extend_i32_u (local.get $ptr)) (i64.const 32)) (i64.extend_i32_u (local.get $len)))"
 

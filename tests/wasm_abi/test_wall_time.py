@@ -20,7 +20,7 @@ from gateway.plugins.settings import PluginSettings
 from wasm_abi import Limits, Plugin, PluginFault, Reaction
 from wasm_abi.instance import INLINE_SYNC_TIMEOUT
 
-from .watgen import plugin_wat
+from tests.wat import plugin_wat
 
 MakePlugin = Callable[..., Plugin]
 

@@ -11,7 +11,7 @@ import pytest
 
 from wasm_abi import Limits, Plugin, PluginFault, Reaction
 
-from .watgen import wat_bytes
+from tests.wat import wat_bytes
 
 MakePlugin = Callable[..., Plugin]
 LOG_IMPORT = '(import "eventgateway" "log" (func $log (param i32 i32 i32)))'

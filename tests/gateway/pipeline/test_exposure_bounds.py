@@ -153,11 +153,11 @@ async def test_v01_event_cannot_smuggle_a_reserved_or_second_type(gateway_server
 async def test_plugin_rewrite_cannot_forge_a_v01_system_event(gateway_server, function_server, tmp_path) -> None:
     """A plugin whose replacement is a 0.1 event typed ``eventgateway.*`` in ``eventType`` with an
     innocent ``type`` key is at fault (policy closed: 503), and no function receives the forgery."""
-    from wat_plugins import plugin
+    from tests.wat import kit_plugin
 
     forged = _v01(eventType="eventgateway.function.invoked", type="user.created", data={"forged": True})
     rewriter = tmp_path / "forger.wasm"
-    rewriter.write_bytes(plugin([("eventgateway.event.received", "sync")], {"event": forged}))
+    rewriter.write_bytes(kit_plugin([("eventgateway.event.received", "sync")], {"event": forged}))
     running = await gateway_server(plugins=[rewriter])
     async with httpx.AsyncClient(base_url=running.config_url) as config, \
             httpx.AsyncClient(base_url=running.events_url) as events:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import httpx
-from .wat_plugins import plugin
+from tests.wat import kit_plugin
 
 
 async def _configure(config: httpx.AsyncClient, function_url: str) -> None:
@@ -43,7 +43,7 @@ async def test_config_api_writes_route_events_at_once(gateway_server, function_s
 
 async def test_plugin_loaded_by_flag_rejects_on_the_events_api(gateway_server, function_server, tmp_path) -> None:
     guard = tmp_path / "guard.wasm"
-    guard.write_bytes(plugin([("eventgateway.event.received", "sync")], {"error": "closed", "status": 423},
+    guard.write_bytes(kit_plugin([("eventgateway.event.received", "sync")], {"error": "closed", "status": 423},
                              only_type="user.created"))
     running = await gateway_server(plugins=[guard])
     async with httpx.AsyncClient(base_url=running.config_url) as config, \

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 
 import httpx
+from tests.wat import kit_plugin
+
 from .event_plane_harness import FunctionServer, GatewayFactory
-from .wat_plugins import plugin
 
 RECEIVED = "eventgateway.event.received"
 INVOKING = "eventgateway.function.invoking"
@@ -27,7 +28,7 @@ async def _sync_gateway(event_gateway: GatewayFactory, recorder: FunctionServer,
 
 
 async def test_received_rejection_answers_its_status_and_message(event_gateway, recorder):
-    guard = plugin([(RECEIVED, "sync")], {"error": "orders are closed", "status": 451}, only_type="order.placed")
+    guard = kit_plugin([(RECEIVED, "sync")], {"error": "orders are closed", "status": 451}, only_type="order.placed")
     gw = await _sync_gateway(event_gateway, recorder, [guard])
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 451
@@ -38,7 +39,7 @@ async def test_received_rejection_answers_its_status_and_message(event_gateway, 
 
 
 async def test_rejection_without_status_is_403_never_an_empty_200(event_gateway, recorder):
-    gw = await _sync_gateway(event_gateway, recorder, [plugin([(RECEIVED, "sync")], {"error": "no"})])
+    gw = await _sync_gateway(event_gateway, recorder, [kit_plugin([(RECEIVED, "sync")], {"error": "no"})])
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 403 and response.json()["errors"][0]["message"] == "no"
 
@@ -46,13 +47,13 @@ async def test_rejection_without_status_is_403_never_an_empty_200(event_gateway,
 async def test_received_rewrite_replaces_the_event(event_gateway, recorder):
     replacement = {"specversion": "1.0", "type": "order.placed", "source": "/rewritten", "id": "r1",
                    "data": {"redacted": True}}
-    gw = await _sync_gateway(event_gateway, recorder, [plugin([(RECEIVED, "sync")], {"event": replacement})])
+    gw = await _sync_gateway(event_gateway, recorder, [kit_plugin([(RECEIVED, "sync")], {"event": replacement})])
     assert (await gw.client.post("/orders", content=_event(card="4111"), headers=CE)).status_code == 200
     assert recorder.received["fn"][0]["body"] == replacement
 
 
 async def test_sync_fault_fails_closed_with_503(event_gateway, recorder):
-    gw = await _sync_gateway(event_gateway, recorder, [plugin([(RECEIVED, "sync")], trap=True)])
+    gw = await _sync_gateway(event_gateway, recorder, [kit_plugin([(RECEIVED, "sync")], trap=True)])
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 503
     assert response.json()["errors"][0]["message"]
@@ -60,7 +61,7 @@ async def test_sync_fault_fails_closed_with_503(event_gateway, recorder):
 
 
 async def test_invoking_rejection_blocks_sync_call_and_drops_async_delivery(event_gateway, recorder):
-    blocker = plugin([(INVOKING, "sync")], {"error": "function frozen", "status": 409}, only_type="order.placed")
+    blocker = kit_plugin([(INVOKING, "sync")], {"error": "function frozen", "status": 409}, only_type="order.placed")
     gw = await _sync_gateway(event_gateway, recorder, [blocker])
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 409 and response.json()["errors"][0]["message"] == "function frozen"
@@ -73,17 +74,17 @@ async def test_invoking_rejection_blocks_sync_call_and_drops_async_delivery(even
 
 
 async def test_invoking_fault_and_rewrite(event_gateway, recorder):
-    gw = await _sync_gateway(event_gateway, recorder, [plugin([(INVOKING, "sync")], trap=True)])
+    gw = await _sync_gateway(event_gateway, recorder, [kit_plugin([(INVOKING, "sync")], trap=True)])
     assert (await gw.client.post("/orders", content=_event(), headers=CE)).status_code == 503
     replacement = {"specversion": "1.0", "type": "order.placed", "source": "/plugin", "id": "r2", "data": {}}
-    gw2 = await _sync_gateway(event_gateway, recorder, [plugin([(INVOKING, "sync")], {"event": replacement})])
+    gw2 = await _sync_gateway(event_gateway, recorder, [kit_plugin([(INVOKING, "sync")], {"event": replacement})])
     assert (await gw2.client.post("/orders", content=_event(), headers=CE)).status_code == 200
     assert recorder.received["fn"][-1]["body"] == replacement
 
 
 async def test_invoked_reaches_sync_plugins_which_can_block_the_answer(event_gateway, recorder):
     gw = await _sync_gateway(event_gateway, recorder,
-                             [plugin([(INVOKED, "sync")], {"error": "result withheld", "status": 502})])
+                             [kit_plugin([(INVOKED, "sync")], {"error": "result withheld", "status": 502})])
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 502 and response.json()["errors"][0]["message"] == "result withheld"
     assert len(recorder.received["fn"]) == 1  # the function ran; the plugin saw function.invoked
@@ -91,7 +92,7 @@ async def test_invoked_reaches_sync_plugins_which_can_block_the_answer(event_gat
 
 async def test_invocation_failed_reaches_plugins_but_cannot_change_the_outcome(event_gateway, recorder):
     gw = await _sync_gateway(event_gateway, recorder,
-                             [plugin([(FAILED, "sync")], {"error": "ignored", "status": 418})])
+                             [kit_plugin([(FAILED, "sync")], {"error": "ignored", "status": 418})])
     recorder.answer("fn", {"x": 1}, status=500)
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 500
@@ -102,7 +103,7 @@ async def test_invocation_failed_reaches_plugins_but_cannot_change_the_outcome(e
 
 
 async def test_invoked_fault_fails_closed_after_the_function_ran(event_gateway, recorder):
-    gw = await _sync_gateway(event_gateway, recorder, [plugin([(INVOKED, "sync")], trap=True)])
+    gw = await _sync_gateway(event_gateway, recorder, [kit_plugin([(INVOKED, "sync")], trap=True)])
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 503
     assert "failure policy is closed" in response.json()["errors"][0]["message"]
@@ -110,7 +111,7 @@ async def test_invoked_fault_fails_closed_after_the_function_ran(event_gateway, 
 
 
 async def test_invocation_failed_fault_cannot_change_the_outcome(event_gateway, recorder):
-    gw = await _sync_gateway(event_gateway, recorder, [plugin([(FAILED, "sync")], trap=True)])
+    gw = await _sync_gateway(event_gateway, recorder, [kit_plugin([(FAILED, "sync")], trap=True)])
     recorder.answer("fn", {"x": 1}, status=502)
     response = await gw.client.post("/orders", content=_event(), headers=CE)
     assert response.status_code == 500
@@ -121,7 +122,7 @@ async def test_fail_open_faults_let_the_event_through_at_every_stage(gateway_ser
     """The same trapping plugin on every sync stage, under ``policy = "open"``: the event is delivered and
     answered as if the plugin were not there; under the default policy it is refused with 503."""
     trap = tmp_path / "trap.wasm"
-    trap.write_bytes(plugin([(RECEIVED, "sync"), (INVOKING, "sync"), (INVOKED, "sync")], trap=True))
+    trap.write_bytes(kit_plugin([(RECEIVED, "sync"), (INVOKING, "sync"), (INVOKED, "sync")], trap=True))
     config = tmp_path / "plugins.toml"
     config.write_text(f'[plugins.trap]\npath = "{trap}"\npolicy = "open"\n')
     function_server.respond(200, {"statusCode": 201, "body": "delivered"})
@@ -145,7 +146,7 @@ async def test_fail_open_faults_let_the_event_through_at_every_stage(gateway_ser
 
 async def test_a_backlog_full_drop_is_emitted_as_invocation_failed(event_gateway, recorder):
     """Given up deliveries reach plugins as function.invocationFailed, backlog-full drops included."""
-    gw = await event_gateway(plugins=[plugin([(FAILED, "sync")])], workers=1, backlog=1)
+    gw = await event_gateway(plugins=[kit_plugin([(FAILED, "sync")])], workers=1, backlog=1)
     await gw.function("slow", recorder.target("slow"))
     await gw.subscribe("async", "order.placed", "slow", path="/q")
     recorder.delays["slow"] = 1.0

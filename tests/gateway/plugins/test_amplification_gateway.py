@@ -28,7 +28,7 @@ from gateway.plugins.loading import load_plugin, spec_from_path
 from gateway.plugins.reactor import AsyncReactor
 from gateway.plugins.stages import MAX_REPLACEMENT_BYTES, ActivePluginSet
 from gateway.plugins.plugin_settings import PluginSettings
-from tests.wasm_abi.watgen import plugin_wat, wat_bytes
+from tests.wat import plugin_wat, wat_bytes
 from wasm_abi import EVENT_RECEIVED, system_event
 
 CE = "application/cloudevents+json"

@@ -17,8 +17,8 @@ from typing import Any
 
 import httpx
 import pytest
-from .servers import GatewayProcess
-from .wat_modules import REPO_ROOT, example, write
+from tests.gateway_fixtures import REPO_ROOT, GatewayProcess, launch_gateway
+from tests.wat import example, write
 
 from gateway.plugins.documents import write_plugin
 from gateway.plugins.plugin_settings import parse_settings
@@ -57,8 +57,7 @@ def gateways(tmp_path: Path) -> Iterator[Any]:
     started: list[GatewayProcess] = []
 
     def start(*args: str) -> GatewayProcess:
-        gateway = GatewayProcess(list(args))
-        gateway.start(tmp_path / f"gateway-{len(started)}.log")
+        gateway = launch_gateway(*args, log_path=tmp_path / f"gateway-{len(started)}.log")
         started.append(gateway)
         return gateway
 

@@ -12,13 +12,13 @@ from typing import Any
 
 import httpx
 import pytest
-from .wat_modules import constant_plugin
+from tests.wat import kit_plugin
 
 from gateway.plugins.manager import PluginStartupError
 
 MIB = 1024 * 1024
-GUARD = constant_plugin({"error": "guarded", "status": 409})
-PASS = constant_plugin(None)
+GUARD = kit_plugin(reaction={"error": "guarded", "status": 409})
+PASS = kit_plugin(reaction=None)
 
 
 async def _upload(config: httpx.AsyncClient, name: str, wasm: bytes, limits: dict[str, Any] | None = None,

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from .wat_modules import TRAP_ON_BOOM, constant_plugin, example, kit_module, write
+from tests.wat import TRAP_ON_BOOM, example, kit_module, kit_plugin, write
 
 from gateway.metrics import Metrics
 from gateway.plugins.reactor import AsyncReactor
@@ -87,20 +87,20 @@ def metric(gateway: Any, name: str, labels: dict[str, str]) -> float | None:
 
 
 async def test_reject_defaults_to_403_and_keeps_a_given_status(tmp_path: Path, start: Start) -> None:
-    plain = write(tmp_path, "plain", constant_plugin({"error": "not today"}))
+    plain = write(tmp_path, "plain", kit_plugin(reaction={"error": "not today"}))
     manager, _ = await start(table("plain", plain))
     outcome = await manager.current().react_sync(received())
     assert outcome.rejection is not None
     assert (outcome.rejection.plugin, outcome.rejection.status, outcome.rejection.message) == (
         "plain", 403, "not today")
-    statused = write(tmp_path, "statused", constant_plugin({"error": "slow down", "status": 429}))
+    statused = write(tmp_path, "statused", kit_plugin(reaction={"error": "slow down", "status": 429}))
     manager2, _ = await start(table("statused", statused))
     assert (await manager2.current().react_sync(received())).rejection.status == 429
 
 
 async def test_plugins_run_in_order_and_see_each_others_rewrites(tmp_path: Path, start: Start) -> None:
     rewritten = {"specversion": "1.0", "type": "rewritten", "id": "r-1", "source": "/plugin"}
-    rewriter = write(tmp_path, "rewriter", constant_plugin({"event": rewritten}))
+    rewriter = write(tmp_path, "rewriter", kit_plugin(reaction={"event": rewritten}))
     guard = write(tmp_path, "guard", example("guard"))
     toml = (table("guard", guard, 'order = 2\nconfig = { denyTypes = ["rewritten"] }') +
             table("rewriter", rewriter, "order = 1"))
@@ -116,8 +116,8 @@ async def test_plugins_run_in_order_and_see_each_others_rewrites(tmp_path: Path,
 
 async def test_rewrite_replaces_the_event_only_when_allowed(tmp_path: Path, start: Start) -> None:
     rewritten = {"specversion": "1.0", "type": "rewritten", "id": "r-1", "source": "/plugin"}
-    module = write(tmp_path, "rewriter", constant_plugin({"event": rewritten}, [(RECEIVED, "sync"),
-                                                                                (INVOKED, "sync")]))
+    module = write(tmp_path, "rewriter", kit_plugin([(RECEIVED, "sync"), (INVOKED, "sync")],
+                                                   {"event": rewritten}))
     manager, _ = await start(table("rewriter", module))
     assert (await manager.current().react_sync(received())).event == rewritten
     # function.invoked is not a stage where an event can be replaced.
@@ -128,7 +128,7 @@ async def test_rewrite_replaces_the_event_only_when_allowed(tmp_path: Path, star
 
 async def test_invalid_replacement_is_a_fault(tmp_path: Path, start: Start) -> None:
     # Not a CloudEvent: no id, no source, no specversion.
-    module = write(tmp_path, "sloppy", constant_plugin({"event": {"type": "half"}}))
+    module = write(tmp_path, "sloppy", kit_plugin(reaction={"event": {"type": "half"}}))
     manager, gateway = await start(table("sloppy", module, "limits = { quarantine_after = 2 }"))
     outcome = await manager.current().react_sync(received())
     assert outcome.rejection is not None and outcome.rejection.status == 503
@@ -145,7 +145,7 @@ async def test_invalid_replacement_is_a_fault(tmp_path: Path, start: Start) -> N
 
 async def test_failure_policy_closed_rejects_and_open_continues(tmp_path: Path, start: Start) -> None:
     trap = write(tmp_path, "trap", kit_module(TRAP_ON_BOOM))
-    deny = write(tmp_path, "deny", constant_plugin({"error": "reached the second plugin", "status": 418}))
+    deny = write(tmp_path, "deny", kit_plugin(reaction={"error": "reached the second plugin", "status": 418}))
     closed, gateway = await start(table("trap", trap, "order = 1") + table("deny", deny, "order = 2"))
     outcome = await closed.current().react_sync(received("boom"))
     assert outcome.rejection is not None
@@ -193,7 +193,7 @@ async def test_quarantine_with_backoff_then_recovery(tmp_path: Path, start: Star
 
 
 async def test_async_reactions_run_off_the_loop(tmp_path: Path, start: Start) -> None:
-    module = write(tmp_path, "watcher", constant_plugin(None, [(INVOKED, "async")]))
+    module = write(tmp_path, "watcher", kit_plugin([(INVOKED, "async")]))
     manager, gateway = await start(table("watcher", module))
     plugins = manager.current()
     assert plugins.wants(INVOKED) and not plugins.wants(RECEIVED)
@@ -275,7 +275,7 @@ async def test_plugin_logs_reach_the_gateway_log_capped_and_rate_limited(
 
 
 async def test_async_reactions_are_dropped_and_counted_when_the_pool_is_full(tmp_path: Path, start: Start) -> None:
-    module = write(tmp_path, "watcher", constant_plugin(None, [(INVOKED, "async")]))
+    module = write(tmp_path, "watcher", kit_plugin([(INVOKED, "async")]))
     manager, gateway = await start(table("watcher", module))
     plugins = manager.current()
     busy = threading.Event()

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from .wat_modules import REPO_ROOT, SPIN_ON_SPIN, TRAP_ON_BOOM, constant_plugin, example, kit_module, write
+from tests.gateway_fixtures import REPO_ROOT
+from tests.wat import SPIN_ON_SPIN, TRAP_ON_BOOM, example, kit_module, kit_plugin, write
 
 CLI = [sys.executable, "-m", "gateway", "plugin"]  # the `event-gateway` console script's entry point
 
@@ -37,8 +38,8 @@ def test_check_good_module_prints_its_anatomy_and_passes(tmp_path: Path) -> None
 
 
 def test_check_runs_a_sample_per_subscription_with_a_given_event(tmp_path: Path) -> None:
-    module = write(tmp_path, "both", constant_plugin(None, [("eventgateway.event.received", "sync"),
-                                                            ("eventgateway.function.invoked", "async")]))
+    module = write(tmp_path, "both", kit_plugin([("eventgateway.event.received", "sync"),
+                                                  ("eventgateway.function.invoked", "async")]))
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"specversion": "1.0", "type": "order.placed", "id": "1", "source": "/shop"}))
     done = run_cli("check", module, "--event", event)
@@ -111,7 +112,7 @@ def test_react_prints_reaction_fuel_and_time(tmp_path: Path) -> None:
 
 def test_react_shows_a_rewrite(tmp_path: Path) -> None:
     replacement = {"specversion": "1.0", "type": "rewritten", "id": "r1", "source": "/plugin"}
-    module = write(tmp_path, "rewriter", constant_plugin({"event": replacement}))
+    module = write(tmp_path, "rewriter", kit_plugin(reaction={"event": replacement}))
     event = tmp_path / "event.json"
     event.write_text(json.dumps({"specversion": "1.0", "type": "original", "id": "1", "source": "/x"}))
     done = run_cli("react", module, event)

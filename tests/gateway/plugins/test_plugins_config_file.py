@@ -7,7 +7,7 @@ import hashlib
 from pathlib import Path
 
 import pytest
-from .wat_modules import example, write
+from tests.wat import example, write
 
 from gateway.metrics import Metrics
 from gateway.plugins.config_file import PluginsConfigError, load_plugins_config

@@ -14,8 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from .servers import GatewayProcess, function_server
-from .wat_modules import TRAP_ON_BOOM, example, kit_module, write
+
+from tests.gateway_fixtures import GatewayProcess, launch_gateway
+from tests.wat import TRAP_ON_BOOM, example, kit_module, write
+
+from .servers import function_server
 
 CE = "application/cloudevents+json"
 
@@ -36,8 +39,7 @@ def gateways(tmp_path: Path) -> Iterator[Any]:
     started: list[GatewayProcess] = []
 
     def start(*args: str, env: dict[str, str] | None = None, wait: bool = True, name: str = "gateway") -> GatewayProcess:
-        gateway = GatewayProcess(list(args), env or {})
-        gateway.start(tmp_path / f"{name}-{len(started)}.log", wait=wait)
+        gateway = launch_gateway(*args, log_path=tmp_path / f"{name}-{len(started)}.log", env=env, wait=wait)
         started.append(gateway)
         return gateway
 

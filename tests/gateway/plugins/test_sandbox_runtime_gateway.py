@@ -23,7 +23,7 @@ import httpx
 import pytest
 import wasmtime
 
-from tests.wasm_abi.watgen import plugin_wat, wat_bytes
+from tests.wat import plugin_wat, wat_bytes
 
 CE = "application/cloudevents+json"
 

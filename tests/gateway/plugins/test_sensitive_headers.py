@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from .wat_modules import kit_module
+from tests.wat import kit_module
 
 from gateway.plugins.plugin_settings import PluginSettingsError, parse_settings
 
@@ -127,13 +127,13 @@ async def test_rewrite_by_an_ungranted_plugin_keeps_the_functions_headers(gatewa
                                                                           tmp_path) -> None:
     """A plugin that never saw Authorization and replaces the http.request event cannot have meant to
     drop it: the function receives the replacement with the withheld headers put back."""
-    from tests.gateway.pipeline.wat_plugins import plugin
+    from tests.wat import kit_plugin
 
     replacement = {"eventType": "http.request", "cloudEventsVersion": "0.1", "source": "/rewritten",
                    "eventID": "r-1", "contentType": "application/json",
                    "data": {"headers": {"X-Rewritten": "yes"}, "query": {}, "body": "", "host": "h",
                             "path": "/hello", "method": "GET", "params": {}}}
-    rewriter = _write(tmp_path, "rewriter", plugin([("eventgateway.function.invoking", "sync")],
+    rewriter = _write(tmp_path, "rewriter", kit_plugin([("eventgateway.function.invoking", "sync")],
                                                    {"event": replacement}))
     running = await gateway_server(plugins=[rewriter], events_token=TOKEN)
     function_server.respond(200, {"statusCode": 200, "body": "ok"})
