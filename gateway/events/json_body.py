@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-__all__ = ["loads"]
+import msgpack
+
+__all__ = ["loads", "non_json_value"]
 
 
 def loads(body: bytes | str) -> Any:
@@ -34,3 +36,34 @@ def _has_lone_surrogate(raw: bytes) -> bool:
     """Cheap pre-check: a surrogate escape (``\\uD8xx``-``\\uDFxx``) appears at all."""
     lower = raw.lower()
     return any(f"\\ud{c}".encode() in lower for c in "89abcdef")
+
+
+_JSON_SCALARS = (str, int, float, bool, type(None))
+
+
+def non_json_value(value: Any) -> str | None:
+    """Where ``value`` (a decoded map) holds something JSON cannot carry, and what it is, e.g.
+    ``"data.blob is msgpack bin (bytes)"``; ``None`` when it is all maps, arrays, strings, numbers,
+    booleans and nulls. A plugin's msgpack may decode to ``bytes`` (``bin``) or ``msgpack.ExtType`` /
+    ``msgpack.Timestamp`` (``ext``), which json.dumps cannot encode. Iterative: no recursion to blow."""
+    stack: list[tuple[Any, str]] = [(value, "")]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, dict):
+            # reversed, so that the first offending value in document order is the one named
+            stack.extend((child, f"{where}.{key}" if where else str(key)) for key, child in reversed(item.items()))
+        elif isinstance(item, list):
+            stack.extend((item[i], f"{where}[{i}]") for i in range(len(item) - 1, -1, -1))
+        elif not isinstance(item, _JSON_SCALARS):
+            return f"{where or 'the value'} is {_describe(item)}"
+    return None
+
+
+def _describe(item: Any) -> str:
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return "msgpack bin (bytes)"
+    if isinstance(item, msgpack.ExtType):
+        return f"msgpack ext (type {item.code})"
+    if isinstance(item, msgpack.Timestamp):
+        return "msgpack ext (type -1, a timestamp)"
+    return f"a {type(item).__name__}"

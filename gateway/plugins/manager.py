@@ -26,7 +26,8 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from gateway.common import rfc3339, wait_with_timeout
-from gateway.events.cloudevents import validate
+from gateway.events.cloudevents import InvalidEvent, validate
+from gateway.events.json_body import non_json_value
 from gateway.events.parse import refuse_reserved
 from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
@@ -676,10 +677,19 @@ def _error_fault(error: Exception | None) -> dict[str, Any] | None:
 
 
 def validate_replacement(event: dict[str, Any]) -> None:
-    """A replacement event must be a CloudEvent the rest of the event path can handle."""
+    """A replacement event must be a CloudEvent the rest of the event path can handle: raises
+    `InvalidEvent` (the host makes it the plugin's ``bad_output`` fault) when it is not."""
     # The host refuses a system type in the attribute it reads; this refuses one in either attribute.
     refuse_reserved(event, "replacement event")
     validate(event, "replacement event")
+    # msgpack bin and ext values decode (bytes, ExtType, Timestamp) but JSON cannot carry them, and a
+    # function receives the event as JSON: refused here, as the plugin's fault, rather than failing the
+    # request with a 500 (or losing an async delivery) when the event is encoded for the function.
+    problem = non_json_value(event)
+    if problem is not None:
+        raise InvalidEvent(f"replacement event: {problem}, which JSON cannot carry (functions receive events "
+                           "as JSON; ABI.md section 2.1): send binary data as a string, e.g. base64 in "
+                           "'data_base64'")
 
 
 def _set_released(loop: asyncio.AbstractEventLoop, release: weakref.WeakMethod[Callable[[tuple[int, ...]], None]],
