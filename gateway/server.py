@@ -5,10 +5,22 @@ workers) and handed to Hypercorn as ``fd://`` binds. That gives three things: po
 port is read back, which the tests use), every worker process accepts on the same sockets (the kernel
 spreads connections), and a port clash fails at once with a clear message.
 
-Shutdown (SIGTERM or SIGINT): the Events API starts answering 503 to new events, Hypercorn stops
-accepting and lets in-flight requests finish, queued async deliveries get what is left of
-``--drain-timeout``, then every component closes. With several processes the parent forwards the
-signal and waits for the workers.
+Shutdown (SIGTERM or SIGINT) is a drain in two phases, so that a client (a load balancer doing a rolling
+restart) sees 503s or refused connections, never a request left waiting:
+
+1. Draining: the listeners stay open and every new request on either API, ``/v1/status`` included, is
+   answered at once with 503 ``{"errors":[{"message":"Service Unavailable"}]}`` and ``Connection: close``
+   (by :class:`_DrainGate`, an ASGI layer in front of both apps, before any routing). Requests already in
+   flight finish, then queued async deliveries, within ``--drain-timeout``.
+2. Closing: this process stops accepting, answers (503) the connections already waiting in the kernel's
+   accept queue, and drops its copies of the listening sockets; once every process has dropped them the
+   port is closed and a new connection is refused. Then Hypercorn closes the idle keep-alive connections
+   and every component closes.
+
+Hypercorn's own shutdown is not started before phase 2: it stops accepting at once while the socket stays
+open (the parent and our own copy hold it), so new clients would wait in the accept queue until the process
+exits and then be reset. The parent of ``--processes N`` closes its copies as soon as the workers have
+theirs, forwards the signal and waits for the workers.
 """
 
 from __future__ import annotations
@@ -25,11 +37,13 @@ import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_processes
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 
+from gateway.common import error_body
 from gateway.http.auth import config_bind_host
 from gateway.runtime import Gateway
 from gateway.settings import Settings, SettingsError
@@ -157,10 +171,9 @@ def check_tls(settings: Settings) -> None:
                                 f"and key: {reason}") from None
 
 
-def _hypercorn_config(sock: socket.socket, cert: str | None, key: str | None, settings: Settings) -> HypercornConfig:
+def _hypercorn_config(fd: int, cert: str | None, key: str | None, settings: Settings) -> HypercornConfig:
     config = HypercornConfig()
-    # Hypercorn takes ownership of the fd it is given: give it a duplicate so ours stays valid.
-    config.bind = [f"fd://{os.dup(sock.fileno())}"]
+    config.bind = [f"fd://{fd}"]
     config.certfile = cert
     config.keyfile = key
     config.graceful_timeout = settings.drain_timeout
@@ -173,7 +186,128 @@ def _hypercorn_config(sock: socket.socket, cert: str | None, key: str | None, se
     return config
 
 
+# -- the drain ---------------------------------------------------------------------------------------
+
+#: The answer to every request that arrives while the gateway drains, upstream's error shape.
+_UNAVAILABLE_BODY = (json.dumps(error_body("Service Unavailable"), separators=(",", ":")) + "\n").encode()
+#: What a 503 reads of a request body before answering: the rest is left unread (a reset may follow).
+_DISCARD_LIMIT = 1 << 20
+
+
+class _DrainGate:
+    """An ASGI layer in front of both apps: counts the requests in flight and, once the gateway drains,
+    answers every new request 503 at once (``/v1/status`` too) without handing it to the app, with
+    ``Connection: close`` so that no kept-alive connection outlives the drain."""
+
+    def __init__(self, draining: Callable[[], bool]) -> None:
+        self._draining = draining
+        self.in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    def wrap(self, app: Any) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
+        async def gate(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] != "http":
+                await app(scope, receive, send)
+            elif self._draining():
+                await _asgi_unavailable(scope, receive, send)
+            else:
+                self.in_flight += 1
+                self._idle.clear()
+                try:
+                    await app(scope, receive, send)
+                finally:
+                    self.in_flight -= 1
+                    if not self.in_flight:
+                        self._idle.set()
+        return gate
+
+    async def wait_idle(self, timeout: float) -> bool:
+        """Wait until no request is in flight; False when ``timeout`` ran out first."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+
+async def _asgi_unavailable(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def discard_body() -> None:
+        read = 0
+        while read < _DISCARD_LIMIT:
+            message = await receive()
+            read += len(message.get("body", b""))
+            if message["type"] != "http.request" or not message.get("more_body"):
+                return
+    try:
+        # Read what the client sent, so that closing the connection does not reset it before it reads
+        # the answer.
+        await asyncio.wait_for(discard_body(), 1.0)
+    except TimeoutError:
+        pass
+    body = b"" if scope.get("method") == "HEAD" else _UNAVAILABLE_BODY
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(_UNAVAILABLE_BODY)).encode())]
+    if scope.get("http_version") in ("1.0", "1.1"):
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _answer_waiting_connection(conn: socket.socket, tls: ssl.SSLContext | None) -> None:
+    """Answer 503 on a connection taken from the accept queue after Hypercorn stopped accepting (HTTP/1.1:
+    the TLS context offers nothing else)."""
+    loop = asyncio.get_running_loop()
+    reader = asyncio.StreamReader(limit=64 * 1024)
+    writer: asyncio.StreamWriter | None = None
+    try:
+        transport, protocol = await asyncio.wait_for(loop.connect_accepted_socket(
+            lambda: asyncio.StreamReaderProtocol(reader), conn, ssl=tls), 2.0)
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 1.0)
+        method = head.split(b" ", 1)[0].upper()
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length" and value.strip().isdigit():
+                length = int(value)
+        if length:
+            await asyncio.wait_for(reader.readexactly(min(length, _DISCARD_LIMIT)), 1.0)
+        body = b"" if method == b"HEAD" else _UNAVAILABLE_BODY
+        writer.write(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n"
+                     b"content-length: %d\r\nconnection: close\r\n\r\n" % len(_UNAVAILABLE_BODY) + body)
+        await writer.drain()
+        if writer.can_write_eof():
+            writer.write_eof()
+        await asyncio.wait_for(reader.read(), 1.0)  # until the client closes: no reset under its answer
+    except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        pass
+    finally:
+        if writer is not None:
+            writer.close()
+        else:
+            conn.close()
+
+
+def _same_socket(fd: int, sock: socket.socket) -> bool:
+    try:
+        mine, theirs = os.fstat(fd), os.fstat(sock.fileno())
+    except OSError:
+        return False
+    return (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
+
+
 # -- one process ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Server:
+    """One API's Hypercorn server: its task, its config, and the duplicate of the listening socket it got."""
+
+    task: asyncio.Task[None]
+    config: HypercornConfig
+    fd: int
+    listener: socket.socket
+    tls: ssl.SSLContext | None
 
 
 @dataclass
@@ -183,8 +317,14 @@ class RunningGateway:
     gateway: Gateway
     listeners: Listeners
     _shutdown: asyncio.Event
-    _servers: list[asyncio.Task[None]] = field(default_factory=list)
+    _gate: _DrainGate
+    _server_list: list[_Server] = field(default_factory=list)
+    _waiting: set[asyncio.Task[None]] = field(default_factory=set)
     _stopped: bool = False
+
+    @property
+    def _servers(self) -> list[asyncio.Task[None]]:
+        return [server.task for server in self._server_list]
 
     @property
     def events_port(self) -> int:
@@ -209,21 +349,69 @@ class RunningGateway:
             task.result()
 
     async def stop(self) -> None:
-        """Drain and stop: 503 for new events, in-flight requests finish, queued deliveries get the rest
-        of the drain timeout, then everything closes."""
+        """Drain and stop (see the module's doc): new requests get 503 while in-flight requests and then
+        queued deliveries finish, within the drain timeout; then the listeners close and everything stops."""
         if self._stopped:
             return
         self._stopped = True
         settings = self.gateway.settings
         deadline = time.monotonic() + settings.drain_timeout
-        self.gateway.events.draining = True
+
+        def remaining() -> float:
+            return max(0.0, deadline - time.monotonic())
+
+        self.gateway.events.draining = True  # from now on: 503 (the gate reads this flag)
+        if not await self._gate.wait_idle(remaining()):
+            log.warning("drain timeout (%.1fs) reached with %d requests still in flight", settings.drain_timeout,
+                        self._gate.in_flight)
+        await self.gateway.drain(remaining())
+        self._stop_listening()
+        for server in self._server_list:
+            # Hypercorn waits this long for the connections still open (idle ones close at once).
+            server.config.graceful_timeout = max(1.0, remaining())
         self._shutdown.set()
         results = await asyncio.gather(*self._servers, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("server stopped with an error: %r", result)
-        await self.gateway.drain(max(0.0, deadline - time.monotonic()))
+        if self._waiting:
+            await asyncio.wait(self._waiting, timeout=5.0)
         await self.gateway.stop()
+        self.listeners.close()
+
+    def _stop_listening(self) -> None:
+        """Stop accepting, answer what waits in the accept queue, drop this process's copies of the
+        listening sockets. No await in here: no connection can slip in between the steps."""
+        loop = asyncio.get_running_loop()
+        live = [server for server in self._server_list
+                if not server.task.done() and _same_socket(server.fd, server.listener)]
+        for server in live:
+            loop.remove_reader(server.fd)  # Hypercorn's accept callback
+        for server in self._server_list:
+            sock = server.listener
+            if sock.fileno() < 0:
+                continue
+            sock.setblocking(False)
+            while True:
+                try:
+                    conn, _ = sock.accept()
+                except (BlockingIOError, InterruptedError):
+                    break
+                except ConnectionAbortedError:
+                    continue
+                except OSError:
+                    break
+                task = loop.create_task(_answer_waiting_connection(conn, server.tls))
+                self._waiting.add(task)
+                task.add_done_callback(self._waiting.discard)
+        # Hypercorn closes its copy only later, in its own shutdown: put a socket that listens nowhere
+        # under its descriptor now (it closes that one instead), so that the port closes with ours.
+        placeholder = socket.socket()
+        try:
+            for server in live:
+                os.dup2(placeholder.fileno(), server.fd, inheritable=False)
+        finally:
+            placeholder.close()
         self.listeners.close()
 
 
@@ -231,6 +419,15 @@ def _url(address: tuple[str, int], tls: str | None) -> str:
     host, port = address
     host = f"[{host}]" if ":" in host else host
     return f"{'https' if tls else 'http'}://{host}:{port}"
+
+
+def _plain_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    if not cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    context.set_alpn_protocols(["http/1.1"])
+    return context
 
 
 async def start_gateway(settings: Settings, *, store: Store | None = None,
@@ -247,16 +444,18 @@ async def start_gateway(settings: Settings, *, store: Store | None = None,
             listeners.close()
         raise
     shutdown = asyncio.Event()
-    running = RunningGateway(gateway, listeners, shutdown)
+    gate = _DrainGate(lambda: gateway.draining)
+    running = RunningGateway(gateway, listeners, shutdown, gate)
     s = settings
-    running._servers = [
-        asyncio.create_task(hypercorn_serve(gateway.events_app, _hypercorn_config(
-            listeners.events, s.events_tls_cert, s.events_tls_key, s), shutdown_trigger=shutdown.wait),
-            name="events-api"),
-        asyncio.create_task(hypercorn_serve(gateway.config_app, _hypercorn_config(
-            listeners.config, s.config_tls_cert, s.config_tls_key, s), shutdown_trigger=shutdown.wait),
-            name="config-api"),
-    ]
+    for name, app, sock, cert, key in (
+            ("events-api", gateway.events_app, listeners.events, s.events_tls_cert, s.events_tls_key),
+            ("config-api", gateway.config_app, listeners.config, s.config_tls_cert, s.config_tls_key)):
+        # Hypercorn takes ownership of the fd it is given: give it a duplicate so ours stays valid.
+        fd = os.dup(sock.fileno())
+        config = _hypercorn_config(fd, cert, key, s)
+        task = asyncio.create_task(hypercorn_serve(gate.wrap(app), config, shutdown_trigger=shutdown.wait),
+                                   name=name)
+        running._server_list.append(_Server(task, config, fd, sock, _plain_tls_context(cert, key)))
     await asyncio.sleep(0)  # let Hypercorn start listening
     log.info("events API listening on %s", running.events_url)
     log.info("config API listening on %s", running.config_url)
@@ -277,7 +476,8 @@ async def _serve_until_signal(settings: Settings, listeners: Listeners) -> None:
         log.error("a server failed: %r; shutting down", failure)
     else:
         crashed.cancel()
-    log.info("shutting down: draining for up to %.1fs", settings.drain_timeout)
+    log.info("shutting down: new requests get 503 while in-flight work finishes (up to %.1fs)",
+             settings.drain_timeout)
     stopping.cancel()
     await running.stop()
     log.info("stopped")
@@ -337,6 +537,9 @@ def _supervise(settings: Settings, listeners: Listeners) -> int:
     log.info("events API listening on %s, config API on %s, %d processes",
              _url(listeners.events_address, settings.events_tls_cert),
              _url(listeners.config_address, settings.config_tls_cert), settings.processes)
+    # Every worker got its copies of the listening sockets when it was spawned: the parent's would keep the
+    # ports open (new clients waiting in the accept queue) after the last worker stopped listening.
+    listeners.close()
     status = 0
     while any(w.is_alive() for w in workers):
         wait_for_processes([w.sentinel for w in workers if w.is_alive()], timeout=1.0)
