@@ -15,12 +15,15 @@ from gateway.http.auth import MUTATING_METHODS, install_bearer_auth
 from gateway.http.errors import ApiError, install_error_handlers
 
 from . import cors, eventtypes, functions, openapi, status, subscriptions
+from ._common import ConfigApiGateway, ConfigApiSettings
 from .plugins import plugins_blueprint
 
-__all__ = ["create_config_app"]
+__all__ = ["ConfigApiGateway", "ConfigApiSettings", "create_config_app"]
 
 
-def create_config_app(gateway: Any) -> Quart:
+def create_config_app(gateway: ConfigApiGateway) -> Quart:
+    """The Config API app over ``gateway``: its ``config`` service, ``metrics``, ``store``, ``plugins``,
+    ``draining`` state and ``settings.config_token`` (`ConfigApiGateway`), nothing else."""
     app = Quart("gateway.config_api")
     app.extensions["gateway"] = gateway
     # Keep upstream's key order in responses ("space" first) rather than sorting keys.
@@ -28,7 +31,8 @@ def create_config_app(gateway: Any) -> Quart:
     # A trailing slash reaches the same endpoint (upstream's router redirected to it; a plain match spares
     # clients that do not follow a redirected POST). Set before any rule is registered.
     app.url_map.strict_slashes = False
-    install_bearer_auth(app, getattr(gateway.settings, "config_token", None), api="Config", methods=MUTATING_METHODS)
+    token = gateway.settings.config_token
+    install_bearer_auth(app, token, api="Config", methods=MUTATING_METHODS)
     install_error_handlers(app)
 
     @app.url_value_preprocessor
@@ -42,5 +46,5 @@ def create_config_app(gateway: Any) -> Quart:
 
     for module in (status, openapi, eventtypes, functions, subscriptions, cors):
         app.register_blueprint(module.blueprint)
-    app.register_blueprint(plugins_blueprint(gateway))
+    app.register_blueprint(plugins_blueprint(gateway.plugins, gateway.store, token))
     return app

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar, cast
 
 from quart import Response, current_app, jsonify, request
 
@@ -13,16 +13,44 @@ from gateway.config.models import Model
 from gateway.config.service import ConfigService, metadata_filters, redact
 from gateway.events.json_body import loads
 from gateway.http.errors import ApiError
+from gateway.metrics import Metrics
+from gateway.plugins.manager import PluginManager
+from gateway.store.base import Store
 
-__all__ = ["document_response", "filters", "gateway", "list_response", "observed", "read_json", "service"]
+__all__ = ["ConfigApiGateway", "ConfigApiSettings", "document_response", "filters", "gateway", "list_response",
+           "observed", "read_json", "service"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def gateway() -> Any:
-    """The :class:`gateway.runtime.Gateway` this app belongs to."""
-    return current_app.extensions["gateway"]
+class ConfigApiSettings(Protocol):
+    """The settings the Config API reads."""
+
+    @property
+    def config_token(self) -> str | None: ...
+
+
+class ConfigApiGateway(Protocol):
+    """What the Config API uses of the gateway it serves (:class:`gateway.runtime.Gateway` is one)."""
+
+    @property
+    def settings(self) -> ConfigApiSettings: ...
+    @property
+    def config(self) -> ConfigService: ...
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def store(self) -> Store: ...
+    @property
+    def plugins(self) -> PluginManager: ...
+    @property
+    def draining(self) -> bool: ...
+
+
+def gateway() -> ConfigApiGateway:
+    """The gateway this app serves (what `create_config_app` was given)."""
+    return cast(ConfigApiGateway, current_app.extensions["gateway"])
 
 
 def service() -> ConfigService:

@@ -44,7 +44,7 @@ from gateway.plugins.plugin_settings import (
     check_name,
     parse_settings,
 )
-from gateway.store.base import AlreadyExists, NotFound, RevisionConflict
+from gateway.store.base import AlreadyExists, NotFound, RevisionConflict, Store
 from wasm_abi import PluginError
 
 from . import openapi as _openapi
@@ -55,17 +55,18 @@ __all__ = ["plugins_blueprint"]
 _MODULE_TYPES = ("application/wasm", "application/octet-stream")
 
 
-def plugins_blueprint(gateway: Any) -> Blueprint:
-    """The ``/v1/plugins`` routes of one gateway (``gateway.plugins`` and ``gateway.store``)."""
+def plugins_blueprint(plugins: PluginManager, store: Store, config_token: str | None = None) -> Blueprint:
+    """The ``/v1/plugins`` routes over one gateway's plugin manager and store; ``config_token`` (the
+    Config API's write token) also unmasks plugin configs on reads."""
     blueprint = Blueprint("plugins", __name__, url_prefix="/v1/plugins")
 
     def manager() -> PluginManager:
-        return gateway.plugins
+        return plugins
 
     def shown(status_json: dict[str, Any]) -> dict[str, Any]:
         """A plugin's init config may hold credentials (an API key for the service it calls): when a
         config token is set, reads without it get the config's keys with every value masked."""
-        token = getattr(gateway.settings, "config_token", None)
+        token = config_token
         if token and not token_matches(request.headers.get("Authorization"), token):
             return _masked_config(status_json)
         return status_json
@@ -96,7 +97,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
         settings = _valid_settings(settings_data or {})
         await _check_module(manager(), name, wasm, settings)
         try:
-            revision = await write_plugin(gateway.store, name, settings, wasm, None)
+            revision = await write_plugin(store, name, settings, wasm, None)
         except AlreadyExists:
             raise ApiError(409, f"plugin {name!r} already exists; PUT /v1/plugins/{name} replaces it") from None
         await manager().wait_applied(revision)
@@ -105,7 +106,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
     async def stored(name: str, action: str) -> tuple[dict[str, Any], int]:
         """The plugin as the store has it now, with its revision; 404 or 409 (flag/file plugin)."""
         _refuse_static(manager(), name, action)
-        found = await read_plugin(gateway.store, name)
+        found = await read_plugin(store, name)
         if found is None:
             raise ApiError(404, f"plugin {name!r} not found")
         return found
@@ -113,7 +114,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
     async def write(name: str, settings: PluginSettings, wasm: bytes | None, existing: dict[str, Any],
                     revision: int) -> int:
         try:
-            return await write_plugin(gateway.store, name, settings, wasm, existing, revision)
+            return await write_plugin(store, name, settings, wasm, existing, revision)
         except RevisionConflict:
             raise ApiError(409, f"plugin {name!r} was changed by another request while this one was "
                                 "being applied; read it again and retry") from None
@@ -169,7 +170,7 @@ def plugins_blueprint(gateway: Any) -> Blueprint:
     async def remove_plugin(name: str) -> Response:
         existing, _ = await stored(name, "delete")
         try:
-            await delete_plugin(gateway.store, existing)
+            await delete_plugin(store, existing)
         except NotFound:
             raise ApiError(404, f"plugin {name!r} not found") from None
         await manager().wait_until(lambda: manager().stored_document(name) is None)
