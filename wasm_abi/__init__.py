@@ -25,7 +25,7 @@ from .limits import Limits
 from .module_info import ModuleInfo, inspect_module
 from .plugin import Plugin
 from .reaction import Reaction
-from .subscriptions import Subscription
+from .subscriptions import PluginSubscription, Subscription
 
 __all__ = [
     "EVENT_RECEIVED",
@@ -46,8 +46,9 @@ __all__ = [
     "PluginFault",
     "PluginLoadError",
     "PluginState",
+    "PluginSubscription",
     "Reaction",
-    "Subscription",
+    "Subscription",  # deprecated alias of PluginSubscription
     "inspect_module",
     "system_event",
 ]

@@ -19,7 +19,7 @@ from .loader import LoadedModule, load_module
 from .plugin_log import LogHandler, PluginLog
 from .pool import InstancePool, PoolClosed
 from .reaction import Reaction, decode_reaction
-from .subscriptions import Subscription, decode_subscriptions
+from .subscriptions import PluginSubscription, decode_subscriptions
 
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
 _thread_time = time.thread_time
@@ -70,7 +70,7 @@ class Plugin:
         self._max_input = limits.max_input_bytes
         first = self._new_instance_for_load()
         try:
-            self.subscriptions: list[Subscription] = decode_subscriptions(name, first.subscriptions())
+            self.subscriptions: list[PluginSubscription] = decode_subscriptions(name, first.subscriptions())
         except PluginFault as fault:
             raise PluginLoadError(name, f"while calling subscriptions(): {fault.message}",
                                   load_error_kind(fault.kind)) from None

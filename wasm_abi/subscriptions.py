@@ -11,14 +11,21 @@ from .reaction import short_repr, unpack_output
 MODES = ("sync", "async")
 
 
-class Subscription(NamedTuple):
-    """One (system event type, "sync" | "async") pair; compares equal to a plain tuple."""
+class PluginSubscription(NamedTuple):
+    """One (system event type, "sync" | "async") pair a plugin subscribes to; compares equal to a plain
+    tuple. (Not the gateway's ``gateway.config.models.Subscription``, a function's subscription to an
+    event type in the configuration.)"""
 
     event_type: str
     mode: str
 
 
-def decode_subscriptions(plugin: str, raw: bytes | None) -> list[Subscription]:
+#: Deprecated: the older name of the same class (it clashed with the gateway's configuration
+#: ``Subscription``); use `PluginSubscription`.
+Subscription = PluginSubscription
+
+
+def decode_subscriptions(plugin: str, raw: bytes | None) -> list[PluginSubscription]:
     if raw is None:
         return []
     try:
@@ -30,7 +37,7 @@ def decode_subscriptions(plugin: str, raw: bytes | None) -> list[Subscription]:
     if not isinstance(value, list):
         raise PluginLoadError(plugin, f"subscriptions must be a msgpack array, got {type(value).__name__}",
                               "bad_subscriptions")
-    result: list[Subscription] = []
+    result: list[PluginSubscription] = []
     for i, item in enumerate(value):
         if not isinstance(item, dict):
             raise PluginLoadError(plugin, f"subscriptions[{i}] must be a map, got {type(item).__name__}",
@@ -44,7 +51,7 @@ def decode_subscriptions(plugin: str, raw: bytes | None) -> list[Subscription]:
         if mode not in MODES:
             raise PluginLoadError(plugin, f"subscriptions[{i}].type is {short_repr(mode)}; expected 'sync' or 'async'",
                                   "bad_subscriptions")
-        sub = Subscription(event_type, mode)
+        sub = PluginSubscription(event_type, mode)
         if sub not in result:
             result.append(sub)
     return result
