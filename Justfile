@@ -12,9 +12,14 @@ install:
 run *ARGS:
     {{python}} -m gateway serve --dev --plugin plugin_examples/wat/logger.wat {{ARGS}}
 
-# Run the whole test suite (installs missing toolchains and etcd first; builds plugins as needed).
+# Run the whole test suite (installs missing toolchains and etcd first; builds plugins as needed). CI runs this.
 test *ARGS: toolchains
     {{python}} -m pytest {{ARGS}}
+
+# The core for daily work: every test but the slow, toolchain-building and etcd ones (markers in
+# pyproject.toml); needs no toolchain, stops at the first failure.
+test-fast *ARGS:
+    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd" {{ARGS}}
 
 # Install the Wasm toolchains used by the guest kits (idempotent).
 toolchains:

@@ -113,6 +113,7 @@ _DETACHED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_the_attack_is_pathological_when_compiled_in_process(tmp_path: Path) -> None:
     """The proof that the bound matters: compiled like the host used to (in the process itself, here a
     throwaway process capped at 3 GiB), the 3 KiB module takes over 1 GB."""
@@ -314,6 +315,8 @@ def test_the_compile_server_exits_when_its_host_dies(tmp_path: Path) -> None:
             assert f.read().rsplit(")", 1)[1].split()[0] == "Z", "the compile server outlived its host"
 
 
+@pytest.mark.toolchains
+@pytest.mark.slow
 def test_the_example_plugins_pass_the_shape_rules() -> None:
     from plugin_examples.build import EXAMPLES, LANGUAGES, build
 

@@ -100,6 +100,8 @@ def test_enabled_proposals_load(feature: str, tmp_path: Path) -> None:
     plugin.close()
 
 
+@pytest.mark.toolchains
+@pytest.mark.slow
 def test_the_example_plugins_of_all_six_languages_load() -> None:
     from plugin_examples.build import LANGUAGES, build
 

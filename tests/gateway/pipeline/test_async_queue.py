@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 
+import pytest
+
 from gateway.pipeline.async_queue import AsyncQueue, Attempt, RetryPolicy
 
 
+@pytest.mark.slow
 async def test_retries_beyond_the_timer_bound_wait_in_the_worker_and_all_finish() -> None:
     attempts: Counter[str] = Counter()
     waiting_when_b_retried: list[int] = []

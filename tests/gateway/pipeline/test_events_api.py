@@ -7,6 +7,8 @@ import base64
 import json
 import re
 
+import pytest
+
 from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
 
@@ -314,6 +316,7 @@ async def test_drain_answers_503(event_gateway):
     assert response.json() == {"errors": [{"message": "Service Unavailable"}]}
 
 
+@pytest.mark.slow
 async def test_full_backlog_drops_are_counted_not_silent(event_gateway, recorder, caplog):
     gw = await event_gateway(workers=1, backlog=1)
     await gw.function("slow", recorder.target("slow"))
@@ -444,6 +447,7 @@ async def test_head_answers_carry_the_length_but_no_body(event_gateway, recorder
     assert (await gw.client.head("/file")).status_code == 200
 
 
+@pytest.mark.slow
 async def test_a_retry_waiting_for_its_backoff_does_not_hold_a_worker(event_gateway, recorder):
     """One worker: a function failing with a long backoff must not stop a healthy one's deliveries."""
     gw = await event_gateway(workers=1)

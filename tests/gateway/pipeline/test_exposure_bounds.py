@@ -11,6 +11,7 @@ import secrets
 import time
 from pathlib import Path
 
+import pytest
 import httpx
 
 _STRUCTURED = {"content-type": "application/cloudevents+json"}
@@ -31,6 +32,7 @@ def _event(event_type: str, **extra: object) -> bytes:
 # -- metrics: labels from the configuration only, rendered off the loop --------------------------------
 
 
+@pytest.mark.slow
 def test_hostile_types_and_spaces_leave_metrics_and_memory_bounded(gateway_process) -> None:
     """50 events with distinct 2 MB types and 300 random Space headers, no plugin and no token: /metrics
     stays small (every unknown type and space is 'other'), the gateway's RSS does not keep the types,

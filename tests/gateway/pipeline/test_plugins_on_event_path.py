@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import httpx
 from tests.wat import kit_plugin
 
@@ -144,6 +145,7 @@ async def test_fail_open_faults_let_the_event_through_at_every_stage(gateway_ser
     assert len(function_server.requests) == 1
 
 
+@pytest.mark.slow
 async def test_a_backlog_full_drop_is_emitted_as_invocation_failed(event_gateway, recorder):
     """Given up deliveries reach plugins as function.invocationFailed, backlog-full drops included."""
     gw = await event_gateway(plugins=[kit_plugin([(FAILED, "sync")])], workers=1, backlog=1)

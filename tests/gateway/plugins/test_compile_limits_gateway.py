@@ -26,6 +26,9 @@ from gateway.store import open_store
 from tests.wasm_abi.test_compile_limits import attack_module, compliant_attack
 from wasm_abi.limits import MIB
 
+# gateway processes and `gateway plugin check` subprocesses
+pytestmark = pytest.mark.slow
+
 TIGHT = 400 * MIB  # below what the shape-compliant attack needs, above what normal modules need
 
 

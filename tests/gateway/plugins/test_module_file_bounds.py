@@ -14,6 +14,9 @@ import pytest
 
 from gateway.plugins.config_file import PluginsConfigError, load_plugins_config
 
+# `python -m gateway serve` subprocesses
+pytestmark = pytest.mark.slow
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_MAX = 32 * 1024 * 1024
 

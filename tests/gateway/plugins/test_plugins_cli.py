@@ -140,6 +140,8 @@ def test_new_wat_scaffold_passes_check(tmp_path: Path) -> None:
     assert again.returncode == 1 and "already exists" in again.stderr
 
 
+@pytest.mark.toolchains
+@pytest.mark.slow
 @pytest.mark.parametrize("lang", ["c", "rust", "go", "zig", "assemblyscript"])
 def test_new_compiled_scaffold_builds_and_passes_check(tmp_path: Path, lang: str) -> None:
     """Each compiled language's scaffold builds with its kit's toolchain (installed by `just toolchains`;

@@ -20,6 +20,9 @@ from tests.wat import TRAP_ON_BOOM, example, kit_module, write
 
 from .servers import function_server
 
+# `python -m gateway serve` subprocesses
+pytestmark = pytest.mark.slow
+
 CE = "application/cloudevents+json"
 
 
@@ -380,6 +383,7 @@ def test_every_gateway_sharing_the_store_reloads(gateways: Any, tmp_path: Path) 
     assert plugins(first) == {}
 
 
+@pytest.mark.toolchains
 def test_gateway_with_a_wasi_plugin_stops_cleanly(gateways: Any, tmp_path: Path) -> None:
     """A Go plugin is a WASI reactor; wasmtime's WASI runtime threads used to abort the process during
     interpreter shutdown (exit 134) unless the plugins are freed when the gateway closes."""
@@ -396,6 +400,7 @@ def test_gateway_with_a_wasi_plugin_stops_cleanly(gateways: Any, tmp_path: Path)
     assert "panicked" not in gateway.log()
 
 
+@pytest.mark.toolchains
 def test_swapped_plugins_are_closed_and_the_gateway_stops_cleanly(gateways: Any) -> None:
     """The plugin manager owns every loaded plugin's lifetime: a plugin swapped out through /v1/plugins is
     closed once no plugin set uses it, and SIGTERM closes the rest. With WAT and Go (WASI) plugins
