@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import re
-from urllib.parse import urlsplit
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, get_args
+from urllib.parse import urlsplit
 
 __all__ = ["DEFAULT_SPACE", "FUNCTION_TYPES", "FunctionType", "MAX_PAYLOAD_BYTES", "NAME_PATTERN", "SECRET_MARKER", "error_body", "rfc3339",
            "space_problem", "url_password", "wait_with_timeout", "with_url_password"]
@@ -68,7 +69,15 @@ def error_body(*messages: str) -> dict[str, Any]:
 
 def rfc3339(moment: datetime | float | None = None, *, millis: bool = False) -> str:
     """``moment`` (a datetime, a Unix time, or now) as RFC 3339 UTC with a ``Z``: microseconds when it
-    has any (or milliseconds with ``millis``), as ``datetime.isoformat`` writes them."""
+    has any (or milliseconds with ``millis``), as ``datetime.isoformat`` writes them.
+
+    With ``millis``, a Unix time (or now) is cut, not rounded, to the millisecond, exactly as the
+    ``logging`` module's ``record.msecs`` and `wasm_abi.events.timestamp` (system events) do, e.g.
+    ``2026-12-01T13:15:37.123Z``; so a log line's time and ``rfc3339(record.created, millis=True)`` agree."""
+    if millis and not isinstance(moment, datetime):
+        now = time.time() if moment is None else moment
+        second = int(now)
+        return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(second))}.{int((now - second) * 1000):03d}Z"
     if moment is None:
         moment = datetime.now(UTC)
     elif not isinstance(moment, datetime):

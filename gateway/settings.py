@@ -163,7 +163,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--data-dir", help=f"directory of the embedded store (default {DEFAULT_DATA_DIR})")
     a("--drain-timeout", type=float, help="seconds to finish in-flight work on shutdown (default 30)")
     a("--max-function-response-bytes", type=int, metavar="BYTES",
-      help="largest response body an http function may answer; a bigger one fails the call (default 6291456, 6 MiB)")
+      help="largest response body an http function may answer; a bigger one fails the call "
+           f"(default {MAX_PAYLOAD_BYTES}, {MAX_PAYLOAD_BYTES // (1024 * 1024)} MiB)")
 
     a("--max-batch-events", type=int, metavar="N",
       help="most events in one application/cloudevents-batch+json request; a larger batch is refused with 400 "
