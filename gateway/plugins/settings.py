@@ -1,5 +1,6 @@
 """Deprecated: the plugin settings moved to :mod:`gateway.plugins.plugin_settings` (``SettingsError`` is
-``PluginSettingsError`` there). Kept for ``gateway.plugin_cli`` until it imports the new names."""
+``PluginSettingsError`` there). Nothing in gateway/ imports this module; it is kept only while tests
+still do (tests/wasm_abi/test_wall_time.py), and goes once they import ``plugin_settings``."""
 
 from .plugin_settings import (  # noqa: F401
     GRANTABLE_HEADERS,
