@@ -37,11 +37,12 @@ import sys
 import time
 from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for_processes
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
 from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
+from hypercorn.typing import ASGIFramework
 
 from gateway.common import error_body
 from gateway.http.auth import config_bind_host
@@ -190,6 +191,8 @@ def _hypercorn_config(fd: int, cert: str | None, key: str | None, settings: Sett
 
 #: The answer to every request that arrives while the gateway drains, upstream's error shape.
 _UNAVAILABLE_BODY = (json.dumps(error_body("Service Unavailable"), separators=(",", ":")) + "\n").encode()
+#: Between closing the listeners and Hypercorn's shutdown (which closes idle connections): see ``stop``.
+_CLOSE_GRACE = 0.5
 #: What a 503 reads of a request body before answering: the rest is left unread (a reset may follow).
 _DISCARD_LIMIT = 1 << 20
 
@@ -205,8 +208,8 @@ class _DrainGate:
         self._idle = asyncio.Event()
         self._idle.set()
 
-    def wrap(self, app: Any) -> Callable[[dict[str, Any], Any, Any], Awaitable[None]]:
-        async def gate(scope: dict[str, Any], receive: Any, send: Any) -> None:
+    def wrap(self, app: Any) -> ASGIFramework:
+        async def gate(scope: Any, receive: Any, send: Any) -> None:
             if scope["type"] != "http":
                 await app(scope, receive, send)
             elif self._draining():
@@ -366,6 +369,10 @@ class RunningGateway:
                         self._gate.in_flight)
         await self.gateway.drain(remaining())
         self._stop_listening()
+        # Hypercorn's shutdown closes every connection without a request in progress, also one accepted a
+        # moment ago whose request is on its way, and a kept-alive one whose client is about to send:
+        # give those a moment to send it (each gets a 503 with "Connection: close") before it starts.
+        await asyncio.sleep(min(_CLOSE_GRACE, remaining()))
         for server in self._server_list:
             # Hypercorn waits this long for the connections still open (idle ones close at once).
             server.config.graceful_timeout = max(1.0, remaining())
@@ -404,6 +411,8 @@ class RunningGateway:
                 task = loop.create_task(_answer_waiting_connection(conn, server.tls))
                 self._waiting.add(task)
                 task.add_done_callback(self._waiting.discard)
+        if self._waiting:
+            log.debug("listeners closed: %d connections from the accept queue get 503", len(self._waiting))
         # Hypercorn closes its copy only later, in its own shutdown: put a socket that listens nowhere
         # under its descriptor now (it closes that one instead), so that the port closes with ours.
         placeholder = socket.socket()

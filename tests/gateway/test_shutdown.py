@@ -132,11 +132,16 @@ async def sigterm_under_load(gw: GatewayProcess, slow: FunctionServer, recorder:
 
     outcomes = load.outcomes
     results = Counter(o.result for o in outcomes)
+
+    def show(selected: list[Outcome]) -> list[tuple[str, str, float, float, str]]:
+        """kind, result, start relative to SIGTERM, elapsed, detail (exit at exited_at - sigterm_at)"""
+        return [(o.kind, o.result, round(o.started - sigterm_at, 3), round(o.elapsed, 3), o.body[:80].decode())
+                for o in selected[:5]]
+
     failures = [o for o in outcomes if o.result not in {"200", "202", "503", "refused"}]
-    assert not failures, (results, failures[:5], log)
+    assert not failures, (results, round(exited_at - sigterm_at, 3), show(failures), log)
     slow_ones = sorted((o for o in outcomes if o.elapsed >= MAX_WAIT), key=lambda o: -o.elapsed)
-    assert not slow_ones, (results, [(o.kind, o.result, round(o.started - sigterm_at, 3), round(o.elapsed, 3))
-                                     for o in slow_ones[:5]])
+    assert not slow_ones, (results, round(exited_at - sigterm_at, 3), show(slow_ones))
     # Once the gateway knew it was draining, new requests were answered 503, in the upstream shape,
     # on both APIs, also on the kept-alive connection and on /v1/status.
     during = [o for o in outcomes if sigterm_at + 0.2 < o.started and o.started + o.elapsed < exited_at - 0.05]
@@ -158,6 +163,8 @@ async def sigterm_under_load(gw: GatewayProcess, slow: FunctionServer, recorder:
     delivered = {r.json["id"] for r in recorder.requests if r.json.get("type") == "job.done"}
     assert accepted <= delivered, (len(accepted - delivered), sorted(accepted - delivered)[:5])
     assert "stopped" in log
+    print(f"processes={processes}: exit {exited_at - sigterm_at:.2f}s after SIGTERM; {dict(results)}; "
+          f"slowest answer {max(o.elapsed for o in outcomes):.3f}s; {len(accepted)} events accepted, all delivered")
 
 
 @pytest.mark.parametrize("processes", [1, 2])
