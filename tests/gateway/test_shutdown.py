@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import signal
+import socket
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -107,6 +108,8 @@ async def sigterm_under_load(gw: GatewayProcess, slow: FunctionServer, recorder:
     if processes > 1:
         await asyncio.sleep(1.0)  # every process sees the configuration within a second
     slow.respond(200, {"statusCode": 200, "body": "slow done"}, delay=SLOW_CALL)
+    # Deliveries take a while (4 workers): some are still queued when the slow calls finish.
+    recorder.respond(200, {"ok": True}, delay=0.25)
 
     load = LoadGenerator(gw)
     load_task = asyncio.create_task(load.run())
@@ -173,5 +176,32 @@ async def test_sigterm_under_load_answers_503_or_refuses_and_loses_nothing(
     slow = await function_server_factory()
     recorder = await function_server_factory()
     gw = await asyncio.to_thread(gateway_process, "--db", f"sqlite:{tmp_path / 'c.db'}", "--drain-timeout", "15",
-                                 "--processes", str(processes))
+                                 "--workers", "4", "--processes", str(processes))
     await sigterm_under_load(gw, slow, recorder, processes)
+
+
+async def test_connections_waiting_in_the_accept_queue_get_503_then_new_ones_are_refused(gateway_server) -> None:
+    """The closing step on its own, in-process: a connection the kernel accepted but the server did not yet
+    (the event loop never ran in between) is answered 503 when the listeners close, not reset."""
+    gw = await gateway_server()
+    gw.gateway.events.draining = True
+    host, port = gw.listeners.events_address
+    waiting = socket.create_connection((host, port), timeout=5)
+    waiting.sendall(b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}")
+    gw._stop_listening()  # no await since the connect: the connection is still in the accept queue
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection((host, port), timeout=5)
+
+    def read_all() -> bytes:
+        chunks = []
+        while chunk := waiting.recv(65536):
+            chunks.append(chunk)
+        waiting.close()
+        return b"".join(chunks)
+
+    answer = await asyncio.to_thread(read_all)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 503 "), answer
+    assert b"connection: close" in head.lower()
+    assert httpx.Response(503, content=body).json() == UNAVAILABLE
+    await gw.stop()
