@@ -156,9 +156,13 @@ async def sigterm_under_load(gw: GatewayProcess, slow: FunctionServer, recorder:
     for o in during:
         if o.result == "503":
             assert httpx.Response(503, content=o.body).json() == UNAVAILABLE, o.body
-    # After the exit: refused, never left waiting.
+    # After the exit: refused, never left waiting — what the load generator sent then (a loaded machine
+    # may have sent nothing in that window), and a fresh connection to each API made here.
     after = [o for o in outcomes if o.started > exited_at + 0.05]
-    assert after and {o.result for o in after} == {"refused"}, Counter(o.result for o in after)
+    assert {o.result for o in after} <= {"refused"}, Counter(o.result for o in after)
+    for url in (gw.events_url + "/", gw.config_url + "/v1/status"):
+        with pytest.raises(httpx.ConnectError):
+            httpx.get(url, timeout=MAX_WAIT)
 
     # Every event answered 202 reached the recording function (the queue drained before the exit).
     accepted = {o.event_id for o in outcomes if o.result == "202"}
