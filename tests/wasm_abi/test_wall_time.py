@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.plugins.active_set import LoadedPlugin, spec_from_path
-from gateway.plugins.settings import PluginSettings
+from gateway.plugins.loading import LoadedPlugin, spec_from_path
+from gateway.plugins.plugin_settings import PluginSettings
 from wasm_abi import Limits, Plugin, PluginFault, Reaction
 from wasm_abi.instance import INLINE_SYNC_TIMEOUT
 
