@@ -23,7 +23,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import FaultKind, PluginFault
 from .limits import Limits
@@ -55,9 +55,31 @@ class PluginState:
         return self.status == "active"
 
 
+class Clock(Protocol):
+    """Where a plugin's health reads the time: quarantine retry times and the rebuild budget's
+    refill (``monotonic``), and the wall-clock times it reports (``time``). Tests pass their own to
+    step through a backoff without sleeping."""
+
+    def monotonic(self) -> float: ...
+
+    def time(self) -> float: ...
+
+
+class SystemClock:
+    """The real clocks: `time.monotonic` and `time.time`."""
+
+    monotonic = staticmethod(time.monotonic)
+    time = staticmethod(time.time)
+
+
+SYSTEM_CLOCK: Clock = SystemClock()
+
+
 class PluginHealth:
-    def __init__(self, name: str, limits: Limits, live_successes: Callable[[], int] = lambda: 0) -> None:
+    def __init__(self, name: str, limits: Limits, live_successes: Callable[[], int] = lambda: 0,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
         self.name = name
+        self.clock = clock
         self.limits = limits
         self._lock = threading.Lock()
         self.consecutive = 0
@@ -80,7 +102,7 @@ class PluginHealth:
         # Rebuild budget: a token bucket of CPU seconds for fresh instances after faults.
         self.owed_rebuilds = 0  # instances discarded after a fault and not yet replaced
         self._rebuild_tokens = limits.rebuild_budget
-        self._rebuild_refilled_at = time.monotonic()
+        self._rebuild_refilled_at = self.clock.monotonic()
         self.rebuild_seconds = 0.0
 
     # -- quarantine -----------------------------------------------------------------------------
@@ -88,7 +110,7 @@ class PluginHealth:
     def check(self) -> None:
         """Raise a `quarantined` fault if the plugin is serving a quarantine (called only while a
         retry time is set: a quarantine that is over is forgotten here, so that later calls skip it)."""
-        now = time.monotonic()
+        now = self.clock.monotonic()
         with self._lock:
             if not self.retry_at_monotonic:
                 return
@@ -105,15 +127,15 @@ class PluginHealth:
         return PluginFault(
             self.name, "quarantined",
             f"quarantined after {self.reason} (last: {self.last_kind}: {self.last_message}); "
-            f"retrying in {max(0.0, self.retry_at_monotonic - time.monotonic()):.1f}s",
+            f"retrying in {max(0.0, self.retry_at_monotonic - self.clock.monotonic()):.1f}s",
         )
 
     def _quarantine(self, reason: str, at_least: float = 0.0) -> None:
         """Start a quarantine of the current backoff (or ``at_least`` seconds); the lock is held."""
         span = max(self.backoff, at_least)
         # One reading of each clock: retry_at - last_fault_at is exactly the backoff.
-        wall = self.last_at if self.last_at is not None else time.time()
-        self.retry_at_monotonic = time.monotonic() + span
+        wall = self.last_at if self.last_at is not None else self.clock.time()
+        self.retry_at_monotonic = self.clock.monotonic() + span
         self.retry_at_wall = wall + span
         self.backoff = min(self.backoff * 2, self.limits.quarantine_max_backoff)
         self.reason = reason
@@ -152,7 +174,7 @@ class PluginHealth:
                 self.backoff = limits.quarantine_backoff
                 self._rate_quarantine = False
             marks.append(number)
-            self.last_kind, self.last_message, self.last_at = fault.kind, fault.message, time.time()
+            self.last_kind, self.last_message, self.last_at = fault.kind, fault.message, self.clock.time()
             if self.consecutive >= limits.quarantine_after:
                 self._rate_quarantine = False
                 self._quarantine(f"{self.consecutive} consecutive faults")
@@ -174,7 +196,7 @@ class PluginHealth:
         with self._lock:
             if not self.owed_rebuilds:
                 return False
-            now = time.monotonic()
+            now = self.clock.monotonic()
             rate = limits.rebuild_budget / limits.rebuild_window
             self._rebuild_tokens = min(limits.rebuild_budget,
                                        self._rebuild_tokens + (now - self._rebuild_refilled_at) * rate)
@@ -189,7 +211,7 @@ class PluginHealth:
                     f"spending {self.rebuild_seconds:.2f}s of CPU on fresh instances after faults, over its "
                     f"rebuild budget (Limits.rebuild_budget = {limits.rebuild_budget:g}s per "
                     f"Limits.rebuild_window = {limits.rebuild_window:g}s)", at_least=refill)
-                self.retry_at_wall = time.time() + (self.retry_at_monotonic - now)
+                self.retry_at_wall = self.clock.time() + (self.retry_at_monotonic - now)
             self.faults["quarantined"] += 1
             return_fault = self._quarantined_fault()
         raise return_fault
@@ -215,7 +237,7 @@ class PluginHealth:
             reactions["sync"] += getattr(instance, "ok_sync", 0)
             reactions["async"] += getattr(instance, "ok_async", 0)
         with self._lock:
-            quarantined = bool(self.retry_at_monotonic) and time.monotonic() < self.retry_at_monotonic
+            quarantined = bool(self.retry_at_monotonic) and self.clock.monotonic() < self.retry_at_monotonic
             return PluginState(
                 status="quarantined" if quarantined else "active",
                 consecutive_faults=self.consecutive,

@@ -12,7 +12,7 @@ import msgpack
 
 from .errors import InputTooLarge, NoIdleInstance, PluginFault, PluginLoadError, load_error_kind
 from .events import REPLACEABLE_EVENT_TYPES
-from .health import PluginHealth, PluginState
+from .health import SYSTEM_CLOCK, Clock, PluginHealth, PluginState
 from .instance import PluginInstance
 from .limits import Limits
 from .loader import LoadedModule, load_module
@@ -47,6 +47,7 @@ class Plugin:
         log_handler: LogHandler | None = None,
         cache_dir: str | os.PathLike[str] | None = None,
         origin: str | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         limits = limits if limits is not None else Limits()
         if not isinstance(limits, Limits):
@@ -65,7 +66,7 @@ class Plugin:
             origin=origin or f"module {name!r}", cache_dir=Path(cache_dir) if cache_dir is not None else None,
         )
         self.sha256 = self._module.sha256
-        self._health = PluginHealth(name, limits, self._live_successes)
+        self._health = PluginHealth(name, limits, self._live_successes, clock)
         self._sync_fuel, self._async_fuel = limits.sync_fuel, limits.async_fuel
         self._max_input = limits.max_input_bytes
         first = self._new_instance_for_load()

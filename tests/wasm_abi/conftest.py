@@ -11,6 +11,7 @@ import pytest
 import wasmtime
 
 from wasm_abi import Limits, Plugin
+from wasm_abi.health import SYSTEM_CLOCK
 
 from tests.wat import plugin_wat
 
@@ -33,11 +34,35 @@ def make_plugin() -> Callable[..., Plugin]:
     """Build a plugin from WAT written by the test (see tests/wat.py: plugin_wat for the options)."""
 
     def make(*, name: str = "test", limits: Limits | None = None, config: dict[str, Any] | None = None,
-             log_handler: Any = None, **wat: Any) -> Plugin:
+             log_handler: Any = None, clock: Any = SYSTEM_CLOCK, **wat: Any) -> Plugin:
         wasm = wasmtime.wat2wasm(plugin_wat(**wat))
-        return Plugin.from_bytes(bytes(wasm), name=name, limits=limits, config=config, log_handler=log_handler)
+        return Plugin.from_bytes(bytes(wasm), name=name, limits=limits, config=config, log_handler=log_handler,
+                                 clock=clock)
 
     return make
+
+
+class FakeClock:
+    """A `wasm_abi.health.Clock` that moves only when the test says: `advance(seconds)`."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.wall = 1_700_000_000.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.wall
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+        self.wall += seconds
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 @pytest.fixture

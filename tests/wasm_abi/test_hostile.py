@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from .conftest import FakeClock
 from wasm_abi import Limits, Plugin, PluginFault, PluginLoadError, Reaction
 
 MakePlugin = Callable[..., Plugin]
@@ -238,36 +239,30 @@ def test_fault_discards_the_instance(make_plugin: MakePlugin) -> None:
     assert plugin.react({}) == Reaction("poisoned")  # same instance reused after success
 
 
-def wait_for_release(plugin: Plugin) -> None:
-    """Sleep until the quarantine's own retry time has passed (no guess about how long)."""
-    while plugin.state.quarantined:
-        time.sleep(0.02)
-
-
-def test_repeated_faults_quarantine_the_plugin_with_backoff(make_plugin: MakePlugin) -> None:
-    """Backoff lengths are read from the plugin's own timestamps, never from elapsed time, so a
-    slow machine cannot make this flaky (only "still quarantined right after the fault" needs
-    less than the 0.5 s backoff between two lines)."""
+def test_repeated_faults_quarantine_the_plugin_with_backoff(make_plugin: MakePlugin, clock: FakeClock) -> None:
+    """Steps through the backoff on a fake clock: no sleeping, and no machine is too slow for it."""
     limits = Limits(quarantine_after=2, quarantine_backoff=0.5, quarantine_max_backoff=10)
-    plugin = make_plugin(react=only_empty_map_ok("unreachable"), limits=limits)
+    plugin = make_plugin(react=only_empty_map_ok("unreachable"), limits=limits, clock=clock)
     for _ in range(2):
         with pytest.raises(PluginFault) as info:
             plugin.react({"a": 1})
         assert info.value.kind == "trap"
     state = plugin.state
     assert state.quarantined and state.retry_at is not None and state.last_fault_kind == "trap"
-    assert state.last_fault_at is not None and state.retry_at - state.last_fault_at == pytest.approx(0.5)
+    assert state.last_fault_at == clock.wall and state.retry_at == clock.wall + 0.5
+    clock.advance(0.49)
     with pytest.raises(PluginFault, match="quarantined after 2 consecutive faults") as info:
         plugin.react({})  # would succeed, but nothing runs during quarantine
-    assert info.value.kind == "quarantined"
-    wait_for_release(plugin)
+    assert info.value.kind == "quarantined" and "retrying in 0.0s" in info.value.message
+    clock.advance(0.01)  # the retry time: the next call is a probe
     with pytest.raises(PluginFault) as info:
         plugin.react({"a": 1})  # the probe faults: quarantined again, for twice as long
     assert info.value.kind == "trap"
     state = plugin.state
-    assert state.quarantined and state.retry_at is not None and state.last_fault_at is not None
-    assert state.retry_at - state.last_fault_at == pytest.approx(1.0)  # doubled
-    wait_for_release(plugin)
+    assert state.quarantined and state.retry_at == clock.wall + 1.0  # doubled
+    clock.advance(0.99)
+    assert plugin.state.quarantined
+    clock.advance(0.01)
     assert plugin.react({}) == Reaction()  # a good probe ends the quarantine
     state = plugin.state
     assert state.active and state.consecutive_faults == 0 and state.retry_at is None
@@ -275,16 +270,18 @@ def test_repeated_faults_quarantine_the_plugin_with_backoff(make_plugin: MakePlu
     assert state.reactions == {"sync": 1}
 
 
-def test_quarantine_backoff_is_capped(make_plugin: MakePlugin) -> None:
+def test_quarantine_backoff_is_capped(make_plugin: MakePlugin, clock: FakeClock) -> None:
     limits = Limits(quarantine_after=1, quarantine_backoff=0.05, quarantine_max_backoff=0.1)
-    plugin = make_plugin(react="unreachable", limits=limits)
+    plugin = make_plugin(react="unreachable", limits=limits, clock=clock)
     spans = []
     for _ in range(4):
-        wait_for_release(plugin)
+        retry_at = plugin.state.retry_at
+        if retry_at is not None:
+            clock.advance(retry_at - clock.wall + 1e-6)  # to the retry time: the next call probes
         with pytest.raises(PluginFault) as info:
             plugin.react({})
         assert info.value.kind == "trap"
         state = plugin.state
         assert state.retry_at is not None and state.last_fault_at is not None
-        spans.append(round(state.retry_at - state.last_fault_at, 2))
+        spans.append(round(state.retry_at - state.last_fault_at, 6))
     assert spans == [0.05, 0.1, 0.1, 0.1]
