@@ -18,6 +18,7 @@ __all__ = [
     "V01",
     "V10",
     "InvalidEvent",
+    "absolute_uri_problem",
     "decode_header_v01",
     "decode_header_v10",
     "event_id",
@@ -26,6 +27,7 @@ __all__ = [
     "set_extension",
     "spec_version",
     "to_json",
+    "uri_reference_problem",
     "validate",
     "validate_v01",
     "validate_v10",
@@ -82,6 +84,118 @@ def _check_time(where: str, name: str, value: Any) -> None:
         raise InvalidEvent(f"{where}: attribute {name!r} is not an RFC 3339 timestamp: {value!r}") from None
 
 
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-]*")
+# RFC 3986 appendix B: scheme, authority, path, query, fragment of any string.
+_URI_PARTS = re.compile(r"(?:([^:/?#]+):)?(?://([^/?#]*))?([^?#]*)(?:\?([^#]*))?(?:#(.*))?", re.DOTALL)
+_PCHAR = "A-Za-z0-9\\-._~!$&'()*+,;=:@\u0080-\U0010ffff"  # unreserved, sub-delims, ':' '@', and IRI ucschar
+_PCT = "%[0-9A-Fa-f]{2}"
+_AUTHORITY_CHARS = re.compile(rf"(?:[{_PCHAR}\[\]]|{_PCT})*")
+_PATH_CHARS = re.compile(rf"(?:[{_PCHAR}/]|{_PCT})*")
+_QUERY_CHARS = re.compile(rf"(?:[{_PCHAR}/?]|{_PCT})*")
+
+
+def uri_reference_problem(value: str) -> str | None:
+    """Why ``value`` is not a URI-reference (RFC 3986 section 4.1; non-ASCII characters are accepted as
+    in an IRI, RFC 3987, since binary-mode headers are percent-decoded), or None when it is one."""
+    match = _URI_PARTS.fullmatch(value)
+    if match is None:  # pragma: no cover - the expression matches every string
+        return "it is not a URI-reference"
+    scheme, authority, path, query, fragment = match.groups()
+    if scheme is not None and not _SCHEME.fullmatch(scheme):
+        return f"{scheme!r} before ':' is not a scheme (a letter, then letters, digits, '+', '-', '.')"
+    for part, chars, name in ((authority, _AUTHORITY_CHARS, "authority"), (path, _PATH_CHARS, "path"),
+                              (query, _QUERY_CHARS, "query"), (fragment, _QUERY_CHARS, "fragment")):
+        if part is not None and not chars.fullmatch(part):
+            bad = next((c for c in part if not chars.fullmatch(c) and c != "%"), "%")
+            return f"its {name} contains {bad!r} (percent-encode it)" if bad != "%" else \
+                f"its {name} has a '%' not followed by two hex digits"
+    return None
+
+
+def _go_port_ok(colon_port: str) -> bool:
+    return colon_port == "" or (colon_port.startswith(":") and colon_port[1:].isascii()
+                                and (colon_port[1:].isdigit() or colon_port == ":"))
+
+
+_GO_HOST_OK = set("!$&'()*+,;=:[]<>\"-_.~")
+_GO_USERINFO_OK = set("-._:~!$&'()*+,;=%@")
+_BROKEN_PCT = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _go_host_problem(host: str) -> str | None:
+    if host.startswith("["):
+        end = host.rfind("]")
+        if end < 0:
+            return "missing ']' in its host"
+        port = host[end + 1:]
+    else:
+        colon = host.rfind(":")
+        port = host[colon:] if colon >= 0 else ""
+    if not _go_port_ok(port):
+        return f"invalid port {port!r} after its host"
+    if _BROKEN_PCT.search(host):
+        return "its host has a '%' not followed by two hex digits"
+    for char in host:
+        if char.isascii() and not char.isalnum() and char not in _GO_HOST_OK and char != "%":
+            return f"invalid character {char!r} in its host name"
+    return None
+
+
+def absolute_uri_problem(value: str) -> str | None:
+    """Why upstream's validator (go-playground/validator v9 ``uri``: the part before any ``#`` must pass
+    Go's ``url.ParseRequestURI``) refused ``value``, or None when it accepted it: an absolute URI
+    (``https://example.com/x``, ``urn:x``) or an absolute path (``/x``)."""
+    value = value.split("#", 1)[0]
+    if not value:
+        return "it is empty before any '#'"
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in value):
+        return "it contains a control character"
+    if value == "*":
+        return None
+    scheme = ""
+    rest = value
+    for index, char in enumerate(value):
+        if char.isascii() and char.isalpha():
+            continue
+        if char.isascii() and (char.isdigit() or char in "+-."):
+            if index == 0:
+                break
+            continue
+        if char == ":":
+            if index == 0:
+                return "missing scheme before ':'"
+            scheme, rest = value[:index], value[index + 1:]
+        break
+    rest = rest[:-1] if rest.endswith("?") and rest.count("?") == 1 else rest.split("?", 1)[0]
+    if not rest.startswith("/"):
+        return None if scheme else "it is neither an absolute URI (with a scheme) nor an absolute path"
+    if scheme and rest.startswith("//"):
+        authority, slash, path = rest[2:].partition("/")
+        rest = slash + path
+        userinfo, at, host = authority.rpartition("@")
+        if at and (any(not (c.isascii() and c.isalnum()) and c not in _GO_USERINFO_OK for c in userinfo)
+                   or _BROKEN_PCT.search(userinfo)):
+            return "invalid userinfo"
+        problem = _go_host_problem(host)
+        if problem is not None:
+            return problem
+    if _BROKEN_PCT.search(rest):
+        return "its path has a '%' not followed by two hex digits"
+    return None
+
+
+def _check_source(where: str, event: dict[str, Any], version: str) -> None:
+    source = event["source"]
+    if version == V10:
+        problem = uri_reference_problem(source)
+        rule = "a URI-reference (CloudEvents 1.0)"
+    else:
+        problem = absolute_uri_problem(source)
+        rule = "an absolute URI or an absolute path (CloudEvents 0.1, as the upstream gateway checked it)"
+    if problem is not None:
+        raise InvalidEvent(f"{where}: attribute 'source' must be {rule}: {_short(source)}: {problem}")
+
+
 def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
     """Check a CloudEvents 1.0 map (JSON format); returns it unchanged."""
     if not isinstance(event, dict):
@@ -92,6 +206,7 @@ def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
             raise InvalidEvent(f"{where}: required attribute {name!r} is missing or not a non-empty string")
     if event["specversion"] != V10:
         raise InvalidEvent(f"{where}: unsupported specversion {event['specversion']!r} (supported: '1.0', '0.1')")
+    _check_source(where, event, V10)
     for name in _V10_STRING_ATTRIBUTES:
         if name in event and event[name] is not None and not isinstance(event[name], str):
             raise InvalidEvent(f"{where}: attribute {name!r} must be a string")
@@ -119,6 +234,7 @@ def validate_v01(event: Any, where: str = "event") -> dict[str, Any]:
     if event["cloudEventsVersion"] != V01:
         raise InvalidEvent(
             f"{where}: unsupported cloudEventsVersion {event['cloudEventsVersion']!r} (supported: '0.1', '1.0')")
+    _check_source(where, event, V01)
     for name in _V01_STRING_ATTRIBUTES:
         if name in event and event[name] is not None and not isinstance(event[name], str):
             raise InvalidEvent(f"{where}: attribute {name!r} must be a string")

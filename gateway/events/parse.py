@@ -7,12 +7,14 @@ The order of the checks is the contract with clients, most specific first:
 3. a ``ce-specversion`` header: CloudEvents 1.0 binary mode (attributes in ``ce-*`` headers);
 4. a ``CE-EventType`` / ``CE-CloudEventsVersion`` header: CloudEvents 0.1 binary mode (upstream);
 5. an ``Event: <type>`` header: the upstream legacy form, the body becomes the data of a 0.1 event
-   (unless the body already is a 0.1 CloudEvent of that type);
-6. ``application/json`` whose body is a CloudEvent (it sets ``specversion`` or ``cloudEventsVersion``);
+   (unless the body is a JSON object that is a valid CloudEvent: then it is that event);
+6. ``application/json`` whose body is a valid CloudEvent (it sets ``specversion`` or
+   ``cloudEventsVersion`` and validates);
 7. anything else: an ``http.request`` 0.1 event with the upstream data fields.
 
-A request that claims to be a CloudEvent but is not a valid one is refused (400) with the reason rather
-than silently re-wrapped as ``http.request``, which is what the upstream gateway did.
+As upstream: a structured or binary-mode request that is not a valid CloudEvent is refused (400) with the
+reason; in legacy mode and in an ``application/json`` body, a JSON object that does not validate as a
+CloudEvent is not refused but handled as any other body (5 and 7), as the upstream gateway did.
 """
 
 from __future__ import annotations
@@ -281,15 +283,28 @@ def _wrap_v01(event_type: str, content_type: str, data: Any) -> dict[str, Any]:
 
 
 def _legacy(request: RawRequest, event_type: str, mime: str) -> dict[str, Any]:
-    if _is_json(mime) and request.body:
+    """Upstream's legacy mode (``event/event.go`` ``FromRequest``): a JSON body that is a valid CloudEvent
+    is that event; any other body, including JSON that is not a valid CloudEvent (such as
+    ``{"eventType": "user.created"}``), becomes the data of an event of the header's type."""
+    candidate = _json_object(request.body) if _is_json(mime) else None
+    if candidate is not None:
         try:
-            candidate = _json_loads(request.body)
-        except ValueError:
-            candidate = None
-        if isinstance(candidate, dict) and candidate.get("eventType") == event_type:
-            return ce.validate_v01(candidate, "CloudEvent body of an 'Event' header request")
+            return ce.validate(candidate, "CloudEvent body of an 'Event' header request")
+        except ce.InvalidEvent:
+            pass
     data, _ = _body_value(request.body, mime)
     return _wrap_v01(event_type, mime, data)
+
+
+def _json_object(body: bytes) -> dict[str, Any] | None:
+    """The body as a JSON object, or None (empty, not JSON, or JSON of another kind)."""
+    if not body:
+        return None
+    try:
+        value = _json_loads(body)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
 
 
 def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) -> dict[str, Any]:
@@ -298,7 +313,8 @@ def http_request_event(request: RawRequest, mime: str, headers: dict[str, str]) 
     ``data`` (the request as a JSON object), while the request's own type stays in ``data.headers``."""
     body, _ = _body_value(request.body, mime)
     data = {
-        "headers": headers,
+        # Without Host, which is data.host only: Go's server moved it out of r.Header (upstream).
+        "headers": {name: value for name, value in headers.items() if name != "Host"},
         "query": request.query,
         "body": "" if body is None else body,
         "host": request.host,
@@ -351,13 +367,14 @@ def parse_request(request: RawRequest) -> ParsedRequest:
         events = [_legacy(request, request.header("event") or "", mime)]
     else:
         events = []
-        if mime == "application/json" and request.body:
+        candidate = _json_object(request.body) if mime == "application/json" else None
+        if candidate is not None and ("specversion" in candidate or "cloudEventsVersion" in candidate):
+            # A valid CloudEvent stays one; one that does not validate is a plain JSON request, as upstream
+            # handled every application/json body (the Python SDK's emit sends no eventID, for one).
             try:
-                candidate = _json_loads(request.body)
-            except ValueError:
-                candidate = None
-            if isinstance(candidate, dict) and ("specversion" in candidate or "cloudEventsVersion" in candidate):
                 events = [ce.validate(candidate, "CloudEvent in an application/json body")]
+            except ce.InvalidEvent:
+                events = []
         if not events:
             wrapped = http_request_event(request, mime, headers)
             events = [wrapped]

@@ -27,7 +27,7 @@ from .deliveries import Delivery, Sink
 from .emitter import SystemEmitter
 from .invoke import Invoker
 from .reply import CALL_FAILED, Reply, error_reply, rejection_reply
-from .sync_response import MalformedResponse, parse_sync_response
+from .sync_response import MalformedResponse, parse_sync_response, typed_headers
 
 __all__ = ["EventTypeLookup", "RequestPipeline"]
 
@@ -177,4 +177,4 @@ class RequestPipeline:
         except MalformedResponse as exc:
             log.info("sync response of %s/%s malformed: %s", space, subscription.function_id, exc)
             return error_reply(500, "HTTP response object malformed", cors_headers)
-        return Reply(response.status, {**response.headers, **cors_headers}, response.body)
+        return Reply(response.status, {**typed_headers(response), **cors_headers}, response.body)

@@ -7,6 +7,9 @@ Headers that describe the function's own connection or message framing (``Conten
 ``Transfer-Encoding``, ``Connection`` and the other hop-by-hop headers of RFC 9110 section 7.6.1) are
 dropped: the gateway frames the body it sends itself, and passing a function's ``Content-Length: 999``
 through with a two-byte body left the client waiting for bytes that never came.
+
+A response whose function set no ``Content-Type`` gets the one Go's ``net/http`` sniffed from the body
+(:func:`typed_headers`, ``gateway/pipeline/sniff.py``), as the upstream gateway's clients got it.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from dataclasses import dataclass, field
 
 from gateway.events.json_body import loads
 
-__all__ = ["DROPPED_HEADERS", "MalformedResponse", "SyncResponse", "parse_sync_response"]
+from .sniff import detect_content_type
+
+__all__ = ["DROPPED_HEADERS", "MalformedResponse", "SyncResponse", "parse_sync_response", "typed_headers"]
 
 #: Lower-case names of the function headers that never reach the client.
 DROPPED_HEADERS = frozenset({
@@ -75,3 +80,18 @@ def parse_sync_response(raw: bytes) -> SyncResponse:
         raise MalformedResponse("body must be a string")
     return SyncResponse(status, {str(k): v for k, v in headers.items() if str(k).lower() not in DROPPED_HEADERS},
                         data)
+
+
+#: Statuses whose answers carry no body (Go's ``bodyAllowedForStatus``): nothing to sniff.
+_NO_BODY_STATUSES = frozenset({204, 304})
+
+
+def typed_headers(response: SyncResponse) -> dict[str, str]:
+    """The response's headers, with the ``Content-Type`` Go's server gave an untyped one: when the function
+    set none (in any case; an empty value counts as set, as in Go) and the body is not empty, the type
+    ``http.DetectContentType`` sniffs from its first 512 bytes (``text/html; charset=utf-8``,
+    ``text/plain; charset=utf-8``, ``application/octet-stream``, ...). A function's own header always wins."""
+    if (not response.body or response.status in _NO_BODY_STATUSES
+            or any(name.lower() == "content-type" for name in response.headers)):
+        return response.headers
+    return {**response.headers, "Content-Type": detect_content_type(response.body)}
