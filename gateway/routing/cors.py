@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-__all__ = ["Preflight", "is_preflight", "preflight", "preflight_headers", "response_headers", "simple_headers"]
+__all__ = ["Preflight", "canonical_header_list", "is_preflight", "preflight", "preflight_headers", "response_headers", "simple_headers"]
 
 
 class _Headers(Protocol):
@@ -76,6 +76,29 @@ def _requested_headers(headers: _Headers) -> list[str]:
     return [h.strip() for h in headers.get("Access-Control-Request-Headers", "").split(",") if h.strip()]
 
 
+def canonical_header_list(value: str) -> list[str]:
+    """rs/cors v1.2's ``parseHeaderList`` (what upstream answered a preflight with): the names of an
+    ``Access-Control-Request-Headers`` list, split on ``,`` and spaces, canonicalised (``x-api-key`` ->
+    ``X-Api-Key``: upper case at the start and after ``-`` or ``_``, lower case elsewhere); characters
+    other than letters, digits, ``-`` and ``_`` are left out."""
+    names: list[str] = []
+    current: list[str] = []
+    upper = True
+    for index, char in enumerate(value):
+        if "a" <= char <= "z" or "A" <= char <= "Z":
+            current.append(char.upper() if upper else char.lower())
+        elif char in "-_" or "0" <= char <= "9":
+            current.append(char)
+        if char in " ," or index == len(value) - 1:
+            if current:
+                names.append("".join(current))
+                current = []
+                upper = True
+        else:
+            upper = char in "-_"
+    return names
+
+
 def preflight_problem(config: Any, headers: _Headers) -> str | None:
     """Why a preflight is refused (for the answer's error message), or ``None`` when it is allowed."""
     origin = headers.get("Origin", "")
@@ -100,7 +123,7 @@ def preflight_headers(config: Any, headers: _Headers) -> dict[str, str] | None:
         return None
     origin = headers.get("Origin", "")
     method = headers.get("Access-Control-Request-Method", "").upper()
-    requested = _requested_headers(headers)
+    requested = canonical_header_list(headers.get("Access-Control-Request-Headers", ""))
     answer = {
         "Access-Control-Allow-Origin": _allow_origin(config, origin),
         "Access-Control-Allow-Methods": method,
