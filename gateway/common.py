@@ -7,6 +7,7 @@ It imports nothing from the gateway, so any module may use it.
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from datetime import UTC, datetime
 from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
-__all__ = ["DEFAULT_SPACE", "FUNCTION_TYPES", "FunctionType", "MAX_PAYLOAD_BYTES", "NAME_PATTERN", "SECRET_MARKER", "error_body", "rfc3339",
+__all__ = ["DEFAULT_SPACE", "FUNCTION_TYPES", "FunctionType", "MAX_PAYLOAD_BYTES", "NAME_PATTERN", "SECRET_MARKER", "error_body", "error_json", "go_json", "go_quote",
+           "rfc3339",
            "space_problem", "url_password", "wait_with_timeout", "with_url_password"]
 
 #: The function types (``type`` of a function): one provider each.
@@ -65,6 +67,47 @@ def space_problem(space: str) -> str | None:
 def error_body(*messages: str) -> dict[str, Any]:
     """The one error shape of both APIs, as upstream: ``{"errors": [{"message": ...}, ...]}``."""
     return {"errors": [{"message": m} for m in messages]}
+
+
+def go_quote(text: str) -> str:
+    """``text`` as Go's ``%q`` writes it (``strconv.Quote``): double quotes, backslash escapes for
+    quotes, backslashes and control characters, printable characters (non-ASCII too) as they are.
+    Upstream's error messages quote names and ids this way: ``Function "my.fn" not found.``"""
+    out = ['"']
+    for char in text:
+        if char in _GO_ESCAPES:
+            out.append(_GO_ESCAPES[char])
+        elif char.isprintable() or char == " ":
+            out.append(char)
+        elif ord(char) < 0x80:
+            out.append(f"\\x{ord(char):02x}")
+        elif ord(char) <= 0xFFFF:
+            out.append(f"\\u{ord(char):04x}")
+        else:
+            out.append(f"\\U{ord(char):08x}")
+    out.append('"')
+    return "".join(out)
+
+
+_GO_ESCAPES = {'"': '\\"', "\\": "\\\\", "\a": "\\a", "\b": "\\b", "\f": "\\f", "\n": "\\n",
+               "\r": "\\r", "\t": "\\t", "\v": "\\v"}
+
+#: What Go's json.Encoder escapes that Python's json module (ensure_ascii=False) leaves alone.
+_GO_JSON_ESCAPES = str.maketrans({"<": "\\u003c", ">": "\\u003e", "&": "\\u0026",
+                                  "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def go_json(value: Any) -> bytes:
+    """``value`` as Go's ``json.NewEncoder(w).Encode`` wrote it, which upstream used for every answer of
+    both APIs: compact, UTF-8 (not ``\\u`` escapes), ``<``, ``>``, ``&``, U+2028 and U+2029 escaped
+    (``SetEscapeHTML``'s default), then a newline."""
+    return (json.dumps(value, separators=(",", ":"), ensure_ascii=False).translate(_GO_JSON_ESCAPES)
+            + "\n").encode()
+
+
+def error_json(*messages: str) -> bytes:
+    """:func:`error_body` as the bytes both APIs answer (see :func:`go_json`)."""
+    return go_json(error_body(*messages))
 
 
 def rfc3339(moment: datetime | float | None = None, *, millis: bool = False) -> str:

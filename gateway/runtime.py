@@ -22,6 +22,7 @@ from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
 from gateway.plugins.manager import PluginBudget, PluginManager
 from gateway.settings import Settings
+from gateway.config.migrate import migrate_ids
 from gateway.store import open_store
 from gateway.store.base import Store
 from gateway.config.view import ConfigView
@@ -67,6 +68,7 @@ class Gateway:
         try:
             await self.store.open()
             self._started.append(self.store)
+            await migrate_ids(self.store)  # before the view loads: ids escape ',' and ';' (issue 12)
             await self.view.start()
             self._started.append(self.view)
             await self.plugins.start()

@@ -44,7 +44,7 @@ from hypercorn.asyncio import serve as hypercorn_serve
 from hypercorn.config import Config as HypercornConfig
 from hypercorn.typing import ASGIFramework
 
-from gateway.common import error_body
+from gateway.common import error_json
 from gateway.http.auth import config_bind_host
 from gateway.runtime import Gateway
 from gateway.settings import Settings, SettingsError
@@ -190,7 +190,7 @@ def _hypercorn_config(fd: int, cert: str | None, key: str | None, settings: Sett
 # -- the drain ---------------------------------------------------------------------------------------
 
 #: The answer to every request that arrives while the gateway drains, upstream's error shape.
-_UNAVAILABLE_BODY = (json.dumps(error_body("Service Unavailable"), separators=(",", ":")) + "\n").encode()
+_UNAVAILABLE_BODY = error_json("Service Unavailable")
 #: Between closing the listeners and Hypercorn's shutdown (which closes idle connections): see ``stop``.
 _CLOSE_GRACE = 0.5
 #: What a 503 reads of a request body before answering: the rest is left unread (a reset may follow).

@@ -20,6 +20,8 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
+from gateway.common import go_quote
+from gateway.config.ids import canonical_id
 from gateway.config.models import (
     CORS,
     PROVIDERS,
@@ -34,6 +36,7 @@ from gateway.config.models import (
     with_url_password,
 )
 from gateway.events.cloudevents import json_type
+from gateway.config.upstream_paths import upstream_path_conflict
 from gateway.routing.path_tree import find_conflict
 from gateway.store.base import AlreadyExists, Kind, NotFound, RevisionConflict, Store
 from gateway.config.view import ConfigView
@@ -86,10 +89,11 @@ class _Resource:
     model: type[Model]
     id_field: str  # the Python field name holding the document's id
     label: str  # as upstream's messages name it
+    exists: str = "already exists"  # upstream's words for a 409
 
 
 _EVENT_TYPES = _Resource(Kind.EVENT_TYPES, EventType, "name", "Event Type")
-_FUNCTIONS = _Resource(Kind.FUNCTIONS, Function, "function_id", "Function")
+_FUNCTIONS = _Resource(Kind.FUNCTIONS, Function, "function_id", "Function", "already registered")
 _SUBSCRIPTIONS = _Resource(Kind.SUBSCRIPTIONS, Subscription, "subscription_id", "Subscription")
 _CORS = _Resource(Kind.CORS, CORS, "cors_id", "CORS configuration")
 
@@ -100,8 +104,10 @@ def metadata_filters(query: Mapping[str, str]) -> dict[str, str]:
 
 
 def redact(document: Model) -> dict[str, Any]:
-    """The JSON a client may see: provider secrets replaced by the marker."""
+    """The JSON a client may see: provider secrets replaced by the marker, no empty ``metadata``."""
     data = document.to_json()
+    if not data.get("metadata"):
+        data.pop("metadata", None)  # upstream's `json:"metadata,omitempty"`, on all four resources
     if isinstance(document, Function):
         provider = data["provider"]
         for field in type(document.provider).SECRET_FIELDS:
@@ -140,16 +146,14 @@ class ConfigService:
         _, revision = await self._read(_EVENT_TYPES, space, name, for_delete=True)
         for subscription in await self.list_subscriptions(space):
             if subscription.event_type == name:
-                raise ConfigInUse(f"Event type {name!r} cannot be deleted because subscription "
-                                  f"{subscription.subscription_id!r} uses it.")
+                raise ConfigInUse("Event type cannot be deleted because there are subscriptions using it.")
         await self._delete(_EVENT_TYPES, space, name, revision)
 
     async def _check_authorizer(self, event_type: EventType) -> None:
         if event_type.authorizer_id is None:
             return
         if await self._store.get(Kind.FUNCTIONS, event_type.space, event_type.authorizer_id) is None:
-            raise InvalidConfig(f"Authorizer function {event_type.authorizer_id!r} does not exist "
-                                f"in space {event_type.space!r}.")
+            raise InvalidConfig("Authorizer function doesn't exists.")  # sic: upstream's wording
 
     # -- functions ---------------------------------------------------------------------------
 
@@ -196,12 +200,11 @@ class ConfigService:
         _, revision = await self._read(_FUNCTIONS, space, function_id, for_delete=True)
         for subscription in await self.list_subscriptions(space):
             if subscription.function_id == function_id:
-                raise ConfigInUse(f"Function {function_id!r} cannot be deleted because subscription "
-                                  f"{subscription.subscription_id!r} uses it.")
+                raise ConfigInUse("Function cannot be deleted because it's subscribed to a least one event.")
         for event_type in await self.list_event_types(space):
             if event_type.authorizer_id == function_id:
-                raise ConfigInUse(f"Function {function_id!r} cannot be deleted because it is the authorizer "
-                                  f"of event type {event_type.name!r}.")
+                raise ConfigInUse(f"Function {function_id} cannot be deleted because is used as an authorizer "
+                                  f"for {event_type.name} event type.")
         await self._delete(_FUNCTIONS, space, function_id, revision)
 
     # -- subscriptions -----------------------------------------------------------------------
@@ -210,30 +213,33 @@ class ConfigService:
         return await self._list(_SUBSCRIPTIONS, space, filters)
 
     async def get_subscription(self, space: str, subscription_id: str) -> Subscription:
-        return await self._get(_SUBSCRIPTIONS, space, subscription_id)
+        return await self._get(_SUBSCRIPTIONS, space, canonical_id("subscriptions", subscription_id))
 
     async def create_subscription(self, space: str, body: Any) -> Subscription:
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
         if await self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id) is not None:
-            raise ConfigConflict(f"Subscription {subscription.subscription_id!r} already exists.")
+            raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} already exists.")
         await self._check_path_conflict(subscription)
         if await self._store.get(Kind.EVENT_TYPES, space, subscription.event_type) is None:
-            raise InvalidConfig(f"Event Type {subscription.event_type!r} not found in space {space!r}.")
+            raise InvalidConfig(f"Event Type {go_quote(subscription.event_type)} not found.")
         if await self._store.get(Kind.FUNCTIONS, space, subscription.function_id) is None:
-            raise InvalidConfig(f"Function {subscription.function_id!r} not found in space {space!r}.")
+            raise InvalidConfig(f"Function {go_quote(subscription.function_id)} not found.")
         return await self._create(_SUBSCRIPTIONS, subscription)
 
     async def update_subscription(self, space: str, subscription_id: str, body: Any) -> Subscription:
         """Only ``metadata`` may change: every other field is part of the subscription's id."""
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
+        subscription_id = canonical_id("subscriptions", subscription_id)
         stored, revision = await self._read(_SUBSCRIPTIONS, space, subscription_id)
-        for field, label in (("type", "type"), ("event_type", "eventType"), ("function_id", "functionId"),
-                             ("path", "path"), ("method", "method")):
+        # Upstream named the Go struct fields.
+        for field, label in (("type", "Type"), ("event_type", "EventType"), ("function_id", "FunctionID"),
+                             ("path", "Path"), ("method", "Method")):
             if getattr(subscription, field) != getattr(stored, field):
                 raise InvalidConfig(f"Invalid update. '{label}' of existing subscription cannot be updated.")
         return await self._update(_SUBSCRIPTIONS, subscription, revision)
 
     async def delete_subscription(self, space: str, subscription_id: str) -> None:
+        subscription_id = canonical_id("subscriptions", subscription_id)
         await self._read(_SUBSCRIPTIONS, space, subscription_id, for_delete=True)
         await self._delete(_SUBSCRIPTIONS, space, subscription_id)
 
@@ -244,7 +250,9 @@ class ConfigService:
                  if (existing.type, existing.method, existing.event_type) == (new.type, new.method, new.event_type)]
         problem = find_conflict(paths, new.path, unique=new.type == "sync")
         if problem:
-            raise InvalidConfig(f"Subscription path conflict: {problem}")
+            # Where upstream refused the path too (sync subscriptions only), its own reason.
+            upstream = upstream_path_conflict(paths, new.path) if new.type == "sync" else None
+            raise InvalidConfig(f"Subscription path conflict: {upstream or problem}")
 
     # -- CORS --------------------------------------------------------------------------------
 
@@ -252,7 +260,7 @@ class ConfigService:
         return await self._list(_CORS, space, filters)
 
     async def get_cors(self, space: str, cors_id: str) -> CORS:
-        return await self._get(_CORS, space, cors_id)
+        return await self._get(_CORS, space, canonical_id("cors", cors_id))
 
     async def create_cors(self, space: str, body: Any) -> CORS:
         cors = _parse(_CORS, body, space=space)
@@ -266,13 +274,15 @@ class ConfigService:
     async def update_cors(self, space: str, cors_id: str, body: Any) -> CORS:
         """``method`` and ``path`` make the id and cannot change."""
         cors = _parse(_CORS, body, space=space)
+        cors_id = canonical_id("cors", cors_id)
         stored, revision = await self._read(_CORS, space, cors_id)
-        for field in ("method", "path"):
+        for field, label in (("method", "Method"), ("path", "Path")):
             if getattr(cors, field) != getattr(stored, field):
-                raise InvalidConfig(f"Invalid update. '{field}' of existing CORS configuration cannot be updated.")
+                raise InvalidConfig(f"Invalid update. '{label}' of existing CORS configuration cannot be updated.")
         return await self._update(_CORS, cors, revision)
 
     async def delete_cors(self, space: str, cors_id: str) -> None:
+        cors_id = canonical_id("cors", cors_id)
         await self._read(_CORS, space, cors_id, for_delete=True)
         await self._delete(_CORS, space, cors_id)
 
@@ -307,7 +317,7 @@ class ConfigService:
         """
         entry = await self._store.get(resource.kind, space, id)
         if entry is None:
-            raise ConfigNotFound(f"{resource.label} {id!r} not found.")
+            raise ConfigNotFound(f"{resource.label} {go_quote(id)} not found.")
         try:
             return resource.model.model_validate(entry.value), entry.revision
         except ValidationError as error:
@@ -326,7 +336,7 @@ class ConfigService:
         try:
             entry = await self._store.create(resource.kind, document.space, id, document.to_json())  # type: ignore[attr-defined]
         except AlreadyExists:
-            raise ConfigConflict(f"{resource.label} {id!r} already exists.") from None
+            raise ConfigConflict(f"{resource.label} {go_quote(id)} {resource.exists}.") from None
         await self._view.wait_for_revision(entry.revision)
         return document
 
@@ -335,7 +345,7 @@ class ConfigService:
         try:
             entry = await self._store.update(resource.kind, document.space, id, document.to_json(), revision)  # type: ignore[attr-defined]
         except NotFound:
-            raise ConfigNotFound(f"{resource.label} {id!r} not found.") from None
+            raise ConfigNotFound(f"{resource.label} {go_quote(id)} not found.") from None
         except RevisionConflict:
             raise ConfigConflict(_changed_meanwhile(resource, id)) from None
         await self._view.wait_for_revision(entry.revision)
@@ -345,7 +355,7 @@ class ConfigService:
         try:
             await self._store.delete(resource.kind, space, id, revision)
         except NotFound:
-            raise ConfigNotFound(f"{resource.label} {id!r} not found.") from None
+            raise ConfigNotFound(f"{resource.label} {go_quote(id)} not found.") from None
         except RevisionConflict:
             raise ConfigConflict(_changed_meanwhile(resource, id)) from None
         await self._view.wait_until(lambda: not self._view.has(resource.kind, space, id))

@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
-import json
 import logging
 
 from quart import Quart, Response, request
 
-from gateway.common import error_body
+from gateway.common import error_json
 
 __all__ = [
     "LOOPBACK",
@@ -52,7 +51,7 @@ def token_matches(header: str | None, token: str) -> bool:
 def _unauthorized(message: str) -> Response:
     # Built by hand rather than through the app's error handlers so that the refusal is the same
     # whatever error handling the app registers, and happens before any body is read.
-    body = json.dumps(error_body(message))
+    body = error_json(message)
     return Response(body, status=401, content_type="application/json",
                     headers={"WWW-Authenticate": 'Bearer realm="event-gateway"'})
 

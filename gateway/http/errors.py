@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import logging
 
-from quart import Quart, Response, current_app, jsonify, request
+from quart import Quart, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
-from gateway.common import error_body
+from gateway.common import error_body, error_json
 from gateway.config.service import (
     ConfigConflict,
     ConfigError,
@@ -50,8 +50,8 @@ class ApiError(Exception):
 
 
 def error_response(status: int, *messages: str, headers: dict[str, str] | None = None) -> Response:
-    response = jsonify(error_body(*messages))
-    response.status_code = status
+    # As upstream's json.Encoder wrote it: compact, then a newline.
+    response = Response(error_json(*messages), status=status, content_type="application/json")
     response.headers.update(headers or {})
     return response
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 
-from gateway.common import error_body
+from gateway.common import error_json
 from gateway.plugins.contract import Rejection
 
 __all__ = ["CALL_FAILED", "Reply", "error_reply", "rejection_reply"]
@@ -22,7 +21,7 @@ class Reply:
 
 
 def error_reply(status: int, message: str, headers: dict[str, str] | None = None) -> Reply:
-    return Reply(status, {**(headers or {}), **_JSON}, json.dumps(error_body(message)).encode())
+    return Reply(status, {**(headers or {}), **_JSON}, error_json(message))
 
 
 def rejection_reply(rejection: Rejection, headers: dict[str, str] | None = None) -> Reply:

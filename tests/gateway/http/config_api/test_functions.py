@@ -26,7 +26,7 @@ async def test_crud_with_defaults(api: httpx.AsyncClient) -> None:
     assert updated.json()["retry"] == {"maxAttempts": 5, "initialBackoff": 0.5, "multiplier": 2.0, "maxBackoff": 5.0}
     assert (await api.get("/functions")).json() == {"functions": [updated.json()]}
     assert (await api.delete("/functions/f1")).status_code == 204
-    assert_error(await api.get("/functions/f1"), 404, "Function 'f1' not found")
+    assert_error(await api.get("/functions/f1"), 404, 'Function "f1" not found.')
 
 
 async def test_pre_0_6_shape_with_type_inside_provider_is_accepted(api: httpx.AsyncClient) -> None:
@@ -59,7 +59,7 @@ async def test_validation_names_the_field(api: httpx.AsyncClient, body: dict, fr
 
 async def test_conflict_and_missing(api: httpx.AsyncClient) -> None:
     assert (await api.post("/functions", json=http_function())).status_code == 201
-    assert_error(await api.post("/functions", json=http_function()), 409, "f1", "already exists")
+    assert_error(await api.post("/functions", json=http_function()), 409, 'Function "f1" already registered.')
     assert_error(await api.put("/functions/nope", json=http_function()), 404, "nope")
     assert_error(await api.put("/functions/f1", json={"type": "http", "provider": {"url": "ftp://h/"}}), 400,
                  "Function doesn't validate", "provider.url")
@@ -107,7 +107,8 @@ async def test_function_with_subscription_cannot_be_deleted(api: httpx.AsyncClie
     await api.post("/functions", json=http_function())
     await api.post("/eventtypes", json={"name": "e"})
     await api.post("/subscriptions", json={"type": "async", "eventType": "e", "functionId": "f1"})
-    assert_error(await api.delete("/functions/f1"), 400, "cannot be deleted", "subscription")
+    assert_error(await api.delete("/functions/f1"), 400,
+                 "Function cannot be deleted because it's subscribed to a least one event.")
 
 
 async def test_password_in_an_http_url_is_a_secret(gw, api: httpx.AsyncClient, function_server) -> None:

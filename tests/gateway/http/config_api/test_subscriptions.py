@@ -26,7 +26,7 @@ async def test_defaults_and_deterministic_ids(ready: httpx.AsyncClient) -> None:
                                                         "functionId": "f1"})
     assert created.status_code == 201
     body = created.json()
-    assert (body["path"], body["method"], body["metadata"]) == ("/", "POST", {})
+    assert (body["path"], body["method"], "metadata" in body) == ("/", "POST", False)
     assert decode(body["subscriptionId"]) == "async,user.created,f1,%2F,POST"
 
     sync = await ready.post("/subscriptions", json={"type": "sync", "eventType": "http.request",
@@ -85,8 +85,8 @@ async def test_wildcard_must_be_last(ready: httpx.AsyncClient) -> None:
     ({"type": "async", "functionId": "f1"}, 400, ["eventType"]),
     ({"type": "async", "eventType": "user.created"}, 400, ["functionId"]),
     ({"type": "async", "eventType": "user.created", "functionId": "f1", "method": "FETCH"}, 400, ["method"]),
-    ({"type": "async", "eventType": "nope", "functionId": "f1"}, 400, ["Event Type 'nope' not found"]),
-    ({"type": "async", "eventType": "user.created", "functionId": "nope"}, 400, ["Function 'nope' not found"]),
+    ({"type": "async", "eventType": "nope", "functionId": "f1"}, 400, ['Event Type "nope" not found.']),
+    ({"type": "async", "eventType": "user.created", "functionId": "nope"}, 400, ['Function "nope" not found.']),
     ({"type": "async", "eventType": "user.created", "functionId": "f1", "path": "/x?y=1"}, 400,
      ["path", "must not contain '?'"]),
     ({"type": "async", "eventType": "user.created", "functionId": "f1", "path": "/x#top"}, 400,
@@ -103,10 +103,10 @@ async def test_only_metadata_can_be_updated(ready: httpx.AsyncClient) -> None:
     updated = await ready.put(f"/subscriptions/{sid}", json={**body, "metadata": {"k": "v"}})
     assert updated.status_code == 200 and updated.json()["metadata"] == {"k": "v"}
     assert (await ready.get(f"/subscriptions/{sid}")).json()["metadata"] == {"k": "v"}
-    for field, value, label in (("functionId", "f2", "functionId"), ("path", "/q", "path"),
-                                ("method", "PUT", "method"), ("type", "sync", "type")):
+    for field, value, label in (("functionId", "f2", "FunctionID"), ("path", "/q", "Path"),
+                                ("method", "PUT", "Method"), ("type", "sync", "Type")):
         assert_error(await ready.put(f"/subscriptions/{sid}", json={**body, field: value}), 400,
-                     f"'{label}' of existing subscription cannot be updated")
+                     f"Invalid update. '{label}' of existing subscription cannot be updated.")
     assert_error(await ready.put("/subscriptions/nope", json=body), 404, "nope")
     assert (await ready.delete(f"/subscriptions/{sid}")).status_code == 204
     assert_error(await ready.delete(f"/subscriptions/{sid}"), 404)
