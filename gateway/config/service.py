@@ -381,10 +381,33 @@ def _parse(resource: _Resource, body: Any, **from_url: str) -> Any:
         data["retry"] = _go_keys(RetryPolicy, data["retry"])
     for name, value in from_url.items():
         data[fields[name].alias or name] = value
+    if resource is _FUNCTIONS:
+        _check_provider_type(data)
     try:
         return resource.model.model_validate(data)
     except ValidationError as error:
+        if resource is _FUNCTIONS and any(p["type"] == "missing" and p["loc"][:1] == ("provider",)
+                                          and len(p["loc"]) > 1
+                                          for p in error.errors(include_url=False)):
+            provider_type = str(data.get("type") or data["provider"].get("type"))
+            raise InvalidConfig(f"Function doesn't validate. Validation error: missing required fields for "
+                                f"{_PROVIDER_NAMES.get(provider_type, provider_type)}") from None
         raise InvalidConfig(f"{resource.label} doesn't validate. Validation error: {_describe(error)}") from None
+
+
+#: How upstream's providers named themselves in "missing required fields for ...".
+_PROVIDER_NAMES = {"http": "HTTP endpoint", "awslambda": "AWS Lambda function", "awskinesis": "AWS Kinesis function",
+                   "awsfirehose": "AWS Firehose function", "awssqs": "AWS SQS function"}
+
+
+def _check_provider_type(data: dict[str, Any]) -> None:
+    """Upstream's ``Function.UnmarshalJSON`` refusals, word for word."""
+    provider = data.get("provider")
+    provider_type = data.get("type") or (provider.get("type") if isinstance(provider, dict) else None)
+    if provider_type in (None, ""):
+        raise InvalidConfig("Function doesn't validate. Validation error: provider configuration not set")
+    if isinstance(provider_type, str) and provider_type not in PROVIDERS:
+        raise InvalidConfig(f"Function doesn't validate. Validation error: provider {provider_type} not supported")
 
 
 def _go_keys(model: type[Model], body: dict[str, Any]) -> dict[str, Any]:

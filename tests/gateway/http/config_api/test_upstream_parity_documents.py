@@ -208,3 +208,15 @@ async def test_error_bodies_are_compact_json_and_a_newline(gw: Any, ready: httpx
         refused = await events.post("/", content=b"{}", headers={"Content-Type": "application/cloudevents+json"})
         assert refused.status_code == 400
         assert refused.content.startswith(b'{"errors":[{"message":"') and refused.content.endswith(b'"}]}\n')
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"functionId": "f", "provider": {"url": "http://h/"}}, "provider configuration not set"),
+    ({"functionId": "f", "type": "gcp", "provider": {}}, "provider gcp not supported"),
+    ({"functionId": "f", "type": "http", "provider": {}}, "missing required fields for HTTP endpoint"),
+    ({"functionId": "f", "type": "awslambda", "provider": {"region": "r"}}, "missing required fields for AWS Lambda function"),
+    ({"functionId": "f", "type": "awssqs", "provider": {"queueUrl": "q"}}, "missing required fields for AWS SQS function"),
+])
+async def test_function_provider_messages(api: httpx.AsyncClient, body: dict[str, Any], message: str) -> None:
+    assert assert_error(await api.post("/functions", json=body), 400) == \
+        f"Function doesn't validate. Validation error: {message}"
