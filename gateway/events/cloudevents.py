@@ -55,6 +55,10 @@ def json_type(value: Any) -> str:
     return names.get(type(value), type(value).__name__)
 
 
+#: Upstream's prefix of a CloudEvent that does not validate (``event.ErrParsingCloudEvent``).
+_NOT_VALID = "CloudEvent doesn't validate: "
+
+
 class InvalidEvent(ValueError):
     """The event is not a valid CloudEvent; the message names the attribute at fault."""
 
@@ -197,6 +201,15 @@ def _check_source(where: str, event: dict[str, Any], version: str) -> None:
 
 
 def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
+    """``event`` checked (see ``_validate_v10``); a refusal starts with upstream's
+    ``CloudEvent doesn't validate:``."""
+    try:
+        return _validate_v10(event, where)
+    except InvalidEvent as exc:
+        raise InvalidEvent(f"{_NOT_VALID}{exc}") from None
+
+
+def _validate_v10(event: Any, where: str) -> dict[str, Any]:
     """Check a CloudEvents 1.0 map (JSON format); returns it unchanged."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
@@ -224,6 +237,15 @@ def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
 
 
 def validate_v01(event: Any, where: str = "event") -> dict[str, Any]:
+    """``event`` checked (see ``_validate_v01``); a refusal starts with upstream's
+    ``CloudEvent doesn't validate:``."""
+    try:
+        return _validate_v01(event, where)
+    except InvalidEvent as exc:
+        raise InvalidEvent(f"{_NOT_VALID}{exc}") from None
+
+
+def _validate_v01(event: Any, where: str) -> dict[str, Any]:
     """Check a CloudEvents 0.1 map, the upstream gateway's format; returns it unchanged."""
     if not isinstance(event, dict):
         raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
@@ -263,8 +285,9 @@ def validate(event: Any, where: str = "event") -> dict[str, Any]:
     if isinstance(event, dict) and "cloudEventsVersion" in event:
         return validate_v01(event, where)
     if isinstance(event, dict):
-        raise InvalidEvent(f"{where}: neither 'specversion' (CloudEvents 1.0) nor 'cloudEventsVersion' (0.1) is set")
-    raise InvalidEvent(f"{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
+        raise InvalidEvent(f"{_NOT_VALID}{where}: neither 'specversion' (CloudEvents 1.0) nor 'cloudEventsVersion' "
+                           "(0.1) is set")
+    raise InvalidEvent(f"{_NOT_VALID}{where}: a CloudEvent must be a JSON object, got {json_type(event)}")
 
 
 _BROKEN_ESCAPE = re.compile(rb"%(?![0-9A-Fa-f]{2})")

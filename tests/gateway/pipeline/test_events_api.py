@@ -138,7 +138,7 @@ async def test_bad_events_and_system_types_are_refused_with_a_reason(event_gatew
     batch = [{"specversion": "1.0", "type": "t", "source": "/s", "id": "1"}, 5]
     response = await gw.client.post("/", content=json.dumps(batch),
                                     headers={"content-type": "application/cloudevents-batch+json"})
-    assert response.json() == {"errors": [{"message": "batch item 1: a CloudEvent must be a JSON object, got number"}]}
+    assert response.json() == {"errors": [{"message": "CloudEvent doesn't validate: batch item 1: a CloudEvent must be a JSON object, got number"}]}
     response = await gw.client.post("/", content=b"[]", headers={"content-type": "application/cloudevents-batch+json"})
     assert response.status_code == 400 and "non-empty JSON array" in response.json()["errors"][0]["message"]
 

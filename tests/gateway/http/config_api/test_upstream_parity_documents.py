@@ -220,3 +220,16 @@ async def test_error_bodies_are_compact_json_and_a_newline(gw: Any, ready: httpx
 async def test_function_provider_messages(api: httpx.AsyncClient, body: dict[str, Any], message: str) -> None:
     assert assert_error(await api.post("/functions", json=body), 400) == \
         f"Function doesn't validate. Validation error: {message}"
+
+
+async def test_invalid_cloudevent_message_has_upstreams_prefix(gw: Any) -> None:
+    async with httpx.AsyncClient(base_url=gw.events_url, timeout=10) as events:
+        for body in (b'{"cloudEventsVersion":"0.1","eventType":"a.b","source":"/s"}',  # no eventID
+                     b'{"specversion":"1.0","type":"a.b","source":"/s"}'):  # no id
+            refused = await events.post("/", content=body, headers={"Content-Type": "application/cloudevents+json"})
+            assert refused.status_code == 400
+            assert refused.json()["errors"][0]["message"].startswith("CloudEvent doesn't validate: ")
+        refused = await events.post("/", headers={"CE-EventType": "a.b", "CE-CloudEventsVersion": "0.1",
+                                                  "CE-Source": "NOT URI", "CE-EventID": "1"})
+        assert refused.status_code == 400
+        assert refused.json()["errors"][0]["message"].startswith("CloudEvent doesn't validate: ")
