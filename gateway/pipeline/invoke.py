@@ -34,6 +34,8 @@ class Invocation:
     body: bytes | None = None
     error: str | None = None
     rejection: Rejection | None = None
+    #: What a sync client is told about the failure when upstream said more than "Function call failed".
+    client_message: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,7 +60,7 @@ class Invoker:
             body = await provider.call(payload)
         except ProviderError as exc:
             self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "failure").inc()
-            return Invocation(error=str(exc))
+            return Invocation(error=str(exc), client_message=exc.client_message)
         finally:
             self._metrics.child(self._metrics.function_duration_seconds, space, function_id, mode).observe(
                 time.perf_counter() - started)

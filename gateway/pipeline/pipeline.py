@@ -171,7 +171,7 @@ class RequestPipeline:
         if result.rejection is not None:
             return rejection_reply(result.rejection, cors_headers)
         if not result.ok:
-            return error_reply(500, CALL_FAILED, cors_headers)
+            return error_reply(500, result.client_message or CALL_FAILED, cors_headers)
         try:
             response = parse_sync_response(result.body or b"")
         except MalformedResponse as exc:

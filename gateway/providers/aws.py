@@ -34,12 +34,27 @@ _EXPLAINED = {
 }
 
 
-def _client_error(what: str, exc: Exception) -> ProviderError:
+#: What upstream's router answered a sync subscription's client when a Lambda call failed with these codes
+#: (router.determineErrorMessage, 0.9.1), word for word.
+_LAMBDA_CLIENT_MESSAGES = {
+    "AccessDeniedException": "Function call failed with AccessDeniedException. The provided credentials do not"
+                             " have the required IAM permissions to invoke this function. Please attach the"
+                             " lambda:invokeFunction permission to these credentials.",
+    "UnrecognizedClientException": "Function call failed with UnrecognizedClientException. The provided credentials"
+                                   " are invalid. Please provide valid credentials.",
+    "ExpiredTokenException": "Function call failed with ExpiredTokenException. The provided security token for"
+                             " the function has expired. Please provide an updated security token or provide"
+                             " permanent credentials.",
+}
+
+
+def _client_error(what: str, exc: Exception, *, lambda_call: bool = False) -> ProviderError:
     if isinstance(exc, ClientError):
         code = exc.response.get("Error", {}).get("Code", "Unknown")
         message = exc.response.get("Error", {}).get("Message", "")
         hint = _EXPLAINED.get(code)
-        return ProviderError(f"{what} failed with {code}: {message}" + (f" ({hint})" if hint else ""))
+        return ProviderError(f"{what} failed with {code}: {message}" + (f" ({hint})" if hint else ""),
+                             _LAMBDA_CLIENT_MESSAGES.get(code) if lambda_call else None)
     return ProviderError(f"{what} failed: {type(exc).__name__}: {exc}")
 
 
@@ -103,7 +118,7 @@ class LambdaProvider(_AWSProvider):
             response = await client.invoke(FunctionName=self.arn, Payload=payload)
             body = await response["Payload"].read()
         except (ClientError, BotoCoreError) as exc:
-            raise _client_error(f"Lambda invoke of {self.arn}", exc) from None
+            raise _client_error(f"Lambda invoke of {self.arn}", exc, lambda_call=True) from None
         if response.get("FunctionError"):
             raise ProviderError(
                 f"Lambda {self.arn} returned a {response['FunctionError']} error: "

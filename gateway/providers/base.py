@@ -9,7 +9,14 @@ __all__ = ["Provider", "ProviderConfigError", "ProviderError"]
 
 class ProviderError(Exception):
     """A call failed. The message is what ``function.invocationFailed`` carries in ``error``, so it says
-    what happened in words (status code, AWS error code), never an empty ``{}`` as upstream did."""
+    what happened in words (status code, AWS error code), never an empty ``{}`` as upstream did.
+
+    ``client_message``: what a sync subscription's client is told instead of the generic "Function call
+    failed. Please check logs." (upstream's words for Lambda credential errors), or ``None``."""
+
+    def __init__(self, message: str, client_message: str | None = None) -> None:
+        super().__init__(message)
+        self.client_message = client_message
 
 
 class ProviderConfigError(ProviderError):
