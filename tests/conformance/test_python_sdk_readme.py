@@ -12,46 +12,9 @@ of the test's environment), it is not skipped.
 from __future__ import annotations
 
 import asyncio
-import importlib
-import subprocess
-import sys
-from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 
 import httpx
-import pytest
 
-SDK = "event-gateway-sdk==1.2.0"
-
-
-@pytest.fixture(scope="session")
-def python_sdk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("python-sdk")
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
-         "--target", str(target), SDK],
-        capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0 or not (target / "eventgateway" / "__init__.py").exists():
-        pytest.fail(f"pip install --target {target} {SDK} failed (exit {result.returncode}):\n"
-                    f"{result.stdout}\n{result.stderr}", pytrace=False)
-    return target
-
-
-@pytest.fixture
-def eventgateway(python_sdk_dir: Path) -> Iterator[ModuleType]:
-    """The SDK's ``eventgateway`` module, importable only during the test. The folder goes at the end of
-    ``sys.path``, so its stray ``tests`` package (and its copies of requests, urllib3, ...) never shadow
-    what the project's environment already has."""
-    entry = str(python_sdk_dir)
-    sys.path.append(entry)
-    try:
-        module = importlib.import_module("eventgateway")
-        assert Path(module.__file__ or "").is_relative_to(python_sdk_dir)
-        yield module
-    finally:
-        sys.path.remove(entry)
-        sys.modules.pop("eventgateway", None)
 
 
 async def test_readme_emit_with_default_content_type_is_accepted(gateway_server, function_server,

@@ -16,13 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib
 import io
 import json
 import shutil
 import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,7 +30,6 @@ import pytest
 pytestmark = [pytest.mark.slow, pytest.mark.toolchains]
 
 JS_SDK = "@serverless/event-gateway-sdk@0.11.0"
-PY_SDK = "event-gateway-sdk==1.2.0"
 JS_CLIENT = Path(__file__).with_name("js_sdk_client.js")
 
 
@@ -297,32 +293,6 @@ async def test_js_sdk_emit_errors(js_sdk: JsSdk, function_server) -> None:
 # -- the Python SDK ------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def py_sdk_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    target = tmp_path_factory.mktemp("py-sdk")
-    result = subprocess.run(
-        [sys.executable, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--quiet",
-         "--target", str(target), PY_SDK],
-        capture_output=True, text=True, timeout=300, check=False)
-    if result.returncode != 0 or not (target / "eventgateway" / "__init__.py").exists():
-        pytest.fail(f"pip install --target {target} {PY_SDK} failed (exit {result.returncode}):\n"
-                    f"{result.stdout}\n{result.stderr}", pytrace=False)
-    return target
-
-
-@pytest.fixture
-def eventgateway(py_sdk_dir: Path) -> Iterator[ModuleType]:
-    """The SDK's ``eventgateway`` module, importable only during the test, its folder LAST on ``sys.path``
-    (its stray ``tests`` package and its copies of requests, urllib3, ... never shadow the project's)."""
-    entry = str(py_sdk_dir)
-    sys.path.append(entry)
-    try:
-        module = importlib.import_module("eventgateway")
-        assert Path(module.__file__ or "").is_relative_to(py_sdk_dir)
-        yield module
-    finally:
-        sys.path.remove(entry)
-        sys.modules.pop("eventgateway", None)
 
 
 class PySdk:
