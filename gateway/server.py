@@ -324,6 +324,8 @@ class RunningGateway:
     _server_list: list[_Server] = field(default_factory=list)
     _waiting: set[asyncio.Task[None]] = field(default_factory=set)
     _stopped: bool = False
+    #: Seconds between closing the listeners and Hypercorn's shutdown (see ``stop``).
+    close_grace: float = _CLOSE_GRACE
 
     @property
     def _servers(self) -> list[asyncio.Task[None]]:
@@ -372,7 +374,7 @@ class RunningGateway:
         # Hypercorn's shutdown closes every connection without a request in progress, also one accepted a
         # moment ago whose request is on its way, and a kept-alive one whose client is about to send:
         # give those a moment to send it (each gets a 503 with "Connection: close") before it starts.
-        await asyncio.sleep(min(_CLOSE_GRACE, remaining()))
+        await asyncio.sleep(min(self.close_grace, remaining()))
         for server in self._server_list:
             # Hypercorn waits this long for the connections still open (idle ones close at once).
             server.config.graceful_timeout = max(1.0, remaining())
@@ -440,8 +442,12 @@ def _plain_tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | No
 
 
 async def start_gateway(settings: Settings, *, store: Store | None = None,
-                        listeners: Listeners | None = None) -> RunningGateway:
-    """Start a gateway and both servers in the running loop; returns once both accept connections."""
+                        listeners: Listeners | None = None, close_grace: float = _CLOSE_GRACE) -> RunningGateway:
+    """Start a gateway and both servers in the running loop; returns once both accept connections.
+
+    ``close_grace`` is the pause of the shutdown between closing the listeners and closing the
+    connections still open (0.5 s: a kept-alive client about to send gets its 503); an embedding with
+    no such clients (a test's own gateway) may pass 0."""
     check_tls(settings)
     own_listeners = listeners is None
     listeners = listeners or bind_listeners(settings)
@@ -454,7 +460,7 @@ async def start_gateway(settings: Settings, *, store: Store | None = None,
         raise
     shutdown = asyncio.Event()
     gate = _DrainGate(lambda: gateway.draining)
-    running = RunningGateway(gateway, listeners, shutdown, gate)
+    running = RunningGateway(gateway, listeners, shutdown, gate, close_grace=close_grace)
     s = settings
     for name, app, sock, cert, key in (
             ("events-api", gateway.events_app, listeners.events, s.events_tls_cert, s.events_tls_key),

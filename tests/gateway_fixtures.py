@@ -58,15 +58,17 @@ async def gateway_server(tmp_path: Path) -> AsyncIterator[Callable[..., Any]]:
     started: list[RunningGateway] = []
 
     async def start(*, plugins: list[str | Path] | tuple[str | Path, ...] = (), store: Store | None = None,
-                    db: str | None = None, **overrides: Any) -> RunningGateway:
+                    db: str | None = None, close_grace: float = 0.0, **overrides: Any) -> RunningGateway:
         """Start a gateway. ``db`` defaults to ``memory``; pass ``db="sqlite:..."`` or a ``store``
-        instance; any other :class:`Settings` field as a keyword."""
+        instance; any other :class:`Settings` field as a keyword. ``close_grace`` defaults to 0 here (no
+        kept-alive client of a test is left waiting for the shutdown's 0.5 s pause; the shutdown tests
+        run real processes, which keep it)."""
         values: dict[str, Any] = {"events_port": 0, "config_port": 0, "drain_timeout": 5.0,
                                   "data_dir": str(tmp_path / "data")}
         values.update(overrides)
         values["plugins"] = tuple(str(p) for p in plugins)
         values["db"] = db if db is not None else ("memory" if store is None else None)
-        running = await start_gateway(Settings(**values), store=store)
+        running = await start_gateway(Settings(**values), store=store, close_grace=close_grace)
         started.append(running)
         return running
 
