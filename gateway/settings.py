@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.common import MAX_PAYLOAD_BYTES
+from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS
 
 __all__ = ["DEFAULT_DATA_DIR", "Settings", "SettingsError", "add_serve_arguments", "settings_from_args"]
 
@@ -66,7 +67,7 @@ class Settings:
     max_function_response_bytes: int = MAX_PAYLOAD_BYTES
     #: Most events one ``application/cloudevents-batch+json`` request may carry; a larger batch is refused
     #: (400) naming this limit. Each event of a batch passes the plugins and is queued on its own.
-    max_batch_events: int = 1000
+    max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS
     #: Budget of every loaded plugin together (see gateway.plugins.manager.PluginBudget): the memory their
     #: instance pools may reserve (sum of pool_size x max_memory_bytes; default: this machine's memory),
     #: their instances (sum of pool_size) and threads (each plugin's sync threads, pool_size, plus the
@@ -168,7 +169,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
     a("--max-batch-events", type=int, metavar="N",
       help="most events in one application/cloudevents-batch+json request; a larger batch is refused with 400 "
-           "(default 1000)")
+           f"(default {DEFAULT_MAX_BATCH_EVENTS})")
 
     a("--plugins-max-memory", type=int, metavar="BYTES",
       help="memory all plugins together may reserve: the sum of pool_size x max_memory_bytes over loaded plugins "
