@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 from datetime import datetime
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote_to_bytes
 
@@ -200,13 +201,18 @@ def _check_source(where: str, event: dict[str, Any], version: str) -> None:
         raise InvalidEvent(f"{where}: attribute 'source' must be {rule}: {_short(source)}: {problem}")
 
 
+def _with_upstream_prefix(check: Callable[[Any, str], dict[str, Any]], event: Any, where: str) -> dict[str, Any]:
+    """``check(event, where)``, its refusal prefixed with upstream's ``CloudEvent doesn't validate:``."""
+    try:
+        return check(event, where)
+    except InvalidEvent as exc:
+        raise InvalidEvent(f"{_NOT_VALID}{exc}") from None
+
+
 def validate_v10(event: Any, where: str = "event") -> dict[str, Any]:
     """``event`` checked (see ``_validate_v10``); a refusal starts with upstream's
     ``CloudEvent doesn't validate:``."""
-    try:
-        return _validate_v10(event, where)
-    except InvalidEvent as exc:
-        raise InvalidEvent(f"{_NOT_VALID}{exc}") from None
+    return _with_upstream_prefix(_validate_v10, event, where)
 
 
 def _validate_v10(event: Any, where: str) -> dict[str, Any]:
@@ -239,10 +245,7 @@ def _validate_v10(event: Any, where: str) -> dict[str, Any]:
 def validate_v01(event: Any, where: str = "event") -> dict[str, Any]:
     """``event`` checked (see ``_validate_v01``); a refusal starts with upstream's
     ``CloudEvent doesn't validate:``."""
-    try:
-        return _validate_v01(event, where)
-    except InvalidEvent as exc:
-        raise InvalidEvent(f"{_NOT_VALID}{exc}") from None
+    return _with_upstream_prefix(_validate_v01, event, where)
 
 
 def _validate_v01(event: Any, where: str) -> dict[str, Any]:
