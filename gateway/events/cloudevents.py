@@ -20,6 +20,7 @@ __all__ = [
     "V10",
     "InvalidEvent",
     "absolute_uri_problem",
+    "canonical_v01_keys",
     "decode_header_v01",
     "decode_header_v10",
     "event_id",
@@ -42,6 +43,8 @@ _V10_STRING_ATTRIBUTES = ("datacontenttype", "dataschema", "subject", "time")
 _V10_ATTRIBUTE_NAME = re.compile(r"^[a-z0-9]{1,20}$")
 _V01_REQUIRED = ("eventType", "cloudEventsVersion", "source", "eventID")
 _V01_STRING_ATTRIBUTES = ("eventTypeVersion", "eventTime", "schemaURL", "contentType")
+#: Every key of upstream's 0.1 ``event.Event``, by its lower-case form.
+_V01_KEYS = {name.lower(): name for name in (*_V01_REQUIRED, *_V01_STRING_ATTRIBUTES, "extensions", "data")}
 
 
 def json_type(value: Any) -> str:
@@ -74,6 +77,21 @@ def event_type(event: dict[str, Any]) -> str:
     never the other one, which in an event of the other version is just an unknown key."""
     value = event.get("type") if "specversion" in event else event.get("eventType")
     return value if isinstance(value, str) else ""
+
+
+def canonical_v01_keys(event: Any) -> Any:
+    """A map without ``specversion`` with its CloudEvents 0.1 keys spelled as the specification does,
+    whatever case they came in (``eventId`` -> ``eventID``), as upstream read them: Go's ``encoding/json``
+    matches struct keys case-insensitively, and when two spellings of one key are sent the later one wins,
+    as in Go. Other keys and values are kept as they are; anything else is returned unchanged."""
+    if not isinstance(event, dict) or "specversion" in event:
+        return event
+    if all(key in _V01_KEYS.values() or key.lower() not in _V01_KEYS for key in event):
+        return event
+    canonical: dict[str, Any] = {}
+    for key, value in event.items():
+        canonical[_V01_KEYS.get(key.lower()) or key] = value
+    return canonical
 
 
 def event_id(event: dict[str, Any]) -> str:

@@ -14,7 +14,9 @@ The order of the checks is the contract with clients, most specific first:
 
 As upstream: a structured or binary-mode request that is not a valid CloudEvent is refused (400) with the
 reason; in legacy mode and in an ``application/json`` body, a JSON object that does not validate as a
-CloudEvent is not refused but handled as any other body (5 and 7), as the upstream gateway did.
+CloudEvent is not refused but handled as any other body (5 and 7), as the upstream gateway did. In 2 and
+5 a body without ``specversion`` has its 0.1 keys matched in any case (``eventId``), as Go's
+``encoding/json`` matched them for upstream (:func:`~gateway.events.cloudevents.canonical_v01_keys`).
 """
 
 from __future__ import annotations
@@ -289,7 +291,7 @@ def _legacy(request: RawRequest, event_type: str, mime: str) -> dict[str, Any]:
     candidate = _json_object(request.body) if _is_json(mime) else None
     if candidate is not None:
         try:
-            return ce.validate(candidate, "CloudEvent body of an 'Event' header request")
+            return ce.validate(ce.canonical_v01_keys(candidate), "CloudEvent body of an 'Event' header request")
         except ce.InvalidEvent:
             pass
     data, _ = _body_value(request.body, mime)
@@ -358,7 +360,8 @@ def parse_request(request: RawRequest) -> ParsedRequest:
         events = [ce.validate_v10(item, f"batch item {index}") for index, item in enumerate(items)]
         batch = True
     elif mime == _STRUCTURED:
-        events = [ce.validate(_load_json(request.body, "structured CloudEvent"), "structured CloudEvent")]
+        structured = ce.canonical_v01_keys(_load_json(request.body, "structured CloudEvent"))
+        events = [ce.validate(structured, "structured CloudEvent")]
     elif request.header("ce-specversion") is not None:
         events = [_binary_v10(request, mime)]
     elif request.header("ce-eventtype") is not None or request.header("ce-cloudeventsversion") is not None:

@@ -163,3 +163,43 @@ async def test_http_request_headers_leave_host_to_data_host(gateway, function_se
     assert "Host" not in event["data"]["headers"] and "host" not in event["data"]["headers"]
     assert event["data"]["headers"]["X-Thing"] == "1"
     assert event["data"]["headers"]["Content-Type"] == "application/json"
+
+
+# -- 0.1 keys in any case, as Go's encoding/json read them ---------------------------------------------------
+
+
+async def test_structured_v01_keys_match_in_any_case(gateway, function_server) -> None:
+    # router_test.go "include authorizer result in custom event extensions" sends "eventId"
+    body = {"eventId": "test", "EventType": "user.created", "eventTypeVersion": "0.1", "CLOUDEVENTSVERSION": "0.1",
+            "Source": "/", "Data": {"a": 1}, "other": "kept"}
+    response = await gateway.post("/", content=json.dumps(body), headers=_STRUCTURED)
+    assert response.status_code == 202, response.text
+    [event] = await _received(function_server, 1)
+    assert event == {"eventID": "test", "eventType": "user.created", "eventTypeVersion": "0.1",
+                     "cloudEventsVersion": "0.1", "source": "/", "data": {"a": 1}, "other": "kept"}
+
+
+async def test_structured_v01_later_spelling_of_a_key_wins(gateway, function_server) -> None:
+    content = ('{"eventType": "user.created", "cloudEventsVersion": "0.1", "source": "/", '
+               '"eventID": "first", "eventId": "second"}')
+    assert (await gateway.post("/", content=content, headers=_STRUCTURED)).status_code == 202
+    [event] = await _received(function_server, 1)
+    assert event["eventID"] == "second" and "eventId" not in event
+
+
+async def test_legacy_mode_cloudevent_keys_match_in_any_case(gateway, function_server) -> None:
+    body = {"eventtype": "user.created", "cloudeventsversion": "0.1", "source": "http://example.com", "eventId": "1",
+            "data": "test"}
+    response = await gateway.post("/", content=json.dumps(body),
+                                  headers={"content-type": "application/json", "Event": "user.created"})
+    assert response.status_code == 202, response.text
+    [event] = await _received(function_server, 1)
+    assert event == {"eventType": "user.created", "cloudEventsVersion": "0.1", "source": "http://example.com",
+                     "eventID": "1", "data": "test"}
+
+
+async def test_v10_attribute_names_stay_case_sensitive(gateway, function_server) -> None:
+    body = {"specversion": "1.0", "Type": "user.created", "source": "/s", "id": "1"}
+    response = await gateway.post("/", content=json.dumps(body), headers=_STRUCTURED)
+    assert response.status_code == 400, response.text
+    assert function_server.requests == []
