@@ -13,7 +13,14 @@ from typing import Any
 
 import msgpack
 
-__all__ = ["loads", "non_json_value"]
+__all__ = ["GO_EOF", "GO_UNEXPECTED_EOF", "loads", "loads_first_value", "non_json_value"]
+
+#: Go's ``io.EOF`` and ``io.ErrUnexpectedEOF`` texts: what upstream's ``json.Decoder.Decode`` answered for
+#: an empty body and for a body that ends inside its JSON value.
+GO_EOF = "EOF"
+GO_UNEXPECTED_EOF = "unexpected EOF"
+_WHITESPACE = " \t\r\n"
+_DECODER = json.JSONDecoder()
 
 
 def loads(body: bytes | str) -> Any:
@@ -30,6 +37,25 @@ def loads(body: bytes | str) -> Any:
             raise ValueError("JSON contains an escaped lone UTF-16 surrogate (\\ud800-\\udfff), "
                              "which is not a Unicode character") from None
     return value
+
+
+def loads_first_value(body: bytes | str) -> Any:
+    """The first JSON value of ``body``, as upstream's Config API read a body (Go's ``json.Decoder.Decode``):
+    what follows the value is not read. ``ValueError`` with Go's words for an empty body (``EOF``) and for
+    a body that ends inside the value (``unexpected EOF``), else as :func:`loads` (its checks included)."""
+    text = body.decode("utf-8") if isinstance(body, bytes) else body
+    start = len(text) - len(text.lstrip(_WHITESPACE))
+    if start == len(text):
+        raise ValueError(GO_EOF)
+    try:
+        _, end = _DECODER.raw_decode(text, start)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        if exc.pos >= len(text.rstrip(_WHITESPACE)) or exc.msg.startswith("Unterminated string"):
+            raise ValueError(GO_UNEXPECTED_EOF) from None
+        raise
+    return loads(text[start:end])
 
 
 def _has_lone_surrogate(raw: bytes) -> bool:

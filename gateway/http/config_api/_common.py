@@ -11,7 +11,7 @@ from quart import Response, current_app, jsonify, request
 
 from gateway.config.models import Model
 from gateway.config.service import ConfigService, metadata_filters, redact
-from gateway.events.json_body import loads
+from gateway.events.json_body import GO_EOF, GO_UNEXPECTED_EOF, loads_first_value
 from gateway.http.errors import ApiError
 from gateway.metrics import Metrics
 from gateway.plugins.manager import PluginManager
@@ -58,12 +58,16 @@ def service() -> ConfigService:
 
 
 async def read_json(label: str) -> Any:
-    """The request body as JSON; a 400 naming the resource when it is not JSON."""
+    """The request body's JSON value, read as upstream's ``json.Decoder.Decode`` did (anything after the
+    first value is ignored); a 400 naming the resource when there is none."""
     raw = await request.get_data()
     try:
-        return loads(raw)
+        return loads_first_value(raw)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise ApiError(400, f"{label} doesn't validate. Validation error: request body is not valid JSON: {exc}") from None
+        # Go's words for an empty or truncated body are upstream's whole message (its tests pin
+        # "... Validation error: unexpected EOF"); other problems are named in this project's words.
+        reason = str(exc) if str(exc) in (GO_EOF, GO_UNEXPECTED_EOF) else f"request body is not valid JSON: {exc}"
+        raise ApiError(400, f"{label} doesn't validate. Validation error: {reason}") from None
 
 
 def filters() -> dict[str, str]:

@@ -5,7 +5,9 @@
   stored under the old rule are re-keyed when the gateway starts, old-form ids still answering;
 - every error message upstream had is worded as upstream's (``libkv``, ``function/errors.go``,
   ``event/errors.go``, ``subscription/errors.go``, ``subscription/cors/errors.go``, ``pathtree``);
-- error bodies of both APIs are what Go's ``json.Encoder`` wrote: compact JSON and a newline.
+- error bodies of both APIs are what Go's ``json.Encoder`` wrote: compact JSON and a newline;
+- a body is read as Go's ``json.Decoder.Decode`` read it: the first JSON value (what follows is ignored),
+  ``EOF`` for an empty body and ``unexpected EOF`` for a truncated one (``httpapi_test.go`` "malformed JSON").
 """
 
 from __future__ import annotations
@@ -233,3 +235,40 @@ async def test_invalid_cloudevent_message_has_upstreams_prefix(gw: Any) -> None:
                                                   "CE-Source": "NOT URI", "CE-EventID": "1"})
         assert refused.status_code == 400
         assert refused.json()["errors"][0]["message"].startswith("CloudEvent doesn't validate: ")
+
+
+# -- bodies read as Go's json.Decoder.Decode (httpapi_test.go "malformed JSON", "invalid JSON") ------------
+
+
+@pytest.mark.parametrize(("method", "path", "label"), [
+    ("POST", "/eventtypes", "Event Type"),
+    ("PUT", "/eventtypes/user.created", "Event Type"),
+    ("POST", "/functions", "Function"),
+    ("PUT", "/functions/f1", "Function"),
+    ("POST", "/subscriptions", "Subscription"),
+    ("POST", "/cors", "CORS configuration"),
+])
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"{", "unexpected EOF"),
+    (b'{"name":"te', "unexpected EOF"),
+    (b'{"a": [1, ', "unexpected EOF"),
+    (b"", "EOF"),
+    (b"  \n", "EOF"),
+])
+async def test_empty_and_truncated_bodies_answer_gos_words(ready: httpx.AsyncClient, method: str, path: str,
+                                                          label: str, body: bytes, reason: str) -> None:
+    response = await ready.request(method, path, content=body)
+    assert response.status_code == 400
+    assert response.json() == {"errors": [{"message": f"{label} doesn't validate. Validation error: {reason}"}]}
+
+
+async def test_what_follows_the_first_json_value_is_ignored(ready: httpx.AsyncClient) -> None:
+    # httpapi_test.go "validation error" posts {"functionID":...}} (one '}' too many): upstream decoded it.
+    created = await ready.post("/functions", content=b'{"functionID":"fn3","type":"http",'
+                                                     b'"provider":{"url":"http://test.com"}}}')
+    assert created.status_code == 201, created.text
+    assert created.json()["functionId"] == "fn3"
+    assert (await ready.post("/eventtypes", content=b'{"name":"a.b"} trailing words')).status_code == 201
+    # Other syntax errors are still named.
+    assert_error(await ready.post("/eventtypes", content=b"{nope"), 400, "Event Type doesn't validate",
+                 "not valid JSON")
