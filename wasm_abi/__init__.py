@@ -1,6 +1,7 @@
 """The event gateway's sandboxed WebAssembly plugin host, ABI v1 (see ABI.md; the Python API is in
 docs/python-host.md)."""
 
+from .capabilities import CapabilityError, Grants, HttpGrant
 from .errors import (
     FAULT_KINDS,
     LOAD_ERROR_KINDS,
@@ -21,9 +22,11 @@ from .events import (
     system_event,
 )
 from .health import PluginState
+from .kv import KvStore, MemoryKv
 from .limits import Limits
 from .module_info import ModuleInfo, inspect_module
 from .plugin import Plugin
+from .plugin_metrics import PluginMetrics
 from .reaction import Reaction
 from .subscriptions import PluginSubscription, Subscription
 
@@ -35,16 +38,22 @@ __all__ = [
     "FUNCTION_INVOKING",
     "LOAD_ERROR_KINDS",
     "SYSTEM_EVENT_TYPES",
+    "CapabilityError",
     "FaultKind",
+    "Grants",
+    "HttpGrant",
     "InputTooLarge",
+    "KvStore",
     "Limits",
     "LoadErrorKind",
+    "MemoryKv",
     "ModuleInfo",
     "NoIdleInstance",
     "Plugin",
     "PluginError",
     "PluginFault",
     "PluginLoadError",
+    "PluginMetrics",
     "PluginState",
     "PluginSubscription",
     "Reaction",

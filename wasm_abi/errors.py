@@ -56,6 +56,7 @@ LoadErrorKind = Literal[
     "missing_export",
     "bad_export",
     "forbidden_import",
+    "not_granted",
     "bad_config",
     "instantiate",
     "init_rejected",

@@ -1,7 +1,8 @@
 """What a plugin may import, and the linker that provides it.
 
-ABI v1 gives a plugin exactly two things from outside: `eventgateway.log`, and (if it asks)
-a WASI preview 1 with no capabilities at all.  Anything else refuses the load, naming the
+ABI v1 gives a plugin `eventgateway.log`, the capability functions an operator granted it (kv,
+http, metrics: ABI.md section 7.1, in `hostcalls`), and (if it asks) a WASI preview 1 with no
+capabilities at all.  Anything else refuses the load, naming the
 import, so a plugin author learns at load time rather than from a trap at the first event.
 """
 
@@ -17,7 +18,9 @@ from collections.abc import Callable
 import wasmtime
 
 from . import native
+from .capabilities import CAPABILITY_IMPORTS, GRANT_SYNTAX, NO_GRANTS, Grants
 from .errors import PluginLoadError
+from .hostcalls import define_capabilities
 from .plugin_log import PluginLog, StreamLog
 
 logger = logging.getLogger("wasm_abi.host")
@@ -43,13 +46,14 @@ def _describe(ty: object) -> str:
 MAX_IMPORTS = 1000
 
 
-def check_imports(plugin: str, module: wasmtime.Module) -> bool:
-    """Refuse imports outside ABI v1; returns whether the module imports WASI."""
+def check_imports(plugin: str, module: wasmtime.Module, grants: Grants = NO_GRANTS) -> bool:
+    """Refuse imports outside ABI v1 and capability imports that `grants` does not allow
+    (`not_granted`, naming the import and the grant); returns whether the module imports WASI."""
     imports = module.imports
     if len(imports) > MAX_IMPORTS:
         raise PluginLoadError(
             plugin, f"declares {len(imports)} imports; an ABI v1 plugin may import at most {MAX_IMPORTS} "
-            f"(only {HOST_MODULE}.log and {WASI_MODULE}.* exist)", "forbidden_import",
+            f"(only {HOST_MODULE}.log, the capability functions and {WASI_MODULE}.* exist)", "forbidden_import",
         )
     uses_wasi = False
     for imp in imports:
@@ -68,13 +72,36 @@ def check_imports(plugin: str, module: wasmtime.Module) -> bool:
                     "forbidden_import",
                 )
             continue
+        if module_name == HOST_MODULE and name in CAPABILITY_IMPORTS:
+            capability, params, results = CAPABILITY_IMPORTS[name]
+            ty = imp.type
+            if (not isinstance(ty, wasmtime.FuncType) or [str(p) for p in ty.params] != params
+                    or [str(r) for r in ty.results] != results):
+                raise PluginLoadError(
+                    plugin, f"import {where} has type {_describe(ty)}; ABI v1 defines {name}"
+                    f"({', '.join(params)}) -> ({', '.join(results)})", "forbidden_import",
+                )
+            if not grants.has(capability):
+                raise PluginLoadError(
+                    plugin, f"module imports {where}, which needs the {capability} capability; grant "
+                    f"{GRANT_SYNTAX[capability]} to allow it", "not_granted",
+                )
+            continue
         raise PluginLoadError(
             plugin,
             f"imports {where} ({_describe(imp.type)}), which the host does not provide; "
-            f"ABI v1 allows only {HOST_MODULE}.log and {WASI_MODULE}.*",
+            f"ABI v1 allows only {HOST_MODULE}.log, the capability functions of ABI.md section 7.1 and "
+            f"{WASI_MODULE}.*",
             "forbidden_import",
         )
     return uses_wasi
+
+
+def needed_capabilities(module: wasmtime.Module) -> list[str]:
+    """The capabilities a module's imports need (without checking anything else), in a fixed order."""
+    needed = {CAPABILITY_IMPORTS[imp.name][0] for imp in module.imports[:MAX_IMPORTS]
+              if imp.module == HOST_MODULE and imp.name in CAPABILITY_IMPORTS}
+    return [c for c in ("kv", "http", "metrics") if c in needed]
 
 
 def charge_fuel(caller: wasmtime.Caller, fuel: int) -> bool:
@@ -89,9 +116,12 @@ def charge_fuel(caller: wasmtime.Caller, fuel: int) -> bool:
     return remaining > fuel
 
 
-def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_call_fuel: int) -> wasmtime.Linker:
-    """A linker holding this plugin's `eventgateway.log` (and WASI, if the module wants it)."""
+def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_call_fuel: int,
+                 grants: Grants = NO_GRANTS) -> wasmtime.Linker:
+    """A linker holding this plugin's `eventgateway.log`, the capability functions it is granted
+    (ABI.md section 7.1) and WASI, if the module wants it."""
     linker = wasmtime.Linker(engine)
+    define_capabilities(linker, HOST_MODULE, grants)
     max_bytes = sink.max_message_bytes
 
     def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:

@@ -21,6 +21,7 @@ import wasmtime
 from . import native
 from .engine import ticks_for
 from .errors import MAX_MESSAGE_CHARS, PluginFault, PluginLoadError, cap_text
+from .hostcalls import HostCallState
 from .imports import register_streams, wasi_config
 from .plugin_log import StreamLog
 from .reaction import decode_reaction
@@ -66,6 +67,7 @@ class PluginInstance:
         "_fuelref",
         "_initial_mem_size",
         "_funcs",
+        "_hostcalls",
         "_instance",
         "_mem",
         "_mem_size",
@@ -122,6 +124,11 @@ class PluginInstance:
         self._async_ticks = ticks_for(limits.async_timeout)
         self.ok_sync = 0  # successful reactions; only the thread holding the instance writes these
         self.ok_async = 0
+        # Capability calls (ABI.md 7.1) find this instance's memory, budget and backends through it:
+        # made the current one of the thread before every call into the plugin (`_set_budget`, `react`).
+        self._hostcalls: HostCallState | None = None
+        if module.grants.names:
+            self._hostcalls = HostCallState(self.plugin, self._ctx, limits, module.grants, module.log)
         self._set_budget(limits.load_fuel, limits.load_timeout)
         try:
             self._instance = module.pre.instantiate(store)
@@ -143,6 +150,8 @@ class PluginInstance:
         # Linear memory only grows, so a bounds check that passes against an old size is
         # still right; the size is re-read only when a check would fail.
         self._mem_size = self._initial_mem_size = self._memory_size()
+        if self._hostcalls is not None:
+            self._hostcalls.attach_memory(self._view, self._mem, self._mem_size)
         self._funcs = {name: native.func_address(self._exports[name]) for name in module.functions}
         self._alloc = self._funcs["alloc"]
         self._react = self._funcs["react"]
@@ -170,6 +179,8 @@ class PluginInstance:
     def _set_budget(self, fuel: int, seconds: float) -> None:
         _set_fuel(self._ctx, fuel)
         _set_deadline(self._ctx, ticks_for(seconds))
+        if self._hostcalls is not None:
+            self._hostcalls.begin(seconds)
 
     # -- calls ------------------------------------------------------------------------------
 
@@ -235,6 +246,8 @@ class PluginInstance:
         ctx = self._ctx
         _set_fuel(ctx, fuel)
         _set_deadline(ctx, self._sync_ticks if sync else self._async_ticks)
+        if self._hostcalls is not None:
+            self._hostcalls.begin(self.limits.sync_timeout if sync else self.limits.async_timeout)
         # The rest is _call_with_buffer(self._react, ...) inlined: this is the hot path.
         args, argsref, trapref = self._words, self._argsref, self._trapref
         n = len(payload)

@@ -110,6 +110,32 @@ class Limits:
     # -- plugin-supplied text -----------------------------------------------------------------
     # (string caps go here)
 
+    # -- capabilities (issue 13; ABI.md section 7.1) --------------------------------------------
+    #: Fuel one kv or metric host call costs before its work (plus one fuel per byte it copies).
+    #: Such a call costs the gateway ~2 µs through the C API.
+    host_call_fuel: int = 2_000
+    #: Fuel one `http_request` call costs before its work (plus one fuel per byte it copies): with
+    #: the default sync budget of 10 M fuel, at most ~10 requests per sync reaction.
+    http_call_fuel: int = 1_000_000
+    #: Longest kv key, in bytes (`EG_TOO_LARGE` beyond).
+    max_kv_key_bytes: int = 256
+    #: Longest kv value, in bytes (`EG_TOO_LARGE` beyond).
+    max_kv_value_bytes: int = 64 * 1024
+    #: Most keys the plugin's kv namespace may hold (`EG_QUOTA` for a write that would add one more).
+    max_kv_keys: int = 10_000
+    #: Most bytes (keys plus values) the plugin's kv namespace may hold (`EG_QUOTA` beyond).
+    max_kv_bytes: int = 16 * MIB
+    #: Longest encoded `http_request` request, in bytes (`EG_TOO_LARGE` beyond).
+    max_http_request_bytes: int = 1 * MIB
+    #: Longest encoded `http_request` response, in bytes: the host stops reading there (`EG_TOO_LARGE`).
+    max_http_response_bytes: int = 1 * MIB
+    #: Longest one `http_request` may take, in seconds, whatever `timeoutMs` asks (and never longer
+    #: than what is left of the reaction's own deadline).
+    http_timeout: float = 5.0
+    #: Most metric series (one per name and label values) the plugin may create (`EG_QUOTA` beyond,
+    #: counted in `eventgateway_plugin_metric_series_dropped_total`).
+    max_metric_series: int = 1_000
+
     def __post_init__(self) -> None:
         for spec in fields(self):
             name, value = spec.name, getattr(self, spec.name)
@@ -163,4 +189,15 @@ CEILINGS: dict[str, int | float] = {
     "fault_window_max": 100_000,
     "rebuild_budget": 60.0,
     "rebuild_window": 86_400.0,
+    # (capabilities, issue 13)
+    "host_call_fuel": 100_000_000,
+    "http_call_fuel": 10_000_000_000,
+    "max_kv_key_bytes": 64 * 1024,
+    "max_kv_value_bytes": 16 * MIB,
+    "max_kv_keys": 10_000_000,
+    "max_kv_bytes": 4 * GIB,
+    "max_http_request_bytes": 16 * MIB,
+    "max_http_response_bytes": 16 * MIB,
+    "http_timeout": 60.0,
+    "max_metric_series": 100_000,
 }

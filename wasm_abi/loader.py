@@ -23,6 +23,7 @@ from .compile_worker import (
     wat2wasm_in_child,
 )
 from .engine import PROPOSALS, engine_for
+from .capabilities import NO_GRANTS, Grants
 from .errors import PluginLoadError
 from .imports import build_linker, check_imports
 from .limits import Limits
@@ -219,6 +220,7 @@ class LoadedModule:
     config_bytes: bytes
     log: PluginLog
     linker: wasmtime.Linker = field(repr=False)
+    grants: Grants = NO_GRANTS
 
 
 def load_module(
@@ -230,6 +232,7 @@ def load_module(
     log: PluginLog,
     origin: str,
     cache_dir: Path | None,
+    grants: Grants = NO_GRANTS,
 ) -> LoadedModule:
     if not isinstance(data, (bytes, bytearray, memoryview)):
         raise TypeError(f"plugin module must be bytes, got {type(data).__name__}")
@@ -242,7 +245,7 @@ def load_module(
     module = compile_checked(name, wasm, limits, origin, cache_dir)
     engine, _ = engine_for(limits.max_stack_bytes)  # the one compile_checked compiled for
     functions = check_exports(name, module)
-    uses_wasi = check_imports(name, module)
+    uses_wasi = check_imports(name, module, grants)
     if config is None:
         config = {}
     if not isinstance(config, dict):
@@ -251,9 +254,10 @@ def load_module(
         config_bytes = msgpack.packb(config, use_bin_type=True)
     except Exception as exc:  # noqa: BLE001 - msgpack raises several unrelated types
         raise PluginLoadError(name, f"config cannot be encoded as msgpack: {exc}", "bad_config") from None
-    linker = build_linker(engine, uses_wasi, log, limits.log_call_fuel)
+    linker = build_linker(engine, uses_wasi, log, limits.log_call_fuel, grants)
     try:
         pre = linker.instantiate_pre(module)
     except wasmtime.WasmtimeError as exc:
         raise PluginLoadError(name, f"cannot link the module's imports: {exc}", "forbidden_import") from None
-    return LoadedModule(name, sha256, limits, engine, module, pre, uses_wasi, functions, config_bytes, log, linker)
+    return LoadedModule(name, sha256, limits, engine, module, pre, uses_wasi, functions, config_bytes, log, linker,
+                        grants)

@@ -10,9 +10,11 @@ from typing import Any
 
 import msgpack
 
+from .capabilities import NO_GRANTS, Grants
 from .errors import InputTooLarge, NoIdleInstance, PluginFault, PluginLoadError, load_error_kind
 from .events import REPLACEABLE_EVENT_TYPES
 from .health import SYSTEM_CLOCK, Clock, PluginHealth, PluginState
+from .imports import needed_capabilities
 from .instance import PluginInstance
 from .limits import Limits
 from .loader import LoadedModule, load_module
@@ -48,6 +50,7 @@ class Plugin:
         cache_dir: str | os.PathLike[str] | None = None,
         origin: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        grants: Grants = NO_GRANTS,
     ) -> None:
         limits = limits if limits is not None else Limits()
         if not isinstance(limits, Limits):
@@ -56,14 +59,19 @@ class Plugin:
             raise ValueError("a plugin needs a non-empty name")
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"plugin config must be a dict, got {type(config).__name__}")
+        if not isinstance(grants, Grants):
+            raise TypeError(f"grants must be a wasm_abi.Grants, got {type(grants).__name__}")
         self.name = name
         self.limits = limits
+        #: The capabilities this plugin was granted (ABI.md section 7.1).
+        self.grants = grants
         self.config = dict(config or {})
         self.log = PluginLog(name, limits.max_log_message_bytes, limits.log_rate_per_second, limits.log_burst,
                              log_handler)
         self._module: LoadedModule = load_module(
             data, name=name, limits=limits, config=config, log=self.log,
             origin=origin or f"module {name!r}", cache_dir=Path(cache_dir) if cache_dir is not None else None,
+            grants=grants,
         )
         self.sha256 = self._module.sha256
         self._health = PluginHealth(name, limits, self._live_successes, clock)
@@ -282,6 +290,17 @@ class Plugin:
     @property
     def uses_wasi(self) -> bool:
         return self._module.uses_wasi
+
+    @property
+    def capabilities(self) -> list[str]:
+        """The capabilities the module imports (each one granted, or it would not have loaded)."""
+        return needed_capabilities(self._module.module)
+
+    @property
+    def may_wait(self) -> bool:
+        """Whether a reaction may wait on the network in a host call (granted http, or kv on a
+        networked backend): an event loop must then run its sync reactions on a thread."""
+        return self.grants.may_wait and bool(self.capabilities)
 
     def __repr__(self) -> str:
         return f"<Plugin {self.name!r} sha256={self.sha256[:12]} subscriptions={self.subscriptions!r}>"
