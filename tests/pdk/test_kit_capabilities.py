@@ -140,8 +140,11 @@ class Harness:
         self.lang = lang
         self.kv = MemoryKv()
         self.metrics = PluginMetrics()
-        http = (HttpGrant(f"{base_url}/granted/"), HttpGrant(f"{base_url}/echo"), HttpGrant(f"{base_url}/status/"),
-                HttpGrant(f"{base_url}/slow"), HttpGrant(f"{base_url}/big")) if base_url else ()
+        http: tuple[HttpGrant, ...] = ()
+        if base_url:
+            http = tuple(HttpGrant(f"{base_url}{path}") for path in ("/granted/", "/echo", "/status/", "/slow", "/big"))
+        elif lang in HTTP_LANGUAGES:  # the module imports http: it must be granted some prefix to load
+            http = (HttpGrant("http://127.0.0.1:9/unused/"),)
         self.name = f"{lang}-capabilities"
         self.plugin = Plugin.from_file(
             capabilities_module(lang), name=self.name,

@@ -501,6 +501,244 @@ eg_reaction eg_rewrite_end(void) { return eg_w_end(); }
 void eg_log(int level, eg_str message) { eg_host_log(level, message.ptr, message.len); }
 void eg_log_cstr(int level, const char *message) { eg_host_log(level, message, (uint32_t)cstrlen(message)); }
 
+/* ---- capabilities (ABI.md 7.1). Each import is referenced only by its wrappers: a plugin that calls
+ * none of a capability's wrappers does not import it (the linker drops unused functions and imports). */
+#define IMPORT(name) __attribute__((import_module("eventgateway"), import_name(name)))
+IMPORT("kv_get") int32_t eg_host_kv_get(const void *key, uint32_t key_len, void *buf, uint32_t buf_len);
+IMPORT("kv_set") int32_t eg_host_kv_set(const void *key, uint32_t key_len, const void *value, uint32_t value_len,
+                                        int64_t ttl_ms);
+IMPORT("kv_delete") int32_t eg_host_kv_delete(const void *key, uint32_t key_len);
+IMPORT("kv_incr") int32_t eg_host_kv_incr(const void *key, uint32_t key_len, int64_t delta, int64_t ttl_ms,
+                                          void *out);
+IMPORT("kv_cas") int32_t eg_host_kv_cas(const void *key, uint32_t key_len, const void *expected,
+                                        uint32_t expected_len, const void *value, uint32_t value_len,
+                                        int64_t ttl_ms);
+IMPORT("http_request") int32_t eg_host_http_request(const void *req, uint32_t req_len);
+IMPORT("http_response") int32_t eg_host_http_response(void *buf, uint32_t buf_len);
+IMPORT("metric") int32_t eg_host_metric(int32_t kind, const void *name, uint32_t name_len, const void *labels,
+                                        uint32_t labels_len, double value);
+
+const char *eg_status_name(eg_status status) {
+    switch (status) {
+    case EG_OK: return "EG_OK";
+    case EG_NOT_FOUND: return "EG_NOT_FOUND";
+    case EG_INVALID: return "EG_INVALID";
+    case EG_TOO_LARGE: return "EG_TOO_LARGE";
+    case EG_QUOTA: return "EG_QUOTA";
+    case EG_UNAVAILABLE: return "EG_UNAVAILABLE";
+    case EG_DENIED: return "EG_DENIED";
+    case EG_TIMEOUT: return "EG_TIMEOUT";
+    case EG_NOT_A_NUMBER: return "EG_NOT_A_NUMBER";
+    case EG_NO_FUEL: return "EG_NO_FUEL";
+    default: return "EG_UNKNOWN";
+    }
+}
+
+/* The scratch heap's top now, to give back what a wrapper allocated and no longer needs. */
+static uintptr_t heap_mark(void) {
+    if (!heap_top) heap_top = heap_keep = (uintptr_t)&__heap_base;
+    return heap_top;
+}
+
+/* Calls `fill(buf, cap)` (kv_get or http_response) with a scratch buffer of `cap` bytes; when the host
+ * answers a length over cap (nothing written), grows the buffer to that length and calls again. Only
+ * the bytes the host says it wrote are handed out. */
+typedef int32_t (*fill_fn)(const void *key, uint32_t key_len, void *buf, uint32_t cap);
+static int32_t fill_kv(const void *key, uint32_t key_len, void *buf, uint32_t cap) {
+    return eg_host_kv_get(key, key_len, buf, cap);
+}
+static int32_t fill_http(const void *key, uint32_t key_len, void *buf, uint32_t cap) {
+    (void)key;
+    (void)key_len;
+    return eg_host_http_response(buf, cap);
+}
+static eg_status fill_growing(fill_fn fill, const void *key, uint32_t key_len, uint32_t cap, const uint8_t **out,
+                              uint32_t *out_len) {
+    uintptr_t mark = heap_mark();
+    for (;;) {
+        uint8_t *buf = bump(cap);
+        if (!buf) {
+            heap_top = mark;
+            return EG_TOO_LARGE; /* the plugin's memory cannot hold it */
+        }
+        int32_t r = fill(key, key_len, buf, cap);
+        if (r < 0) {
+            heap_top = mark;
+            return r;
+        }
+        if ((uint32_t)r <= cap) {
+            heap_top = (uintptr_t)buf + (uint32_t)r;
+            *out = buf;
+            *out_len = (uint32_t)r;
+            return EG_OK;
+        }
+        heap_top = mark; /* the length grew: every round asks for more, up to the host's limit */
+        cap = (uint32_t)r;
+    }
+}
+
+#define KV_FIRST_GUESS 256u
+
+eg_status eg_kv_get(const void *key, uint32_t key_len, const uint8_t **out, uint32_t *out_len) {
+    return fill_growing(fill_kv, key, key_len, KV_FIRST_GUESS, out, out_len);
+}
+
+eg_status eg_kv_set(const void *key, uint32_t key_len, const void *value, uint32_t value_len, int64_t ttl_ms) {
+    return eg_host_kv_set(key, key_len, value, value_len, ttl_ms);
+}
+
+eg_status eg_kv_delete(const void *key, uint32_t key_len, bool *deleted) {
+    int32_t r = eg_host_kv_delete(key, key_len);
+    if (r < 0) return r;
+    if (deleted) *deleted = r == 1;
+    return EG_OK;
+}
+
+eg_status eg_kv_incr(const void *key, uint32_t key_len, int64_t delta, int64_t ttl_ms, int64_t *out) {
+    uint8_t le[8] = {0};
+    int32_t r = eg_host_kv_incr(key, key_len, delta, ttl_ms, le);
+    if (r < 0) return r;
+    if (out) {
+        uint64_t v = 0;
+        for (int i = 7; i >= 0; i--) v = v << 8 | le[i];
+        *out = (int64_t)v;
+    }
+    return EG_OK;
+}
+
+eg_status eg_kv_cas(const void *key, uint32_t key_len, const void *expected, uint32_t expected_len,
+                    const void *value, uint32_t value_len, int64_t ttl_ms, bool *swapped) {
+    int32_t r = eg_host_kv_cas(key, key_len, expected ? expected : "", expected ? expected_len : 0xFFFFFFFFu,
+                               value, value_len, ttl_ms);
+    if (r < 0) return r;
+    if (swapped) *swapped = r == 1;
+    return EG_OK;
+}
+
+/* ---- metrics ---- */
+void eg_label(eg_labels *labels, eg_str name, eg_str value) {
+    if (labels->count == EG_MAX_LABELS) {
+        labels->overflow = true;
+        return;
+    }
+    labels->names[labels->count] = name;
+    labels->values[labels->count] = value;
+    labels->count++;
+}
+
+void eg_label_cstr(eg_labels *labels, const char *name, const char *value) {
+    eg_label(labels, (eg_str){name, (uint32_t)cstrlen(name)}, (eg_str){value, (uint32_t)cstrlen(value)});
+}
+
+eg_status eg_metric(eg_metric_kind kind, eg_str name, const eg_labels *labels, double value) {
+    if (labels && labels->overflow) return EG_INVALID; /* the host takes at most 8 labels */
+    if (!labels || !labels->count) return eg_host_metric((int32_t)kind, name.ptr, name.len, 0, 0, value);
+    uintptr_t mark = heap_mark();
+    eg_w_begin();
+    eg_w_map(labels->count);
+    for (uint32_t i = 0; i < labels->count; i++) {
+        eg_w_str(labels->names[i].ptr, labels->names[i].len);
+        eg_w_str(labels->values[i].ptr, labels->values[i].len);
+    }
+    eg_str encoded = eg_w_end_bytes();
+    int32_t r = eg_host_metric((int32_t)kind, name.ptr, name.len, encoded.ptr, encoded.len, value);
+    heap_top = mark;
+    return r;
+}
+
+static eg_str cstr(const char *s) { return (eg_str){s, (uint32_t)cstrlen(s)}; }
+eg_status eg_metric_counter_add(const char *name, const eg_labels *labels, double value) {
+    return eg_metric(EG_COUNTER_ADD, cstr(name), labels, value);
+}
+eg_status eg_metric_gauge_set(const char *name, const eg_labels *labels, double value) {
+    return eg_metric(EG_GAUGE_SET, cstr(name), labels, value);
+}
+eg_status eg_metric_gauge_add(const char *name, const eg_labels *labels, double value) {
+    return eg_metric(EG_GAUGE_ADD, cstr(name), labels, value);
+}
+eg_status eg_metric_histogram_observe(const char *name, const eg_labels *labels, double value) {
+    return eg_metric(EG_HISTOGRAM_OBSERVE, cstr(name), labels, value);
+}
+
+/* ---- http ---- */
+eg_status eg_http_request(const eg_http_req *request, eg_http_resp *response) {
+    uintptr_t mark = heap_mark();
+    bool has_method = request->method.ptr && request->method.len;
+    bool has_headers = request->n_headers > 0;
+    bool has_body = request->body_len > 0;
+    bool has_timeout = request->timeout_ms > 0;
+    eg_w_begin();
+    eg_w_map(1u + has_method + has_headers + has_body + has_timeout);
+    eg_w_cstr("url");
+    eg_w_str(request->url.ptr, request->url.len);
+    if (has_method) {
+        eg_w_cstr("method");
+        eg_w_str(request->method.ptr, request->method.len);
+    }
+    if (has_headers) {
+        eg_w_cstr("headers");
+        eg_w_map(request->n_headers);
+        for (uint32_t i = 0; i < request->n_headers; i++) {
+            eg_w_str(request->headers[i].name.ptr, request->headers[i].name.len);
+            eg_w_str(request->headers[i].value.ptr, request->headers[i].value.len);
+        }
+    }
+    if (has_body) {
+        eg_w_cstr("body");
+        eg_w_bin(request->body, request->body_len);
+    }
+    if (has_timeout) {
+        eg_w_cstr("timeoutMs");
+        eg_w_uint(request->timeout_ms);
+    }
+    eg_str encoded = eg_w_end_bytes();
+    int32_t length = eg_host_http_request(encoded.ptr, encoded.len);
+    heap_top = mark;
+    if (length < 0) return length;
+    const uint8_t *bytes;
+    uint32_t n;
+    eg_status got = fill_growing(fill_http, 0, 0, (uint32_t)length, &bytes, &n);
+    if (got != EG_OK) return got;
+    /* The host's answer: {"status": int, "headers": {str: str}, "body": bin}, read with bounds checks. */
+    eg_value map = {bytes, bytes + n};
+    eg_value headers = eg_get(map, "headers");
+    eg_value body = eg_get(map, "body");
+    eg_str text;
+    if (!eg_as_int(eg_get(map, "status"), &response->status) || eg_type_of(headers) != EG_MAP) {
+        heap_top = mark;
+        return EG_INVALID;
+    }
+    if (eg_as_bin(body, &response->body, &response->body_len)) {
+    } else if (eg_as_str(body, &text)) {
+        response->body = (const uint8_t *)text.ptr;
+        response->body_len = text.len;
+    } else if (!eg_found(body)) {
+        response->body = bytes;
+        response->body_len = 0;
+    } else {
+        heap_top = mark;
+        return EG_INVALID;
+    }
+    response->headers = headers;
+    return EG_OK;
+}
+
+static uint8_t ascii_lower(uint8_t c) { return c >= 'A' && c <= 'Z' ? (uint8_t)(c + 32) : c; }
+
+eg_str eg_http_header(const eg_http_resp *response, const char *name) {
+    uint32_t len = (uint32_t)cstrlen(name);
+    eg_iter it = eg_iterate(response->headers);
+    eg_value k, v;
+    eg_str ks, vs;
+    while (eg_next(&it, &k, &v)) {
+        if (!eg_as_str(k, &ks) || ks.len != len) continue;
+        uint32_t i = 0;
+        while (i < len && ascii_lower((uint8_t)ks.ptr[i]) == ascii_lower((uint8_t)name[i])) i++;
+        if (i == len && eg_as_str(v, &vs)) return vs;
+    }
+    return (eg_str){0, 0};
+}
+
 /* ---- subscriptions and the exported glue ---- */
 #define MAX_SUBSCRIPTIONS 64
 static struct {

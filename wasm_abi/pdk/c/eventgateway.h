@@ -131,6 +131,88 @@ enum { EG_DEBUG = 0, EG_INFO = 1, EG_WARN = 2, EG_ERROR = 3 };
 void eg_log(int level, eg_str message);
 void eg_log_cstr(int level, const char *message);
 
+/* ---- capabilities (ABI.md 7.1): kv, http, metrics ----
+ * Each wrapper calls one import of a capability the operator must grant (kv = true, http = [...],
+ * metrics = true). A wrapper the plugin never calls is dropped by the linker with its import, so a
+ * plugin imports (and needs granted) only what it uses. Results are eg_status codes: EG_OK (0) or a
+ * negative error. Returned bytes live in scratch memory, like text and output: valid until the plugin
+ * returns (in init: for the instance's life). Do not call a wrapper between eg_w_begin / eg_text_begin
+ * and their end: the wrappers use the same scratch memory. */
+typedef enum {
+    EG_OK = 0,
+    EG_NOT_FOUND = -1,    /* kv: no such key (or it expired) */
+    EG_INVALID = -2,      /* a malformed argument: empty key, TTL out of range, bad metric name or label ... */
+    EG_TOO_LARGE = -3,    /* a key, value, request or response over its limit (or over the plugin's memory) */
+    EG_QUOTA = -4,        /* the plugin's kv keys or bytes, or metric series, are used up */
+    EG_UNAVAILABLE = -5,  /* the backend cannot answer now (Redis down, connection refused ...) */
+    EG_DENIED = -6,       /* http: the URL is under no grant of this plugin */
+    EG_TIMEOUT = -7,      /* the call ran out of time */
+    EG_NOT_A_NUMBER = -8, /* kv incr: the stored value is not a decimal int64, or the sum overflows */
+    EG_NO_FUEL = -9,      /* the remaining fuel cannot pay for the call */
+} eg_status_code;
+typedef int32_t eg_status;
+#define EG_STR(literal) ((eg_str){(literal), (uint32_t)(sizeof(literal) - 1)})
+const char *eg_status_name(eg_status status); /* "EG_QUOTA", ... ("EG_UNKNOWN" for anything else) */
+
+/* kv: a namespace of the plugin's own. ttl_ms: 0 = never expires, else 1..31536000000. */
+/* The value under key, in scratch memory (*out, *out_len; *out_len may be 0). The kit starts with a
+ * 256-byte buffer and, when the host answers the length it needs, grows it and asks again.
+ * EG_NOT_FOUND when absent. */
+eg_status eg_kv_get(const void *key, uint32_t key_len, const uint8_t **out, uint32_t *out_len);
+eg_status eg_kv_set(const void *key, uint32_t key_len, const void *value, uint32_t value_len, int64_t ttl_ms);
+/* *deleted (may be NULL): whether a key was there. */
+eg_status eg_kv_delete(const void *key, uint32_t key_len, bool *deleted);
+/* Adds delta to the integer at key (absent = 0) and writes the new value to *out (may be NULL);
+ * ttl_ms applies only when this call creates the key. */
+eg_status eg_kv_incr(const void *key, uint32_t key_len, int64_t delta, int64_t ttl_ms, int64_t *out);
+/* Replaces the value by `value` only if it equals `expected`; expected == NULL means "only if the key
+ * is absent" (an empty expected value is a non-NULL pointer with length 0). *swapped may be NULL. */
+eg_status eg_kv_cas(const void *key, uint32_t key_len, const void *expected, uint32_t expected_len,
+                    const void *value, uint32_t value_len, int64_t ttl_ms, bool *swapped);
+
+/* metrics: labels are built on the stack, then encoded as the msgpack map the host expects. */
+#define EG_MAX_LABELS 8
+typedef struct {
+    uint32_t count;
+    bool overflow; /* a 9th label was added: the metric call answers EG_INVALID without calling the host */
+    eg_str names[EG_MAX_LABELS];
+    eg_str values[EG_MAX_LABELS];
+} eg_labels;
+static inline eg_labels eg_labels_none(void) { return (eg_labels){0}; }
+void eg_label(eg_labels *labels, eg_str name, eg_str value);
+void eg_label_cstr(eg_labels *labels, const char *name, const char *value);
+typedef enum { EG_COUNTER_ADD = 0, EG_GAUGE_SET = 1, EG_GAUGE_ADD = 2, EG_HISTOGRAM_OBSERVE = 3 } eg_metric_kind;
+/* name: [a-zA-Z_][a-zA-Z0-9_]*, at most 64 bytes; labels may be NULL (none). */
+eg_status eg_metric(eg_metric_kind kind, eg_str name, const eg_labels *labels, double value);
+eg_status eg_metric_counter_add(const char *name, const eg_labels *labels, double value);
+eg_status eg_metric_gauge_set(const char *name, const eg_labels *labels, double value);
+eg_status eg_metric_gauge_add(const char *name, const eg_labels *labels, double value);
+eg_status eg_metric_histogram_observe(const char *name, const eg_labels *labels, double value);
+
+/* http: one request to a URL under the plugin's grants; any HTTP status is a successful call. */
+typedef struct {
+    eg_str name;
+    eg_str value;
+} eg_header;
+typedef struct {
+    eg_str method;            /* {NULL, 0}: GET */
+    eg_str url;
+    const eg_header *headers; /* n_headers of them (may be NULL when 0) */
+    uint32_t n_headers;
+    const uint8_t *body;      /* body_len bytes (none when 0) */
+    uint32_t body_len;
+    uint32_t timeout_ms;      /* 0: no timeoutMs (the host's http_timeout, within the reaction's budget) */
+} eg_http_req;
+typedef struct {
+    int64_t status;
+    eg_value headers;     /* a map str -> str, canonical names; read it with eg_http_header or eg_iterate */
+    const uint8_t *body;  /* body_len bytes, in scratch memory */
+    uint32_t body_len;
+} eg_http_resp;
+eg_status eg_http_request(const eg_http_req *request, eg_http_resp *response);
+/* A response header by name, matched case-insensitively; {NULL, 0} when absent. */
+eg_str eg_http_header(const eg_http_resp *response, const char *name);
+
 /* ---- what the plugin defines ---- */
 void eg_plugin_subscriptions(void);
 eg_reaction eg_plugin_react(eg_value event);
