@@ -247,6 +247,12 @@ def _send(method: str, scheme: str, host: str, port: int, address: str, target: 
                 if room < 0:
                     raise CapabilityError(EG_TOO_LARGE, "the response is over max_http_response_bytes")
                 chunks.append(chunk)
+            # The reaper shutting the socket down at the deadline ends the body like an EOF would:
+            # an answer cut there (or short of its Content-Length) is no answer.
+            if time.monotonic() >= deadline:
+                raise CapabilityError(EG_TIMEOUT, "the answer did not arrive within the time")
+            if response.length:
+                raise CapabilityError(EG_UNAVAILABLE, "the connection closed before the whole answer arrived")
             return response.status, merged, b"".join(chunks)
         finally:
             conn.close()
