@@ -50,7 +50,7 @@ class Plugin:
         cache_dir: str | os.PathLike[str] | None = None,
         origin: str | None = None,
         clock: Clock = SYSTEM_CLOCK,
-        grants: Grants = NO_GRANTS,
+        grants: Grants | None = None,
     ) -> None:
         limits = limits if limits is not None else Limits()
         if not isinstance(limits, Limits):
@@ -59,6 +59,8 @@ class Plugin:
             raise ValueError("a plugin needs a non-empty name")
         if config is not None and not isinstance(config, dict):
             raise TypeError(f"plugin config must be a dict, got {type(config).__name__}")
+        if grants is None:
+            grants = NO_GRANTS
         if not isinstance(grants, Grants):
             raise TypeError(f"grants must be a wasm_abi.Grants, got {type(grants).__name__}")
         self.name = name
