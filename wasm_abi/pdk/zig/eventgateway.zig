@@ -558,3 +558,249 @@ pub fn plugin(comptime P: type) void {
     @export(&glue.initExport, .{ .name = "init" });
     @export(&glue.reactExport, .{ .name = "react" });
 }
+
+// ---- capabilities (ABI.md 7.1): kv, http, metrics ----
+// Each wrapper calls imports of a capability the operator must grant (kv = true, http = [...],
+// metrics = true). Zig compiles only what a plugin uses, so a plugin imports (and needs granted) only
+// the capabilities whose wrappers it calls. Errors are `eg.Error` (ABI codes -2..-9; "not found" is a
+// null instead); `eg.errorCode(err)` gives the ABI code back. Returned bytes live in scratch memory,
+// like text and output: valid until the plugin returns (in init: for the instance's life). Do not call
+// a wrapper between `w.begin()` / `text.begin()` and their end: they share the scratch memory.
+
+const host = struct {
+    extern "eventgateway" fn kv_get(key: [*]const u8, key_len: usize, buf: [*]u8, buf_len: usize) i32;
+    extern "eventgateway" fn kv_set(key: [*]const u8, key_len: usize, value: [*]const u8, value_len: usize, ttl_ms: i64) i32;
+    extern "eventgateway" fn kv_delete(key: [*]const u8, key_len: usize) i32;
+    extern "eventgateway" fn kv_incr(key: [*]const u8, key_len: usize, delta: i64, ttl_ms: i64, out: *[8]u8) i32;
+    extern "eventgateway" fn kv_cas(key: [*]const u8, key_len: usize, expected: [*]const u8, expected_len: u32, value: [*]const u8, value_len: usize, ttl_ms: i64) i32;
+    extern "eventgateway" fn http_request(req: [*]const u8, req_len: usize) i32;
+    extern "eventgateway" fn http_response(buf: [*]u8, buf_len: usize) i32;
+    extern "eventgateway" fn metric(kind: i32, name: [*]const u8, name_len: usize, labels: [*]const u8, labels_len: usize, value: f64) i32;
+};
+
+/// The ABI's error codes as Zig errors (EG_NOT_FOUND is a null result where it can happen).
+pub const Error = error{ Invalid, TooLarge, Quota, Unavailable, Denied, Timeout, NotANumber, NoFuel, Unknown };
+
+/// The ABI code of an error (for messages such as "kv error -4").
+pub fn errorCode(err: Error) i32 {
+    return switch (err) {
+        error.Invalid => -2,
+        error.TooLarge => -3,
+        error.Quota => -4,
+        error.Unavailable => -5,
+        error.Denied => -6,
+        error.Timeout => -7,
+        error.NotANumber => -8,
+        error.NoFuel => -9,
+        error.Unknown => -100,
+    };
+}
+
+fn check(code: i32) Error!i32 {
+    if (code >= 0) return code;
+    return switch (code) {
+        -2 => error.Invalid,
+        -3 => error.TooLarge,
+        -4 => error.Quota,
+        -5 => error.Unavailable,
+        -6 => error.Denied,
+        -7 => error.Timeout,
+        -8 => error.NotANumber,
+        -9 => error.NoFuel,
+        else => error.Unknown,
+    };
+}
+
+const not_found: i32 = -1;
+
+/// Calls `fill(buf)` with a scratch buffer of `guess` bytes; when the host answers a length over it
+/// (nothing written), grows the buffer to that length and asks again. Only the bytes the host says it
+/// wrote are handed out. null when the host answers EG_NOT_FOUND.
+fn fillGrowing(comptime fill: anytype, args: anytype, guess: usize) Error!?[]const u8 {
+    const mark = heapMark();
+    var cap = guess;
+    while (true) {
+        const buf = bump(cap) orelse {
+            heap_top = mark;
+            return error.TooLarge; // the plugin's memory cannot hold it
+        };
+        const r = @call(.auto, fill, args ++ .{ buf, cap });
+        if (r == not_found) {
+            heap_top = mark;
+            return null;
+        }
+        const n: usize = @intCast(check(r) catch |err| {
+            heap_top = mark;
+            return err;
+        });
+        if (n <= cap) {
+            heap_top = @intFromPtr(buf) + n;
+            return buf[0..n];
+        }
+        heap_top = mark; // the length grew: every round asks for more, up to the host's limit
+        cap = n;
+    }
+}
+
+fn heapMark() usize {
+    if (heap_top == 0) {
+        heap_top = @intFromPtr(&__heap_base);
+        heap_keep = heap_top;
+    }
+    return heap_top;
+}
+
+/// kv: a namespace of the plugin's own (kv = true). TTLs in ms: 0 = never expires, else 1..31536000000.
+pub const kv = struct {
+    /// The first buffer kv.get offers the host; a longer value costs one more call.
+    pub const first_guess: usize = 256;
+
+    /// The value under key (in scratch memory), or null when absent.
+    pub fn get(key: []const u8) Error!?[]const u8 {
+        return fillGrowing(host.kv_get, .{ key.ptr, key.len }, first_guess);
+    }
+    pub fn set(key: []const u8, value: []const u8, ttl_ms: i64) Error!void {
+        _ = try check(host.kv_set(key.ptr, key.len, value.ptr, value.len, ttl_ms));
+    }
+    /// Whether a key was there.
+    pub fn delete(key: []const u8) Error!bool {
+        return try check(host.kv_delete(key.ptr, key.len)) == 1;
+    }
+    /// Adds delta to the integer at key (absent = 0) and returns the new value; ttl_ms applies only
+    /// when this call creates the key.
+    pub fn incr(key: []const u8, delta: i64, ttl_ms: i64) Error!i64 {
+        var out: [8]u8 = @splat(0);
+        _ = try check(host.kv_incr(key.ptr, key.len, delta, ttl_ms, &out));
+        var v: u64 = 0;
+        var i: usize = 8;
+        while (i > 0) {
+            i -= 1;
+            v = (v << 8) | out[i];
+        }
+        return @bitCast(v);
+    }
+    /// Replaces the value by `value` only if it equals `expected` (null: only if the key is absent);
+    /// whether it swapped.
+    pub fn cas(key: []const u8, expected: ?[]const u8, value: []const u8, ttl_ms: i64) Error!bool {
+        const e = expected orelse "";
+        const e_len: u32 = if (expected) |x| @intCast(x.len) else 0xFFFFFFFF;
+        return try check(host.kv_cas(key.ptr, key.len, e.ptr, e_len, value.ptr, value.len, ttl_ms)) == 1;
+    }
+};
+
+/// metrics: counters, gauges and histograms of the plugin's own (metrics = true). A name matches
+/// [a-zA-Z_][a-zA-Z0-9_]* (at most 64 bytes); at most 8 labels.
+pub const metrics = struct {
+    pub const Label = struct { name: []const u8, value: []const u8 };
+    pub const Kind = enum(i32) { counter_add = 0, gauge_set = 1, gauge_add = 2, histogram_observe = 3 };
+
+    pub fn record(kind: Kind, name: []const u8, labels: []const Label, value: f64) Error!void {
+        if (labels.len > 8) return error.Invalid; // the host takes at most 8
+        if (labels.len == 0) {
+            _ = try check(host.metric(@intFromEnum(kind), name.ptr, name.len, name.ptr, 0, value));
+            return;
+        }
+        const mark = heapMark();
+        defer heap_top = mark;
+        w.begin();
+        w.map(@intCast(labels.len));
+        for (labels) |l| {
+            w.str(l.name);
+            w.str(l.value);
+        }
+        const encoded = w.endBytes();
+        _ = try check(host.metric(@intFromEnum(kind), name.ptr, name.len, encoded.ptr, encoded.len, value));
+    }
+    pub fn counterAdd(name: []const u8, labels: []const Label, value: f64) Error!void {
+        return record(.counter_add, name, labels, value);
+    }
+    pub fn gaugeSet(name: []const u8, labels: []const Label, value: f64) Error!void {
+        return record(.gauge_set, name, labels, value);
+    }
+    pub fn gaugeAdd(name: []const u8, labels: []const Label, value: f64) Error!void {
+        return record(.gauge_add, name, labels, value);
+    }
+    pub fn histogramObserve(name: []const u8, labels: []const Label, value: f64) Error!void {
+        return record(.histogram_observe, name, labels, value);
+    }
+};
+
+/// http: one request to a URL under the plugin's grants (http = [...]); any HTTP status is a success.
+pub const http = struct {
+    pub const Header = struct { name: []const u8, value: []const u8 };
+    pub const Request = struct {
+        method: []const u8 = "GET",
+        url: []const u8,
+        headers: []const Header = &.{},
+        body: []const u8 = "",
+        /// 0: no timeoutMs (the host's http_timeout, within the reaction's budget)
+        timeout_ms: u32 = 0,
+    };
+    pub const Response = struct {
+        status: i64,
+        /// A map str -> str with canonical names; `header(name)` looks one up in any case.
+        headers: Value,
+        body: []const u8,
+
+        pub fn header(r: Response, name: []const u8) ?[]const u8 {
+            var it = r.headers.iterate();
+            while (it.next()) |entry| {
+                const k = entry.key.asStr() orelse continue;
+                if (eqlIgnoreCase(k, name)) return entry.value.asStr();
+            }
+            return null;
+        }
+    };
+
+    pub fn request(req: Request) Error!Response {
+        const mark = heapMark();
+        w.begin();
+        const n: u32 = 2 + @as(u32, @intFromBool(req.headers.len > 0)) + @intFromBool(req.body.len > 0) +
+            @intFromBool(req.timeout_ms > 0);
+        w.map(n);
+        w.str("url");
+        w.str(req.url);
+        w.str("method");
+        w.str(req.method);
+        if (req.headers.len > 0) {
+            w.str("headers");
+            w.map(@intCast(req.headers.len));
+            for (req.headers) |h| {
+                w.str(h.name);
+                w.str(h.value);
+            }
+        }
+        if (req.body.len > 0) {
+            w.str("body");
+            w.bin(req.body);
+        }
+        if (req.timeout_ms > 0) {
+            w.str("timeoutMs");
+            w.uint(req.timeout_ms);
+        }
+        const encoded = w.endBytes();
+        const length = host.http_request(encoded.ptr, encoded.len);
+        heap_top = mark;
+        const size: usize = @intCast(try check(length));
+        const bytes = (try fillGrowing(host.http_response, .{}, size)) orelse return error.Unknown;
+        // The host's answer: {"status": int, "headers": {str: str}, "body": bin}, read with bounds checks.
+        const answer = Value{ .bytes = bytes };
+        const status = answer.get("status").asInt() orelse return error.Invalid;
+        const headers = answer.get("headers");
+        if (headers.kind() != .map) return error.Invalid;
+        const body_value = answer.get("body");
+        const body = body_value.asBin() orelse body_value.asStr() orelse
+            if (body_value.found()) return error.Invalid else "";
+        return .{ .status = status, .headers = headers, .body = body };
+    }
+};
+
+/// ASCII case-insensitive comparison (header names).
+pub fn eqlIgnoreCase(a: []const u8, b: []const u8) bool {
+    if (a.len != b.len) return false;
+    for (a, b) |x, y| if (lower(x) != lower(y)) return false;
+    return true;
+}
+fn lower(c: u8) u8 {
+    return if (c >= 'A' and c <= 'Z') c + 32 else c;
+}
