@@ -4,6 +4,11 @@
 // exports everything the host calls (eventgateway_abi_v1, alloc, subscriptions, init, react).
 // Build with `GOOS=wasip1 GOARCH=wasm go build -buildmode=c-shared -o plugin.wasm`; the result is a
 // WASI reactor (it exports _initialize), which the gateway runs without any WASI capability.
+//
+// Capabilities an operator grants (ABI.md section 7.1) have typed wrappers: KvGet, KvSet, KvDelete,
+// KvIncr, KvCAS, KvCASAbsent (kv.go), HTTPRequest (http.go), CounterAdd, GaugeSet, GaugeAdd,
+// HistogramObserve (metrics.go). Their errors are CapError values, the ABI's codes. Go's linker keeps
+// only the imports of wrappers a plugin calls, so a plugin needs a grant only for what it uses.
 package pdk
 
 import "unsafe"

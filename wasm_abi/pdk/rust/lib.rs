@@ -10,9 +10,19 @@
 //! rustc --edition 2021 --target wasm32-unknown-unknown --crate-type cdylib -O -C panic=abort \
 //!       --extern eventgateway_pdk=libeventgateway_pdk.rlib plugin.rs
 //! ```
+//!
+//! Capabilities an operator grants (ABI.md section 7.1) have typed wrappers: [`kv`] (`kv::get`,
+//! `kv::set`, `kv::delete`, `kv::incr`, `kv::cas`), [`http`] (`http::request`) and [`metrics`]
+//! (`metrics::counter_add`, ...). Each returns `Result<_, CapError>`; [`CapError`] names the ABI's error
+//! codes. A module imports only the capability functions its code calls (the linker drops the rest),
+//! so a plugin needs a grant only for what it uses.
 
+pub mod capability;
 pub mod event;
+pub mod http;
+pub mod kv;
 pub mod log;
+pub mod metrics;
 pub mod msgpack;
 pub mod reaction;
 pub mod value;
@@ -20,6 +30,7 @@ pub mod value;
 #[doc(hidden)]
 pub mod glue;
 
+pub use capability::CapError;
 pub use event::{CloudEvent, Event};
 pub use reaction::{Reaction, Subscription};
 pub use value::Value;
