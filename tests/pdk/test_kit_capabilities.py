@@ -58,8 +58,8 @@ from plugin_examples.build import KITS_DIR, build, build_source
 from tests.pdk.accessors_scenario import TEST_MODULES_DIR
 from wasm_abi import Grants, HttpGrant, Limits, MemoryKv, Plugin, PluginMetrics, system_event
 
-LANGUAGES = ("wat", "c", "zig")
-HTTP_LANGUAGES = ("c", "zig")
+LANGUAGES = ("wat", "c", "zig", "rust", "go", "assemblyscript")
+HTTP_LANGUAGES = ("c", "zig", "rust", "go", "assemblyscript")
 
 EG_OK, EG_NOT_FOUND, EG_INVALID, EG_TOO_LARGE, EG_QUOTA = 0, -1, -2, -3, -4
 EG_UNAVAILABLE, EG_DENIED, EG_TIMEOUT, EG_NOT_A_NUMBER, EG_NO_FUEL = -5, -6, -7, -8, -9
