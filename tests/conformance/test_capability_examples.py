@@ -19,8 +19,8 @@ from tests.conformance.scenarios import cloudevent_v1
 from wasm_abi import Grants, HttpGrant, Limits, MemoryKv, Plugin, PluginLoadError, Reaction, system_event
 from wasm_abi.events import EVENT_RECEIVED
 
-RATELIMIT_LANGUAGES = ("wat", "c", "zig")
-AUTHCHECK_LANGUAGES = ("c", "zig")
+RATELIMIT_LANGUAGES = ("wat", "c", "zig", "rust", "go", "assemblyscript")
+AUTHCHECK_LANGUAGES = ("c", "zig", "rust", "go", "assemblyscript")
 CONTINUE = Reaction()
 
 
