@@ -5,8 +5,9 @@ functions are defined with `wasmtime_linker_define_func_unchecked` instead (`nat
 and read their arguments straight from the raw slots, so a kv call on the memory backend costs ~2 µs.
 
 Every call finds the calling instance's `HostCallState` (the instance makes it the current one of its
-thread before each call into the plugin: an instance runs on one thread at a time, and Wasm only runs
-inside such a call), pays its fuel before any work, bounds-checks every buffer against the plugin's
+thread before each call into the plugin; the calling store's context, from the C API's caller, is checked
+against it, because code the host runs in the middle of a call -- a `log_handler` -- may run another
+plugin on the same thread, which makes itself current), pays its fuel before any work, bounds-checks every buffer against the plugin's
 memory, and answers with an `i32`: a result or one of the ABI's negative error codes. Nothing a plugin
 passes can make a call raise into Wasm (a trap) or run past the reaction's own deadline: every exception
 becomes a code.
@@ -24,6 +25,7 @@ import logging
 import struct
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -67,8 +69,14 @@ class _Current(threading.local):
     state: HostCallState | None = None
 
 
-#: The state of the instance running on this thread (set by `HostCallState.begin`).
+#: The state of the instance running on this thread (set by `HostCallState.begin`): a fast path only,
+#: checked against the calling store at every call (code the host runs in the middle of a call -- a
+#: `log_handler`, a logging handler -- may run another plugin on this thread, which makes itself current).
 _current = _Current()
+#: Every live state by its store's context address: the calling store's own state, whatever is current.
+_by_ctx: weakref.WeakValueDictionary[int, HostCallState] = weakref.WeakValueDictionary()
+_caller_context = native.caller_context_raw
+_EMPTY = memoryview(bytearray())  # writable: an empty value may be "written" to it
 
 
 class HostCallState:
@@ -85,7 +93,7 @@ class HostCallState:
         self.kv = grants.kv
         self.metrics = grants.metrics
         self.log = log
-        self.view: memoryview | None = None  # set once the instance's memory exists
+        self.view = _EMPTY  # the instance's memory once it exists (a `start` function runs before)
         self.mem = 0
         self.size = 0
         self.deadline = _monotonic() + limits.load_timeout
@@ -94,6 +102,7 @@ class HostCallState:
         self.fuelref = ctypes.addressof(self.fuel)
         self.credit = 0  # fuel prepaid by earlier calls of the current call into the plugin
         self.prepay = _PREPAY_CALLS * limits.host_call_fuel
+        _by_ctx[ctx] = self
 
     def attach_memory(self, view: memoryview, mem: int, size: int) -> None:
         self.view, self.mem, self.size = view, mem, size
@@ -129,16 +138,16 @@ class HostCallState:
     def read(self, ptr: int, length: int) -> bytes:
         if ptr + length > self.size:
             self._refresh(ptr + length)
-        return bytes(self.view[ptr : ptr + length])  # type: ignore[index]
+        return bytes(self.view[ptr : ptr + length])
 
     def write(self, ptr: int, data: bytes) -> None:
         end = ptr + len(data)
         if end > self.size:
             self._refresh(end)
-        self.view[ptr:end] = data  # type: ignore[index]
+        self.view[ptr:end] = data
 
     def _refresh(self, end: int) -> None:
-        if self.view is None:
+        if not self.mem:
             raise CapabilityError(EG_INVALID, "the plugin has no memory yet")
         self.size = min(_data_size(self.ctx, self.mem), len(self.view))
         if end > self.size:
@@ -279,6 +288,9 @@ def _make(method_name: str, fmt: str) -> Any:
     def callback(env: int, caller: int, args: int, nargs: int) -> int:
         try:
             state = current.state
+            ctx = _caller_context(caller)
+            if state is None or state.ctx != ctx:
+                state = _by_ctx.get(ctx)
             if state is None:
                 result = EG_UNAVAILABLE
             else:

@@ -31,10 +31,12 @@ MAX_LABELS = 8
 MAX_LABEL_VALUE_BYTES = 128
 RESERVED_LABELS = frozenset({"plugin", "le", "quantile"})
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
+#: Raw-bytes spellings of one series that `record` finds without decoding.
+_SPELLINGS = 2
 
 
 class _Series:
-    __slots__ = ("buckets", "count", "labels", "sum", "value")
+    __slots__ = ("buckets", "count", "labels", "spellings", "sum", "value")
 
     def __init__(self, labels: dict[str, str], histogram: bool) -> None:
         self.labels = labels
@@ -42,6 +44,7 @@ class _Series:
         self.count = 0
         self.sum = 0.0
         self.buckets = [0] * (len(BUCKETS) + 1) if histogram else None
+        self.spellings = 0  # raw-bytes cache entries that lead here
 
 
 class _Metric:
@@ -152,7 +155,10 @@ class PluginMetrics:
             self._count += 1
             if new_metric:
                 self._metrics[name] = metric
-        if len(self._by_bytes) < 4 * cap + 64:  # the cache of raw bytes is bounded too
+        # The cache of raw bytes holds at most two spellings of a series (msgpack has many for the same
+        # labels: key order, str8/16/32, map16/32): other spellings are decoded at each call instead.
+        if series.spellings < _SPELLINGS and len(self._by_bytes) < _SPELLINGS * cap + 64:
+            series.spellings += 1
             self._by_bytes[(raw_name, raw_labels)] = (metric, series)
         return metric, series
 

@@ -1,0 +1,112 @@
+"""Capability calls (ABI.md section 7.1) made by the worst plugin: calls from a `start` function before the
+host has attached its memory, a host callback that runs another plugin on the same thread in the middle
+of a call, and byte variants of one metric series."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+
+import msgpack
+import pytest
+
+from tests.wasm_abi.capability_wat import KV, RESULTS_AT, Data, cap_plugin, imports, react, results, store
+from tests.wat import plugin_wat
+from wasm_abi import Grants, MemoryKv, Plugin, PluginMetrics
+from wasm_abi.capabilities import EG_INVALID, EG_OK
+
+
+# -- a start function runs before the host has the plugin's memory ------------------------------------
+
+def test_zero_length_buffers_from_a_start_function_are_invalid_without_host_tracebacks(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """A `start` function runs inside instantiation, before the host has the memory export: a call with a
+    zero-length buffer there must be EG_INVALID like any other buffer, not a host exception logged (with
+    its traceback, unthrottled) at every call."""
+    d = Data()
+    empty_metric = "(call $metric (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (i32.const 0) (f64.const 1))"
+    start = f"""
+  (func $start (local $i i32)
+    (i32.store (i32.const {RESULTS_AT}) {empty_metric})
+    (i32.store (i32.const {RESULTS_AT + 4}) (call $http_request (i32.const 0) (i32.const 0)))
+    (i32.store (i32.const {RESULTS_AT + 8}) (call $kv_get {d.ref(b"empty")} (i32.const 0) (i32.const 0)))
+    (i32.store (i32.const {RESULTS_AT + 12}) (call $kv_get {d.ref(b"full")} (i32.const 0) (i32.const 0)))
+    (i32.store (i32.const {RESULTS_AT + 16}) (call $kv_get {d.ref(b"full")} (i32.const 1024) (i32.const 8)))
+    (loop $again
+      (drop {empty_metric})
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $again (i32.lt_u (local.get $i) (i32.const 200)))))
+  (start $start)"""
+    wat = plugin_wat(imports=imports(("metric", "http_request", "kv_get")), react="(i64.const 0)",
+                     extra=d.wat() + start, memory='(memory (export "memory") 2)')
+    kv = MemoryKv()
+    kv.set("starter", b"empty", b"")
+    kv.set("starter", b"full", b"12345678")
+    caplog.set_level(logging.WARNING, logger="wasm_abi.host")
+    grants = Grants(kv=kv, metrics=PluginMetrics(), http=("http://127.0.0.1:9/",))
+    with Plugin.from_bytes(wat, name="starter", grants=grants) as plugin:
+        react(plugin)
+        # no buffer can be read (not even the key) before the host has the memory
+        assert results(plugin, 5) == [EG_INVALID] * 5
+    assert [r for r in caplog.records if r.name == "wasm_abi.host"] == []
+
+
+# -- the thread's "current instance" must be the calling instance, whatever ran in between ------------
+
+def test_another_plugin_run_from_a_log_handler_does_not_hand_over_its_memory_or_namespace() -> None:
+    """Plugin A logs; its log_handler (the embedding application's code) runs plugin B on the same thread;
+    then A writes a kv key. The write must read A's memory and land in A's namespace -- not B's."""
+    kv = MemoryKv()
+    db = Data()
+    b_body = store(0, f"(call $kv_set {db.ref(b'k')} {db.ref(b'from-b-memory')} (i64.const 0))")
+    plugin_b = Plugin.from_bytes(cap_plugin(b_body, db, KV), name="b", grants=Grants(kv=kv))
+
+    da = Data()
+    key, value = da.ref(b"k"), da.ref(b"from-a-memory")
+    msg = da.ref(b"hello")
+    a_body = (f"(call $log (i32.const 1) {msg})"
+              + store(0, f"(call $kv_set {key} {value} (i64.const 0))"))
+    a_wat = plugin_wat(
+        imports=imports(KV) + '\n  (import "eventgateway" "log" (func $log (param i32 i32 i32)))',
+        react=f"(block (result i64) {a_body} (i64.const 0))", extra=da.wat(), memory='(memory (export "memory") 2)')
+
+    def handler(plugin: str, level: str, text: str) -> None:
+        if text == "hello":
+            react(plugin_b)
+
+    with plugin_b, Plugin.from_bytes(a_wat, name="a", grants=Grants(kv=kv), log_handler=handler) as plugin_a:
+        react(plugin_a)
+        assert results(plugin_a, 1) == [EG_OK]
+        assert results(plugin_b, 1) == [EG_OK]
+        assert kv.get("a", b"k") == b"from-a-memory"
+        assert kv.get("b", b"k") == b"from-b-memory"
+
+
+# -- metrics: byte variants of one series ----------------------------------------------------------
+
+def test_byte_variants_of_one_series_do_not_grow_the_raw_bytes_cache() -> None:
+    """The same labels in 300 key orders are one series; the cache of raw label bytes must not hold an
+    entry for each spelling (with 8 long labels each entry is ~1.6 KB, and the old bound was 4 entries per
+    allowed series whatever the plugin really had)."""
+    names = [f"l{i}" for i in range(8)]
+    variants = [msgpack.packb({n: "v" for n in order}) for order in itertools.islice(itertools.permutations(names), 300)]
+    size = len(variants[0])
+    assert all(len(v) == size for v in variants) and len(set(variants)) == 300
+    d = Data()
+    name = d.ptr(b"hits")
+    base = d.ptr(b"".join(variants))
+    body = f"""(block $done (loop $next
+      (drop (call $metric (i32.const 0) (i32.const {name}) (i32.const 4)
+                          (i32.add (i32.const {base}) (i32.mul (global.get $i) (i32.const {size})))
+                          (i32.const {size}) (f64.const 1)))
+      (global.set $i (i32.add (global.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (global.get $i) (i32.const 300)))))"""
+    d_wat = d.wat() + "\n  (global $i (mut i32) (i32.const 0))"
+    wat = plugin_wat(imports=imports(("metric",)), react=f"(block (result i64) {body} (i64.const 0))",
+                     extra=d_wat, memory='(memory (export "memory") 2)')
+    metrics = PluginMetrics()
+    with Plugin.from_bytes(wat, name="m", grants=Grants(metrics=metrics)) as plugin:
+        react(plugin)
+    assert metrics.series_count == 1
+    assert metrics.samples()[0][3] == 300.0
+    assert len(metrics._by_bytes) <= 2  # white box: the cache holds at most two spellings of a series
