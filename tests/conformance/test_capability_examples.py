@@ -285,3 +285,15 @@ class TestAuthcheck:
                 Plugin.from_file(built_example(lang, "authcheck"), name=f"{lang}-authcheck", config=config,
                                  grants=Grants(kv=MemoryKv(), http=(HttpGrant(token_service.base + "/"),)))
             assert field in str(caught.value)
+
+
+@pytest.mark.parametrize("lang, example, imports", [
+    *((lang, "ratelimit", {"kv_incr"}) for lang in RATELIMIT_LANGUAGES),
+    *((lang, "authcheck", {"kv_get", "kv_set", "http_request", "http_response"})
+      for lang in AUTHCHECK_LANGUAGES),
+])
+def test_the_examples_import_only_the_capabilities_they_use(lang: str, example: str, imports: set[str]) -> None:
+    import wasmtime
+
+    module = wasmtime.Module.from_file(wasmtime.Engine(), str(built_example(lang, example)))
+    assert {imp.name for imp in module.imports if imp.module == "eventgateway"} - {"log"} == imports
