@@ -144,13 +144,35 @@ def _resolve(host: str, port: int, seconds: float) -> list[str]:
     return addresses
 
 
+#: IPv6 prefixes whose low 32 bits are an IPv4 address the network may take the packet to: IPv4-compatible
+#: (::/96, deprecated), IPv4-mapped and -translated, NAT64 (well-known and local-use).
+_IPV4_CARRIERS = tuple(ipaddress.IPv6Network(n) for n in ("::/96", "::ffff:0:0/96", "::ffff:0:0:0/96",
+                                                          "64:ff9b::/96", "64:ff9b:1::/48"))
+_SITE_LOCAL = ipaddress.IPv6Network("fec0::/10")  # deprecated; Python 3.11 calls it global
+
+
+def _not_global(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Whether `ip`, or an IPv4 address it carries (NAT64, 6to4, Teredo, IPv4-compatible), is not
+    globally routable."""
+    if not ip.is_global:
+        return True
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip in _SITE_LOCAL:
+            return True
+        carried = [ip.sixtofour, *(ip.teredo or ())]
+        if any(ip in net for net in _IPV4_CARRIERS):
+            carried.append(ipaddress.IPv4Address(ip.packed[12:]))
+        return any(v4 is not None and not v4.is_global for v4 in carried)
+    return False
+
+
 def _address_refusal(address: str, grant: HttpGrant) -> str | None:
     ip = ipaddress.ip_address(address)
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip.is_multicast or ip.is_unspecified:
         return f"{address} is a multicast or unspecified address"
-    if not ip.is_global and not (grant.names_address or grant.private_addresses):
+    if _not_global(ip) and not (grant.names_address or grant.private_addresses):
         return (f"{address} is not a globally routable address (loopback, private, link-local, ...); "
                 f"a grant reaches it only if it names it (an IP literal or localhost) or says "
                 f"privateAddresses = true")

@@ -110,3 +110,35 @@ def test_byte_variants_of_one_series_do_not_grow_the_raw_bytes_cache() -> None:
     assert metrics.series_count == 1
     assert metrics.samples()[0][3] == 300.0
     assert len(metrics._by_bytes) <= 2  # white box: the cache holds at most two spellings of a series
+
+
+# -- http: IPv6 addresses that carry an IPv4 address -----------------------------------------------
+
+@pytest.mark.parametrize("address", [
+    "::7f00:1",  # IPv4-compatible ::127.0.0.1 (Python 3.11 calls it global)
+    "::a9fe:a9fe",  # ::169.254.169.254, the cloud metadata service
+    "::ffff:0:a00:1",  # IPv4-translated ::ffff:0:10.0.0.1
+    "64:ff9b::a9fe:a9fe",  # NAT64 of 169.254.169.254: a NAT64 gateway would take it there
+    "64:ff9b::a00:1",  # NAT64 of 10.0.0.1
+    "2002:a9fe:a9fe::1",  # 6to4 of 169.254.169.254
+    "2002:7f00:1::",  # 6to4 of 127.0.0.1
+    "fec0::1",  # deprecated site-local (Python 3.11 calls it global)
+])
+def test_an_ipv6_address_carrying_a_private_ipv4_address_is_refused(address: str) -> None:
+    """A host name may resolve to an IPv6 form of a private IPv4 address (NAT64, 6to4, IPv4-compatible):
+    that is the private address as far as the network is concerned, and a grant without
+    privateAddresses must not reach it. (No local DNS can answer these for a test through a plugin, so the
+    check the host runs on every resolved address is called directly.)"""
+    from wasm_abi.capabilities import HttpGrant
+    from wasm_abi.outbound_http import _address_refusal
+
+    assert _address_refusal(address, HttpGrant("https://api.example.com/")) is not None
+    assert _address_refusal(address, HttpGrant("https://api.example.com/", private_addresses=True)) is None
+
+
+@pytest.mark.parametrize("address", ["2606:4700:4700::1111", "2002:808:808::1", "64:ff9b::808:808", "8.8.8.8"])
+def test_an_ipv6_address_carrying_a_public_ipv4_address_is_allowed(address: str) -> None:
+    from wasm_abi.capabilities import HttpGrant
+    from wasm_abi.outbound_http import _address_refusal
+
+    assert _address_refusal(address, HttpGrant("https://api.example.com/")) is None
