@@ -113,14 +113,16 @@ class _Namespace:
         self.bytes -= len(key) + _size(value)
 
     def purge(self, now: float, most: int) -> None:
-        """Drop up to `most` expired entries (oldest expiry first)."""
+        """Look at up to `most` expired heap entries (oldest expiry first), dropping the keys still
+        live with that expiry. Stale entries (of keys rewritten or deleted since) count too, so one
+        call's work is bounded whatever a plugin piled up; each write pushes one, and looks at four."""
         heap, data = self.heap, self.data
         while heap and most > 0 and heap[0][0] <= now:
             expiry, key = heapq.heappop(heap)
+            most -= 1
             entry = data.get(key)
             if entry is not None and entry[1] == expiry:
                 self.remove(key, entry[0])
-                most -= 1
         if len(heap) > 2 * len(data) + 64:  # stale entries of keys rewritten or deleted
             self.heap = [(e, k) for k, (_, e) in data.items() if e != _NEVER]
             heapq.heapify(self.heap)

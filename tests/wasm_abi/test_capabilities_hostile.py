@@ -12,7 +12,7 @@ import pytest
 
 from tests.wasm_abi.capability_wat import KV, RESULTS_AT, Data, cap_plugin, imports, react, results, store
 from tests.wat import plugin_wat
-from wasm_abi import Grants, MemoryKv, Plugin, PluginMetrics
+from wasm_abi import Grants, Limits, MemoryKv, Plugin, PluginMetrics
 from wasm_abi.capabilities import EG_INVALID, EG_OK
 
 
@@ -142,3 +142,44 @@ def test_an_ipv6_address_carrying_a_public_ipv4_address_is_allowed(address: str)
     from wasm_abi.outbound_http import _address_refusal
 
     assert _address_refusal(address, HttpGrant("https://api.example.com/")) is None
+
+
+# -- kv: the heap of expiries --------------------------------------------------------------------------
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_one_kv_set_never_drains_a_flood_of_stale_expiries_at_once() -> None:
+    """Setting one key again and again with a TTL leaves an expiry entry per call on the namespace's heap
+    (up to twice its keys). Once they have all expired, the next write must not pop them all in one host
+    call -- under the lock every plugin's kv shares, where no deadline can stop it."""
+    import time
+
+    clock = _Clock()
+    kv = MemoryKv(clock=clock)
+    limits = Limits(max_kv_keys=100_000, async_fuel=2_000_000_000, async_timeout=30.0)
+    for i in range(99_999):
+        kv.set("p", b"k%d" % i, b"", 0, limits)
+    d = Data()
+    hot, empty = d.ref(b"hot"), "(i32.const 0) (i32.const 0)"
+    flood = f"""(block $done (loop $next
+      (drop (call $kv_set {hot} {empty} (i64.const 1)))
+      (global.set $i (i32.add (global.get $i) (i32.const 1)))
+      (br_if $next (i32.lt_u (global.get $i) (i32.const 199000)))))"""
+    wat = plugin_wat(imports=imports(KV), extra=d.wat() + "\n  (global $i (mut i32) (i32.const 0))",
+                     react=f"(block (result i64) (if (i32.eqz (global.get $i)) (then {flood})) "
+                           f"{store(0, f'(call $kv_set {hot} {empty} (i64.const 1))')} (i64.const 0))",
+                     memory='(memory (export "memory") 2)')
+    with Plugin.from_bytes(wat, name="p", grants=Grants(kv=kv), limits=limits) as plugin:
+        react(plugin, "async")  # the flood: ~200 000 expiries of one key
+        clock.now += 1.0  # all expired
+        started = time.perf_counter()
+        react(plugin, "async")  # one kv_set
+        took = time.perf_counter() - started
+        assert results(plugin, 1) == [EG_OK]
+    assert took < 0.02, f"one kv_set took {took * 1000:.0f} ms"
