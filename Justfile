@@ -12,14 +12,14 @@ install:
 run *ARGS:
     {{python}} -m gateway serve --dev --plugin plugin_examples/wat/logger.wat {{ARGS}}
 
-# Run the whole test suite (installs missing toolchains and etcd first; builds plugins as needed). CI runs this.
+# Run the whole test suite (installs missing toolchains, etcd and redis-server first; builds plugins as needed). CI runs this.
 test *ARGS: toolchains
     {{python}} -m pytest {{ARGS}}
 
-# The core for daily work: every test but the slow, toolchain-building and etcd ones (markers in
+# The core for daily work: every test but the slow, toolchain-building, etcd and Redis ones (markers in
 # pyproject.toml); needs no toolchain, stops at the first failure.
 test-fast *ARGS:
-    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd" {{ARGS}}
+    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd and not redis" {{ARGS}}
 
 # Install the Wasm toolchains used by the guest kits (idempotent).
 toolchains:
@@ -44,3 +44,7 @@ lint:
 # Start a local etcd server for cluster mode (data in .etcd/).
 etcd:
     bash scripts/etcd.sh
+
+# Start a local Redis for the plugins' shared kv (data in .redis/): gateways use --plugin-kv redis://127.0.0.1:6379/0.
+redis:
+    bash scripts/redis.sh

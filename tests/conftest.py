@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.gateway_fixtures"]
+pytest_plugins = ["tests.gateway_fixtures", "tests.redis_server"]
 
 TESTS = Path(__file__).resolve().parent
 
@@ -27,6 +27,8 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "gateway_process": ("slow",),  # `python -m gateway serve` subprocesses
     "gateways": ("slow",),  # the plugin tests' gateway subprocesses
     "cluster": ("etcd", "slow"),
+    "redis_server": ("redis",),  # a real redis-server (tests/redis_server.py)
+    "redis_factory": ("redis",),
     "wasi_modules": ("toolchains", "slow"),  # Go-built WASI example plugins
 }
 
