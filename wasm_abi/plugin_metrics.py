@@ -32,7 +32,7 @@ MAX_LABEL_VALUE_BYTES = 128
 RESERVED_LABELS = frozenset({"plugin", "le", "quantile"})
 _NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 #: Raw-bytes spellings of one series that `record` finds without decoding.
-_SPELLINGS = 2
+_SPELLINGS = 8
 
 
 class _Series:
@@ -155,9 +155,10 @@ class PluginMetrics:
             self._count += 1
             if new_metric:
                 self._metrics[name] = metric
-        # The cache of raw bytes holds at most two spellings of a series (msgpack has many for the same
-        # labels: key order, str8/16/32, map16/32): other spellings are decoded at each call instead.
-        if series.spellings < _SPELLINGS and len(self._by_bytes) < _SPELLINGS * cap + 64:
+        # The cache of raw bytes holds a few spellings per series (msgpack has many for the same labels:
+        # key order -- a Go map's is random --, str8/16/32, map16/32), so one series cannot fill it; other
+        # spellings are decoded at each call instead.
+        if series.spellings < _SPELLINGS and len(self._by_bytes) < 4 * cap + 64:
             series.spellings += 1
             self._by_bytes[(raw_name, raw_labels)] = (metric, series)
         return metric, series
