@@ -8,20 +8,25 @@ the plugin metrics are new.
 
 from __future__ import annotations
 
+import logging
 import threading
 from bisect import bisect_left
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from wasm_abi.events import SYSTEM_EVENT_TYPES
+from wasm_abi.plugin_metrics import BUCKETS as CUSTOM_BUCKETS
+from wasm_abi.plugin_metrics import PluginMetrics
 
-__all__ = ["CONTENT_TYPE_LATEST", "MAX_LABEL_CHARS", "OTHER", "Metrics"]
+__all__ = ["CONTENT_TYPE_LATEST", "CUSTOM_PREFIX", "MAX_LABEL_CHARS", "OTHER", "Metrics", "PluginCustomMetrics"]
+
+log = logging.getLogger("gateway.metrics")
 
 #: The label value that stands for every space and event type the configuration does not name: labels
 #: come from what clients send (the ``Space`` header, the event's type), so only configured names may
@@ -107,6 +112,9 @@ class Metrics:
             ["plugin", "kind"], namespace=ns, registry=r)
         self.plugin_log_dropped = Counter(
             "plugin_log_dropped", "Plugin log lines dropped by the rate limit.", ["plugin"], namespace=ns, registry=r)
+        #: ``eventgateway_plugin_custom_*`` (the metrics capability), ``eventgateway_plugin_metric_series_dropped_total``
+        #: and ``eventgateway_plugin_metric_conflicts``: see :class:`PluginCustomMetrics`.
+        self.plugin_custom = PluginCustomMetrics(r)
         self.plugin_async_backlog_bytes = Gauge(
             "plugin_async_backlog_bytes", "Bytes of encoded events held by waiting or running async plugin "
             "reactions (each event once); bounded, beyond it reactions are dropped.", namespace=ns, registry=r)
@@ -279,3 +287,116 @@ def _cumulative(bounds: tuple[float, ...], counts: list[int]) -> list[tuple[str,
         total += count
         buckets.append((floatToGoString(bound), total))
     return buckets
+
+
+#: Family name prefix of the series plugins define (the metrics capability, ABI.md section 7.1).
+CUSTOM_PREFIX = "eventgateway_plugin_custom_"
+
+_CUSTOM_SUFFIXES = {"counter": ("_total",), "gauge": ("",), "histogram": ("_bucket", "_count", "_sum")}
+
+
+class PluginCustomMetrics(Collector):
+    """The series plugins granted ``metrics`` record (``wasm_abi.PluginMetrics``), read at each scrape.
+
+    A plugin's metric ``name`` is the family ``eventgateway_plugin_custom_<name>`` with a ``plugin`` label
+    (counter: samples ``..._total``; histogram: ``_bucket``/``_count``/``_sum`` with ``wasm_abi.plugin_metrics.BUCKETS``).
+    Several plugins using one name and kind share the family (their ``plugin`` labels tell them apart).
+    Prometheus allows one type per family name and one family per sample name, so when plugins use one
+    name with different kinds (or names whose samples collide: a gauge ``x_total`` and a counter ``x``, a
+    gauge ``y_count`` and a histogram ``y``) the family exported first keeps the name as long as any
+    plugin still has it, the others' series are left out of the scrape, logged once and counted in
+    ``eventgateway_plugin_metric_conflicts{plugin}``; when the first goes, the next scrape picks the next
+    (plugins in name order). Each plugin's refused new series (over ``max_metric_series``) are
+    ``eventgateway_plugin_metric_series_dropped_total{plugin}``.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._provider: Callable[[], Iterable[tuple[str, PluginMetrics]]] = lambda: ()
+        self._lock = threading.Lock()
+        self._owners: dict[str, str] = {}  # family name -> its kind, kept while any plugin still has it
+        self._logged: set[tuple[str, str, str]] = set()  # conflicts (plugin, name, kind) already logged
+        registry.register(self)
+
+    def bind(self, provider: Callable[[], Iterable[tuple[str, PluginMetrics]]]) -> None:
+        """Read ``(plugin, its PluginMetrics)`` pairs from ``provider`` at each scrape (the plugin manager)."""
+        self._provider = provider
+
+    def describe(self) -> list[Metric]:
+        return []  # the names change with what plugins record: no fixed names to reserve
+
+    @staticmethod
+    def _family_name(name: str, kind: str) -> str:
+        family = CUSTOM_PREFIX + name
+        # prometheus-client drops a counter's own "_total" from the family name (and adds it to the sample)
+        return family.removesuffix("_total") if kind == "counter" else family
+
+    def collect(self) -> Iterator[Metric]:
+        plugins = list(self._provider())
+        rows: dict[tuple[str, str], list[tuple[str, dict[str, str], Any]]] = {}
+        order: list[tuple[str, str]] = []
+        dropped = CounterMetricFamily("eventgateway_plugin_metric_series_dropped",
+                                      "Metric series a plugin tried to create over its max_metric_series, refused.",
+                                      labels=["plugin"])
+        conflicts = GaugeMetricFamily("eventgateway_plugin_metric_conflicts",
+                                      "Metrics of a plugin left out of this scrape: another plugin's metric of "
+                                      "another kind has the same family or sample name.", labels=["plugin"])
+        for plugin, store in plugins:
+            dropped.add_metric([plugin], store.dropped)
+            for name, kind, labels, value in store.samples():
+                key = (self._family_name(name, kind), kind)
+                if key not in rows:
+                    rows[key] = []
+                    order.append(key)
+                rows[key].append((plugin, {"plugin": plugin, **labels}, value))
+        with self._lock:
+            # Families exported at the last scrape keep their name first, then new ones in plugin-name order.
+            order.sort(key=lambda key: self._owners.get(key[0]) != key[1])
+            claimed: set[str] = set()
+            owners: dict[str, str] = {}
+            hidden: dict[str, int] = {}
+            current_conflicts: set[tuple[str, str, str]] = set()
+            families: list[Metric] = []
+            for family, kind in order:
+                names = {family, *(family + suffix for suffix in _CUSTOM_SUFFIXES[kind])}
+                if names & claimed:
+                    for plugin, _, _ in rows[(family, kind)]:
+                        conflict = (plugin, family, kind)
+                        if conflict not in current_conflicts:
+                            current_conflicts.add(conflict)
+                            hidden[plugin] = hidden.get(plugin, 0) + 1
+                        if conflict not in self._logged:
+                            log.warning("plugin %r: its %s %s is not exported on /metrics: that name is taken by "
+                                        "another plugin's %s (one type per metric name); rename one of them",
+                                        plugin, kind, family, owners.get(family) or "metric")
+                    continue
+                claimed |= names
+                owners[family] = kind
+                families.append(self._family(family, kind, rows[(family, kind)]))
+            self._owners = owners
+            self._logged = current_conflicts
+        for plugin, _ in plugins:
+            conflicts.add_metric([plugin], hidden.get(plugin, 0))
+        yield from families
+        yield dropped
+        yield conflicts
+
+    @staticmethod
+    def _family(family: str, kind: str, rows: list[tuple[str, dict[str, str], Any]]) -> Metric:
+        documentation = f"Plugin-defined {kind} (metrics capability; label plugin names the plugin)."
+        metric: Metric
+        if kind == "counter":
+            metric = CounterMetricFamily(family, documentation)
+            for _, labels, value in rows:
+                metric.add_sample(family + "_total", labels, value)
+        elif kind == "gauge":
+            metric = GaugeMetricFamily(family, documentation)
+            for _, labels, value in rows:
+                metric.add_sample(family, labels, value)
+        else:
+            metric = HistogramMetricFamily(family, documentation)
+            for _, labels, (count, total, cumulative) in rows:
+                for bound, running in zip((*CUSTOM_BUCKETS, float("inf")), cumulative, strict=True):
+                    metric.add_sample(family + "_bucket", {**labels, "le": floatToGoString(bound)}, running)
+                metric.add_sample(family + "_count", labels, count)
+                metric.add_sample(family + "_sum", labels, total)
+        return metric

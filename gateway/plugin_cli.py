@@ -6,6 +6,11 @@ that loads but traps on its first event is the common failure. ``react`` runs on
 plugin and prints the reaction, the fuel used and the time. ``new`` copies a guest kit and the logger
 example into a fresh project that builds as it is.
 
+A module importing capabilities (ABI.md section 7.1) loads only with them granted, as in a gateway:
+``--allow-kv`` (a memory kv namespace for that run), ``--allow-http PREFIX`` (repeatable) and
+``--allow-metrics`` (the recorded series are printed after the reactions). ``check`` lists the
+capabilities a module imports before loading it.
+
 Exit status: 0 when everything worked, 1 when the plugin has a problem (the reason is printed on
 stderr), 2 for bad command-line input.
 """
@@ -28,13 +33,19 @@ from wasm_abi import (
     FUNCTION_INVOCATION_FAILED,
     FUNCTION_INVOKED,
     FUNCTION_INVOKING,
+    Grants,
+    HttpGrant,
     Limits,
+    MemoryKv,
     Plugin,
     PluginError,
+    PluginMetrics,
     inspect_module,
     system_event,
 )
+from wasm_abi.capabilities import CAPABILITY_IMPORTS, GRANT_SYNTAX, MAX_HTTP_GRANTS, Capability
 from wasm_abi.events import is_system_event_type
+from wasm_abi.imports import HOST_MODULE
 
 __all__ = ["add_plugin_commands", "main", "run"]
 
@@ -110,6 +121,13 @@ def _add_plugin_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limits", default="{}", help='JSON object of wasm_abi.Limits overrides, e.g. '
                                                        '\'{"sync_fuel": 1000000}\'')
     parser.add_argument("--name", help="plugin name (default: the file's stem)")
+    parser.add_argument("--allow-kv", action="store_true",
+                        help="grant the kv capability (an in-memory namespace for this run)")
+    parser.add_argument("--allow-http", action="append", default=[], metavar="PREFIX",
+                        help="grant the http capability for URLs under PREFIX (repeatable; as http = [...] in "
+                             "plugins.toml: loopback/private addresses only when PREFIX names the IP literal)")
+    parser.add_argument("--allow-metrics", action="store_true",
+                        help="grant the metrics capability and print the series recorded")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:
@@ -178,7 +196,25 @@ def _limits(args: argparse.Namespace) -> Limits:
         raise CliError(f"--limits: {exc}") from None
 
 
-def _load(args: argparse.Namespace, limits: Limits) -> Plugin:
+_ALLOW_FLAGS = {"kv": "--allow-kv", "http": "--allow-http PREFIX", "metrics": "--allow-metrics"}
+
+
+def _grants(args: argparse.Namespace) -> Grants:
+    """The capabilities the ``--allow-*`` flags grant for this run."""
+    prefixes: list[str] = args.allow_http
+    if len(prefixes) > MAX_HTTP_GRANTS:
+        raise CliError(f"--allow-http: {len(prefixes)} prefixes, over the most of {MAX_HTTP_GRANTS}")
+    http: list[HttpGrant] = []
+    for prefix in prefixes:
+        try:
+            http.append(HttpGrant(prefix))
+        except ValueError as exc:
+            raise CliError(f"--allow-http: {exc}") from None
+    return Grants(kv=MemoryKv() if args.allow_kv else None, http=tuple(http),
+                  metrics=PluginMetrics() if args.allow_metrics else None)
+
+
+def _load(args: argparse.Namespace, limits: Limits, grants: Grants) -> Plugin:
     if not args.module.is_file():
         raise CliError(f"{args.module}: no such file")
     config = _json_arg(args.config, "--config")
@@ -187,7 +223,31 @@ def _load(args: argparse.Namespace, limits: Limits) -> Plugin:
         check_name(name)
     except PluginSettingsError:
         name = "plugin"
-    return Plugin.from_file(args.module, name=name, limits=limits, config=config)
+    try:
+        return Plugin.from_file(args.module, name=name, limits=limits, config=config, grants=grants)
+    except PluginError as exc:
+        if exc.kind == "not_granted":
+            flag = next((f for c, f in _ALLOW_FLAGS.items() if f"the {c} capability" in exc.message), "--allow-*")
+            raise CliError(f"{exc.message} (here: pass {flag}) [not_granted]") from None
+        raise
+
+
+def _needed(info: Any) -> list[Capability]:
+    """The capabilities a module's imports need, in ABI order."""
+    needed = {CAPABILITY_IMPORTS[name][0] for module, name, _ in info.imports
+              if module == HOST_MODULE and name in CAPABILITY_IMPORTS}
+    order: tuple[Capability, ...] = ("kv", "http", "metrics")
+    return [c for c in order if c in needed]
+
+
+def _metric_rows(metrics: PluginMetrics) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for name, kind, labels, value in metrics.samples():
+        if kind == "histogram":
+            count, total, cumulative = value
+            value = {"count": count, "sum": total, "buckets": cumulative}
+        rows.append({"name": name, "kind": kind, "labels": labels, "value": value})
+    return rows
 
 
 def check(args: argparse.Namespace) -> int:
@@ -210,10 +270,23 @@ def check(args: argparse.Namespace) -> int:
     print("imports" + ("" if info.imports else "     (none)"))
     for module, name, description in info.imports:
         print(f"  {module}.{name:<22} {description}")
+    needed = _needed(info)
+    print("capabilities" + ("" if needed else " (none)"))
+    grants = _grants(args)
+    for capability in needed:
+        granted = "granted here" if grants.has(capability) else f"not granted here ({_ALLOW_FLAGS[capability]})"
+        print(f"  {capability:<8} plugins.toml: {GRANT_SYNTAX[capability]:<28} {granted}")
     started = time.perf_counter()
-    with _load(args, limits) as plugin:
+    with _load(args, limits, grants) as plugin:
         load_ms = (time.perf_counter() - started) * 1000
-        return _check_loaded(plugin, incoming, load_ms)
+        status = _check_loaded(plugin, incoming, load_ms)
+    if grants.metrics is not None:
+        print("metrics" + ("" if grants.metrics.samples() else "     (none recorded)"))
+        for row in _metric_rows(grants.metrics):
+            print(f"  {json.dumps(row, sort_keys=True)}")
+    if grants.kv is not None:
+        grants.kv.close()
+    return status
 
 
 def _check_loaded(plugin: Plugin, incoming: dict[str, Any], load_ms: float) -> int:
@@ -266,14 +339,19 @@ def react(args: argparse.Namespace) -> int:
     event = _json_file(args.event, "event file")
     if not is_system_event_type(event.get("type")):
         event = sample_system_event(EVENT_RECEIVED, event)
-    with _load(args, limits) as plugin:
+    grants = _grants(args)
+    with _load(args, limits, grants) as plugin:
         started = time.perf_counter()
         reaction = plugin.react(event, args.mode)
         micros = (time.perf_counter() - started) * 1e6
+    if grants.kv is not None:
+        grants.kv.close()
     result: dict[str, Any] = {"error": reaction.error, "status": reaction.status, "event": reaction.event}
-    print(json.dumps({"reaction": {k: v for k, v in result.items() if v is not None},
-                      "fuelUsed": reaction.fuel_used, "microseconds": round(micros, 1)},
-                     indent=2, default=repr))
+    report: dict[str, Any] = {"reaction": {k: v for k, v in result.items() if v is not None},
+                              "fuelUsed": reaction.fuel_used, "microseconds": round(micros, 1)}
+    if grants.metrics is not None:
+        report["metrics"] = _metric_rows(grants.metrics)
+    print(json.dumps(report, indent=2, default=repr))
     return 0
 
 

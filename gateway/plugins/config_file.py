@@ -20,6 +20,12 @@ Format (one table per plugin, keyed by its name; order of the tables is the tie-
     [plugins.guard.config]          # the map passed to the plugin's init
     deny = ["internal.*"]
 
+    [plugins.guard.capabilities]    # grants (ABI.md 7.1); none by default
+    kv = true
+    http = ["https://auth.example.com/", {prefix = "http://auth.internal:8080/", privateAddresses = true}]
+    metrics = true
+    sensitiveHeaders = ["Authorization"]
+
 A bad file stops the gateway at start-up with ``FILE:LINE: KEY: what is wrong``. tomllib reports the
 line of syntax errors itself; for a semantic error (wrong type, unknown key, missing module, sha256
 mismatch) :func:`key_line` finds the line the key was written on.

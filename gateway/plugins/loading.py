@@ -13,7 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from wasm_abi import Plugin, PluginLoadError
+from wasm_abi import Grants, Plugin, PluginLoadError
+from wasm_abi.capabilities import NO_GRANTS
 from wasm_abi.instance import INLINE_SYNC_TIMEOUT
 
 from .config_file import ModuleTooLarge, read_module
@@ -53,14 +54,16 @@ class PluginSpec:
 class LoadedPlugin:
     """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
 
-    __slots__ = ("_rewrite_warned", "_sync_executor", "async_share", "async_types", "host", "inline", "quarantined",
-                 "spec", "sync_types")
+    __slots__ = ("_rewrite_warned", "_sync_executor", "async_share", "async_types", "capabilities", "host", "inline",
+                 "quarantined", "spec", "sync_types")
 
     def __init__(self, spec: PluginSpec, host: Plugin) -> None:
         self.spec = spec
         self.host = host
         self.sync_types = frozenset(s.event_type for s in host.subscriptions if s.mode == "sync")
         self.async_types = frozenset(s.event_type for s in host.subscriptions if s.mode == "async")
+        #: The capabilities the module imports (ABI.md 7.1), read once: each read walks its imports.
+        self.capabilities: tuple[str, ...] = tuple(host.capabilities)
         # The host's instance pool makes a caller wait when every instance is busy. Keeping async
         # reactions one instance short of the pool means the event loop's sync call never waits.
         pool_size = host.limits.pool_size
@@ -75,9 +78,12 @@ class LoadedPlugin:
         self.quarantined = False
         self._rewrite_warned = False
         #: Whether its sync reactions may run on the event loop: only when each call's wall-clock
-        #: deadline (`sync_timeout`, set per call) is at most INLINE_SYNC_TIMEOUT (0.05 s), and not for
-        #: WASI plugins (wasmtime's own WASI calls cost no fuel, so they run to the deadline every time).
-        self.inline = not host.uses_wasi and host.limits.sync_timeout <= INLINE_SYNC_TIMEOUT
+        #: deadline (`sync_timeout`, set per call) is at most INLINE_SYNC_TIMEOUT (0.05 s), not for WASI
+        #: plugins (wasmtime's own WASI calls cost no fuel, so they run to the deadline every time) and not
+        #: for a plugin whose host calls may wait on the network (`may_wait`: granted http, or kv on a
+        #: networked backend), which would hold the loop for as long as the network takes.
+        self.inline = (not host.uses_wasi and not host.may_wait
+                       and host.limits.sync_timeout <= INLINE_SYNC_TIMEOUT)
         self._sync_executor: ThreadPoolExecutor | None = None
 
     @property
@@ -114,10 +120,12 @@ def spec_from_path(path: str | Path, index: int, settings: PluginSettings | None
                       sha256=hashlib.sha256(wasm).hexdigest(), wasm=wasm, origin=str(path), index=index)
 
 
-def load_plugin(spec: PluginSpec, cache_dir: Path | None = None) -> LoadedPlugin:
-    """Compile, instantiate and ``init`` one plugin (slow for big modules: call it off the loop)."""
+def load_plugin(spec: PluginSpec, cache_dir: Path | None = None, grants: Grants = NO_GRANTS) -> LoadedPlugin:
+    """Compile, instantiate and ``init`` one plugin (slow for big modules: call it off the loop).
+    ``grants``: the capabilities its settings grant, with the backends they use (the manager builds
+    them, see ``PluginManager.grants``); a module importing one it lacks fails with ``not_granted``."""
     host = Plugin(spec.wasm, name=spec.name, limits=spec.settings.to_limits(), config=spec.settings.config,
-                  origin=spec.origin, cache_dir=cache_dir)
+                  origin=spec.origin, cache_dir=cache_dir, grants=grants)
     try:
         return LoadedPlugin(spec, host)
     except PluginLoadError:

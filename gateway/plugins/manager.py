@@ -31,7 +31,17 @@ from gateway.events.json_body import non_json_value
 from gateway.events.parse import refuse_reserved
 from gateway.metrics import Metrics
 from gateway.store.base import Change, Kind
-from wasm_abi import FaultKind, LoadErrorKind, PluginError, PluginFault, PluginLoadError
+from wasm_abi import (
+    FaultKind,
+    Grants,
+    KvStore,
+    LoadErrorKind,
+    MemoryKv,
+    PluginError,
+    PluginFault,
+    PluginLoadError,
+    PluginMetrics,
+)
 
 from .loading import STATE_VALUES, LoadedPlugin, PluginSpec, load_plugin, spec_from_path
 from .reactor import ASYNC_THREADS, AsyncReactor
@@ -167,6 +177,8 @@ class PluginStatus:
     last_fault_at: float | None = None  # Unix time of lastFault, for the metrics
     #: Which rule quarantined it (consecutive faults, fault rate, rebuild budget) while quarantined.
     quarantine_reason: str | None = None
+    #: The capabilities its module imports (ABI.md 7.1), when loaded (None: not loaded here).
+    imported_capabilities: list[str] | None = None
 
     def to_json(self) -> dict[str, Any]:
         retry_in = max(0.0, self.retry_at - time.time()) if self.retry_at is not None else None
@@ -178,6 +190,10 @@ class PluginStatus:
             "size": self.size,
             "state": self.state,
             "settings": self.settings.as_document(),
+            # What it is granted (its settings' capabilities) and what its module imports: a loaded
+            # plugin imports only granted ones; a grant its module does not import is unused.
+            "capabilities": self.settings.capabilities.as_document(),
+            "importedCapabilities": self.imported_capabilities,
             "subscriptions": self.subscriptions,
             "lastFault": self.last_fault,
             "retryAt": _iso(self.retry_at),
@@ -200,9 +216,12 @@ class PluginManager(CurrentPlugins):
 
     def __init__(self, *, view: PluginView | None = None, metrics: Metrics | None = None,
                  plugin_paths: Sequence[str] = (), plugins_config: str | Path | None = None,
-                 budget: PluginBudget | None = None, event_validator: EventValidator | None = None) -> None:
+                 budget: PluginBudget | None = None, event_validator: EventValidator | None = None,
+                 kv_store: KvStore | None = None) -> None:
         """``plugin_paths``: the ``--plugin`` files; ``plugins_config``: the plugins.toml; ``view``: where the
-        ``/v1/plugins`` documents are read and followed (none: flag and file plugins only)."""
+        ``/v1/plugins`` documents are read and followed (none: flag and file plugins only); ``kv_store``:
+        the backend of the plugins granted ``kv`` (none: a ``MemoryKv`` of this manager's own, closed with
+        it; a given one is the caller's to close)."""
         self._flag_paths: list[str] = list(plugin_paths)
         self._config_file: Path | None = Path(plugins_config) if plugins_config else None
         self._metrics = metrics
@@ -231,6 +250,35 @@ class PluginManager(CurrentPlugins):
         self._last_states: dict[str, str] = {}
         self._fault_kinds: dict[str, FaultKind | LoadErrorKind] = {}  # plugin -> kind labelling its last-fault series
         self._log_filter: _LogDropCounter | None = None
+        self._kv: KvStore = kv_store if kv_store is not None else MemoryKv()
+        self._owns_kv = kv_store is None
+        #: Each plugin's metric series (the metrics capability), by name: kept across reloads of the
+        #: plugin (new settings, new module), dropped when it is no longer configured or granted metrics.
+        self._plugin_metrics: dict[str, PluginMetrics] = {}
+        if metrics is not None:
+            metrics.plugin_custom.bind(self.custom_metrics)
+
+    # -- grants ----------------------------------------------------------------------------------
+
+    def grants(self, spec: PluginSpec) -> Grants:
+        """(On the loop, before loading ``spec`` on a thread.) The capabilities ``spec``'s settings grant, with their backends: this manager's kv store (the
+        namespace is the plugin's name), its URL prefixes, and its metric series (one object per plugin
+        name, so a reload keeps them)."""
+        capabilities = spec.settings.capabilities
+        metrics = None
+        if capabilities.metrics:
+            metrics = self._plugin_metrics.get(spec.name)
+            if metrics is None:
+                metrics = self._plugin_metrics[spec.name] = PluginMetrics()
+        return Grants(kv=self._kv if capabilities.kv else None, http=capabilities.http_grants(), metrics=metrics)
+
+    def custom_metrics(self) -> list[tuple[str, PluginMetrics]]:
+        """``(plugin, its series)`` of every configured plugin granted metrics, by name: what ``/metrics``
+        exports as ``eventgateway_plugin_custom_*`` (see ``gateway.metrics.PluginCustomMetrics``)."""
+        granted = {spec.name for spec in [*self._static, *self._store_specs.values()]
+                   if spec.settings.capabilities.metrics}
+        return sorted(((name, m) for name, m in list(self._plugin_metrics.items()) if name in granted),
+                      key=lambda item: item[0])
 
     # -- the contract --------------------------------------------------------------------------
 
@@ -275,7 +323,7 @@ class PluginManager(CurrentPlugins):
             if refusal is not None:
                 raise PluginStartupError(self._load_failure(spec, refusal))
             try:
-                self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
+                self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec, None, self.grants(spec))
             except PluginError as exc:
                 raise PluginStartupError(self._load_failure(spec, exc)) from None
             admitted.append(spec)
@@ -300,9 +348,12 @@ class PluginManager(CurrentPlugins):
         config map, else ``path`` (the module itself is at fault)."""
         kind = f" ({error.kind})" if error.kind else ""
         if spec.source is not PluginSource.FILE:
-            return f"--plugin {spec.origin}: cannot load the plugin{kind}: {error.message}"
+            hint = ("; a --plugin plugin is granted no capabilities: configure it in a plugins.toml "
+                    "(--plugins-config) with [plugins.NAME.capabilities]" if error.kind == "not_granted" else "")
+            return f"--plugin {spec.origin}: cannot load the plugin{kind}: {error.message}{hint}"
         key = ("config" if error.kind in ("init_rejected", "init_failed")
-               else "limits" if error.kind == "budget" else "path")
+               else "limits" if error.kind == "budget"
+               else "capabilities" if error.kind == "not_granted" else "path")
         where = self._file_location(("plugins", spec.name, key))
         return f"{where}: plugins.{spec.name}.{key}: cannot load module {spec.origin}{kind}: {error.message}"
 
@@ -345,6 +396,9 @@ class PluginManager(CurrentPlugins):
                 await asyncio.to_thread(plugin.close)
             except Exception:
                 log.exception("closing plugin %r failed", plugin.name)
+        self._plugin_metrics.clear()
+        if self._owns_kv:
+            self._kv.close()
 
     # -- reloads -------------------------------------------------------------------------------
 
@@ -408,7 +462,7 @@ class PluginManager(CurrentPlugins):
                 continue
             if spec.identity not in self._loaded:
                 try:
-                    self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
+                    self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec, None, self.grants(spec))
                 except PluginError as exc:
                     failed[name] = exc
                     log.error("stored plugin %r cannot be loaded on this gateway: %s", name, exc.message)
@@ -442,10 +496,17 @@ class PluginManager(CurrentPlugins):
         asyncio.get_running_loop().create_task(self._notify())
 
     def _forget_unused(self) -> None:
-        keep = {spec.identity for spec in [*self._static, *self._store_specs.values()] if spec.settings.enabled}
+        configured = [*self._static, *self._store_specs.values()]
+        keep = {spec.identity for spec in configured if spec.settings.enabled}
         for identity in list(self._loaded):
             if identity not in keep:
                 self._retire(self._loaded.pop(identity))
+        # A plugin's metric series go with it (or with its metrics grant); its kv keys stay in the backend
+        # (a plugin removed and added again, or the same plugin on another gateway, finds them there).
+        metered = {spec.name for spec in configured if spec.settings.capabilities.metrics}
+        for name in list(self._plugin_metrics):
+            if name not in metered:
+                del self._plugin_metrics[name]
 
     # -- plugin lifetime ---------------------------------------------------------------------------
     #
@@ -552,11 +613,13 @@ class PluginManager(CurrentPlugins):
         counters: dict[str, Any] = {"reactions": {}, "faults": {}}
         last_fault_at: float | None = None
         quarantine_reason: str | None = None
+        imported: list[str] | None = list(loaded.capabilities) if loaded is not None else None
         if not spec.settings.enabled:
             state = "disabled"
         elif error is not None or host is None:
             state = "failed"
             last_fault = _error_fault(error)
+            imported = None
         else:
             health = host.state
             state = health.status
@@ -572,7 +635,7 @@ class PluginManager(CurrentPlugins):
                             size=len(spec.wasm), settings=spec.settings, state=state,
                             subscriptions=subscriptions, last_fault=last_fault, retry_at=retry_at,
                             counters=counters, document=doc, last_fault_at=last_fault_at,
-                            quarantine_reason=quarantine_reason)
+                            quarantine_reason=quarantine_reason, imported_capabilities=imported)
 
     def _failed_status(self, name: str, doc: dict[str, Any], error: Exception) -> PluginStatus:
         try:
@@ -655,7 +718,7 @@ class PluginManager(CurrentPlugins):
             raise refusal
         if spec.identity in self._loaded:
             return  # the same module with the same settings is loaded already
-        self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec)
+        self._loaded[spec.identity] = await asyncio.to_thread(load_plugin, spec, None, self.grants(spec))
 
 
 def _error_kind(error: Exception) -> LoadErrorKind | FaultKind:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from wasm_abi.capabilities import MAX_GRANT_CHARS, MAX_HTTP_GRANTS, HttpGrant
 from wasm_abi.limits import Limits
 
 __all__ = [
@@ -64,15 +65,71 @@ def _canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 
+def _http_grant(index: int, entry: Any) -> HttpGrant:
+    """One entry of ``capabilities.http``: a URL prefix, or ``{prefix, privateAddresses}``."""
+    where = f"http[{index}]"
+    prefix: Any
+    private: Any
+    if isinstance(entry, str):
+        prefix, private = entry, False
+    elif isinstance(entry, dict):
+        unknown = sorted(str(key) for key in entry if key not in ("prefix", "privateAddresses"))
+        if unknown:
+            raise ValueError(f"{where}: unknown key {unknown[0][:64]!r}; allowed keys: prefix, privateAddresses")
+        prefix, private = entry.get("prefix"), entry.get("privateAddresses", False)
+        if not isinstance(prefix, str):
+            raise ValueError(f"{where}: 'prefix' (the URL prefix, a string) is required")
+        if not isinstance(private, bool):
+            raise ValueError(f"{where}: privateAddresses must be true or false")
+    else:
+        raise ValueError(f"{where}: must be a URL prefix string or a table {{prefix = \"...\", "
+                         f"privateAddresses = true}}, got {type(entry).__name__}")
+    if len(prefix) > MAX_GRANT_CHARS:  # before HttpGrant quotes it in a message
+        raise ValueError(f"{where}: a URL prefix is {len(prefix)} characters, over the most of {MAX_GRANT_CHARS}")
+    try:
+        return HttpGrant(prefix, private)
+    except ValueError as exc:
+        raise ValueError(f"{where}: {exc}") from None
+
+
 class PluginCapabilities(BaseModel):
-    """What an operator grants one plugin beyond the default sandbox; deny by default. More grants will
-    join ``sensitiveHeaders`` here (each a key of this object)."""
+    """What an operator grants one plugin beyond the default sandbox (ABI.md section 7.1); deny by
+    default. Each grant is a key of this object (``[plugins.NAME.capabilities]`` in plugins.toml)."""
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    #: A kv namespace of its own (the plugin's name) in the gateway's kv backend.
+    kv: bool = False
+    #: URL prefixes it may send requests to: strings, or ``{"prefix": ..., "privateAddresses": true}`` to
+    #: let a host name resolve to a loopback/private/link-local address. Stored as written (normalized:
+    #: a table without ``privateAddresses = true`` becomes its prefix string; duplicates dropped).
+    http: list[str | dict[str, Any]] = Field(default_factory=list, json_schema_extra={
+        "maxItems": MAX_HTTP_GRANTS,
+        "items": {"anyOf": [
+            {"type": "string", "maxLength": MAX_GRANT_CHARS},
+            {"type": "object", "additionalProperties": False, "required": ["prefix"],
+             "properties": {"prefix": {"type": "string", "maxLength": MAX_GRANT_CHARS},
+                            "privateAddresses": {"type": "boolean"}}}]}})
+    #: Counters, gauges and histograms of its own on ``/metrics`` (``eventgateway_plugin_custom_<name>``).
+    metrics: bool = False
     #: Withheld request headers this plugin may see in system events (names, case-insensitive, of
     #: ``GRANTABLE_HEADERS``); stored in canonical case.
     sensitive_headers: list[str] = Field(default_factory=list, alias="sensitiveHeaders")
+
+    @field_validator("http", mode="before")
+    @classmethod
+    def _http_prefixes(cls, value: Any) -> list[str | dict[str, Any]]:
+        if not isinstance(value, list):
+            raise ValueError("must be a list of URL prefixes (strings, or tables {prefix = \"...\", "
+                             f"privateAddresses = true}}), got {type(value).__name__}")
+        if len(value) > MAX_HTTP_GRANTS:
+            raise ValueError(f"{len(value)} URL prefixes, over the most of {MAX_HTTP_GRANTS} per plugin")
+        normalized: list[str | dict[str, Any]] = []
+        for index, entry in enumerate(value):
+            form = _http_grant(index, entry).to_json()
+            if form not in normalized:
+                normalized.append(form)
+        return normalized
 
     @field_validator("sensitive_headers")
     @classmethod
@@ -88,6 +145,14 @@ class PluginCapabilities(BaseModel):
             if canonical not in granted:
                 granted.append(canonical)
         return granted
+
+    def http_grants(self) -> tuple[HttpGrant, ...]:
+        """The ``http`` prefixes as the host's grants (validated already)."""
+        return tuple(HttpGrant(g) if isinstance(g, str) else HttpGrant(g["prefix"], bool(g.get("privateAddresses")))
+                     for g in self.http)
+
+    def as_document(self) -> dict[str, Any]:
+        return self.model_dump(by_alias=True)
 
 
 class PluginSettings(BaseModel):

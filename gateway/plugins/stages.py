@@ -3,10 +3,13 @@
 The plugin manager (:mod:`gateway.plugins.manager`) builds a new :class:`ActivePluginSet` on every
 change and swaps it in; this module is what one event sees from start to end.
 
-Sync reactions run inline on the event-loop thread. The host's ``Plugin.react`` is bounded by fuel and
-costs ~10 µs, less than a hop to a thread and back; a thread would not make a runaway plugin safer
-(fuel and the epoch deadline already stop it) but would add latency to every event. Async reactions
-go to the async reactor (:mod:`gateway.plugins.reactor`).
+Sync reactions run inline on the event-loop thread when they can (``LoadedPlugin.inline``). The host's
+``Plugin.react`` is bounded by fuel and costs ~10 µs, less than a hop to a thread and back; a thread would
+not make a runaway plugin safer (fuel and the epoch deadline already stop it) but would add latency to
+every event. A plugin whose host calls may wait on the network (``Plugin.may_wait``: granted ``http``, or
+``kv`` on a networked backend), a WASI plugin and one with a long ``sync_timeout`` run their sync
+reactions on their own threads instead, so the loop keeps serving other events while they wait. Async
+reactions go to the async reactor (:mod:`gateway.plugins.reactor`).
 
 The replacement events plugins produce for one request are capped in bytes (:data:`MAX_REPLACEMENT_BYTES`,
 see :func:`replacement_budget`): a plugin rewriting each event of a batch to its output limit could

@@ -347,11 +347,18 @@ def _openapi_paths() -> dict[str, dict[str, Any]]:
         return {"description": description, "content": {"application/json": {"schema": errors}}}
 
     settings = _inline_defs(PluginSettings.model_json_schema())
+    capability_names = {"type": "string", "enum": ["kv", "http", "metrics"]}
     plugin = {"type": "object", "description": "A plugin as listed: name, source (flag|file|api), origin, "
-              "sha256, size, state (active|quarantined|disabled|failed), settings, subscriptions, lastFault, "
-              "retryAt, retryInSeconds, quarantineReason, counters, createdAt, updatedAt",
+              "sha256, size, state (active|quarantined|disabled|failed), settings, capabilities (what it is "
+              "granted: settings.capabilities), importedCapabilities (the capabilities its module imports; null "
+              "when not loaded), subscriptions, lastFault, retryAt, retryInSeconds, quarantineReason, counters, "
+              "createdAt, updatedAt",
               "properties": {"name": {"type": "string"}, "state": {"type": "string"},
-                             "sha256": {"type": "string"}, "settings": settings}}
+                             "sha256": {"type": "string"}, "settings": settings,
+                             "capabilities": settings["properties"]["capabilities"],
+                             "importedCapabilities": {"type": ["array", "null"], "items": capability_names,
+                                                      "description": "capabilities the module imports "
+                                                      "(ABI.md 7.1); null when the plugin is not loaded"}}}
     one = {"description": "the plugin", "content": {"application/json": {"schema": plugin}}}
     name = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
     upload_body: dict[str, Any] = {"required": True, "content": {

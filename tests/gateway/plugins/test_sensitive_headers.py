@@ -95,7 +95,8 @@ async def test_withheld_by_default_functions_still_get_them(gateway_server, func
         await _route_to(config, function_server.url + "/fn")
         listed = (await config.get("/v1/plugins")).json()["plugins"]
         assert len(listed) == 6 and all(p["state"] == "active" for p in listed)
-        assert all(p["settings"]["capabilities"] == {"sensitiveHeaders": []} for p in listed)
+        assert all(p["settings"]["capabilities"] == {"kv": False, "http": [], "metrics": False, "sensitiveHeaders": []}
+                   for p in listed)
         response = await events.get("/hello", headers={**_SECRETS, "X-Plain": "visible"})
         assert response.status_code == 200, response.text
         assert response.text == "hi"
@@ -114,7 +115,8 @@ async def test_granted_header_is_seen_by_that_plugin_only(gateway_server, functi
             httpx.AsyncClient(base_url=running.events_url) as events:
         await _route_to(config, function_server.url + "/fn")
         shown = (await config.get("/v1/plugins/granted")).json()
-        assert shown["settings"]["capabilities"] == {"sensitiveHeaders": ["Authorization"]}
+        assert shown["settings"]["capabilities"] == {"kv": False, "http": [], "metrics": False,
+                                                     "sensitiveHeaders": ["Authorization"]}
         response = await events.get("/hello", headers=_SECRETS)
         # 'cookie' (event.received, no grant) let it through; 'granted' saw Authorization in the
         # http.request event of function.invoking, where only a grant shows it.
@@ -152,10 +154,10 @@ async def test_grants_through_the_plugins_api(gateway_server, tmp_path) -> None:
     async with httpx.AsyncClient(base_url=running.config_url) as config, \
             httpx.AsyncClient(base_url=running.events_url) as events:
         bad = await config.post("/v1/plugins", content=wasm, headers={"content-type": "application/wasm"},
-                                params={"name": "echo", "settings": '{"capabilities": {"kv": true}}'})
+                                params={"name": "echo", "settings": '{"capabilities": {"files": true}}'})
         assert bad.status_code == 400
         message = bad.json()["errors"][0]["message"]
-        assert "capabilities.kv" in message and "unknown key 'kv'" in message and "sensitiveHeaders" in message
+        assert "capabilities.files" in message and "unknown key 'files'" in message and "sensitiveHeaders" in message
         bad = await config.post("/v1/plugins", content=wasm, headers={"content-type": "application/wasm"},
                                 params={"name": "echo", "settings": '{"capabilities": {"sensitiveHeaders": ["X-Api-Key"]}}'})
         assert bad.status_code == 400 and "grantable headers: Authorization, Cookie, Proxy-Authorization" in bad.text
@@ -165,14 +167,16 @@ async def test_grants_through_the_plugins_api(gateway_server, tmp_path) -> None:
         updated = await config.put("/v1/plugins/echo", json={"capabilities": {"sensitiveHeaders": ["AUTHORIZATION"]}})
         assert updated.status_code == 200, updated.text
         assert (await config.get("/v1/plugins/echo")).json()["settings"]["capabilities"] == {
-            "sensitiveHeaders": ["Authorization"]}
+            "kv": False, "http": [], "metrics": False, "sensitiveHeaders": ["Authorization"]}
         seen = await events.get("/x", headers={"Authorization": "Bearer abc"})
         assert seen.status_code == 418 and seen.json()["errors"][0]["message"] == "Bearer abc"
 
 
 def test_capabilities_validation_names_the_key() -> None:
     for data, expected in (
-        ({"capabilities": {"http": True}}, "capabilities.http: unknown key 'http'; allowed keys: sensitiveHeaders"),
+        ({"capabilities": {"http": True}}, "capabilities.http: must be a list of URL prefixes"),
+        ({"capabilities": {"files": True}},
+         "capabilities.files: unknown key 'files'; allowed keys: kv, http, metrics, sensitiveHeaders"),
         ({"capabilities": {"sensitiveHeaders": ["bad header"]}}, "'bad header' is not a header name"),
         ({"capabilities": {"sensitiveHeaders": "Authorization"}}, "capabilities.sensitiveHeaders"),
     ):
