@@ -210,8 +210,11 @@ class MemoryKv:
                 return total
             total = add_checked(parse_counter(current), delta)
             extra = COUNTER_BYTES - len(current)
-            if extra > 0 and ns.bytes + extra > (limits or _DEFAULT_LIMITS).max_kv_bytes:
-                raise CapabilityError(EG_QUOTA, "the counter's new value would go over max_kv_bytes")
+            max_bytes = (limits or _DEFAULT_LIMITS).max_kv_bytes
+            if extra > 0 and ns.bytes + extra > max_bytes:
+                ns.purge(now, len(ns.heap))  # expired keys do not count: drop them, then look again
+                if ns.bytes + extra > max_bytes:
+                    raise CapabilityError(EG_QUOTA, "the counter's new value would go over max_kv_bytes")
             ns.data[key] = (total, ns.data[key][1])  # keeps its expiry
             ns.bytes += extra
             return total
