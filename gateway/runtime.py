@@ -9,6 +9,7 @@ Nothing here is global, so tests run several gateways in one process.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -20,6 +21,7 @@ from gateway.http.auth import install_bearer_auth
 from gateway.http.config_api import create_config_app
 from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
+from gateway.plugins.kv_backend import open_kv, redacted_url
 from gateway.plugins.manager import PluginBudget, PluginManager
 from gateway.settings import Settings
 from gateway.config.migrate import migrate_ids
@@ -47,10 +49,14 @@ class Gateway:
         if (add_availability_listener := getattr(self.store, "add_availability_listener", None)) is not None:
             add_availability_listener(lambda up: self.metrics.store_up.set(1 if up else 0))
         self.config = ConfigService(self.store, self.view)
+        # The plugins' kv namespaces (--plugin-kv): this process's memory, or a Redis shared by every process
+        # and gateway pointed at it. Opening it does no I/O; it is closed last, after the plugins.
+        self.kv = open_kv(settings.plugin_kv)
         self.plugins = PluginManager(
             view=self.view, metrics=self.metrics, plugin_paths=settings.plugins, plugins_config=settings.plugins_config,
             budget=PluginBudget(memory=settings.plugins_max_memory, instances=settings.plugins_max_instances,
-                                threads=settings.plugins_max_threads))
+                                threads=settings.plugins_max_threads),
+            kv_store=self.kv)
         self.events = EventPlane(self.view, self.plugins, self.metrics, workers=settings.workers,
                                  backlog=settings.workers_backlog,
                                  max_response_bytes=settings.max_function_response_bytes)
@@ -66,6 +72,8 @@ class Gateway:
     async def start(self) -> None:
         """Start every component; on failure, stop what was started and re-raise."""
         try:
+            self._started.append(_KvCloser(self.kv))
+            await self._probe_kv()
             await self.store.open()
             self._started.append(self.store)
             await migrate_ids(self.store)  # before the view loads: ids escape ',' and ';' (issue 12)
@@ -79,6 +87,16 @@ class Gateway:
             await self._close_started()
             raise
         log.info("gateway started: store %s at revision %d", self.settings.store_url, self.view.revision)
+
+    async def _probe_kv(self) -> None:
+        """Say where the kv backend is, and warn (once) when a Redis does not answer: the gateway starts all
+        the same, and kv calls answer EG_UNAVAILABLE until it is back."""
+        probe = getattr(self.kv, "probe", None)
+        if probe is None:
+            return
+        url = redacted_url(self.settings.plugin_kv or "")
+        if await asyncio.to_thread(probe, 1.0):
+            log.info("plugin kv: Redis at %s (shared by every gateway using it)", url)
 
     async def drain(self, timeout: float | None = None) -> bool:
         """Refuse new events (503) and wait for queued async deliveries; False when time ran out."""
@@ -99,3 +117,13 @@ class Gateway:
                 await component.close()
             except Exception:
                 log.exception("error while closing %s", type(component).__name__)
+
+
+class _KvCloser:
+    """Closes the kv backend with the other components (its connections to Redis)."""
+
+    def __init__(self, kv: Any) -> None:
+        self.kv = kv
+
+    async def close(self) -> None:
+        self.kv.close()

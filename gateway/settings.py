@@ -75,6 +75,9 @@ class Settings:
     plugins_max_memory: int = field(default_factory=lambda: _physical_memory())
     plugins_max_instances: int = 256
     plugins_max_threads: int = 512
+    #: Where plugins granted ``kv`` keep their keys: ``None``/``memory`` (per process) or
+    #: ``redis://host:port/db`` / ``rediss://...`` / ``unix:///path`` (shared; see gateway.plugins.kv_backend).
+    plugin_kv: str | None = field(default=None, repr=False)  # may hold a password
     #: Extra options of the store backend (etcd TLS files, user, password), by keyword.
     db_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -98,6 +101,11 @@ class Settings:
             cert, key = getattr(self, f"{api}_tls_cert"), getattr(self, f"{api}_tls_key")
             if (cert is None) != (key is None):
                 raise SettingsError(f"--{api}-tls-cert and --{api}-tls-key go together")
+        from gateway.plugins.kv_backend import KvBackendError, check_kv_url
+        try:
+            check_kv_url(self.plugin_kv)
+        except KvBackendError as exc:
+            raise SettingsError(str(exc)) from None
         if self.processes > 1 and self.store_url == "memory":
             raise SettingsError("--processes > 1 needs a shared store (sqlite:PATH or etcd://...), not memory")
 
@@ -160,6 +168,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--db-key", metavar="FILE", help="etcd: PEM private key of --db-cert")
     a("--db-user", help="etcd: user name (with --db-password)")
     a("--db-password", help="etcd: password of --db-user")
+    a("--plugin-kv", metavar="URL", help="where plugins granted kv keep their keys: memory (default; each "
+      "process its own) or redis://[:password@]host:port/db, rediss://... (TLS), unix:///path/redis.sock (shared)")
     a("--dev", action="store_const", const=True, help="development mode: embedded SQLite store in the data dir")
     a("--data-dir", help=f"directory of the embedded store (default {DEFAULT_DATA_DIR})")
     a("--drain-timeout", type=float, help="seconds to finish in-flight work on shutdown (default 30)")
