@@ -121,15 +121,51 @@ class _Reaper:
 
 
 _REAPER = _Reaper()
-_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="wasm-http-dns")
+#: Threads resolving host names for every plugin. A look-up cannot be cancelled: one that hangs (a
+#: granted name whose DNS server never answers) holds its thread until the system resolver gives up
+#: (seconds). So look-ups of one name share one thread, and a plugin has at most
+#: `MAX_LOOKUPS_PER_PLUGIN` in flight: it takes that many hostile plugins to hold every thread.
+RESOLVER_THREADS = 16
+MAX_LOOKUPS_PER_PLUGIN = 2
+_RESOLVER = concurrent.futures.ThreadPoolExecutor(max_workers=RESOLVER_THREADS, thread_name_prefix="wasm-http-dns")
+_lookups_lock = threading.Lock()
+_lookups: dict[tuple[str, int], concurrent.futures.Future[Any]] = {}
+_lookups_of: dict[str, int] = {}
 
 
-def _resolve(host: str, port: int, seconds: float) -> list[str]:
+def _lookup(plugin: str, host: str, port: int) -> concurrent.futures.Future[Any]:
+    """The look-up of (host, port) in flight, or a new one if the plugin may start one."""
+    key = (host, port)
+    with _lookups_lock:
+        future = _lookups.get(key)
+        if future is not None:
+            return future
+        if _lookups_of.get(plugin, 0) >= MAX_LOOKUPS_PER_PLUGIN:
+            raise CapabilityError(EG_UNAVAILABLE, f"{MAX_LOOKUPS_PER_PLUGIN} look-ups of this plugin are still "
+                                  "in flight")
+        _lookups_of[plugin] = _lookups_of.get(plugin, 0) + 1
+        future = _lookups[key] = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+
+    def done(_: concurrent.futures.Future[Any]) -> None:
+        with _lookups_lock:
+            if _lookups.get(key) is future:
+                del _lookups[key]
+            left = _lookups_of.get(plugin, 1) - 1
+            if left > 0:
+                _lookups_of[plugin] = left
+            else:
+                _lookups_of.pop(plugin, None)
+
+    future.add_done_callback(done)
+    return future
+
+
+def _resolve(plugin: str, host: str, port: int, seconds: float) -> list[str]:
     try:
         return [str(ipaddress.ip_address(host.strip("[]")))]
     except ValueError:
         pass
-    future = _RESOLVER.submit(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    future = _lookup(plugin, host, port)
     try:
         infos = future.result(timeout=max(seconds, 0.001))
     except concurrent.futures.TimeoutError:
@@ -308,7 +344,7 @@ def http_request(plugin: str, grants: tuple[HttpGrant, ...], raw_request: bytes,
             warn(f"http: {url[:500]} is denied: it is under no grant of plugin {plugin!r}; the grant "
                  f"http = [\"{_suggested_grant(scheme, host, port)}\"] would allow it")
             raise CapabilityError(EG_DENIED, "the URL is under no grant")
-        addresses = _resolve(host, port, deadline - time.monotonic())
+        addresses = _resolve(plugin, host, port, deadline - time.monotonic())
         for address in addresses:
             refusal = _address_refusal(address, grant)
             if refusal is not None:

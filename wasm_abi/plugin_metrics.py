@@ -104,6 +104,11 @@ class PluginMetrics:
         self.dropped = 0
         self.max_series = max_series
 
+    def cached(self, name: bytes, labels: bytes) -> bool:
+        """Whether a call with exactly these bytes finds its series without decoding anything (a
+        dict look-up; no lock: a stale answer only changes what the call is charged)."""
+        return (name, labels) in self._by_bytes
+
     def record(self, kind: int, name: bytes, labels: bytes, value: float, max_series: int) -> None:
         """Apply one `metric` call; `CapabilityError` (EG_INVALID, EG_QUOTA) if it cannot be."""
         family = _FAMILY.get(kind)
