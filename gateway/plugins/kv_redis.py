@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import select
 import threading
 import time
 from typing import Any
@@ -328,8 +329,11 @@ class RedisKv:
                 raise CapabilityError(EG_UNAVAILABLE, "the kv backend is closed")
             if now < self._down_until:
                 raise CapabilityError(EG_UNAVAILABLE, f"Redis at {self.display_url} is unreachable")
-            if self._idle:
-                return self._idle.pop()
+            while self._idle:
+                conn = self._idle.pop()
+                if self._fresh(conn):
+                    return conn
+                self._discard(conn)  # closed by Redis (a restart, a timeout of idle clients): never used
         left = deadline - now
         if left <= 0:
             raise CapabilityError(EG_TIMEOUT, "no time left for the kv call")
@@ -352,6 +356,19 @@ class RedisKv:
             self._went_down(exc)
             raise CapabilityError(EG_UNAVAILABLE, f"Redis at {self.display_url} refused the connection") from None
         return conn
+
+    @staticmethod
+    def _fresh(conn: Any) -> bool:
+        """Whether an idle connection is still open: nothing to read on it (an EOF or a stray reply
+        would be), as redis-py's own pool checks before reuse. Costs one select(2) with no wait."""
+        sock = getattr(conn, "_sock", None)
+        if sock is None:
+            return False
+        try:
+            readable, _, _ = select.select([sock], [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return not readable
 
     def _release(self, conn: Any) -> None:
         with self._lock:

@@ -438,6 +438,34 @@ def test_a_restarted_redis_gets_its_scripts_again(redis_factory: Callable[[], Re
 
 
 @pytest.mark.redis
+def test_idle_connections_to_a_restarted_redis_are_not_used(redis_factory: Callable[[], RedisServer],
+                                                            ns: str, caplog: pytest.LogCaptureFixture) -> None:
+    server = redis_factory()
+    kv = RedisKv(server.url)
+    barrier = threading.Barrier(6)
+
+    def hold_a_connection() -> None:
+        barrier.wait()
+        kv.incr(ns, b"n", 1)
+
+    try:
+        threads = [threading.Thread(target=hold_a_connection) for _ in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert len(kv._idle) > 1  # white box: several idle connections, all to the old server
+        server.kill()
+        server.start()  # no kv call in between: the calls find the connections closed under them
+        caplog.set_level(logging.WARNING, logger="gateway.plugins.kv")
+        for i in range(8):
+            assert kv.incr(ns, b"n", 1) == i + 1
+        assert not caplog.records
+    finally:
+        kv.close()
+
+
+@pytest.mark.redis
 def test_redis_down_is_unavailable_fast_and_logged_once(redis_factory: Callable[[], RedisServer], ns: str,
                                                         caplog: pytest.LogCaptureFixture) -> None:
     server = redis_factory()
