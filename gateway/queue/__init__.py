@@ -1,0 +1,1 @@
+"""Where accepted async deliveries wait: the delivery queue backends (memory, SQLite, NATS JetStream)."""

@@ -1,0 +1,169 @@
+"""The delivery queue (issue 14): what every backend -- memory, SQLite, NATS JetStream -- must do.
+
+A *delivery* is one async event for one subscribed function (an event with three async subscribers is
+three deliveries: one slow function never holds the others back). The Events API puts deliveries in
+with :meth:`DeliveryQueue.enqueue` **before** it answers 202; a durable backend has them on disk (or in
+the JetStream stream) when that returns, so a 202 means "will be delivered at least once, or become a
+dead letter". The delivery worker (``gateway.pipeline.delivery_worker``) takes them out with
+:meth:`lease`, calls the function, and then :meth:`ack` (success: gone), :meth:`retry` (failed, more
+attempts left: due again after the backoff, on any gateway) or :meth:`dead` (no attempts left: a dead
+letter an operator can list, redeliver or delete through the Config API).
+
+A lease is how several processes (``--processes N``) and gateways share one queue without delivering
+one delivery twice at the same time: a leased delivery is invisible to every other lease until the
+holder acks, retries or kills it, or until the lease expires (the holder died: another one delivers it
+again -- at least once, never "at most once"). Redeliveries keep the event as it was (same ``id``, so a
+function can de-duplicate); ``attempts`` counts the attempts made before this lease.
+
+This module is below the pipeline: it knows JSON-able events and strings, no plugins, no functions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from gateway.common import rfc3339
+
+__all__ = [
+    "DEFAULT_LEASE_SECONDS",
+    "DEFAULT_MAX_EVENTS",
+    "DeadLetter",
+    "DeliveryQueue",
+    "LeasedDelivery",
+    "NewDelivery",
+    "QueueError",
+    "QueueFull",
+    "QueueUnavailable",
+]
+
+#: How long a lease hides a delivery from every other worker, in seconds. A worker that holds a
+#: delivery longer (a function slower than this) may see it delivered a second time by another one;
+#: the worker extends nothing, so the lease must outlast the slowest function call (``--queue-lease``
+#: must be longer than the longest function ``timeout`` in use).
+DEFAULT_LEASE_SECONDS = 60.0
+#: Deliveries a queue holds (waiting, leased or waiting to retry; dead letters not counted) before
+#: :meth:`DeliveryQueue.enqueue` refuses new ones with :class:`QueueFull` (``--queue-max-events``).
+DEFAULT_MAX_EVENTS = 100_000
+
+
+class QueueError(Exception):
+    """A queue cannot take new deliveries now; the Events API answers 503 with this message."""
+
+
+class QueueFull(QueueError):
+    """Over ``--queue-max-events``: back-pressure, nothing accepted is dropped."""
+
+
+class QueueUnavailable(QueueError):
+    """The backend cannot be reached (NATS down, SQLite file unwritable): no 202 it cannot keep."""
+
+
+@dataclass(frozen=True, slots=True)
+class NewDelivery:
+    """A delivery to put in the queue: the event as the function will receive it (a JSON-able
+    CloudEvent, 1.0 or 0.1 as routed), for one function of one space."""
+
+    space: str
+    function_id: str
+    #: The subscription that routed it ("" for deliveries that no subscription id names).
+    subscription_id: str
+    event: dict[str, Any]
+    #: A system event (delivered as a plain call, emitting no system events of its own).
+    system: bool = False
+
+
+@dataclass(slots=True)
+class LeasedDelivery:
+    """A delivery this worker holds until it acks, retries or kills it (or the lease expires)."""
+
+    id: str
+    space: str
+    function_id: str
+    subscription_id: str
+    event: dict[str, Any]
+    system: bool
+    #: Attempts made before this lease (0 on the first delivery; the next attempt is ``attempts + 1``).
+    attempts: int
+    #: Wall-clock time (``time.time()``) of the first attempt, None before it.
+    first_attempt_at: float | None = None
+    last_error: str | None = None
+    #: The backend's own handle (a NATS message, a lease token); opaque to the worker.
+    token: Any = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery whose attempts are all spent: kept until an operator redelivers or deletes it."""
+
+    id: str
+    space: str
+    function_id: str
+    subscription_id: str
+    event: dict[str, Any]
+    attempts: int
+    last_error: str
+    first_attempt_at: float
+    last_attempt_at: float
+
+    def to_json(self) -> dict[str, Any]:
+        """The Config API's shape (times in RFC 3339, UTC, milliseconds)."""
+        return {
+            "id": self.id, "functionId": self.function_id, "subscriptionId": self.subscription_id,
+            "event": self.event, "attempts": self.attempts, "lastError": self.last_error,
+            "firstAttemptAt": rfc3339(self.first_attempt_at, millis=True),
+            "lastAttemptAt": rfc3339(self.last_attempt_at, millis=True),
+        }
+
+
+class DeliveryQueue(Protocol):
+    """A delivery queue backend. Every method is a coroutine safe to call from the event loop (a
+    backend doing blocking I/O does it on its own thread)."""
+
+    #: Whether an accepted delivery survives the process (False only for ``memory``).
+    durable: bool
+    #: A short description for logs and /v1/status (``"sqlite:/var/lib/eg/queue.db"``; never a password).
+    description: str
+
+    async def start(self) -> None:
+        """Open the backend (create tables, streams, consumers). Raises `QueueUnavailable` when it
+        cannot be opened now; the gateway starts anyway and enqueues answer 503 until it can."""
+
+    async def enqueue(self, deliveries: Sequence[NewDelivery]) -> None:
+        """Store every delivery, all or none, before returning (durable backends: committed).
+        Raises `QueueFull` over the bound, `QueueUnavailable` when the backend cannot take them."""
+
+    async def lease(self, limit: int, wait: float) -> list[LeasedDelivery]:
+        """Up to ``limit`` deliveries that are due (not waiting on a retry delay, not leased by anyone
+        else), each now leased to this worker for the lease time; waits up to ``wait`` seconds for one
+        when none is due (returning an empty list then)."""
+
+    async def ack(self, delivery: LeasedDelivery) -> None:
+        """The delivery succeeded (or was given up without a dead letter): remove it."""
+
+    async def retry(self, delivery: LeasedDelivery, *, delay: float, error: str) -> None:
+        """The attempt ``delivery.attempts + 1`` failed and more are allowed: due again in ``delay``
+        seconds (any worker), with ``attempts`` one higher and ``last_error`` = ``error``."""
+
+    async def dead(self, delivery: LeasedDelivery, *, error: str) -> None:
+        """The last allowed attempt (``delivery.attempts + 1``) failed: keep it as a dead letter."""
+
+    async def dead_letters(self, space: str, function_id: str | None = None, limit: int = 1000) -> list[DeadLetter]:
+        """The dead letters of a space (oldest first), optionally of one function only."""
+
+    async def redeliver(self, space: str, *, id: str | None = None, function_id: str | None = None) -> int:
+        """Turn dead letters back into deliveries due now, with a fresh attempt count: the one with
+        ``id``, or all of ``function_id``. Returns how many (0: none matched)."""
+
+    async def delete_dead(self, space: str, id: str) -> bool:
+        """Forget one dead letter; False if there is none with that id in that space."""
+
+    async def depth(self) -> int:
+        """Deliveries held (waiting, leased or waiting to retry; dead letters not counted)."""
+
+    async def dead_counts(self) -> dict[tuple[str, str], int]:
+        """Dead letters per (space, function id), for the ``eventgateway_deadletters`` gauge."""
+
+    async def close(self) -> None:
+        """Release the backend. Leased deliveries not acked are delivered again after their lease."""
