@@ -12,14 +12,14 @@ install:
 run *ARGS:
     {{python}} -m gateway serve --dev --plugin plugin_examples/wat/logger.wat {{ARGS}}
 
-# Run the whole test suite (installs missing toolchains, etcd and redis-server first; builds plugins as needed). CI runs this.
+# Run the whole test suite (installs missing toolchains, etcd, redis-server and nats-server first; builds plugins as needed). CI runs this.
 test *ARGS: toolchains
     {{python}} -m pytest {{ARGS}}
 
-# The core for daily work: every test but the slow, toolchain-building, etcd and Redis ones (markers in
-# pyproject.toml); needs no toolchain, stops at the first failure.
+# The core for daily work: every test but the slow, toolchain-building, etcd, Redis and NATS ones (markers
+# in pyproject.toml); needs no toolchain, stops at the first failure.
 test-fast *ARGS:
-    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd and not redis" {{ARGS}}
+    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd and not redis and not nats" {{ARGS}}
 
 # Install the Wasm toolchains used by the guest kits (idempotent).
 toolchains:
@@ -48,3 +48,7 @@ etcd:
 # Start a local Redis for the plugins' shared kv (data in .redis/): gateways use --plugin-kv redis://127.0.0.1:6379/0.
 redis:
     bash scripts/redis.sh
+
+# Start a local NATS server with JetStream for the delivery queue (store in .nats/): gateways use --queue nats://127.0.0.1:4222.
+nats:
+    bash scripts/nats.sh

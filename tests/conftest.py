@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-pytest_plugins = ["tests.gateway_fixtures", "tests.redis_server"]
+pytest_plugins = ["tests.gateway_fixtures", "tests.redis_server", "tests.nats_server"]
 
 TESTS = Path(__file__).resolve().parent
 
@@ -29,6 +29,8 @@ FIXTURE_MARKERS: dict[str, tuple[str, ...]] = {
     "cluster": ("etcd", "slow"),
     "redis_server": ("redis",),  # a real redis-server (tests/redis_server.py)
     "redis_factory": ("redis",),
+    "nats_server": ("nats",),  # a real nats-server -js (tests/nats_server.py)
+    "nats_factory": ("nats",),
     "wasi_modules": ("toolchains", "slow"),  # Go-built WASI example plugins
 }
 
