@@ -466,6 +466,8 @@ class NatsQueue:
             except (TimeoutError, nats.errors.TimeoutError):
                 return []
             except nats.errors.Error as exc:
+                if self._closed:
+                    return []
                 self._lost(exc)
                 if isinstance(exc, nats.js.errors.APIError) and exc.code in (404, 409):
                     self._ready = False  # the consumer is gone: set it up again
@@ -652,8 +654,8 @@ class NatsQueue:
         return out
 
     async def redeliver(self, space: str, *, id: str | None = None, function_id: str | None = None) -> int:
-        if (id is None) == (function_id is None):
-            raise ValueError("redeliver takes an id or a function id")
+        if id is None and function_id is None:
+            raise ValueError("redeliver needs an id or a function id")
         js = await self._ensure()
         subject = self._dead_filter(space, function_id, id)
         if subject is None:

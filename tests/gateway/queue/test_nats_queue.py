@@ -370,3 +370,23 @@ async def test_redeliver_right_after_dying_is_not_taken_for_a_duplicate(nats_ser
     await queue.ack(again)
     assert await queue.depth() == 0
     await queue.close()
+
+
+async def test_redeliver_a_function_s_dead_letters(nats_server: NatsServer) -> None:
+    queue = new_queue(nats_server, queue_names())
+    await queue.enqueue(deliveries(3, function_id="fn.a", tag="a") + deliveries(2, function_id="fn-b", tag="b"))
+    for d in await lease_all(queue, 5):
+        await queue.dead(d, error="down")
+    assert await queue.dead_counts() == {("space-a", "fn.a"): 3, ("space-a", "fn-b"): 2}
+    a_letters = await queue.dead_letters("space-a", function_id="fn.a")
+    assert sorted(dl.event["id"] for dl in a_letters) == ["a0", "a1", "a2"]
+    assert len(await queue.dead_letters("space-a", limit=4)) == 4
+    b_id = (await queue.dead_letters("space-a", function_id="fn-b"))[0].id
+    assert await queue.redeliver("space-a", id=b_id, function_id="fn.a") == 0  # id and function must both match
+    assert await queue.redeliver("space-a", function_id="fn.a") == 3
+    assert await queue.dead_counts() == {("space-a", "fn-b"): 2}
+    again = await lease_all(queue, 3)
+    assert sorted(d.event["id"] for d in again) == ["a0", "a1", "a2"]
+    assert sorted(d.id for d in again) == sorted(dl.id for dl in a_letters)
+    assert await queue.redeliver("space-a", id=b_id, function_id="fn-b") == 1
+    await queue.close()
