@@ -1,0 +1,65 @@
+"""The delivery queue backends the conformance suite (test_backends.py) runs against: one entry each.
+
+An entry says how to name fresh storage for one test (``location``: JSON-able, so a second *process*
+can open the same storage -- see lease_worker.py), how to open a queue on it, and what the backend
+promises beyond the protocol:
+
+- ``shared``: several queue objects (several processes) on one location share one queue;
+- ``expiring``: a lease not acked in ``lease_seconds`` makes the delivery leasable again;
+- ``durable`` (the queue class's own ``durable``): deliveries survive close and reopen.
+
+Tests needing one of these say so with ``@pytest.mark.queue_needs("shared", ...)``; the ``backend``
+fixture is then parametrized over the backends that have them (never a skip counted as a pass).
+Adding a backend is adding one `Backend` to `BACKENDS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from gateway.queue.base import DeliveryQueue
+from gateway.queue.sqlite import SqliteQueue
+
+#: Options every test queue gets unless the test passes its own: short leases keep the suite fast.
+TEST_OPTIONS: dict[str, Any] = {"lease_seconds": 0.3, "max_events": 100_000}
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    #: The queue class (its ``durable`` attribute says whether it keeps deliveries across reopen).
+    cls: type
+    #: ``location(request, tmp_path)``: fresh storage for one test, JSON-able.
+    location: Callable[[pytest.FixtureRequest, Path], dict[str, Any]]
+    #: ``open(location, **options)``: a queue (not started) on that storage; options as SqliteQueue's.
+    open: Callable[..., DeliveryQueue]
+    shared: bool
+    expiring: bool
+    marks: tuple[Any, ...] = field(default=())
+
+    @property
+    def durable(self) -> bool:
+        return bool(self.cls.durable)
+
+
+def _sqlite_location(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    return {"path": str(tmp_path / "queue.db")}
+
+
+def _sqlite_open(location: dict[str, Any], **options: Any) -> DeliveryQueue:
+    return SqliteQueue(location["path"], **options)
+
+
+BACKENDS: dict[str, Backend] = {
+    backend.name: backend for backend in [
+        Backend("sqlite", SqliteQueue, _sqlite_location, _sqlite_open, shared=True, expiring=True),
+    ]
+}
+
+#: What ``queue_needs`` may name.
+CAPABILITIES = ("shared", "expiring", "durable")
