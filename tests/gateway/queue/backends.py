@@ -6,6 +6,8 @@ promises beyond the protocol:
 
 - ``shared``: several queue objects (several processes) on one location share one queue;
 - ``expiring``: a lease not acked in ``lease_seconds`` makes the delivery leasable again;
+- ``fenced``: a holder whose lease expired and was leased again (by anyone) changes nothing with its
+  ack / retry / dead (JetStream, for one, takes an ack from an earlier delivery of a message);
 - ``durable`` (the queue class's own ``durable``): deliveries survive close and reopen.
 
 Tests needing one of these say so with ``@pytest.mark.queue_needs("shared", ...)``; the ``backend``
@@ -23,6 +25,7 @@ from typing import Any
 import pytest
 
 from gateway.queue.base import DeliveryQueue
+from gateway.queue.memory import MemoryQueue
 from gateway.queue.sqlite import SqliteQueue
 
 #: Options every test queue gets unless the test passes its own: short leases keep the suite fast.
@@ -40,6 +43,7 @@ class Backend:
     open: Callable[..., DeliveryQueue]
     shared: bool
     expiring: bool
+    fenced: bool
     marks: tuple[Any, ...] = field(default=())
 
     @property
@@ -55,11 +59,20 @@ def _sqlite_open(location: dict[str, Any], **options: Any) -> DeliveryQueue:
     return SqliteQueue(location["path"], **options)
 
 
+def _memory_location(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    return {}  # nothing to share: each MemoryQueue is its own queue
+
+
+def _memory_open(location: dict[str, Any], **options: Any) -> DeliveryQueue:
+    return MemoryQueue(**options)
+
+
 BACKENDS: dict[str, Backend] = {
     backend.name: backend for backend in [
-        Backend("sqlite", SqliteQueue, _sqlite_location, _sqlite_open, shared=True, expiring=True),
+        Backend("memory", MemoryQueue, _memory_location, _memory_open, shared=False, expiring=True, fenced=True),
+        Backend("sqlite", SqliteQueue, _sqlite_location, _sqlite_open, shared=True, expiring=True, fenced=True),
     ]
 }
 
 #: What ``queue_needs`` may name.
-CAPABILITIES = ("shared", "expiring", "durable")
+CAPABILITIES = ("shared", "expiring", "fenced", "durable")
