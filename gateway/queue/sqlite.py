@@ -24,7 +24,9 @@ short backoff on ``SQLITE_BUSY``.
 
 **Waiting.** ``lease`` returns at once when something is due; otherwise it sleeps until a local
 enqueue/retry/redeliver wakes it, the earliest due time it knows of comes, or 0.2 s pass (the poll for
-deliveries that other processes enqueued), up to ``wait``.
+deliveries that other processes enqueued), up to ``wait``. A ``lease`` cancelled while its rows were
+being taken gives them back at once (they are not hidden for a whole lease). An ``enqueue`` cancelled
+after it was handed to the writer may still be committed (delivered, though its caller saw no 202).
 
 **Bounds.** ``enqueue`` refuses a batch with `QueueFull` when the deliveries held plus the batch would
 exceed ``max_events``. The depth is cached (updated by every transaction, re-read from the file at
@@ -135,6 +137,8 @@ class _Request:
     operation: Callable[[sqlite3.Connection, _Txn], Any]
     loop: asyncio.AbstractEventLoop
     future: asyncio.Future[Any]
+    #: Called with the result when the caller stopped waiting (cancelled) before it came.
+    abandoned: Callable[[Any], None] | None = None
 
 
 @dataclass(slots=True)
@@ -257,12 +261,13 @@ class SqliteQueue:
 
     # -- the writer thread --------------------------------------------------------------------------
 
-    async def _submit(self, operation: Callable[[sqlite3.Connection, _Txn], Any]) -> Any:
+    async def _submit(self, operation: Callable[[sqlite3.Connection, _Txn], Any],
+                      abandoned: Callable[[Any], None] | None = None) -> Any:
         if self._closed or self._writer is None:
             raise QueueUnavailable(f"the SQLite queue {str(self.path)!r} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._requests.put(_Request(operation, loop, future))
+        self._requests.put(_Request(operation, loop, future, abandoned))
         return await future
 
     def _run_writer(self) -> None:
@@ -379,6 +384,8 @@ class SqliteQueue:
     def _resolve(self, request: _Request, result: Any) -> None:
         def settle() -> None:
             if request.future.done():
+                if request.abandoned is not None and not isinstance(result, BaseException):
+                    request.abandoned(result)
                 return
             if isinstance(result, BaseException):
                 request.future.set_exception(result)
@@ -458,9 +465,19 @@ class SqliteQueue:
             times = [t for t in (waiting and waiting[0], expiring and expiring[0]) if t is not None]
             return [], (min(times) if times else None)
 
+        def release(result: tuple[list[LeasedDelivery], float | None]) -> None:
+            """The caller was cancelled while its lease was being taken: give the rows back at once
+            rather than leaving them hidden for a whole lease."""
+            if result[0] and not self._closed and self._writer is not None:
+                self._requests.put(_Request(
+                    lambda db, txn: db.execute("UPDATE deliveries SET lease_until = 0, lease_owner = NULL "
+                                               "WHERE lease_owner = ?", (owner,)),
+                    asyncio.get_running_loop(), asyncio.get_running_loop().create_future()))
+                self._wake()
+
         while True:
             wakeup.clear()
-            leased, next_due = await self._submit(take)
+            leased, next_due = await self._submit(take, release)
             if leased:
                 return leased
             remaining = deadline - time.monotonic()

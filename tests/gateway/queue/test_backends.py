@@ -590,6 +590,21 @@ async def test_sqlite_full_disk_is_unavailable_and_stores_no_half_batch(tmp_path
     await queue.close()
 
 
+async def test_sqlite_a_cancelled_lease_gives_its_rows_back(tmp_path: Path) -> None:
+    queue = SqliteQueue(tmp_path / "queue.db", lease_seconds=30)
+    await queue.start()
+    await queue.enqueue(batch(5))
+    for _ in range(20):  # cancelled while the writer takes the lease: nothing stays hidden for 30 s
+        task = asyncio.create_task(queue.lease(10, 0))
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    leased = await lease_until(queue, 5, timeout=1.0)
+    assert sorted(event_ids(leased)) == [f"e{i}" for i in range(5)]
+    await queue.close()
+
+
 async def test_sqlite_group_commit_shares_transactions(tmp_path: Path) -> None:
     queue = SqliteQueue(tmp_path / "queue.db")
     await queue.start()
