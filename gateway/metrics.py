@@ -53,6 +53,7 @@ class Metrics:
         #: Unbound (no configuration view: unit tests, embedded use), every name is "configured".
         self._known_space: Callable[[str], bool] = lambda space: True
         self._known_type: Callable[[str, str], bool] = lambda space, event_type: True
+        self._known_function: Callable[[str, str], bool] = lambda space, function_id: True
         r = self.registry
         ns = "eventgateway"
 
@@ -63,10 +64,11 @@ class Metrics:
         self.events_processed = Counter(
             "events_processed", "Events whose processing finished.", ["space", "type"], namespace=ns, registry=r)
         self.events_dropped = Counter(
-            "events_dropped", "Async deliveries given up: backlog full or retries exhausted.",
-            ["space", "type"], namespace=ns, registry=r)
+            "events_dropped", "Async deliveries given up: attempts exhausted (now dead letters), vetoed by a "
+            "plugin, or system event deliveries the queue refused.", ["space", "type"], namespace=ns, registry=r)
         self.events_backlog = Gauge(
-            "events_backlog", "Async deliveries waiting in the backlog.", namespace=ns, registry=r)
+            "events_backlog", "Async deliveries held by the delivery queue (the older name of "
+            "eventgateway_async_queue_depth).", namespace=ns, registry=r)
         self.events_custom_processing_seconds = Histogram(
             "events_custom_processing_seconds", "Time from an event's arrival to the end of its processing.",
             namespace=ns, registry=r, buckets=_LATENCY_BUCKETS)
@@ -81,6 +83,17 @@ class Metrics:
         self.async_retries = Counter(
             "async_retries", "Async delivery attempts retried after a failure.", ["space", "function"],
             namespace=ns, registry=r)
+
+        # The delivery queue (issue 14).
+        self.async_queue_depth = Gauge(
+            "async_queue_depth", "Async deliveries held by the delivery queue (waiting, being made or waiting "
+            "to retry; dead letters not counted). A queue shared by several processes or gateways: each "
+            "reports the whole queue.", namespace=ns, registry=r)
+        self.deadletters_total = Counter(
+            "deadletters", "Async deliveries that became dead letters (every attempt failed, or the function "
+            "was deleted).", ["space", "function"], namespace=ns, registry=r)
+        #: ``eventgateway_deadletters{space,function}``: see :class:`DeadLetterGauge`.
+        self.deadletters = DeadLetterGauge(r, self)
 
         # Config API (upstream names: the gauges end in _total upstream too).
         self.eventtypes = Gauge("eventtypes_total", "Event types registered.", ["space"], namespace=ns, registry=r)
@@ -126,14 +139,20 @@ class Metrics:
         self._normalizers: dict[Any, Callable[[tuple[str, ...]], tuple[str, ...]]] = {}
         for metric in (self.events_received, self.events_processed, self.events_dropped):
             self._bound(metric, self._event_labels)
+        for metric in (self.deadletters_total,):
+            self._bound(metric, self._function_labels)
         for metric in (self.config_requests, self.config_request_duration_seconds):  # type: ignore[assignment]
             self._bound(metric, self._space_first)
 
-    def bind(self, known_space: Callable[[str], bool], known_type: Callable[[str, str], bool]) -> None:
-        """Label only what the configuration names: ``known_space(space)`` and ``known_type(space, type)``
-        (the runtime binds its configuration view); anything else is labelled ``other``."""
+    def bind(self, known_space: Callable[[str], bool], known_type: Callable[[str, str], bool],
+             known_function: Callable[[str, str], bool] | None = None) -> None:
+        """Label only what the configuration names: ``known_space(space)``, ``known_type(space, type)`` and
+        ``known_function(space, id)`` (the runtime binds its configuration view); anything else is
+        labelled ``other``."""
         self._known_space = known_space
         self._known_type = known_type
+        if known_function is not None:
+            self._known_function = known_function
 
     def space_label(self, space: str) -> str:
         """``space`` if the configuration knows it (or it is ``default``, or none: ``""``), else ``other``."""
@@ -146,6 +165,16 @@ class Metrics:
         if event_type in _GATEWAY_TYPES or (len(event_type) <= MAX_LABEL_CHARS and self._known_type(space, event_type)):
             return event_type
         return OTHER
+
+    def function_label(self, space: str, function_id: str) -> str:
+        """``function_id`` if ``space`` configures it, else ``other`` (dead letters of deleted functions)."""
+        if len(function_id) <= MAX_LABEL_CHARS and self._known_function(space, function_id):
+            return function_id
+        return OTHER
+
+    def _function_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        space, function_id = labels
+        return (self.space_label(space), self.function_label(space, function_id))
 
     def _event_labels(self, labels: tuple[str, ...]) -> tuple[str, ...]:
         space, event_type = labels
@@ -182,6 +211,42 @@ class Metrics:
         """The text exposition format, for ``GET /v1/metrics``. Serving it: call it off the event loop
         (``asyncio.to_thread``): it formats every series."""
         return generate_latest(self.registry)
+
+
+class DeadLetterGauge(Collector):
+    """``eventgateway_deadletters{space,function}``: the dead letters the queue holds, as last read from
+    it (:meth:`set_counts`, by the delivery worker). Labels follow the metrics' rule: spaces and functions
+    the configuration does not name (any more) are summed under ``other``. A scrape sees one whole
+    reading, never half of two."""
+
+    def __init__(self, registry: CollectorRegistry, metrics: Metrics) -> None:
+        self._metrics = metrics
+        self._counts: dict[tuple[str, str], int] = {}
+        registry.register(self)
+
+    def set_counts(self, counts: dict[tuple[str, str], int]) -> None:
+        bounded: dict[tuple[str, str], int] = {}
+        for (space, function_id), count in counts.items():
+            key = (self._metrics.space_label(space), self._metrics.function_label(space, function_id))
+            bounded[key] = bounded.get(key, 0) + count
+        self._counts = bounded
+
+    def value(self, space: str, function_id: str) -> int:
+        return self._counts.get((space, function_id), 0)
+
+    def describe(self) -> list[Metric]:
+        # Nothing reserved: prometheus-client would reserve "eventgateway_deadletters" for the counter
+        # eventgateway_deadletters_total too (it names a counter's family without "_total"), while the text
+        # format (0.0.4) exposes them as two names, a gauge and a counter, as the issue names them.
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("eventgateway_deadletters",
+                                   "Dead letters held by the delivery queue (list, redeliver or delete them at "
+                                   "/v1/spaces/<space>/deadletters).", labels=["space", "function"])
+        for (space, function_id), count in sorted(self._counts.items()):
+            family.add_metric([space, function_id], count)
+        yield family
 
 
 class _ReactionRow:

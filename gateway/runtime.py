@@ -2,8 +2,10 @@
 them in dependency order.
 
 Start: store -> view (first snapshot loaded, so the Events API never serves an empty configuration)
--> plugins (flag/file plugins must load or start-up fails) -> event plane. Stop is the reverse, after
-draining: new events get 503, in-flight requests and queued async deliveries get ``drain_timeout``.
+-> plugins (flag/file plugins must load or start-up fails) -> event plane (which opens the delivery
+queue, ``--queue``, and starts the delivery worker). Stop is the reverse, after draining: new events get
+503, in-flight requests and async deliveries get ``drain_timeout`` (a ``memory`` queue is emptied, a
+durable one keeps what was not started for the next start).
 Nothing here is global, so tests run several gateways in one process.
 """
 
@@ -23,6 +25,7 @@ from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
 from gateway.plugins.kv_backend import open_kv, redacted_url
 from gateway.plugins.manager import PluginBudget, PluginManager
+from gateway.queue.open import open_queue
 from gateway.settings import Settings
 from gateway.config.migrate import migrate_ids
 from gateway.store import open_store
@@ -44,7 +47,8 @@ class Gateway:
         self.view = ConfigView(self.store, self.metrics)
         # Metric labels name configured spaces and event types only (clients choose the rest).
         self.metrics.bind(known_space=lambda space: self.view.generation(space) > 0,
-                          known_type=lambda space, name: self.view.event_type(space, name) is not None)
+                          known_type=lambda space, name: self.view.event_type(space, name) is not None,
+                          known_function=lambda space, id: self.view.function(space, id) is not None)
         # A store that reconnects on its own (etcd resumes its watch) reports reachability itself.
         if (add_availability_listener := getattr(self.store, "add_availability_listener", None)) is not None:
             add_availability_listener(lambda up: self.metrics.store_up.set(1 if up else 0))
@@ -57,8 +61,12 @@ class Gateway:
             budget=PluginBudget(memory=settings.plugins_max_memory, instances=settings.plugins_max_instances,
                                 threads=settings.plugins_max_threads),
             kv_store=self.kv)
-        self.events = EventPlane(self.view, self.plugins, self.metrics, workers=settings.workers,
-                                 backlog=settings.workers_backlog,
+        # Where accepted async deliveries wait (--queue): opened (no I/O) here, started and closed by the
+        # event plane.
+        self.queue = open_queue(settings.queue_url, data_dir=settings.data_dir,
+                                max_events=settings.queue_max_events, lease_seconds=settings.queue_lease,
+                                fsync=settings.queue_fsync)
+        self.events = EventPlane(self.view, self.plugins, self.metrics, queue=self.queue, workers=settings.workers,
                                  max_response_bytes=settings.max_function_response_bytes)
         self.events_app: Quart = create_events_app(self.events, max_batch_events=settings.max_batch_events)
         install_bearer_auth(self.events_app, settings.events_token, api="Events", methods=None)
@@ -86,7 +94,11 @@ class Gateway:
         except BaseException:
             await self._close_started()
             raise
-        log.info("gateway started: store %s at revision %d", self.settings.store_url, self.view.revision)
+        log.info("gateway started: store %s at revision %d, delivery queue %s%s", self.settings.store_url,
+                 self.view.revision, self.queue.description, "" if self.queue.durable else " (not durable)")
+        if self.settings.workers_backlog is not None:
+            log.warning("--workers-backlog is no longer used: accepted async events wait in the delivery queue, "
+                        "bounded by --queue-max-events (%d)", self.settings.queue_max_events)
 
     async def _probe_kv(self) -> None:
         """Say where the kv backend is, and warn (once) when a Redis does not answer: the gateway starts all
@@ -99,11 +111,12 @@ class Gateway:
             log.info("plugin kv: Redis at %s (shared by every gateway using it)", url)
 
     async def drain(self, timeout: float | None = None) -> bool:
-        """Refuse new events (503) and wait for queued async deliveries; False when time ran out."""
+        """Refuse new events (503) and stop delivering: a memory queue is emptied, a durable one lets the
+        deliveries in flight finish and keeps the rest; False when time ran out."""
         timeout = self.settings.drain_timeout if timeout is None else timeout
         drained = await self.events.drain(timeout)
         if not drained:
-            log.warning("drain timeout (%.1fs) reached with async deliveries still queued", timeout)
+            log.warning("drain timeout (%.1fs) reached with async deliveries not finished", timeout)
         return drained
 
     async def stop(self) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from gateway.common import MAX_PAYLOAD_BYTES
 from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS
+from gateway.queue.base import DEFAULT_LEASE_SECONDS, DEFAULT_MAX_EVENTS
 
 __all__ = ["DEFAULT_DATA_DIR", "Settings", "SettingsError", "add_serve_arguments", "settings_from_args"]
 
@@ -48,9 +49,21 @@ class Settings:
     events_token: str | None = None
     log_level: str = "info"
     log_format: str = "text"
-    #: Async delivery workers (upstream's meaning) and the backlog they drain.
+    #: Async deliveries made at once by one process (upstream's "workers"): the delivery worker leases up
+    #: to this many from the queue.
     workers: int = 100
-    workers_backlog: int = 200
+    #: No longer used (the in-memory backlog it bounded is gone: ``--queue-max-events`` bounds the queue);
+    #: accepted so existing command lines keep working, with a warning at start.
+    workers_backlog: int | None = None
+    #: Where accepted async deliveries wait (issue 14): ``memory`` | ``sqlite:PATH`` |
+    #: ``nats://host:port[,host:port]``. ``None``: see :attr:`queue_url`.
+    queue: str | None = field(default=None, repr=False)  # a NATS URL may hold a password
+    #: Deliveries the queue holds before new async events get 503.
+    queue_max_events: int = DEFAULT_MAX_EVENTS
+    #: SQLite queue: fsync the WAL at every commit (``synchronous=FULL``): survives a power loss too.
+    queue_fsync: bool = False
+    #: Seconds a leased delivery is hidden from other workers; longer than the slowest function's timeout.
+    queue_lease: float = DEFAULT_LEASE_SECONDS
     #: Hypercorn worker processes sharing the listening sockets and the store.
     processes: int = 1
     #: Wasm plugins given with ``--plugin`` (repeatable), in order.
@@ -90,11 +103,18 @@ class Settings:
             port = getattr(self, name)
             if not 0 <= port < 65536:
                 raise SettingsError(f"--{name.replace('_', '-')} {port}: expected a port 0-65535")
-        for name, minimum in (("workers", 1), ("workers_backlog", 1), ("processes", 1),
+        for name, minimum in (("workers", 1), ("processes", 1), ("queue_max_events", 1),
                               ("max_function_response_bytes", 1), ("max_batch_events", 1),
                               ("plugins_max_memory", 1), ("plugins_max_instances", 1), ("plugins_max_threads", 1)):
             if getattr(self, name) < minimum:
                 raise SettingsError(f"--{name.replace('_', '-')} {getattr(self, name)}: must be at least {minimum}")
+        if not self.queue_lease > 0 or self.queue_lease > 86400:
+            raise SettingsError(f"--queue-lease {self.queue_lease}: expected seconds, more than 0 and at most 86400")
+        from gateway.queue.open import QueueConfigError, check_queue_url
+        try:
+            check_queue_url(self.queue)
+        except QueueConfigError as exc:
+            raise SettingsError(str(exc)) from None
         if self.drain_timeout < 0:
             raise SettingsError(f"--drain-timeout {self.drain_timeout}: must not be negative")
         for api in ("events", "config"):
@@ -113,6 +133,25 @@ class Settings:
     def store_url(self) -> str:
         """The ``--db`` URL, defaulting to the SQLite file in the data dir (also what ``--dev`` uses)."""
         return self.db or f"sqlite:{Path(self.data_dir) / 'config.db'}"
+
+    @property
+    def queue_url(self) -> str:
+        """The ``--queue`` URL. Default: a SQLite file next to the SQLite config store -- ``queue.db``
+        beside ``config.db`` (so ``sqlite:<data-dir>/queue.db`` for the default store and ``--dev``),
+        ``<name>-queue.db`` beside any other store file; ``sqlite:<data-dir>/queue.db`` with an etcd store;
+        and ``memory`` with ``--db memory`` (a gateway told to keep its configuration in memory leaves no
+        file behind)."""
+        if self.queue is not None:
+            return self.queue
+        store = self.store_url
+        if store == "memory":
+            return "memory"
+        if store.startswith("sqlite:"):
+            path = Path(store[len("sqlite:"):])
+            name = "queue.db" if path.name == "config.db" else f"{path.stem}-queue.db"
+            return f"sqlite:{path.with_name(name)}"
+        from gateway.queue.open import default_queue_url
+        return default_queue_url(self.data_dir)
 
     def replace(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -155,8 +194,19 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--events-token", help="bearer token required on Events API requests")
     a("--log-level", choices=LOG_LEVELS, help="default info")
     a("--log-format", choices=LOG_FORMATS, help="default text")
-    a("--workers", type=int, help="async delivery workers (default 100)")
-    a("--workers-backlog", type=int, help="async deliveries waiting for a worker (default 200)")
+    a("--workers", type=int, help="async deliveries made at once by each process (default 100)")
+    a("--workers-backlog", type=int, help="no longer used (accepted async events wait in the queue, bounded "
+      "by --queue-max-events); accepted so old command lines still start, with a warning")
+    a("--queue", metavar="URL", help="where accepted async events wait: sqlite:PATH (durable; default "
+      "sqlite:<data-dir>/queue.db, memory with --db memory), memory (fastest, lost with the process) or "
+      "nats://host:port[,host:port] (JetStream, shared by a cluster)")
+    a("--queue-max-events", type=int, metavar="N",
+      help=f"deliveries the queue holds before new async events get 503 (default {DEFAULT_MAX_EVENTS})")
+    a("--queue-fsync", action="store_const", const=True,
+      help="sqlite queue: fsync every commit (survives a power loss, slower; default: survives a killed process)")
+    a("--queue-lease", type=float, metavar="SECONDS",
+      help=f"how long a delivery being made is hidden from other workers before it is delivered again; "
+           f"longer than the slowest function timeout (default {DEFAULT_LEASE_SECONDS:g})")
     a("--processes", type=int, help="Hypercorn worker processes sharing one store (default 1)")
     a("--plugin", dest="plugins", action="append", metavar="PATH",
       help="load a Wasm plugin (.wasm or .wat); repeatable, run in the order given")
@@ -193,7 +243,7 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
 
 _CONVERTERS: dict[str, Any] = {
     "events_port": int, "config_port": int, "workers": int, "workers_backlog": int, "processes": int,
-    "drain_timeout": float, "dev": _bool, "max_function_response_bytes": int, "max_batch_events": int,
+    "drain_timeout": float, "dev": _bool, "queue_max_events": int, "queue_fsync": _bool, "queue_lease": float, "max_function_response_bytes": int, "max_batch_events": int,
     "plugins_max_memory": int, "plugins_max_instances": int, "plugins_max_threads": int,
 }
 

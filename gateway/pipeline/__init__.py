@@ -5,14 +5,16 @@ reaches (it never imports the HTTP edge).
 drains and closes; the root also builds the Events API app (``gateway.http.events_api``) around
 :meth:`EventPlane.handle`. The pieces, by job:
 
-- :mod:`.pipeline`: the request pipeline (parse -> ``event.received`` -> route -> invoke -> reply);
-- :mod:`.dispatch`: the async dispatch (deliver what the queue holds, drop what it gives up);
-- :mod:`.deliveries` and :mod:`.async_queue`: what waits in the queue, and the queue with its retries;
+- :mod:`.pipeline`: the request pipeline (parse -> ``event.received`` -> route -> queue / invoke -> reply);
+- :mod:`.delivery_worker`: the async deliveries, leased from the delivery queue (:mod:`gateway.queue`),
+  retried, acked or kept as dead letters;
 - :mod:`.invoke`: one function call wrapped in its system events; :mod:`.emitter`: one system event;
 - :mod:`.authorizer`, :mod:`.sync_response`, :mod:`.reply`: the contracts at the ends.
 """
 
 from __future__ import annotations
+
+import logging
 
 from gateway.common import MAX_PAYLOAD_BYTES
 from gateway.config.view import ConfigView
@@ -20,11 +22,11 @@ from gateway.events.parse import RawRequest
 from gateway.metrics import Metrics
 from gateway.plugins.contract import CurrentPlugins
 from gateway.providers import ProviderPool
+from gateway.queue.base import DeadLetter, DeliveryQueue, QueueUnavailable
+from gateway.queue.memory import MemoryQueue
 from gateway.routing.table import RouteTable
 
-from .async_queue import AsyncQueue
-from .deliveries import DeliveryQueue
-from .dispatch import Dispatcher
+from .delivery_worker import DeliveryWorker
 from .emitter import SystemEmitter
 from .invoke import Invoker
 from .pipeline import RequestPipeline
@@ -32,37 +34,70 @@ from .reply import Reply
 
 __all__ = ["EventPlane", "Reply"]
 
+log = logging.getLogger("gateway.pipeline")
+
 
 class EventPlane:
-    """The event pipeline of one gateway: the provider pool, the async queue and what feeds and drains it."""
+    """The event pipeline of one gateway: the provider pool, the delivery queue (``queue``, default a
+    :class:`~gateway.queue.memory.MemoryQueue`; started and closed here) and what feeds and drains it."""
 
-    def __init__(self, view: ConfigView, plugins: CurrentPlugins, metrics: Metrics, *, workers: int = 100,
-                 backlog: int = 200, max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+    def __init__(self, view: ConfigView, plugins: CurrentPlugins, metrics: Metrics, *,
+                 queue: DeliveryQueue | None = None, workers: int = 100,
+                 max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
         self.metrics = metrics
         self.draining = False
+        self.queue: DeliveryQueue = queue if queue is not None else MemoryQueue()
         self.routes = RouteTable(view)
         self.providers = ProviderPool(max_connections=max(100, workers * 2), max_response_bytes=max_response_bytes)
-        self.queue = AsyncQueue(
-            workers=workers, backlog=backlog, on_depth=metrics.events_backlog.set,
-            on_retry=lambda d: metrics.async_retries.labels(d.space, d.function_id).inc())
-        sink = DeliveryQueue(view, self.queue)
-        self.emitter = SystemEmitter(self.routes, metrics, sink)
+        self.emitter = SystemEmitter(self.routes, metrics, self.queue)
         self.invoker = Invoker(view, self.providers, self.emitter, metrics)
-        self.dispatcher = Dispatcher(self.invoker, self.emitter, metrics)
-        self.pipeline = RequestPipeline(view, plugins, metrics, self.routes, self.invoker, self.emitter, sink)
+        self.worker = DeliveryWorker(self.queue, view, plugins, self.invoker, self.emitter, metrics, workers=workers)
+        self.pipeline = RequestPipeline(view, plugins, metrics, self.routes, self.invoker, self.emitter, self.queue)
 
     async def handle(self, request: RawRequest, space: str) -> Reply:
         return await self.pipeline.handle(request, space)
 
     async def start(self) -> None:
-        self.queue.start(self.dispatcher.deliver, self.dispatcher.drop)
+        try:
+            await self.queue.start()
+        except QueueUnavailable as exc:
+            # The gateway serves all the same: async events get 503 until the queue can be reached.
+            log.warning("delivery queue %s cannot be opened now: %s (async events get 503 until it can)",
+                        self.queue.description, exc)
+        await self.worker.start()
+
+    async def settle(self, timeout: float) -> bool:
+        """Wait until every accepted delivery is made (or a dead letter) and nothing is in flight; False
+        when ``timeout`` ran out. (Tests; a queue shared with other gateways may never be empty.)"""
+        return await self.worker.settle(timeout)
 
     async def drain(self, timeout: float) -> bool:
-        """Refuse new events (503) and wait for queued deliveries; False when ``timeout`` ran out."""
+        """Refuse new events (503) and stop delivering (see :meth:`DeliveryWorker.drain`: a memory queue is
+        emptied first, a durable one keeps what was not started); False when ``timeout`` ran out."""
         self.draining = True
-        return await self.queue.drain(timeout)
+        return await self.worker.drain(timeout)
 
     async def close(self) -> None:
         self.draining = True
+        await self.worker.close()
+        await self.emitter.close()
         await self.queue.close()
         await self.providers.close()
+
+    # -- dead letters (the Config API's /v1/spaces/<space>/deadletters) ----------------------------------
+
+    async def dead_letters(self, space: str, function_id: str | None = None) -> list[DeadLetter]:
+        return await self.queue.dead_letters(space, function_id)
+
+    async def redeliver(self, space: str, *, id: str | None = None, function_id: str | None = None) -> int:
+        """Dead letters made deliveries again (fresh attempt count, same id and event); how many."""
+        count = await self.queue.redeliver(space, id=id, function_id=function_id)
+        if count:
+            self.worker.refresh_soon()
+        return count
+
+    async def delete_dead(self, space: str, id: str) -> bool:
+        deleted = await self.queue.delete_dead(space, id)
+        if deleted:
+            self.worker.refresh_soon()
+        return deleted

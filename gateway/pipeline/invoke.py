@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from gateway.events import cloudevents as ce
 from gateway.events import system_events
@@ -19,12 +19,15 @@ from gateway.metrics import Metrics
 from gateway.plugins.contract import PluginSet, Rejection
 from gateway.providers import ProviderError, ProviderPool
 
-from .deliveries import FunctionLookup
 from .emitter import SystemEmitter
 
-__all__ = ["Invocation", "Invoker"]
+__all__ = ["FunctionLookup", "Invocation", "Invoker"]
 
 log = logging.getLogger("gateway.pipeline.invoke")
+
+
+class FunctionLookup(Protocol):
+    def function(self, space: str, id: str) -> Any | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,15 +52,18 @@ class Invoker:
         self._emitter = emitter
         self._metrics = metrics
 
-    async def call(self, space: str, function_id: str, payload: bytes, mode: str) -> Invocation:
-        """Call the function with ``payload``, no system events (authorizers, system event delivery)."""
+    async def call(self, space: str, function_id: str, payload: bytes, mode: str, *,
+                   attempt: int | None = None) -> Invocation:
+        """Call the function with ``payload``, no system events (authorizers, system event delivery).
+        ``attempt``: the async delivery attempt (an http function gets it as the
+        ``Event-Gateway-Delivery-Attempt`` header); None for sync calls and authorizers (no header)."""
         function = self._view.function(space, function_id)
         if function is None:
             return Invocation(error=f"function {function_id!r} not found in space {space!r}")
         started = time.perf_counter()
         try:
             provider = self._providers.for_function(function)
-            body = await provider.call(payload)
+            body = await provider.call(payload, attempt=attempt)
         except ProviderError as exc:
             self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "failure").inc()
             return Invocation(error=str(exc), client_message=exc.client_message)
@@ -68,7 +74,7 @@ class Invoker:
         return Invocation(body=body)
 
     async def invoke(self, space: str, function_id: str, event: dict[str, Any], plugins: PluginSet, *,
-                     mode: str, attempt_note: str = "") -> Invocation:
+                     mode: str, attempt_note: str = "", attempt: int | None = None) -> Invocation:
         """Deliver a (non-system) event to a function with the four-stage system event protocol."""
         emitter = self._emitter
         if emitter.wanted(space, system_events.FUNCTION_INVOKING, plugins):
@@ -79,7 +85,7 @@ class Invoker:
                 return Invocation(rejection=outcome.rejection)
             if outcome.event is not None:
                 event = outcome.event
-        result = await self.call(space, function_id, ce.to_json(event), mode)
+        result = await self.call(space, function_id, ce.to_json(event), mode, attempt=attempt)
         if result.ok:
             if emitter.wanted(space, system_events.FUNCTION_INVOKED, plugins):
                 outcome = await emitter.emit(

@@ -2,7 +2,11 @@
 
 One :class:`~gateway.plugins.contract.PluginSet` is taken per request and used at every stage of its
 events, so a plugin reload never shows an event half of each set. Async subscribers get the event
-through the :class:`~.deliveries.Sink` (the async queue, see :mod:`.dispatch`). The pipeline answers
+through the delivery queue (:mod:`gateway.queue`, delivered by :mod:`.delivery_worker`): every delivery
+of a request -- each async subscriber of each of its events, a whole batch included -- is handed to
+``queue.enqueue`` in one call, and the 202 goes out only once it returned (a durable queue has them
+stored then). A queue that refuses them (`QueueFull` over ``--queue-max-events``, `QueueUnavailable`)
+makes the answer 503 with its message, nothing queued and no sync subscriber called. The pipeline answers
 plain :class:`~.reply.Reply` objects; the HTTP edge only converts them.
 """
 
@@ -22,8 +26,9 @@ from gateway.plugins.stages import replacement_budget
 from gateway.routing import cors
 from gateway.routing.table import Match, RouteTable
 
+from gateway.queue.base import DeliveryQueue, NewDelivery, QueueError
+
 from .authorizer import authorize
-from .deliveries import Delivery, Sink
 from .emitter import SystemEmitter
 from .invoke import Invoker
 from .reply import CALL_FAILED, Reply, error_reply, rejection_reply
@@ -32,6 +37,8 @@ from .sync_response import MalformedResponse, parse_sync_response, typed_headers
 __all__ = ["EventTypeLookup", "RequestPipeline"]
 
 log = logging.getLogger("gateway.pipeline")
+#: Warnings about refused events (503: queue full or unavailable) repeat at most this often.
+_REFUSED_WARN_SECONDS = 10.0
 
 
 class EventTypeLookup(Protocol):
@@ -49,14 +56,16 @@ class _Routed:
 
 class RequestPipeline:
     def __init__(self, view: EventTypeLookup, plugins: CurrentPlugins, metrics: Metrics, routes: RouteTable,
-                 invoker: Invoker, emitter: SystemEmitter, sink: Sink) -> None:
+                 invoker: Invoker, emitter: SystemEmitter, queue: DeliveryQueue) -> None:
         self._view = view
         self._plugins = plugins
         self._metrics = metrics
         self._routes = routes
         self._invoker = invoker
         self._emitter = emitter
-        self._sink = sink
+        self._queue = queue
+        self._refused = 0
+        self._refused_warned_at = -_REFUSED_WARN_SECONDS
 
     async def handle(self, request: RawRequest, space: str) -> Reply:
         started = time.perf_counter()
@@ -121,8 +130,10 @@ class RequestPipeline:
             if isinstance(planned, Reply):
                 return planned
             routed.append(planned)
+        refused = await self._enqueue_all(space, routed, cors_headers)
+        if refused is not None:
+            return refused
         for plan in routed:
-            self._enqueue_all(space, plan, plugins)
             self._metrics.child(self._metrics.events_processed, space, ce.event_type(plan.event)).inc()
         return Reply(202, cors_headers)
 
@@ -152,17 +163,33 @@ class RequestPipeline:
             event = auth.event
         return _Routed(event, sync, asyncs)
 
-    def _enqueue_all(self, space: str, plan: _Routed, plugins: PluginSet) -> None:
-        if plan.asyncs is not None:
-            for subscription in plan.asyncs.subscriptions:
-                self._sink.put(Delivery(space, subscription.function_id, plan.event, plugins))
+    async def _enqueue_all(self, space: str, plans: list[_Routed], cors_headers: dict[str, str]) -> Reply | None:
+        """Queue every async delivery of ``plans`` at once, all or none: None when queued (or none to
+        queue), else the 503 to answer."""
+        deliveries = [NewDelivery(space, subscription.function_id, subscription.subscription_id, plan.event)
+                      for plan in plans if plan.asyncs is not None for subscription in plan.asyncs.subscriptions]
+        if not deliveries:
+            return None
+        try:
+            await self._queue.enqueue(deliveries)
+        except QueueError as exc:
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._refused_warned_at >= _REFUSED_WARN_SECONDS:
+                log.warning("async events refused with 503 (%d since the last warning): %s", self._refused, exc)
+                self._refused_warned_at = now
+                self._refused = 0
+            return error_reply(503, str(exc), cors_headers)
+        return None
 
     async def _route(self, request: RawRequest, parsed: ParsedRequest, space: str, event: dict[str, Any],
                      plugins: PluginSet, cors_headers: dict[str, str]) -> Reply:
         planned = await self._plan(request, parsed, space, event, cors_headers)
         if isinstance(planned, Reply):
             return planned
-        self._enqueue_all(space, planned, plugins)
+        refused = await self._enqueue_all(space, [planned], cors_headers)
+        if refused is not None:
+            return refused
         if planned.sync is None:
             return Reply(202, cors_headers)
         event = planned.event

@@ -112,7 +112,7 @@ class LambdaProvider(_AWSProvider):
         super().__init__(config, clients)
         self.arn = require(config, "arn", self.name)
 
-    async def call(self, payload: bytes) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.invoke(FunctionName=self.arn, Payload=payload)
@@ -133,7 +133,7 @@ class KinesisProvider(_AWSProvider):
         super().__init__(config, clients)
         self.stream = require(config, "streamName", self.name)
 
-    async def call(self, payload: bytes) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.put_record(
@@ -150,7 +150,7 @@ class FirehoseProvider(_AWSProvider):
         super().__init__(config, clients)
         self.stream = require(config, "deliveryStreamName", self.name)
 
-    async def call(self, payload: bytes) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.put_record(DeliveryStreamName=self.stream, Record={"Data": payload})
@@ -166,7 +166,7 @@ class SQSProvider(_AWSProvider):
         super().__init__(config, clients)
         self.queue_url = require(config, "queueUrl", self.name)
 
-    async def call(self, payload: bytes) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.send_message(QueueUrl=self.queue_url, MessageBody=payload.decode("utf-8"))

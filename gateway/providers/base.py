@@ -26,8 +26,10 @@ class ProviderConfigError(ProviderError):
 class Provider(Protocol):
     """One configured function target. Instances are cached and shared by concurrent calls."""
 
-    async def call(self, payload: bytes) -> bytes:
-        """Deliver ``payload`` (a JSON CloudEvent, or an authorizer request) and return the response body."""
+    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+        """Deliver ``payload`` (a JSON CloudEvent, or an authorizer request) and return the response body.
+        ``attempt``: which attempt of an async delivery this is (1, 2, ...), None for a sync call; the http
+        provider sends it as ``Event-Gateway-Delivery-Attempt``, the AWS ones have nowhere to put it."""
 
     async def close(self) -> None: ...
 

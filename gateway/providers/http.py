@@ -17,12 +17,23 @@ from gateway.common import MAX_PAYLOAD_BYTES, SECRET_MARKER, url_password, with_
 
 from .base import ProviderConfigError, ProviderError, require
 
-__all__ = ["DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "HTTPProvider", "HTTPSession"]
+__all__ = ["ATTEMPT_HEADER", "DEFAULT_MAX_RESPONSE_BYTES", "DEFAULT_TIMEOUT", "HTTPProvider", "HTTPSession"]
 
 DEFAULT_TIMEOUT = 5.0
 #: AWS Lambda's limit on a synchronous invocation's response payload.
 DEFAULT_MAX_RESPONSE_BYTES = MAX_PAYLOAD_BYTES
 _HEADERS = {"Content-Type": "application/cloudevents+json"}
+#: Sent on every async delivery: which attempt this is (1, 2, ...); sync calls and authorizers go without.
+ATTEMPT_HEADER = "Event-Gateway-Delivery-Attempt"
+_ATTEMPT_HEADERS = [{**_HEADERS, ATTEMPT_HEADER: str(n)} for n in range(0, 101)]
+
+
+def _headers(attempt: int | None) -> dict[str, str]:
+    if attempt is None:
+        return _HEADERS
+    if 0 <= attempt < len(_ATTEMPT_HEADERS):
+        return _ATTEMPT_HEADERS[attempt]
+    return {**_HEADERS, ATTEMPT_HEADER: str(attempt)}
 
 
 def _without_password(url: str) -> str:
@@ -77,10 +88,10 @@ class HTTPProvider:
         self._session = session
         self.max_response_bytes = max_response_bytes
 
-    async def call(self, payload: bytes) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
         try:
             async with self._session.get().post(
-                self.url, data=payload, headers=_HEADERS, timeout=self._client_timeout, allow_redirects=False,
+                self.url, data=payload, headers=_headers(attempt), timeout=self._client_timeout, allow_redirects=False,
             ) as response:
                 status = response.status
                 body = await self._read_bounded(response)

@@ -15,8 +15,31 @@ def test_defaults() -> None:
     settings = parse_serve_args([], environ={})
     assert (settings.events_port, settings.config_port, settings.workers, settings.workers_backlog,
             settings.processes, settings.drain_timeout, settings.log_level, settings.log_format) == \
-        (4000, 4001, 100, 200, 1, 30.0, "info", "text")
+        (4000, 4001, 100, None, 1, 30.0, "info", "text")
     assert settings.store_url == "sqlite:.event-gateway/config.db"
+    # The delivery queue (issue 14): SQLite next to the config store, in memory with a memory store.
+    assert (settings.queue_url, settings.queue_max_events, settings.queue_fsync, settings.queue_lease) == \
+        ("sqlite:.event-gateway/queue.db", 100_000, False, 60.0)
+    assert parse_serve_args(["--dev", "--data-dir", "/d"], environ={}).queue_url == "sqlite:/d/queue.db"
+    assert parse_serve_args(["--db", "memory"], environ={}).queue_url == "memory"
+    assert parse_serve_args(["--db", "etcd://e:2379"], environ={}).queue_url == "sqlite:.event-gateway/queue.db"
+    # Next to an explicit SQLite store: one queue per store file, never one in the working directory's data dir.
+    assert parse_serve_args(["--db", "sqlite:/s/config.db"], environ={}).queue_url == "sqlite:/s/queue.db"
+    assert parse_serve_args(["--db", "sqlite:/s/c.db"], environ={}).queue_url == "sqlite:/s/c-queue.db"
+
+
+def test_queue_flags_and_environment() -> None:
+    settings = parse_serve_args(["--queue", "nats://a:4222,b:4223", "--queue-max-events", "5", "--queue-fsync",
+                                 "--queue-lease", "90"], environ={})
+    assert (settings.queue_url, settings.queue_max_events, settings.queue_fsync, settings.queue_lease) == \
+        ("nats://a:4222,b:4223", 5, True, 90.0)
+    environ = {"EVENT_GATEWAY_QUEUE": "memory", "EVENT_GATEWAY_QUEUE_MAX_EVENTS": "7",
+               "EVENT_GATEWAY_QUEUE_FSYNC": "true", "EVENT_GATEWAY_QUEUE_LEASE": "2.5"}
+    settings = parse_serve_args([], environ=environ)
+    assert (settings.queue_url, settings.queue_max_events, settings.queue_fsync, settings.queue_lease) == \
+        ("memory", 7, True, 2.5)
+    assert parse_serve_args(["--queue", "sqlite:q.db"], environ=environ).queue_url == "sqlite:q.db"
+    assert "secret" not in repr(parse_serve_args(["--queue", "nats://u:secret@h:4222"], environ={}))
     assert settings.max_function_response_bytes == 6 * 1024 * 1024  # Lambda's sync payload limit
 
 
@@ -44,6 +67,17 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
     ([], {"EVENT_GATEWAY_LOG_LEVEL": "loud"}, "--log-level 'loud'"),
     (["--max-function-response-bytes", "0"], {}, "--max-function-response-bytes 0: must be at least 1"),
     ([], {"EVENT_GATEWAY_MAX_FUNCTION_RESPONSE_BYTES": "6MB"}, "EVENT_GATEWAY_MAX_FUNCTION_RESPONSE_BYTES='6MB'"),
+    (["--queue", "redis://x"], {}, "--queue 'redis://x': expected memory, sqlite:PATH or nats://host:port"),
+    (["--queue", "sqlite:"], {}, "--queue 'sqlite:': sqlite: needs a file path"),
+    (["--queue", "nats://a:4222,"], {}, "--queue 'nats://a:4222,': an empty server"),
+    (["--queue", "nats://a"], {}, "'a' is not host:port"),
+    (["--queue", "nats://a:99999"], {}, "is not host:port"),
+    (["--queue", "nats://u:hunter2@a"], {}, "--queue 'nats://u:***@a'"),
+    (["--queue", "x" * 5000], {}, "longer than 4096 characters"),
+    (["--queue-max-events", "0"], {}, "--queue-max-events 0: must be at least 1"),
+    (["--queue-lease", "0"], {}, "--queue-lease 0.0: expected seconds"),
+    (["--queue-lease", "nan"], {}, "--queue-lease nan"),
+    ([], {"EVENT_GATEWAY_QUEUE_FSYNC": "maybe"}, "EVENT_GATEWAY_QUEUE_FSYNC='maybe'"),
 ])
 def test_bad_values_are_named(argv: list[str], environ: dict[str, str], fragment: str) -> None:
     with pytest.raises(SettingsError, match=None) as raised:
@@ -76,7 +110,8 @@ def test_cli_help_lists_every_flag() -> None:
     for flag in ("--host", "--events-host", "--events-port", "--config-port", "--events-tls-cert",
                  "--events-tls-key", "--config-tls-cert", "--config-tls-key", "--log-level", "--log-format",
                  "--workers", "--workers-backlog", "--processes", "--plugin", "--plugins-config", "--db",
-                 "--dev", "--data-dir", "--drain-timeout", "--max-function-response-bytes"):
+                 "--dev", "--data-dir", "--drain-timeout", "--max-function-response-bytes", "--queue",
+                 "--queue-max-events", "--queue-fsync", "--queue-lease"):
         assert flag in help_text, flag
 
 

@@ -179,8 +179,10 @@ async def test_sigterm_under_load_answers_503_or_refuses_and_loses_nothing(
         gateway_process, function_server_factory, tmp_path: Path, processes: int) -> None:
     slow = await function_server_factory()
     recorder = await function_server_factory()
+    # --queue memory: a drain delivers everything queued before the exit (a durable queue keeps what was not
+    # started for the next start instead: tests/gateway/http/config_api/test_lifecycle.py).
     gw = await asyncio.to_thread(gateway_process, "--db", f"sqlite:{tmp_path / 'c.db'}", "--drain-timeout", "15",
-                                 "--workers", "4", "--processes", str(processes))
+                                 "--workers", "4", "--processes", str(processes), "--queue", "memory")
     await sigterm_under_load(gw, slow, recorder, processes)
 
 

@@ -24,6 +24,7 @@ from gateway.http.events_api import create_app as create_events_app
 from gateway.pipeline import EventPlane
 from gateway.metrics import Metrics
 from gateway.plugins.manager import PluginManager
+from gateway.queue.memory import MemoryQueue
 from gateway.store.base import Kind
 from gateway.store.memory import MemoryStore
 from gateway.config.view import ConfigView
@@ -175,7 +176,7 @@ GatewayFactory = Callable[..., Awaitable[EventGateway]]
 async def event_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
     started: list[Callable[[], Awaitable[None]]] = []
 
-    async def start(plugins: list[bytes] = (), workers: int = 8, backlog: int = 50) -> EventGateway:  # type: ignore[assignment]
+    async def start(plugins: list[bytes] = (), workers: int = 8, max_events: int = 1000) -> EventGateway:  # type: ignore[assignment]
         paths = []
         for index, wasm in enumerate(plugins):
             path = tmp_path / f"plugin{len(started)}_{index}.wasm"
@@ -188,7 +189,7 @@ async def event_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         await view.start()
         plugins = PluginManager(view=view, metrics=metrics, plugin_paths=paths)
         await plugins.start()
-        plane = EventPlane(view, plugins, metrics, workers=workers, backlog=backlog)
+        plane = EventPlane(view, plugins, metrics, queue=MemoryQueue(max_events), workers=workers)
         await plane.start()
         url, stop_server = await serve_app(create_events_app(plane))
         client = httpx.AsyncClient(base_url=url, timeout=15)

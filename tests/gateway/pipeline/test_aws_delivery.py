@@ -29,7 +29,7 @@ async def test_events_reach_an_sqs_function(event_gateway, moto_url: str) -> Non
     response = await gw.client.post("/", content=json.dumps(event),
                                     headers={"content-type": "application/cloudevents+json"})
     assert response.status_code == 202
-    assert await gw.plane.queue.drain(10)
+    assert await gw.plane.settle(10)
     messages = sqs.receive_message(QueueUrl=queue_url, MaxNumberOfMessages=10).get("Messages", [])
     assert [json.loads(m["Body"]) for m in messages] == [event]
     assert gw.metric("eventgateway_function_invocations_total", space="default", function="queue", mode="async",

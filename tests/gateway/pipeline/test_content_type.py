@@ -34,7 +34,7 @@ async def test_malformed_content_types_are_refused_naming_the_value(event_gatewa
         assert response.status_code == 400
         [error] = response.json()["errors"]
         assert error["message"].startswith(f"Content-Type header {content_type!r} is malformed: {reason}")
-    await gw.plane.queue.drain(5)
+    await gw.plane.settle(5)
     assert recorder.received["fn"] == [] and recorder.received["hook"] == []
 
 

@@ -206,7 +206,7 @@ async def test_a_batch_is_all_or_nothing_through_its_authorizers(event_gateway, 
     denied = await gw.client.post("/", content=json.dumps(batch),
                                   headers={"content-type": "application/cloudevents-batch+json"})
     assert denied.status_code == 403 and denied.json() == {"errors": [{"message": "not you"}]}
-    await gw.plane.queue.drain(5)
+    await gw.plane.settle(5)
     assert recorder.received["fn"] == []  # the first event, allowed alone, was not queued either
 
     recorder.answer("auth", {"authorization": {"principalId": "u"}})
@@ -257,6 +257,10 @@ async def test_async_retries_then_success(event_gateway, recorder):
     assert (await gw.client.post("/", json={"id": 7}, headers={"Event": "order.placed"})).status_code == 202
     attempts = await recorder.wait_for("flaky", 3)
     assert len({a["body"]["eventID"] for a in attempts}) == 1
+    # Every attempt says which it is; the event is the same, byte for byte, on each.
+    assert [{k.lower(): v for k, v in a["headers"].items()}["event-gateway-delivery-attempt"]
+            for a in attempts] == ["1", "2", "3"]
+    assert attempts[0]["body"] == attempts[1]["body"] == attempts[2]["body"]
     watched = [r["body"] for r in await recorder.wait_for("watch", 3)]
     failed = [e for e in watched if e["type"] == "eventgateway.function.invocationFailed"]
     invoked = [e for e in watched if e["type"] == "eventgateway.function.invoked"]
@@ -278,10 +282,14 @@ async def test_async_drop_after_retries_is_counted_and_emitted(event_gateway, re
     await gw.client.post("/", json={"id": 8}, headers={"Event": "order.placed"})
     watched = [r["body"] for r in await recorder.wait_for("watch", 2)]
     assert len(recorder.received["down"]) == 2
-    assert "the last: event dropped" in watched[-1]["data"]["error"]
+    assert "(attempt 1 of 2, will retry)" in watched[0]["data"]["error"]
+    assert "(attempt 2 of 2, the last: kept as a dead letter)" in watched[-1]["data"]["error"]
     assert watched[-1]["data"]["event"]["data"] == {"id": 8}
-    await gw.plane.queue.drain(5)
+    await gw.plane.settle(5)
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="order.placed") == 1
+    assert gw.metric("eventgateway_deadletters_total", space="default", function="down") == 1
+    (letter,) = await gw.plane.dead_letters("default")
+    assert letter.attempts == 2 and "answered 500" in letter.last_error and letter.event["data"] == {"id": 8}
 
 
 async def test_system_events_reach_subscriptions_without_recursion(event_gateway, recorder):
@@ -304,8 +312,12 @@ async def test_system_events_reach_subscriptions_without_recursion(event_gateway
     for system_event in watched.values():
         assert system_event["source"] == "https://serverless.com/event-gateway"
         assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", system_event["time"]), system_event["time"]
-    await gw.plane.queue.drain(5)
+    await gw.plane.settle(5)
     assert len(recorder.received["watch"]) == 3  # delivering system events emitted none
+    # A sync call has no attempt header; a system event's async delivery does, as every async one.
+    assert "event-gateway-delivery-attempt" not in {k.lower() for k in recorder.received["fn"][0]["headers"]}
+    for delivery in recorder.received["watch"]:
+        assert {k.lower(): v for k, v in delivery["headers"].items()}["event-gateway-delivery-attempt"] == "1"
 
 
 async def test_drain_answers_503(event_gateway):
@@ -316,19 +328,23 @@ async def test_drain_answers_503(event_gateway):
     assert response.json() == {"errors": [{"message": "Service Unavailable"}]}
 
 
-@pytest.mark.slow
-async def test_full_backlog_drops_are_counted_not_silent(event_gateway, recorder, caplog):
-    gw = await event_gateway(workers=1, backlog=1)
+async def test_a_full_queue_answers_503_and_drops_nothing_accepted(event_gateway, recorder, caplog):
+    """Back-pressure instead of silent loss (issue 14): past --queue-max-events new async events get 503
+    with the queue's reason; every event answered 202 is delivered."""
+    gw = await event_gateway(workers=1, max_events=2)
     await gw.function("slow", recorder.target("slow"))
     await gw.subscribe("async", "tick", "slow")
-    recorder.delays["slow"] = 1.0  # long enough that the five posts arrive while the first is in flight
-    for n in range(5):
-        assert (await gw.client.post("/", json={"n": n}, headers={"Event": "tick"})).status_code == 202
-    await gw.plane.queue.drain(10)
-    delivered = len(recorder.received["slow"])
-    dropped = gw.metric("eventgateway_events_dropped_total", space="default", type="tick")
-    assert dropped >= 1 and delivered + dropped == 5
-    assert "async backlog full (1 waiting)" in caplog.text
+    recorder.delays["slow"] = 0.5  # the posts arrive while the first delivery is in flight
+    answers = [(await gw.client.post("/", json={"n": n}, headers={"Event": "tick"})) for n in range(5)]
+    accepted = [n for n, answer in enumerate(answers) if answer.status_code == 202]
+    refused = [answer for answer in answers if answer.status_code == 503]
+    assert accepted == [0, 1] and len(refused) == 3
+    assert refused[0].json() == {"errors": [{"message": "the delivery queue is full: 2 deliveries wait and 1 more "
+                                                        "would exceed --queue-max-events 2; try again later"}]}
+    assert await gw.plane.settle(10)
+    assert sorted(r["body"]["data"]["n"] for r in recorder.received["slow"]) == accepted
+    assert gw.metric("eventgateway_events_dropped_total", space="default", type="tick") == 0
+    assert "async events refused with 503" in caplog.text
 
 
 async def test_async_subscription_with_path_params(event_gateway, recorder):
@@ -462,6 +478,6 @@ async def test_a_retry_waiting_for_its_backoff_does_not_hold_a_worker(event_gate
     await recorder.wait_for("healthy", 1)
     # Delivered while the failed one waits out its backoff on a timer, not in the only worker.
     assert len(recorder.received["flaky"]) == 1
-    assert await gw.plane.queue.drain(20)  # the retry still happens, then the delivery is dropped
+    assert await gw.plane.settle(20)  # the retry still happens, then the delivery is dropped
     assert len(recorder.received["flaky"]) == 2
     assert gw.metric("eventgateway_events_dropped_total", space="default", type="job.failing") == 1

@@ -153,7 +153,7 @@ async def test_async_deliveries_over_the_limit_retry_then_drop_with_a_readable_e
         assert all(f["data"]["functionId"] == "huge" for f in failures)
         assert all(f"is larger than the limit of {LIMIT} bytes (it declares Content-Length {LIMIT + 1})" in e
                    for e in errors), errors
-        assert "will retry" in errors[0] and "event dropped" in errors[1]
+        assert "will retry" in errors[0] and "kept as a dead letter" in errors[1]
         metrics = (await config.get("/v1/metrics")).text
         assert 'eventgateway_function_invocations_total{function="huge",mode="async",outcome="failure",' \
                'space="default"} 2.0' in metrics

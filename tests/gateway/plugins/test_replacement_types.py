@@ -61,5 +61,5 @@ async def test_a_bin_replacement_is_the_plugins_bad_output_fault(event_gateway: 
     assert recorder.received["fn"] == []
     assert (await gw.client.post("/queue", content=_event(), headers=CE)).status_code == (503 if stage == RECEIVED
                                                                                           else 202)
-    await gw.plane.queue.drain(5)
+    await gw.plane.settle(5)
     assert recorder.received["later"] == []

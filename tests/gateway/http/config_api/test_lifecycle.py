@@ -7,6 +7,7 @@ import signal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.gateway.http.config_api.conftest import http_function
 from tests.gateway_fixtures import ScriptedResponse
@@ -88,10 +89,16 @@ async def test_draining_gateway_refuses_new_events(gateway_server, function_serv
         assert (await config.get("/v1/status")).status_code == 503
 
 
-async def test_sigterm_delivers_queued_async_events_before_exiting(gateway_process, function_server,
-                                                                   tmp_path: Path) -> None:
-    gw = await asyncio.to_thread(gateway_process, "--db", f"sqlite:{tmp_path / 'c.db'}", "--drain-timeout", "15",
-                                 "--workers", "1")
+@pytest.mark.parametrize("queue", ["memory", "sqlite"])
+async def test_sigterm_with_queued_async_events(gateway_process, function_server, tmp_path: Path,
+                                                queue: str) -> None:
+    """SIGTERM with deliveries queued: ``--queue memory`` delivers them all before exiting (they would be lost
+    otherwise); the durable default (SQLite) finishes the one in flight and keeps the others, which the next
+    start delivers -- each exactly once."""
+    args = ["--db", f"sqlite:{tmp_path / 'c.db'}", "--drain-timeout", "15", "--workers", "1"]
+    if queue == "memory":
+        args += ["--queue", "memory"]
+    gw = await asyncio.to_thread(gateway_process, *args)
     async with httpx.AsyncClient(base_url=gw.config_url + "/v1/spaces/default") as api:
         for url, body in (("/functions", http_function("slow", url=function_server.url)),
                           ("/eventtypes", {"name": "job.queued"}),
@@ -107,5 +114,17 @@ async def test_sigterm_delivers_queued_async_events_before_exiting(gateway_proce
     await function_server.wait_for_requests(1)
     gw.signal(signal.SIGTERM)  # one worker, 0.5 s each: two deliveries are still queued
     assert await asyncio.to_thread(gw.wait, 30) == 0
-    delivered = sorted(r.json["data"]["n"] for r in function_server.requests if r.json.get("type") == "job.queued")
-    assert delivered == [0, 1, 2]
+
+    def delivered() -> list[int]:
+        return sorted(r.json["data"]["n"] for r in function_server.requests if r.json.get("type") == "job.queued")
+
+    if queue == "memory":
+        assert delivered() == [0, 1, 2]
+        return
+    assert delivered() == [0], gw.log()  # the one in flight finished; the others wait in queue.db
+    assert (tmp_path / "c-queue.db").exists()
+    again = await asyncio.to_thread(gateway_process, *args)
+    await function_server.wait_for_requests(3)
+    await asyncio.sleep(0.3)
+    assert delivered() == [0, 1, 2]
+    again.stop()
