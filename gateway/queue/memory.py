@@ -39,6 +39,7 @@ from gateway.queue.base import (
     LeasedDelivery,
     NewDelivery,
     QueueFull,
+    QueueUnavailable,
 )
 
 __all__ = ["MAX_LIMIT", "MemoryQueue"]
@@ -118,6 +119,8 @@ class MemoryQueue:
 
     async def enqueue(self, deliveries: Sequence[NewDelivery]) -> None:
         count = len(deliveries)
+        if self._closed:
+            raise QueueUnavailable("the memory queue is closed (the gateway is stopping)")
         if count == 0:
             return
         held = self._held()
