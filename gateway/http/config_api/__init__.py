@@ -14,7 +14,7 @@ from gateway.common import space_problem
 from gateway.http.auth import MUTATING_METHODS, install_bearer_auth
 from gateway.http.errors import ApiError, install_error_handlers
 
-from . import cors, eventtypes, functions, openapi, status, subscriptions
+from . import cors, deadletters, eventtypes, functions, openapi, status, subscriptions
 from ._common import ConfigApiGateway, ConfigApiSettings
 from .plugins import plugins_blueprint
 
@@ -23,7 +23,8 @@ __all__ = ["ConfigApiGateway", "ConfigApiSettings", "create_config_app"]
 
 def create_config_app(gateway: ConfigApiGateway) -> Quart:
     """The Config API app over ``gateway``: its ``config`` service, ``metrics``, ``store``, ``plugins``,
-    ``draining`` state and ``settings.config_token`` (`ConfigApiGateway`), nothing else."""
+    ``events`` (dead letters), ``draining`` state and ``settings.config_token`` (`ConfigApiGateway`),
+    nothing else."""
     app = Quart("gateway.config_api")
     app.extensions["gateway"] = gateway
     # Keep upstream's key order in responses ("space" first) rather than sorting keys.
@@ -44,7 +45,7 @@ def create_config_app(gateway: ConfigApiGateway) -> Quart:
             raise ApiError(400, f"space {space!r} in the URL is invalid: it must be at least 3 characters of "
                                 "letters, digits, '.', '-' and '_'")
 
-    for module in (status, openapi, eventtypes, functions, subscriptions, cors):
+    for module in (status, openapi, eventtypes, functions, subscriptions, cors, deadletters):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(plugins_blueprint(gateway.plugins, gateway.store, token))
     return app

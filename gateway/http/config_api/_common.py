@@ -14,6 +14,7 @@ from gateway.config.service import ConfigService, metadata_filters, redact
 from gateway.events.json_body import GO_EOF, GO_UNEXPECTED_EOF, loads_first_value
 from gateway.http.errors import ApiError
 from gateway.metrics import Metrics
+from gateway.pipeline import EventPlane
 from gateway.plugins.manager import PluginManager
 from gateway.store.base import Store
 
@@ -44,6 +45,8 @@ class ConfigApiGateway(Protocol):
     def store(self) -> Store: ...
     @property
     def plugins(self) -> PluginManager: ...
+    @property
+    def events(self) -> EventPlane: ...
     @property
     def draining(self) -> bool: ...
 
