@@ -126,9 +126,15 @@ class NatsServer:
         self.process = None
 
     def pause(self) -> None:
-        """SIGSTOP: a server that holds its connections and answers nothing."""
+        """SIGSTOP: a server that holds its connections and answers nothing (returns once it is stopped)."""
         assert self.process is not None
         self.process.send_signal(signal.SIGSTOP)
+        stat = Path(f"/proc/{self.process.pid}/stat")
+        deadline = time.monotonic() + 5
+        while stat.read_text().rpartition(")")[2].split()[0] != "T":
+            if time.monotonic() > deadline:
+                raise RuntimeError("nats-server did not stop on SIGSTOP")
+            time.sleep(0.005)
 
     def resume(self) -> None:
         assert self.process is not None

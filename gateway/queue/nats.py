@@ -25,6 +25,9 @@ Attempts: ``attempts = num_delivered - 1`` from the message's JetStream metadata
 delivery, so an attempt cut short by a crash, a SIGKILL or an expired lease counts as an attempt too: a
 gateway that dies while calling a function uses up one of the function's attempts.
 
+Fencing: JetStream takes an ack or NAK from any earlier holder of a message, so `ack`, `retry` and `dead`
+do nothing once this holder's lease ran out by its own clock (the delivery is the next holder's).
+
 Dead letters are written before the message is acked: a crash between the two leaves the message in the
 stream, delivered again after the lease -- the worker then finds its attempts spent and writes the same
 key again (one dead letter, never a lost one; at worst one more call of the function).
@@ -83,6 +86,8 @@ RETRY_RECORD_TTL = 7 * 24 * 3600.0
 DOWN_BACKOFF = 0.5
 #: The longest error text kept with a retry or a dead letter.
 MAX_ERROR_CHARS = 4096
+#: At most this many deliveries are leased by one call.
+MAX_LEASE = 1000
 #: At most this many dead letters are redelivered by one call (a function's whole list, normally).
 MAX_REDELIVER = 100_000
 
@@ -144,10 +149,12 @@ def _now() -> float:
 
 @dataclass(slots=True)
 class _Lease:
-    """`LeasedDelivery.token`: the JetStream message and when this lease began."""
+    """`LeasedDelivery.token`: the JetStream message, when this lease began (wall clock) and when it ends
+    (monotonic: JetStream's ack wait started when the server sent the message, a little earlier)."""
 
     msg: Msg
     leased_at: float
+    expires: float
 
 
 class NatsQueue:
@@ -450,8 +457,11 @@ class NatsQueue:
                         "they will be delivered", len(errors), len(seqs), _describe(errors[0]))
 
     async def lease(self, limit: int, wait: float) -> list[LeasedDelivery]:
-        limit = max(1, min(int(limit), 10_000))
-        wait = max(0.01, float(wait))
+        limit = min(int(limit), MAX_LEASE)
+        if limit < 1:
+            return []
+        # A fetch needs a little time even for what is there now: a wait of 0 asks for up to 50 ms.
+        wait = max(0.05, float(wait))
         try:
             await self._ensure()
         except QueueUnavailable:
@@ -475,9 +485,10 @@ class NatsQueue:
                 await asyncio.sleep(min(wait, 1.0))
                 return []
         leased_at = _now()
+        expires = time.monotonic() + self.lease_seconds - min(0.25, 0.05 * self.lease_seconds)
         out: list[LeasedDelivery] = []
         for msg in msgs:
-            delivery = await self._leased(msg, leased_at)
+            delivery = await self._leased(msg, leased_at, expires)
             if delivery is not None:
                 out.append(delivery)
         redelivered = [d for d in out if d.attempts > 0]
@@ -490,14 +501,14 @@ class NatsQueue:
                         d.first_attempt_at = float(record["first"])
         return out
 
-    async def _leased(self, msg: Msg, leased_at: float) -> LeasedDelivery | None:
+    async def _leased(self, msg: Msg, leased_at: float, expires: float) -> LeasedDelivery | None:
         try:
             body = json.loads(msg.data)
             meta = msg.metadata
             delivery = LeasedDelivery(
                 id=_text(body, "id"), space=_text(body, "space"), function_id=_text(body, "functionId"),
                 subscription_id=_text(body, "subscriptionId"), event=body["event"], system=bool(body["system"]),
-                attempts=max(0, int(meta.num_delivered or 1) - 1), token=_Lease(msg, leased_at))
+                attempts=max(0, int(meta.num_delivered or 1) - 1), token=_Lease(msg, leased_at, expires))
             if not isinstance(delivery.event, dict) or not _ID.match(delivery.id):
                 raise ValueError("not a delivery")
         except (ValueError, KeyError, TypeError) as exc:
@@ -521,8 +532,20 @@ class NatsQueue:
         except (TimeoutError, nats.errors.Error, QueueError, ValueError, KeyError):
             return None
 
+    def _stale(self, delivery: LeasedDelivery, lease: _Lease, what: str) -> bool:
+        """Whether this lease has run out: JetStream would take an ack, NAK or dead letter from a holder
+        whose lease expired and was given to another (its acks name the stream sequence only), so a
+        holder past its lease changes nothing -- the delivery is whoever leased it next's to finish."""
+        if time.monotonic() < lease.expires:
+            return False
+        log.info("delivery queue: %s of %s dropped: its lease (%gs, --queue-lease) ran out, it is delivered "
+                 "again", what, delivery.id, self.lease_seconds)
+        return True
+
     async def ack(self, delivery: LeasedDelivery) -> None:
         lease = _token(delivery)
+        if self._stale(delivery, lease, "the ack"):
+            return
         try:
             await lease.msg.ack_sync(timeout=self.request_timeout)
         except (TimeoutError, nats.errors.Error) as exc:
@@ -534,6 +557,8 @@ class NatsQueue:
 
     async def retry(self, delivery: LeasedDelivery, *, delay: float, error: str) -> None:
         lease = _token(delivery)
+        if self._stale(delivery, lease, "the retry"):
+            return
         first = delivery.first_attempt_at if delivery.first_attempt_at is not None else lease.leased_at
         record = json.dumps({"error": error[:MAX_ERROR_CHARS], "first": first}).encode()
         try:
@@ -554,6 +579,8 @@ class NatsQueue:
 
     async def dead(self, delivery: LeasedDelivery, *, error: str) -> None:
         lease = _token(delivery)
+        if self._stale(delivery, lease, "the dead letter"):
+            return
         now = _now()
         first = delivery.first_attempt_at if delivery.first_attempt_at is not None else lease.leased_at
         letter = {

@@ -26,7 +26,9 @@ import pytest
 
 from gateway.queue.base import DeliveryQueue
 from gateway.queue.memory import MemoryQueue
+from gateway.queue.nats import NatsQueue
 from gateway.queue.sqlite import SqliteQueue
+from tests.nats_server import queue_names
 
 #: Options every test queue gets unless the test passes its own: short leases keep the suite fast.
 TEST_OPTIONS: dict[str, Any] = {"lease_seconds": 0.3, "max_events": 100_000}
@@ -67,10 +69,22 @@ def _memory_open(location: dict[str, Any], **options: Any) -> DeliveryQueue:
     return MemoryQueue(**options)
 
 
+def _nats_location(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, Any]:
+    # The session's nats-server (tests/nats_server.py); a stream, consumer and buckets of this test's own.
+    return {"servers": [request.getfixturevalue("nats_server").url], **queue_names()}
+
+
+def _nats_open(location: dict[str, Any], **options: Any) -> DeliveryQueue:
+    names = dict(location)
+    return NatsQueue(names.pop("servers"), **names, **options)
+
+
 BACKENDS: dict[str, Backend] = {
     backend.name: backend for backend in [
         Backend("memory", MemoryQueue, _memory_location, _memory_open, shared=False, expiring=True, fenced=True),
         Backend("sqlite", SqliteQueue, _sqlite_location, _sqlite_open, shared=True, expiring=True, fenced=True),
+        Backend("nats", NatsQueue, _nats_location, _nats_open, shared=True, expiring=True, fenced=True,
+                marks=(pytest.mark.nats,)),
     ]
 }
 

@@ -91,18 +91,21 @@ async def test_nats_down_is_unavailable_fast_and_back_with_everything(
     server.start()  # same port, same store
     took = await until_enqueued(queue, deliveries(2, tag="after"))
     assert took < 5.0
-    # Everything accepted before the outage is there (the five leased ones still leased to us).
+    # Everything accepted before the outage is there.
     assert await queue.depth() == 42
-    got = await lease_all(queue, 37)
-    ids = {d.event["id"] for d in got}
     held = {d.event["id"] for d in leased_before}
+    # The five leased ones stay leased to us across a clean stop; a SIGKILLed server may have lost that
+    # (the consumer's state is written behind the stream) and deliver them again: at least once.
+    got = await lease_all(queue, 37 if how == "stop" else 42, timeout=3.0)
+    ids = {d.event["id"] for d in got}
     assert ids | held == {f"before{i}" for i in range(40)} | {"after0", "after1"}
-    assert not ids & held
+    if how == "stop":
+        assert not ids & held and len(got) == 37
     assert not any(d.event["id"].startswith("refused") for d in got)
     for d in got:
         await queue.ack(d)
     for d in leased_before:
-        await queue.ack(d)  # the lease outlived the outage: still ours to ack
+        await queue.ack(d)  # the lease outlived the outage: still ours to ack (or already acked again)
     assert await queue.depth() == 0
     await queue.close()
 
