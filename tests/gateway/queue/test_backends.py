@@ -524,10 +524,6 @@ async def test_deliveries_and_dead_letters_survive_close_and_reopen(queue_factor
 
 async def test_a_closed_queue_takes_nothing(queue_factory: QueueFactory, request: pytest.FixtureRequest) -> None:
     """After close nothing can deliver an enqueued event: taking it would be a 202 nobody keeps."""
-    if queue_factory.backend.name == "memory":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "MemoryQueue.enqueue after close() stores the delivery (lost, logged only at the next close); "
-            "reported to the pipeline engineer")))
     queue = await queue_factory()
     await queue.close()
     with pytest.raises(QueueUnavailable):
