@@ -35,15 +35,16 @@ def default_queue_url(data_dir: str | Path) -> str:
 
 
 def _shown(url: str) -> str:
-    """``url`` for an error message: cut when long, passwords masked."""
+    """``url`` for an error message: cut when long, passwords and tokens masked."""
     shown = url if len(url) <= 200 else url[:200] + "..."
     if "@" in shown and "://" in shown:
         parts = []
         for server in shown.split(","):
             head, at, tail = server.rpartition("@")
-            if at and ":" in head.split("://")[-1]:
+            if at:
                 scheme, sep, userinfo = head.rpartition("://")
-                head = f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***"
+                # user:password -> user:***; a bare token (nats://TOKEN@host) -> ***
+                head = f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***" if ":" in userinfo else f"{scheme}{sep}***"
             parts.append(f"{head}{at}{tail}")
         shown = ",".join(parts)
     return repr(shown)

@@ -73,6 +73,7 @@ def test_flags_win_over_environment_which_wins_over_defaults() -> None:
     (["--queue", "nats://a"], {}, "'a' is not host:port"),
     (["--queue", "nats://a:99999"], {}, "is not host:port"),
     (["--queue", "nats://u:hunter2@a"], {}, "--queue 'nats://u:***@a'"),
+    (["--queue", "nats://s3cr3t-token@a"], {}, "--queue 'nats://***@a'"),
     (["--queue", "x" * 5000], {}, "longer than 4096 characters"),
     (["--queue-max-events", "0"], {}, "--queue-max-events 0: must be at least 1"),
     (["--queue-lease", "0"], {}, "--queue-lease 0.0: expected seconds"),
@@ -83,6 +84,7 @@ def test_bad_values_are_named(argv: list[str], environ: dict[str, str], fragment
     with pytest.raises(SettingsError, match=None) as raised:
         parse_serve_args(argv, environ=environ)
     assert fragment in str(raised.value)
+    assert "hunter2" not in str(raised.value) and "s3cr3t" not in str(raised.value)
 
 
 def test_settings_are_immutable() -> None:
