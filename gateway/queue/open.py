@@ -37,12 +37,12 @@ def default_queue_url(data_dir: str | Path) -> str:
 def _shown(url: str) -> str:
     """``url`` for an error message: cut when long, passwords and tokens masked."""
     shown = url if len(url) <= 200 else url[:200] + "..."
-    if "@" in shown and "://" in shown:
+    if "@" in shown:
         parts = []
         for server in shown.split(","):
             head, at, tail = server.rpartition("@")
             if at:
-                scheme, sep, userinfo = head.rpartition("://")
+                scheme, sep, userinfo = head.rpartition("://")  # a server may come without its scheme
                 # user:password -> user:***; a bare token (nats://TOKEN@host) -> ***
                 head = f"{scheme}{sep}{userinfo.split(':', 1)[0]}:***" if ":" in userinfo else f"{scheme}{sep}***"
             parts.append(f"{head}{at}{tail}")
