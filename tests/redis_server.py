@@ -15,16 +15,9 @@ the command that installs it; it never skips.
 
 from __future__ import annotations
 
-import shutil
 import socket
-import subprocess
-import tempfile
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
 
-import pytest
+from tests.server_process import ServerProcess, find_binary, free_port, new_server, remove_server, server_fixtures
 
 REDIS_MISSING = (
     "`redis-server` is not on PATH: the kv Redis backend's tests need a real Redis. "
@@ -32,46 +25,23 @@ REDIS_MISSING = (
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def redis_binary() -> str:
-    path = shutil.which("redis-server")
-    if path is None:
-        raise RuntimeError(REDIS_MISSING)
-    return path
+    return find_binary("redis-server", REDIS_MISSING)
 
 
-@dataclass
-class RedisServer:
+class RedisServer(ServerProcess):
     """One ``redis-server`` on 127.0.0.1, no persistence, its log in ``directory``."""
 
-    directory: Path
-    port: int = field(default_factory=free_port)
-    process: subprocess.Popen[bytes] | None = None
+    name = "redis"
 
     @property
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self, timeout: float = 10.0) -> None:
-        self.process = subprocess.Popen(
-            [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.directory / "redis.log"),
-             "--protected-mode", "yes", "--maxmemory-policy", "noeviction"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                log = (self.directory / "redis.log").read_text(errors="replace")[-2000:]
-                raise RuntimeError(f"redis-server exited with {self.process.returncode}: {log}")
-            if self.ping():
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+    def command(self) -> list[str]:
+        return [redis_binary(), "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--dir", str(self.directory), "--logfile", str(self.log_path),
+                "--protected-mode", "yes", "--maxmemory-policy", "noeviction"]
 
     def ping(self) -> bool:
         try:
@@ -81,53 +51,15 @@ class RedisServer:
         except OSError:
             return False
 
-    def kill(self) -> None:
-        """SIGKILL, as a crash: nothing is flushed (nothing is kept anyway)."""
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(10)
-        self.process = None
-
 
 def new_redis_server() -> RedisServer:
-    server = RedisServer(Path(tempfile.mkdtemp(prefix="eg-redis-")))
-    server.start()
-    return server
+    return new_server(RedisServer)
 
 
 def remove_redis_server(server: RedisServer) -> None:
-    server.stop()
-    shutil.rmtree(server.directory, ignore_errors=True)
+    remove_server(server)
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    redis_binary()
-    server = new_redis_server()
-    yield server
-    remove_redis_server(server)
+redis_server, redis_factory = server_fixtures(RedisServer, redis_binary)
 
-
-@pytest.fixture
-def redis_factory() -> Iterator[Callable[[], RedisServer]]:
-    redis_binary()
-    servers: list[RedisServer] = []
-
-    def make() -> RedisServer:
-        server = new_redis_server()
-        servers.append(server)
-        return server
-
-    yield make
-    for server in servers:
-        remove_redis_server(server)
+__all__ = ["RedisServer", "free_port", "new_redis_server", "redis_factory", "redis_server", "remove_redis_server"]
