@@ -13,7 +13,10 @@ edit and PUT a function without knowing its credentials.
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import logging
+from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -37,6 +40,7 @@ from gateway.config.models import (
 )
 from gateway.events.cloudevents import json_type
 from gateway.config.upstream_paths import upstream_path_conflict
+from gateway.routing.conflicts import ConflictIndex, SpaceConflicts
 from gateway.routing.path_tree import find_conflict
 from gateway.store.base import AlreadyExists, Kind, NotFound, RevisionConflict, Store
 from gateway.config.view import ConfigView
@@ -118,10 +122,24 @@ def redact(document: Model) -> dict[str, Any]:
     return data
 
 
+#: How long a subscription create waits for this gateway's view to catch up with the store (a write made
+#: through another gateway or process, not yet applied here) before checking paths the slow way instead.
+CONFLICT_CATCH_UP_SECONDS = 0.5
+
+
 class ConfigService:
     def __init__(self, store: Store, view: ConfigView) -> None:
         self._store = store
         self._view = view
+        # The path-conflict check, per space, fed by the view (a listener from before the view loads).
+        self._conflicts = ConflictIndex(view)
+        view.add_listener(self._conflicts.on_change)
+        #: False: every create re-reads the space's subscriptions from the store (the check before issue
+        #: 16, kept as the fallback; benches compare both).
+        self.incremental_conflicts = True
+        # One subscription create per space at a time in this gateway: its check, write and own view update
+        # happen before the next create's check (what other gateways write can still race, as before).
+        self._create_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
 
     # -- event types -------------------------------------------------------------------------
 
@@ -217,14 +235,21 @@ class ConfigService:
 
     async def create_subscription(self, space: str, body: Any) -> Subscription:
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
-        if await self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id) is not None:
-            raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} already exists.")
-        await self._check_path_conflict(subscription)
-        if await self._store.get(Kind.EVENT_TYPES, space, subscription.event_type) is None:
-            raise InvalidConfig(f"Event Type {go_quote(subscription.event_type)} not found.")
-        if await self._store.get(Kind.FUNCTIONS, space, subscription.function_id) is None:
-            raise InvalidConfig(f"Function {go_quote(subscription.function_id)} not found.")
-        return await self._create(_SUBSCRIPTIONS, subscription)
+        async with self._create_locks[space]:
+            # The reads at once (one round trip's wait on etcd instead of four); the checks in upstream's order.
+            existing, fingerprint, event_type, function = await asyncio.gather(
+                self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id),
+                self._store.fingerprint(Kind.SUBSCRIPTIONS, space) if self.incremental_conflicts else _none(),
+                self._store.get(Kind.EVENT_TYPES, space, subscription.event_type),
+                self._store.get(Kind.FUNCTIONS, space, subscription.function_id))
+            if existing is not None:
+                raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} already exists.")
+            await self._check_path_conflict(subscription, fingerprint)
+            if event_type is None:
+                raise InvalidConfig(f"Event Type {go_quote(subscription.event_type)} not found.")
+            if function is None:
+                raise InvalidConfig(f"Function {go_quote(subscription.function_id)} not found.")
+            return await self._create(_SUBSCRIPTIONS, subscription)
 
     async def update_subscription(self, space: str, subscription_id: str, body: Any) -> Subscription:
         """Only ``metadata`` may change: every other field is part of the subscription's id."""
@@ -243,9 +268,57 @@ class ConfigService:
         await self._read(_SUBSCRIPTIONS, space, subscription_id, for_delete=True)
         await self._delete(_SUBSCRIPTIONS, space, subscription_id)
 
-    async def _check_path_conflict(self, new: Subscription) -> None:
+    async def _check_path_conflict(self, new: Subscription, fingerprint: tuple[int, int] | None = None) -> None:
         """The routing table's own rules decide (one tree per type, method and event type): sync paths
-        are unique, async ones may repeat, and neither may mix a ``:param`` with other segments."""
+        are unique, async ones may repeat, and neither may mix a ``:param`` with other segments.
+
+        Checked against the space's :class:`~gateway.routing.conflicts.SpaceConflicts`, which mirrors this
+        gateway's view, once the view is known to hold exactly what the store holds: the store's fingerprint
+        of the space's subscriptions (count, highest revision), read now, must match the index (same count,
+        every revision up to that one seen). So, as when every subscription was read from the store, the
+        check sees every subscription committed before it began. Otherwise wait a little for the view (a
+        write through another gateway on its way through the watch), and failing that, read them all.
+        """
+        if self.incremental_conflicts:
+            index = await self._current_conflicts(new.space, fingerprint)
+            if index is not None:
+                found = index.conflict(new.type, new.method, new.event_type, new.path)
+                if found:
+                    problem, upstream = found
+                    raise InvalidConfig(f"Subscription path conflict: {upstream or problem}")
+                return
+        await self._check_path_conflict_full(new)
+
+    async def _current_conflicts(self, space: str, fingerprint: tuple[int, int] | None = None) -> SpaceConflicts | None:
+        """The space's conflict index once it matches the store's state, else ``None`` (check the slow way)."""
+        deadline = asyncio.get_running_loop().time() + CONFLICT_CATCH_UP_SECONDS
+        for _ in range(3):
+            count, highest = fingerprint or await self._store.fingerprint(Kind.SUBSCRIPTIONS, space)
+            fingerprint = None  # read again on the next turn
+            if self._conflicts.revision < highest:
+                remaining = deadline - asyncio.get_running_loop().time()
+                if remaining <= 0 or not await self._view.wait_until(
+                        functools.partial(self._seen, highest), remaining):
+                    break
+            index = self._conflicts.space(space)
+            if len(index) == count:
+                return index
+            # Deletes not applied yet (or the view refused an invalid stored document: then count never
+            # matches, and every create in this space takes the slow way): read the fingerprint again once
+            # the view moved.
+            remaining = deadline - asyncio.get_running_loop().time()
+            revision = self._conflicts.revision
+            if remaining <= 0 or not await self._view.wait_until(
+                    functools.partial(self._seen, revision + 1), remaining):
+                break
+        log.debug("subscription conflict index of space %r behind the store: checking every subscription", space)
+        return None
+
+    def _seen(self, revision: int) -> bool:
+        return self._conflicts.revision >= revision
+
+    async def _check_path_conflict_full(self, new: Subscription) -> None:
+        """The check before issue 16: every subscription of the space read from the store, a fresh tree."""
         paths = [existing.path for existing in await self.list_subscriptions(new.space)
                  if (existing.type, existing.method, existing.event_type) == (new.type, new.method, new.event_type)]
         problem = find_conflict(paths, new.path, unique=new.type == "sync")
@@ -359,6 +432,10 @@ class ConfigService:
         except RevisionConflict:
             raise ConfigConflict(_changed_meanwhile(resource, id)) from None
         await self._view.wait_until(lambda: not self._view.has(resource.kind, space, id))
+
+
+async def _none() -> None:
+    return None
 
 
 def _changed_meanwhile(resource: _Resource, id: str) -> str:

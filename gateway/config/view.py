@@ -50,6 +50,8 @@ class ConfigView:
         # kind -> space -> id -> model (or, for plugins, the raw dict).
         self._documents: dict[Kind, dict[str, dict[str, Any]]] = {k: defaultdict(dict) for k in Kind}
         self._generations: dict[str, int] = defaultdict(int)
+        # kind -> space -> ids of stored documents that do not validate (held by the store, not here).
+        self._refused: dict[Kind, dict[str, set[str]]] = {k: defaultdict(set) for k in Kind}
         self._listeners: list[Listener] = []
         self._revision = 0
         self._revision_changed = asyncio.Condition()
@@ -68,8 +70,14 @@ class ConfigView:
     def function(self, space: str, id: str) -> Function | None:
         return self._documents[Kind.FUNCTIONS].get(space, {}).get(id)
 
+    def subscription(self, space: str, id: str) -> Subscription | None:
+        return self._documents[Kind.SUBSCRIPTIONS].get(space, {}).get(id)
+
     def subscriptions(self, space: str) -> list[Subscription]:
         return list(self._documents[Kind.SUBSCRIPTIONS].get(space, {}).values())
+
+    def cors_config(self, space: str, id: str) -> CORS | None:
+        return self._documents[Kind.CORS].get(space, {}).get(id)
 
     def cors(self, space: str) -> list[CORS]:
         return list(self._documents[Kind.CORS].get(space, {}).values())
@@ -97,6 +105,11 @@ class ConfigView:
         """A counter that moves whenever anything in ``space`` changes: lets a consumer (the routing
         table) rebuild lazily instead of on every change."""
         return self._generations.get(space, 0)  # .get: a space nobody configured leaves no entry
+
+    def refused(self, kind: Kind, space: str) -> set[str]:
+        """Ids of documents the store holds in ``space`` that the view left out because they do not
+        validate (logged when applied): with :meth:`subscriptions` and the like, every stored id."""
+        return set(self._refused[kind].get(space, ()))
 
     def has(self, kind: Kind, space: str, id: str) -> bool:
         return id in self._documents[kind].get(space, {})
@@ -189,6 +202,7 @@ class ConfigView:
 
     def _store_change(self, change: Change) -> None:
         documents = self._documents[change.kind][change.space]
+        self._refused[change.kind].get(change.space, set()).discard(change.id)
         if change.value is None:
             documents.pop(change.id, None)
         else:
@@ -201,6 +215,7 @@ class ConfigView:
                 log.error("ignoring invalid stored %s %r in space %r: %s", change.kind.value, change.id,
                           change.space, error)
                 documents.pop(change.id, None)
+                self._refused[change.kind][change.space].add(change.id)
         self._generations[change.space] += 1
 
     async def _advance(self, revision: int) -> None:

@@ -11,9 +11,10 @@ existing one: the tree is the single place that decides what a conflict is.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from bisect import insort
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 from urllib.parse import unquote
 
 __all__ = ["InvalidPath", "PathConflict", "PathTree", "find_conflict", "split_path"]
@@ -63,6 +64,9 @@ class _Node(Generic[T]):
     values: list[T] = field(default_factory=list)
     path: str | None = None  # the path that ends here, for conflict messages
 
+    def empty(self) -> bool:
+        return not (self.static or self.param is not None or self.wild is not None or self.values)
+
     def kind(self) -> str | None:
         if self.static:
             return "static"
@@ -83,11 +87,13 @@ def _describe(node: _Node[T]) -> str:
 
 class PathTree(Generic[T]):
     """Paths to values. With ``unique=True`` a path holds one value (sync subscriptions); otherwise a
-    list (async subscriptions: many functions may subscribe to the same path)."""
+    list (async subscriptions: many functions may subscribe to the same path). With ``order``, the values
+    of one path are kept sorted by it, whatever order they were added in."""
 
-    def __init__(self, *, unique: bool = True) -> None:
+    def __init__(self, *, unique: bool = True, order: Callable[[T], Any] | None = None) -> None:
         self._root: _Node[T] = _Node()
         self._unique = unique
+        self._order = order
 
     def add(self, path: str, value: T) -> None:
         """Insert ``value`` at ``path``; raises :class:`PathConflict` (tree unchanged) or :class:`InvalidPath`."""
@@ -106,7 +112,62 @@ class PathTree(Generic[T]):
             else:
                 node = node.static.setdefault(segment, _Node())
         node.path = path
-        node.values.append(value)
+        if self._order is None:
+            node.values.append(value)
+        else:
+            insort(node.values, value, key=self._order)
+
+    def conflict(self, path: str) -> str | None:
+        """Why :meth:`add` would refuse ``path`` (the message of its exception), or ``None``: the check
+        alone, in O(number of segments), the tree unchanged."""
+        try:
+            self._check(path, split_path(path))
+        except (PathConflict, InvalidPath) as exc:
+            return str(exc)
+        return None
+
+    def remove(self, path: str, value: T) -> bool:
+        """Take ``value`` (the same object, else an equal one) off ``path`` as :meth:`add` put it there,
+        pruning the nodes left empty, so that a parameter or wildcard name no longer used frees its
+        position. False when it was not there."""
+        try:
+            segments = split_path(path)
+        except InvalidPath:
+            return False
+        trail: list[tuple[_Node[T], str]] = []
+        node: _Node[T] | None = self._root
+        for segment in segments:
+            assert node is not None
+            parent = node
+            if segment.startswith(":"):
+                node = parent.param if parent.param_name == segment[1:] else None
+            elif segment.startswith("*"):
+                node = parent.wild if parent.wildcard_name == segment[1:] else None
+            else:
+                node = parent.static.get(segment)
+            if node is None:
+                return False
+            trail.append((parent, segment))
+        assert node is not None
+        index = next((i for i, v in enumerate(node.values) if v is value), None)
+        if index is None:
+            index = next((i for i, v in enumerate(node.values) if v == value), None)
+        if index is None:
+            return False
+        del node.values[index]
+        if not node.values:
+            node.path = None
+        for parent, segment in reversed(trail):
+            if not node.empty():
+                break
+            if segment.startswith(":"):
+                parent.param, parent.param_name = None, None
+            elif segment.startswith("*"):
+                parent.wild, parent.wildcard_name = None, None
+            else:
+                del parent.static[segment]
+            node = parent
+        return True
 
     def _check(self, path: str, segments: list[str]) -> None:
         node: _Node[T] | None = self._root

@@ -109,6 +109,14 @@ class Store(ABC):
     async def delete(self, kind: Kind, space: str, id: str, expected_revision: int | None = None) -> None:
         """Remove a document; raises :class:`NotFound` or :class:`RevisionConflict`."""
 
+    async def fingerprint(self, kind: Kind, space: str) -> tuple[int, int]:
+        """(how many documents of ``kind`` ``space`` holds, the highest revision among them; 0 for none),
+        read as :meth:`list` reads. Two states of one store's history with the same fingerprint hold the
+        same documents: any write that survives raises the highest revision, and deletes alone lower the
+        count. Backends answer it without reading the documents (this default reads them)."""
+        entries = await self.list(kind, space)
+        return len(entries), max((e.revision for e in entries), default=0)
+
     @abstractmethod
     async def snapshot(self) -> Snapshot:
         """Every document and the store revision they were read at."""

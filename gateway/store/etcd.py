@@ -396,6 +396,24 @@ class EtcdStore(Store):
         entries, _ = await self._range(prefix.encode())
         return sorted(entries, key=lambda e: (e.space, e.id))
 
+    async def fingerprint(self, kind: Kind, space: str) -> tuple[int, int]:
+        """One linearizable transaction of two ranges that return no documents: the count, and the key with
+        the highest ``mod_revision`` (etcd sorts the keys of the range itself)."""
+        prefix = f"{self.options.prefix}{kind.value}/{quote(space, safe='')}/".encode()
+        end = _range_end(prefix)
+        request = rpc.TxnRequest(success=[
+            rpc.RequestOp(request_range=rpc.RangeRequest(key=prefix, range_end=end, count_only=True)),
+            rpc.RequestOp(request_range=rpc.RangeRequest(
+                key=prefix, range_end=end, limit=1, keys_only=True,
+                sort_order=rpc.RangeRequest.DESCEND, sort_target=rpc.RangeRequest.MOD)),
+        ])
+        response = await self._call(
+            lambda c: c.kv.Txn(request, timeout=self.options.request_timeout, metadata=c.metadata),
+            idempotent=True,
+        )
+        counted, highest = (r.response_range for r in response.responses)
+        return counted.count, highest.kvs[0].mod_revision if highest.kvs else 0
+
     async def snapshot(self) -> Snapshot:
         """One linearizable range over the whole prefix: all documents at exactly one store revision."""
         entries, revision = await self._range(self._prefix)

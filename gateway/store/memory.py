@@ -44,6 +44,10 @@ class MemoryStore(Store):
         found = [e for (k, s, _), e in self._documents.items() if k == kind and (space is None or s == space)]
         return [_copy_entry(e) for e in sorted(found, key=lambda e: (e.space, e.id))]
 
+    async def fingerprint(self, kind: Kind, space: str) -> tuple[int, int]:
+        revisions = [e.revision for (k, s, _), e in self._documents.items() if k == kind and s == space]
+        return len(revisions), max(revisions, default=0)
+
     async def create(self, kind: Kind, space: str, id: str, value: dict[str, Any]) -> Entry:
         if (kind, space, id) in self._documents:
             raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
