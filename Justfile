@@ -16,10 +16,10 @@ run *ARGS:
 test *ARGS: toolchains
     {{python}} -m pytest {{ARGS}}
 
-# The core for daily work: every test but the slow, toolchain-building, etcd, Redis and NATS ones (markers
+# The core for daily work: every test but the slow, toolchain-building, etcd, Redis, NATS and browser ones (markers
 # in pyproject.toml); needs no toolchain, stops at the first failure.
 test-fast *ARGS:
-    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd and not redis and not nats" {{ARGS}}
+    {{python}} -m pytest -x -m "not slow and not toolchains and not etcd and not redis and not nats and not browser" {{ARGS}}
 
 # Install the Wasm toolchains used by the guest kits (idempotent).
 toolchains:

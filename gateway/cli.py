@@ -1,5 +1,6 @@
 """``event-gateway`` (also ``python -m gateway``): ``serve`` runs the gateway; ``plugin ...`` helps
-write plugins (see :mod:`gateway.plugin_cli`)."""
+write plugins (see :mod:`gateway.plugin_cli`); ``tail`` prints a running gateway's events live (see
+:mod:`gateway.tail_cli`)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(serve)
     from gateway.plugin_cli import add_plugin_commands
     add_plugin_commands(commands)
+    from gateway.tail_cli import add_tail_command
+    add_tail_command(commands)
     return parser
 
 
@@ -38,6 +41,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(str(exc))
         from gateway.server import run  # imported late: `plugin` commands need no server stack
         return run(settings)
+    if args.command == "tail":
+        from gateway.tail_cli import run as run_tail
+        return run_tail(args)
     from gateway.plugin_cli import run as run_plugin_command
     return run_plugin_command(args)
 

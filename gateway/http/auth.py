@@ -78,12 +78,16 @@ def install_bearer_auth(app: Quart, token: str | None, *, api: str, methods: fro
 
 
 def is_loopback(host: str) -> bool:
+    """Whether ``host`` (a name or an address, as bound or as a peer's) is this machine's loopback;
+    an IPv4-mapped IPv6 address (``::ffff:127.0.0.1``) counts as its IPv4 address."""
     if host == "localhost":
         return True
     try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
+        address = ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return False
+    mapped = getattr(address, "ipv4_mapped", None)
+    return bool((mapped or address).is_loopback)
 
 
 def config_bind_host(explicit_host: str | None, token: str | None) -> str:

@@ -14,7 +14,10 @@ from gateway.common import space_problem
 from gateway.http.auth import MUTATING_METHODS, install_bearer_auth
 from gateway.http.errors import ApiError, install_error_handlers
 
-from . import cors, deadletters, eventtypes, functions, openapi, status, subscriptions
+from gateway.http.console import console_blueprint
+from gateway.observe.tail import TailHub
+
+from . import cors, deadletters, eventtypes, functions, metrics_summary, openapi, spaces, status, subscriptions, tail
 from ._common import ConfigApiGateway, ConfigApiSettings
 from .plugins import plugins_blueprint
 
@@ -24,9 +27,12 @@ __all__ = ["ConfigApiGateway", "ConfigApiSettings", "create_config_app"]
 def create_config_app(gateway: ConfigApiGateway) -> Quart:
     """The Config API app over ``gateway``: its ``config`` service, ``metrics``, ``store``, ``plugins``,
     ``events`` (dead letters), ``draining`` state and ``settings.config_token`` (`ConfigApiGateway`),
-    nothing else."""
+    nothing else; its ``tail`` (`TailHub`, the live tail the pipeline publishes to) when it has one, else
+    the app makes its own (``app.extensions["tail"]``)."""
     app = Quart("gateway.config_api")
     app.extensions["gateway"] = gateway
+    hub = getattr(gateway, "tail", None)
+    app.extensions["tail"] = hub if isinstance(hub, TailHub) else TailHub()
     # Keep upstream's key order in responses ("space" first) rather than sorting keys.
     app.json.sort_keys = False  # type: ignore[attr-defined]
     # A trailing slash reaches the same endpoint (upstream's router redirected to it; a plain match spares
@@ -45,7 +51,9 @@ def create_config_app(gateway: ConfigApiGateway) -> Quart:
             raise ApiError(400, f"space {space!r} in the URL is invalid: it must be at least 3 characters of "
                                 "letters, digits, '.', '-' and '_'")
 
-    for module in (status, openapi, eventtypes, functions, subscriptions, cors, deadletters):
+    for module in (status, openapi, eventtypes, functions, subscriptions, cors, deadletters, tail,
+                   metrics_summary, spaces):
         app.register_blueprint(module.blueprint)
     app.register_blueprint(plugins_blueprint(gateway.plugins, gateway.store, token))
+    app.register_blueprint(console_blueprint())
     return app

@@ -11,6 +11,7 @@ from quart import Response, current_app, jsonify, request
 
 from gateway.config.models import Model
 from gateway.config.service import ConfigService, metadata_filters, redact
+from gateway.config.view import ConfigView
 from gateway.events.json_body import GO_EOF, GO_UNEXPECTED_EOF, loads_first_value
 from gateway.http.errors import ApiError
 from gateway.metrics import Metrics
@@ -49,6 +50,8 @@ class ConfigApiGateway(Protocol):
     def events(self) -> EventPlane: ...
     @property
     def draining(self) -> bool: ...
+    @property
+    def view(self) -> ConfigView: ...
 
 
 def gateway() -> ConfigApiGateway:
