@@ -3,7 +3,8 @@ them in dependency order.
 
 Start: store -> view (first snapshot loaded, so the Events API never serves an empty configuration)
 -> plugins (flag/file plugins must load or start-up fails) -> event plane (which opens the delivery
-queue, ``--queue``, and starts the delivery worker). Stop is the reverse, after draining: new events get
+queue, ``--queue``, and starts the delivery worker; a queue file written by a newer gateway fails the
+start-up, a queue that cannot be reached now does not). Stop is the reverse, after draining: new events get
 503, in-flight requests and async deliveries get ``drain_timeout`` (a ``memory`` queue is emptied, a
 durable one keeps what was not started for the next start).
 Nothing here is global, so tests run several gateways in one process.
@@ -25,7 +26,9 @@ from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
 from gateway.plugins.kv_backend import open_kv, redacted_url
 from gateway.plugins.manager import PluginBudget, PluginManager
+from gateway.queue.base import QueueUnavailable
 from gateway.queue.open import open_queue
+from gateway.queue.sqlite import QueueSchemaError
 from gateway.settings import Settings
 from gateway.config.migrate import migrate_ids
 from gateway.store import open_store
@@ -89,6 +92,7 @@ class Gateway:
             self._started.append(self.view)
             await self.plugins.start()
             self._started.append(self.plugins)
+            await self._check_queue()
             await self.events.start()
             self._started.append(self.events)
         except BaseException:
@@ -99,6 +103,19 @@ class Gateway:
         if self.settings.workers_backlog is not None:
             log.warning("--workers-backlog is no longer used: accepted async events wait in the delivery queue, "
                         "bounded by --queue-max-events (%d)", self.settings.queue_max_events)
+
+    async def _check_queue(self) -> None:
+        """Open the delivery queue ahead of the event plane (which starts it again: a no-op once it is open)
+        so that a queue this gateway can never use -- a SQLite file with a newer schema -- stops the start-up
+        with the message naming the file. One that cannot be opened *now* does not: the event plane logs it
+        and async events get 503 until it can be opened."""
+        try:
+            await self.queue.start()
+        except QueueSchemaError:
+            await self.queue.close()
+            raise
+        except QueueUnavailable:
+            pass
 
     async def _probe_kv(self) -> None:
         """Say where the kv backend is, and warn (once) when a Redis does not answer: the gateway starts all

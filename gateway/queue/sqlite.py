@@ -61,7 +61,7 @@ from gateway.queue.base import (
     QueueUnavailable,
 )
 
-__all__ = ["MAX_LIMIT", "SCHEMA_VERSION", "SqliteQueue"]
+__all__ = ["MAX_LIMIT", "SCHEMA_VERSION", "QueueSchemaError", "SqliteQueue"]
 
 #: The schema this module writes (``PRAGMA user_version``); a file with a newer one is refused.
 SCHEMA_VERSION = 1
@@ -120,6 +120,12 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE INDEX IF NOT EXISTS dead_letters_function ON dead_letters (space, function_id);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
+
+
+class QueueSchemaError(QueueUnavailable):
+    """The file holds a newer schema than this gateway knows (written by a newer event gateway). Unlike
+    other `QueueUnavailable` errors it does not go away by itself: the gateway refuses to start on it
+    (``gateway.runtime``), and a queue used anyway answers every write with it."""
 
 
 def _valid_id(value: object) -> bool:
@@ -188,7 +194,7 @@ class SqliteQueue:
     async def start(self) -> None:
         """Open the file (create it and the tables), start the writer thread. Raises
         `QueueUnavailable` when the file cannot be opened now (enqueues retry opening it, at most once
-        a second) or holds a newer schema than this gateway knows."""
+        a second), `QueueSchemaError` (one of them) when it holds a newer schema than this gateway knows."""
         self._closed = False
         self._wakeup = asyncio.Event()
         self._wakeup_loop = asyncio.get_running_loop()
@@ -229,7 +235,7 @@ class SqliteQueue:
             try:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if version > SCHEMA_VERSION:
-                    raise QueueUnavailable(
+                    raise QueueSchemaError(
                         f"the SQLite queue {str(self.path)!r} has schema version {version}, newer than this "
                         f"gateway's {SCHEMA_VERSION}: it was written by a newer event gateway; use that one, "
                         f"or another --queue file")
