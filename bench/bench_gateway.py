@@ -11,7 +11,13 @@ reported as ratios to the no-plugin baseline measured in the same run; the contr
 no-plugin gateway) shows how far apart two identical processes land, i.e. the noise floor of the ratios.
 Absolute numbers depend on the machine and are only comparable within one run.
 
-    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8]
+Tracing (issue 15): one more gateway runs the one-plugin scenario with traces on (``--otel-endpoint`` to an
+OTLP/HTTP sink in its own process that answers 200 to every export, ``OTEL_TRACES_SAMPLER=always_on``: every
+event sampled); its row is compared with the same scenario untraced. ``--compare-tree DIR`` adds a no-plugin
+gateway run from another source tree (e.g. ``git archive`` of the commit before a change, extracted to DIR):
+what a change costs the event path, measured side by side.
+
+    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--compare-tree DIR]
 """
 
 from __future__ import annotations
@@ -51,6 +57,20 @@ async def function_app(scope, receive, send) -> None:
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
     await send({"type": "http.response.body", "body": body})
+
+
+async def otlp_sink(scope, receive, send) -> None:
+    """The traced gateway's collector: takes every OTLP/HTTP export and answers 200 (an empty
+    ExportTraceServiceResponse), keeping nothing."""
+    if scope["type"] != "http":
+        return
+    more = True
+    while more:
+        message = await receive()
+        more = message.get("more_body", False)
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/x-protobuf"), (b"content-length", b"0")]})
+    await send({"type": "http.response.body", "body": b""})
 
 
 def _hex(data: bytes) -> str:
@@ -110,7 +130,8 @@ def _free_port() -> int:
 
 
 class Gateway:
-    def __init__(self, plugins: list[Path], log: Path) -> None:
+    def __init__(self, plugins: list[Path], log: Path, *, flags: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None, tree: Path = REPO) -> None:
         self.log_path = log
         events_port, config_port = _free_port(), _free_port()
         self.events_url = f"http://127.0.0.1:{events_port}"
@@ -119,11 +140,17 @@ class Gateway:
                    "--config-port", str(config_port), "--log-level", "warn", "--workers", "100"]
         for path in plugins:
             command += ["--plugin", str(path)]
+        command += flags
         self._log = log.open("w")
         # One hash seed for every gateway: string hashing (and so dict layout) differs between processes
-        # otherwise, one source of the per-process differences the control row below shows.
-        env = {**os.environ, "PYTHONHASHSEED": "0"}
-        self.process = subprocess.Popen(command, cwd=REPO, stdout=self._log, stderr=subprocess.STDOUT, env=env)
+        # otherwise, one source of the per-process differences the control row below shows. No OTEL_*
+        # variable of the caller's reaches a gateway: only the traced scenario traces.
+        environment = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+        environment.update({"PYTHONHASHSEED": "0", **(env or {})})
+        if tree != REPO:
+            environment["PYTHONPATH"] = str(tree)
+        self.process = subprocess.Popen(command, cwd=tree, stdout=self._log, stderr=subprocess.STDOUT,
+                                        env=environment)
 
     async def ready(self, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -211,12 +238,23 @@ async def run(args: argparse.Namespace) -> list[Result]:
         function = subprocess.Popen(  # noqa: ASYNC220 - start-up, before anything is measured
             [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{port}", "--workers", "1",
              "bench.bench_gateway:function_app"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        sink_port = _free_port()
+        sink = subprocess.Popen(  # noqa: ASYNC220 - start-up, before anything is measured
+            [sys.executable, "-m", "hypercorn", "--bind", f"127.0.0.1:{sink_port}", "--workers", "1",
+             "bench.bench_gateway:otlp_sink"], cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        traced = (("--otel-endpoint", f"http://127.0.0.1:{sink_port}"), {"OTEL_TRACES_SAMPLER": "always_on"})
         # the example guard is a sync event.received plugin (no rules configured: every event passes)
         # The control is a second gateway identical to the baseline: how far apart two identical
         # processes land in this run is the noise floor every other ratio must be read against.
-        scenarios = [("no plugin", []), ("1 sync event.received plugin", [GUARD]),
-                     ("3 plugins on all stages", stage), ("no plugin (control: a 2nd identical process)", [])]
-        gateways = [Gateway(plugins, workdir / f"gateway{i}.log") for i, (_, plugins) in enumerate(scenarios)]
+        scenarios: list[tuple[str, list[Path], tuple[str, ...], dict[str, str], Path]] = [
+            ("no plugin", [], (), {}, REPO), ("1 sync event.received plugin", [GUARD], (), {}, REPO),
+            ("3 plugins on all stages", stage, (), {}, REPO),
+            ("no plugin (control: a 2nd identical process)", [], (), {}, REPO),
+            ("1 sync event.received plugin, traced (100 % sampled, OTLP/HTTP)", [GUARD], *traced, REPO)]
+        if args.compare_tree is not None:
+            scenarios.append((f"no plugin, tree {args.compare_tree}", [], (), {}, Path(args.compare_tree).resolve()))
+        gateways = [Gateway(plugins, workdir / f"gateway{i}.log", flags=flags, env=env, tree=tree)
+                    for i, (_, plugins, flags, env, tree) in enumerate(scenarios)]
         try:
             function_url = f"http://127.0.0.1:{port}/"
             async with httpx.AsyncClient() as client:
@@ -228,7 +266,7 @@ async def run(args: argparse.Namespace) -> list[Result]:
                         await asyncio.sleep(0.1)
             for gateway in gateways:
                 await _configure(gateway, function_url)
-            results = [Result(name, 0, {}, 0.0, []) for name, _ in scenarios]
+            results = [Result(name, 0, {}, 0.0, []) for name, *_ in scenarios]
             for gateway in gateways:  # warm-up: connections, caches, plugin instances
                 await _load(gateway.events_url, args.concurrency, args.warmup, 0.0)
             slice_seconds = args.duration / args.rounds
@@ -250,8 +288,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
         finally:
             for gateway in gateways:
                 gateway.stop()
-            function.send_signal(signal.SIGTERM)
-            function.wait(10)
+            for server in (function, sink):
+                server.send_signal(signal.SIGTERM)
+                server.wait(10)
 
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
@@ -272,6 +311,12 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         lines.append(f"| {r.name} | {r.rate:,.1f} | {ratio:.2f}x | {r.percentile(50):.2f} | "
                      f"{r.percentile(99):.2f} | {p50_ratio:.2f}x | {cpu * 1e3:.2f} ms | {cpu / base_cpu:.2f}x | "
                      f"{errors} |")
+    traced = next((r for r in results if r.name.startswith("1 sync event.received plugin, traced")), None)
+    untraced = next((r for r in results if r.name == "1 sync event.received plugin"), None)
+    if traced is not None and untraced is not None and traced.requests and untraced.requests:
+        lines += ["", (f"Tracing on (every event sampled) vs the same scenario untraced: throughput "
+                       f"{traced.rate / untraced.rate:.2f}x, p50 {traced.percentile(50) / untraced.percentile(50):.2f}x, "
+                       f"gateway CPU per event {(traced.cpu / traced.requests) / (untraced.cpu / untraced.requests):.2f}x")]
     return "\n".join(lines)
 
 
@@ -282,6 +327,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--warmup", type=float, default=1.0)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--compare-tree", metavar="DIR", default=None,
+                        help="also run a no-plugin gateway from this source tree (e.g. the commit before a change)")
     args = parser.parse_args(argv if argv is not None else [])
     results = asyncio.run(run(args))
     print(report(results, args))

@@ -24,6 +24,9 @@ from gateway.http.auth import install_bearer_auth
 from gateway.http.config_api import create_config_app
 from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
+from gateway.observe.observation import Observer
+from gateway.observe.tail import TailHub
+from gateway.observe.tracing import Tracing, configure_tracing
 from gateway.plugins.kv_backend import open_kv, redacted_url
 from gateway.plugins.manager import PluginBudget, PluginManager
 from gateway.queue.base import QueueUnavailable
@@ -69,8 +72,14 @@ class Gateway:
         self.queue = open_queue(settings.queue_url, data_dir=settings.data_dir,
                                 max_events=settings.queue_max_events, lease_seconds=settings.queue_lease,
                                 fsync=settings.queue_fsync)
+        # Seeing every event (issue 15): the live tail (GET /v1/events/tail reads it: the Config API app takes
+        # it from `self.tail`) and the traces (--otel-endpoint or the OTEL_* variables; None when off). Both
+        # feed on one observation per event, made only while one of them wants it.
+        self.tail = TailHub()
+        self.tracing: Tracing | None = configure_tracing(settings.otel_endpoint)
+        self.observer = Observer(self.tail, self.tracing)
         self.events = EventPlane(self.view, self.plugins, self.metrics, queue=self.queue, workers=settings.workers,
-                                 max_response_bytes=settings.max_function_response_bytes)
+                                 max_response_bytes=settings.max_function_response_bytes, observer=self.observer)
         self.events_app: Quart = create_events_app(self.events, max_batch_events=settings.max_batch_events)
         install_bearer_auth(self.events_app, settings.events_token, api="Events", methods=None)
         self.config_app: Quart = create_config_app(self)
@@ -83,6 +92,7 @@ class Gateway:
     async def start(self) -> None:
         """Start every component; on failure, stop what was started and re-raise."""
         try:
+            self._started.append(_ObserveCloser(self.tail, self.tracing))
             self._started.append(_KvCloser(self.kv))
             await self._probe_kv()
             await self.store.open()
@@ -100,6 +110,8 @@ class Gateway:
             raise
         log.info("gateway started: store %s at revision %d, delivery queue %s%s", self.settings.store_url,
                  self.view.revision, self.queue.description, "" if self.queue.durable else " (not durable)")
+        if self.tracing is not None:
+            log.info("tracing: spans go to %s", self.tracing.description)
         if self.settings.workers_backlog is not None:
             log.warning("--workers-backlog is no longer used: accepted async events wait in the delivery queue, "
                         "bounded by --queue-max-events (%d)", self.settings.queue_max_events)
@@ -147,6 +159,20 @@ class Gateway:
                 await component.close()
             except Exception:
                 log.exception("error while closing %s", type(component).__name__)
+
+
+class _ObserveCloser:
+    """Last to close: ends the live tail's streams and flushes the spans still buffered (the exporter's
+    timeout bounds it; in a thread, so the loop is not held)."""
+
+    def __init__(self, tail: TailHub, tracing: Tracing | None) -> None:
+        self.tail = tail
+        self.tracing = tracing
+
+    async def close(self) -> None:
+        self.tail.close()
+        if self.tracing is not None:
+            await asyncio.to_thread(self.tracing.shutdown)
 
 
 class _KvCloser:

@@ -91,6 +91,9 @@ class Settings:
     #: Where plugins granted ``kv`` keep their keys: ``None``/``memory`` (per process) or
     #: ``redis://host:port/db`` / ``rediss://...`` / ``unix:///path`` (shared; see gateway.plugins.kv_backend).
     plugin_kv: str | None = field(default=None, repr=False)  # may hold a password
+    #: Traces (issue 15): the OTLP/HTTP collector's base URL (spans go to ``<URL>/v1/traces``); ``None``: only
+    #: the standard ``OTEL_*`` variables turn tracing on (see gateway.observe.tracing).
+    otel_endpoint: str | None = field(default=None, repr=False)  # may hold a password
     #: Extra options of the store backend (etcd TLS files, user, password), by keyword.
     db_options: Mapping[str, Any] = field(default_factory=dict)
 
@@ -126,6 +129,9 @@ class Settings:
             check_kv_url(self.plugin_kv)
         except KvBackendError as exc:
             raise SettingsError(str(exc)) from None
+        if self.otel_endpoint is not None and not self.otel_endpoint.startswith(("http://", "https://")):
+            raise SettingsError(f"--otel-endpoint {self.otel_endpoint.split('@')[-1]!r}: expected the http(s) URL of "
+                                "an OTLP/HTTP collector, e.g. http://localhost:4318")
         if self.processes > 1 and self.store_url == "memory":
             raise SettingsError("--processes > 1 needs a shared store (sqlite:PATH or etcd://...), not memory")
 
@@ -231,6 +237,10 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
       help="most events in one application/cloudevents-batch+json request; a larger batch is refused with 400 "
            f"(default {DEFAULT_MAX_BATCH_EVENTS})")
 
+    a("--otel-endpoint", metavar="URL",
+      help="send traces (OpenTelemetry, OTLP/HTTP) to this collector, e.g. http://localhost:4318 (spans go to "
+           "URL/v1/traces); the standard OTEL_* variables (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER, ...) "
+           "work too; default: no traces")
     a("--plugins-max-memory", type=int, metavar="BYTES",
       help="memory all plugins together may reserve: the sum of pool_size x max_memory_bytes over loaded plugins "
            "(default: this machine's physical memory)")

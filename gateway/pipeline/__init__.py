@@ -20,6 +20,7 @@ from gateway.common import MAX_PAYLOAD_BYTES
 from gateway.config.view import ConfigView
 from gateway.events.parse import RawRequest
 from gateway.metrics import Metrics
+from gateway.observe.observation import Observer
 from gateway.plugins.contract import CurrentPlugins
 from gateway.providers import ProviderPool
 from gateway.queue.base import DeadLetter, DeliveryQueue, QueueUnavailable
@@ -43,16 +44,20 @@ class EventPlane:
 
     def __init__(self, view: ConfigView, plugins: CurrentPlugins, metrics: Metrics, *,
                  queue: DeliveryQueue | None = None, workers: int = 100,
-                 max_response_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+                 max_response_bytes: int = MAX_PAYLOAD_BYTES, observer: Observer | None = None) -> None:
         self.metrics = metrics
+        #: What watches events (the live tail, traces); by default nothing.
+        self.observer = observer if observer is not None else Observer()
         self.draining = False
         self.queue: DeliveryQueue = queue if queue is not None else MemoryQueue()
         self.routes = RouteTable(view)
         self.providers = ProviderPool(max_connections=max(100, workers * 2), max_response_bytes=max_response_bytes)
         self.emitter = SystemEmitter(self.routes, metrics, self.queue)
         self.invoker = Invoker(view, self.providers, self.emitter, metrics)
-        self.worker = DeliveryWorker(self.queue, view, plugins, self.invoker, self.emitter, metrics, workers=workers)
-        self.pipeline = RequestPipeline(view, plugins, metrics, self.routes, self.invoker, self.emitter, self.queue)
+        self.worker = DeliveryWorker(self.queue, view, plugins, self.invoker, self.emitter, metrics, workers=workers,
+                                     observer=self.observer)
+        self.pipeline = RequestPipeline(view, plugins, metrics, self.routes, self.invoker, self.emitter, self.queue,
+                                        observer=self.observer)
 
     async def handle(self, request: RawRequest, space: str) -> Reply:
         return await self.pipeline.handle(request, space)

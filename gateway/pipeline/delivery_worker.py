@@ -43,6 +43,7 @@ import time
 
 from gateway.events import cloudevents as ce
 from gateway.metrics import Metrics
+from gateway.observe.observation import Observer
 from gateway.plugins.contract import CurrentPlugins
 from gateway.queue.base import DeliveryQueue, LeasedDelivery, QueueError
 
@@ -70,13 +71,14 @@ class DeliveryWorker:
 
     def __init__(self, queue: DeliveryQueue, view: FunctionLookup, plugins: CurrentPlugins, invoker: Invoker,
                  emitter: SystemEmitter, metrics: Metrics, *, workers: int, lease_wait: float = LEASE_WAIT,
-                 gauge_seconds: float = GAUGE_SECONDS) -> None:
+                 gauge_seconds: float = GAUGE_SECONDS, observer: Observer | None = None) -> None:
         self._queue = queue
         self._view = view
         self._plugins = plugins
         self._invoker = invoker
         self._emitter = emitter
         self._metrics = metrics
+        self._observer = observer if observer is not None else Observer()
         self._workers = max(1, workers)
         self._lease_wait = lease_wait
         self._gauge_seconds = gauge_seconds
@@ -159,13 +161,30 @@ class DeliveryWorker:
                           delivery.id, delivery.space, delivery.function_id)
 
     async def _attempt(self, delivery: LeasedDelivery) -> None:
+        if not self._observer.active():
+            await self._make(delivery)
+            return
+        # Watched (the live tail, traces): a record of kind "delivery" and a span linked to the request's.
+        obs = self._observer.delivery(space=delivery.space, function_id=delivery.function_id, event=delivery.event,
+                                      delivery_id=delivery.id, attempt=delivery.attempts + 1, system=delivery.system)
+        obs.enter()
+        try:
+            status = await self._make(delivery)
+        except BaseException as exc:
+            obs.finish(500, exc)
+            raise
+        obs.finish(status)
+
+    async def _make(self, delivery: LeasedDelivery) -> int:
+        """One attempt; what it came to as a status: 200 delivered, 500 failed (retried or a dead letter),
+        a plugin's rejection status when it vetoed the delivery."""
         space, function_id, event = delivery.space, delivery.function_id, delivery.event
         attempt = delivery.attempts + 1
         function = self._view.function(space, function_id)
         if function is None:
             await self._bury(delivery, f"function {function_id!r} not found in space {space!r}: it was deleted "
                                        f"after the event was accepted")
-            return
+            return 500
         policy = function.retry_policy
         attempts = max(1, int(policy.max_attempts))
         last = attempt >= attempts
@@ -184,16 +203,17 @@ class DeliveryWorker:
                 log.warning("async delivery to %s/%s dropped: plugin %s blocked it (%s)", space, function_id,
                             result.rejection.plugin, result.rejection.message)
                 await self._queue.ack(delivery)
-                return
+                return result.rejection.status
         if result.ok:
             await self._queue.ack(delivery)
-            return
+            return 200
         error = result.error or "the call failed"
         if last:
             await self._bury(delivery, error)
-            return
+            return 500
         self._metrics.async_retries.labels(space, function_id).inc()
         await self._queue.retry(delivery, delay=policy.delay(attempt), error=error)
+        return 500
 
     async def _bury(self, delivery: LeasedDelivery, error: str) -> None:
         await self._queue.dead(delivery, error=error)

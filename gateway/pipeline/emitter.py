@@ -16,6 +16,7 @@ import time
 from typing import Any
 
 from gateway.metrics import Metrics
+from gateway.observe.observation import current
 from gateway.plugins.contract import CONTINUE, PluginSet, StageOutcome
 from gateway.queue.base import DeliveryQueue, NewDelivery, QueueError
 from gateway.routing.table import RouteTable
@@ -55,10 +56,17 @@ class SystemEmitter:
         plugin stage's verdict (the caller cannot act on it) but still runs the plugins."""
         event_type = system_event["type"]
         self._metrics.child(self._metrics.events_received, space, event_type).inc()
+        obs = current()
+        stage = obs.begin_stage(event_type) if obs is not None else None
         outcome = CONTINUE
         if plugins.wants(event_type):
             outcome = await plugins.react_sync(system_event)
             plugins.react_async(system_event)
+        if obs is not None and stage is not None:
+            rejection = outcome.rejection
+            obs.end_stage(stage, rejected=None if rejection is None else (rejection.plugin, rejection.status,
+                                                                          rejection.message),
+                          rewritten=outcome.event is not None)
         if outcome.rejection is None:
             match = self._routes.space(space).async_subscriptions(SYSTEM_METHOD, SYSTEM_PATH, event_type)
             if match is not None:

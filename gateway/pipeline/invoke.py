@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from gateway.events import cloudevents as ce
 from gateway.events import system_events
 from gateway.metrics import Metrics
+from gateway.observe.observation import Observation, current
 from gateway.plugins.contract import PluginSet, Rejection
 from gateway.providers import ProviderError, ProviderPool
 
@@ -60,6 +61,9 @@ class Invoker:
         function = self._view.function(space, function_id)
         if function is None:
             return Invocation(error=f"function {function_id!r} not found in space {space!r}")
+        obs = current()
+        if obs is not None:
+            return await self._observed_call(obs, space, function, function_id, payload, mode, attempt)
         started = time.perf_counter()
         try:
             provider = self._providers.for_function(function)
@@ -71,6 +75,32 @@ class Invoker:
             self._metrics.child(self._metrics.function_duration_seconds, space, function_id, mode).observe(
                 time.perf_counter() - started)
         self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "success").inc()
+        return Invocation(body=body)
+
+    async def _observed_call(self, obs: Observation, space: str, function: Any, function_id: str, payload: bytes,
+                             mode: str, attempt: int | None) -> Invocation:
+        """:meth:`call` watched: a CallRecord and a span, and an http function receives the span's
+        ``traceparent``."""
+        observed = obs.begin_call(function_id, str(getattr(function, "type", "")), mode, attempt)
+        started = time.perf_counter()
+        try:
+            provider = self._providers.for_function(function)
+            if observed.headers is not None:
+                body = await provider.call(payload, attempt=attempt, headers=observed.headers)
+            else:
+                body = await provider.call(payload, attempt=attempt)
+        except ProviderError as exc:
+            self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "failure").inc()
+            obs.end_call(observed, False, str(exc))
+            return Invocation(error=str(exc), client_message=exc.client_message)
+        except BaseException as exc:
+            obs.end_call(observed, False, repr(exc))
+            raise
+        finally:
+            self._metrics.child(self._metrics.function_duration_seconds, space, function_id, mode).observe(
+                time.perf_counter() - started)
+        self._metrics.child(self._metrics.function_invocations, space, function_id, mode, "success").inc()
+        obs.end_call(observed, True)
         return Invocation(body=body)
 
     async def invoke(self, space: str, function_id: str, event: dict[str, Any], plugins: PluginSet, *,

@@ -21,6 +21,7 @@ from gateway.events import cloudevents as ce
 from gateway.events import system_events
 from gateway.events.parse import HTTP_REQUEST_TYPE, ParsedRequest, RawRequest, parse_request
 from gateway.metrics import Metrics
+from gateway.observe.observation import Observer, RequestObservation, current
 from gateway.plugins.contract import CurrentPlugins, PluginSet, Rejection
 from gateway.plugins.stages import replacement_budget
 from gateway.routing import cors
@@ -56,7 +57,8 @@ class _Routed:
 
 class RequestPipeline:
     def __init__(self, view: EventTypeLookup, plugins: CurrentPlugins, metrics: Metrics, routes: RouteTable,
-                 invoker: Invoker, emitter: SystemEmitter, queue: DeliveryQueue) -> None:
+                 invoker: Invoker, emitter: SystemEmitter, queue: DeliveryQueue,
+                 observer: Observer | None = None) -> None:
         self._view = view
         self._plugins = plugins
         self._metrics = metrics
@@ -64,6 +66,8 @@ class RequestPipeline:
         self._invoker = invoker
         self._emitter = emitter
         self._queue = queue
+        #: The live tail and the traces: an event is watched only when `Observer.active` says so.
+        self._observer = observer if observer is not None else Observer()
         self._refused = 0
         self._refused_warned_at = -_REFUSED_WARN_SECONDS
 
@@ -73,25 +77,43 @@ class RequestPipeline:
             # The replacement events the plugins make for this request (all its events and stages) are
             # capped in bytes: past the cap it is refused with 413 (see replacement_budget).
             with replacement_budget():
-                return await self._handle(request, space)
+                if not self._observer.active():
+                    return await self._handle(request, space, None)
+                return await self._observed(request, space)
         finally:
             self._metrics.events_custom_processing_seconds.observe(time.perf_counter() - started)
 
-    async def _handle(self, request: RawRequest, space: str) -> Reply:
+    async def _observed(self, request: RawRequest, space: str) -> Reply:
+        observed = self._observer.request(request.method, request.path, space, request.header)
+        try:
+            reply = await self._handle(request, space, observed)
+        except BaseException as exc:
+            observed.finish(500, exc)
+            raise
+        observed.finish(reply.status)
+        return reply
+
+    async def _handle(self, request: RawRequest, space: str, observed: RequestObservation | None) -> Reply:
         routes = self._routes.space(space)
         answer = cors.preflight(routes, request.method, request.path, request.fields)
         if answer is not None:
+            if observed is not None:
+                observed.preflight()
             return Reply(200, answer.headers) if answer.headers is not None else error_reply(403, answer.problem)
         cors_headers = cors.response_headers(routes, request.method, request.path, request.fields)
 
         try:
             parsed = parse_request(request)
         except ce.InvalidEvent as exc:
+            if observed is not None:
+                observed.invalid(str(exc))
             return error_reply(400, str(exc), cors_headers)
 
         plugins = self._plugins.current()
+        if observed is not None:
+            observed.parsed(parsed.events, parsed.batch)
         if parsed.batch:
-            return await self._handle_batch(request, space, parsed, plugins, cors_headers)
+            return await self._handle_batch(request, space, parsed, plugins, cors_headers, observed)
         event = parsed.events[0]
         event_type = ce.event_type(event)
         self._metrics.child(self._metrics.events_received, space, event_type).inc()
@@ -113,19 +135,23 @@ class RequestPipeline:
         return (outcome.event if outcome.event is not None else event), None
 
     async def _handle_batch(self, request: RawRequest, space: str, parsed: ParsedRequest, plugins: PluginSet,
-                            cors_headers: dict[str, str]) -> Reply:
+                            cors_headers: dict[str, str], observed: RequestObservation | None) -> Reply:
         """All or nothing: every event of a batch passes the received stage, then routing and its
         authorizer, before any is queued; batch events go to async subscribers only, as one answer
         cannot carry several sync responses."""
         accepted: list[dict[str, Any]] = []
-        for event in parsed.events:
+        for index, event in enumerate(parsed.events):
+            if observed is not None:
+                observed.select(index)
             self._metrics.child(self._metrics.events_received, space, ce.event_type(event)).inc()
             event, rejection = await self._received(space, request.path, event, parsed, plugins)
             if rejection is not None:
                 return rejection_reply(rejection, cors_headers)
             accepted.append(event)
         routed: list[_Routed] = []
-        for event in accepted:
+        for index, event in enumerate(accepted):
+            if observed is not None:
+                observed.select(index)
             planned = await self._plan(request, parsed, space, event, cors_headers, async_only=True)
             if isinstance(planned, Reply):
                 return planned
@@ -141,11 +167,20 @@ class RequestPipeline:
                     cors_headers: dict[str, str], *, async_only: bool = False) -> _Routed | Reply:
         """Match the event's subscriptions and run its authorizer: what to deliver, or the answer
         that ends the event here (nothing matched: 202; authorizer denied: 403)."""
+        obs = current()
+        if obs is not None:
+            started, started_ns = time.perf_counter(), time.time_ns()
         routes = self._routes.space(space)
         event_type = ce.event_type(event)
         sync = None if async_only else routes.sync_subscription(request.method, request.path, event_type)
         asyncs = routes.async_subscriptions(request.method, request.path, event_type)
         matched = sync or asyncs
+        if obs is not None:
+            n_async = len(asyncs.subscriptions) if asyncs is not None else 0
+            obs.stage_done("eventgateway.routing", started, started_ns,
+                           note=f"{1 if sync is not None else 0} sync, {n_async} async subscribers",
+                           attributes={"eventgateway.subscribers.sync": 1 if sync is not None else 0,
+                                       "eventgateway.subscribers.async": n_async})
         if matched is None:
             return Reply(202, cors_headers)
         params = matched.params
@@ -157,10 +192,19 @@ class RequestPipeline:
         if authorizer_id:
             request_data = parsed.request_data(request)
             request_data["params"] = params
+            stage = obs.begin_stage("eventgateway.authorizer") if obs is not None else None
             auth = await authorize(self._invoker, space, authorizer_id, event, request_data)
+            if obs is not None and stage is not None:
+                obs.end_stage(stage, note=f"{authorizer_id}: " + ("allowed" if auth.event is not None else auth.message),
+                              attributes={"eventgateway.authorizer.id": authorizer_id,
+                                          "eventgateway.authorizer.allowed": auth.event is not None})
             if auth.event is None:
                 return error_reply(403, auth.message, cors_headers)
             event = auth.event
+        if obs is not None:
+            # The distributed-tracing extension, set once the event is accepted: it travels with the event
+            # to the sync function and through the delivery queue to async ones.
+            event = obs.stamp(event)
         return _Routed(event, sync, asyncs)
 
     async def _enqueue_all(self, space: str, plans: list[_Routed], cors_headers: dict[str, str]) -> Reply | None:

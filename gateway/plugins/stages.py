@@ -30,6 +30,7 @@ import msgpack
 
 from gateway.events.system_events import for_plugins, restore_withheld
 from gateway.metrics import Metrics
+from gateway.observe.observation import AsyncParent, Observation, current
 from wasm_abi import NoIdleInstance, PluginFault, Reaction
 from wasm_abi.events import REPLACEABLE_EVENT_TYPES
 
@@ -155,7 +156,10 @@ class ActivePluginSet(PluginSet):
         if not plugins:
             return CONTINUE
         stage = _SyncStage(system_event)
+        obs = current()
         for plugin in plugins:
+            if obs is not None:
+                started_ns, rewritten = time.time_ns(), stage.rewritten
             payload = stage.payload(plugin.spec.settings.capabilities.sensitive_headers)  # on the loop: its packer
             result: Reaction | PluginFault | None = None
             if plugin.inline:
@@ -172,6 +176,8 @@ class ActivePluginSet(PluginSet):
                 result = await asyncio.get_running_loop().run_in_executor(
                     plugin.sync_executor(), self._call_sync, plugin, stage, payload)
             stop = self._apply_sync(plugin, stage, result)
+            if obs is not None:
+                _observe_sync(obs, plugin.name, started_ns, result, stop, stage.rewritten is not rewritten)
             if stop is not None:
                 return stop
         return stage.outcome()
@@ -261,6 +267,9 @@ class ActivePluginSet(PluginSet):
             return
         executor = self._executor
         shared: QueuedPayload | None = None
+        obs = current()
+        # Traced: each reaction's span, made on its thread, is parented by the stage that offered it.
+        parent = obs.async_parent() if obs is not None else None
         for plugin in plugins:
             if executor is None:
                 problem: str | None = "the gateway has no async reactor"
@@ -275,8 +284,11 @@ class ActivePluginSet(PluginSet):
                     if shared is None:
                         shared = QueuedPayload(msgpack.packb(for_plugins(system_event), use_bin_type=True))
                     payload = shared
-                problem = executor.offer(self._run_async, plugin, event_type, payload,
-                                         key=plugin.host, payload=payload, share=plugin.async_share)
+                problem = (executor.offer(self._run_async, plugin, event_type, payload,
+                                          key=plugin.host, payload=payload, share=plugin.async_share)
+                           if parent is None else
+                           executor.offer(self._run_async, plugin, event_type, payload, parent,
+                                          key=plugin.host, payload=payload, share=plugin.async_share))
             if problem is not None:
                 self._count(plugin, event_type, "async", "dropped")
                 dropped = executor.dropped() if executor is not None else 1
@@ -287,15 +299,26 @@ class ActivePluginSet(PluginSet):
 
     # -- internals ---------------------------------------------------------------------------------
 
-    def _run_async(self, plugin: LoadedPlugin, event_type: str, payload: QueuedPayload) -> None:
+    def _run_async(self, plugin: LoadedPlugin, event_type: str, payload: QueuedPayload,
+                   parent: AsyncParent | None = None) -> None:
+        started_ns = time.time_ns() if parent is not None else 0
         try:
             reaction = self._call(plugin, event_type, "async", payload.data)
-        except PluginFault:
+        except PluginFault as fault:
+            if parent is not None:
+                parent.reaction(plugin.name, "skipped" if fault.kind == "quarantined" else "fault", started_ns,
+                                message=_first_line(fault.message), fault_kind=fault.kind)
             return
-        except Exception:
+        except Exception as exc:
             log.exception("async reaction of plugin %r to %s failed", plugin.name, event_type)
+            if parent is not None:
+                parent.reaction(plugin.name, "fault", started_ns, message=repr(exc), fault_kind="host")
             return
         self._count(plugin, event_type, "async", "reject" if reaction.error is not None else "continue")
+        if parent is not None:
+            parent.reaction(plugin.name, "reject" if reaction.error is not None else "continue", started_ns,
+                            status=(reaction.status or 403) if reaction.error is not None else None,
+                            message=reaction.error, fuel=reaction.fuel_used)
 
     def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes,
               check_replacement: Callable[[dict[str, Any]], str | None] | None = None,
@@ -359,6 +382,24 @@ class ActivePluginSet(PluginSet):
 
 
 EMPTY_SET = ActivePluginSet((), None, None)
+
+
+def _observe_sync(obs: Observation, name: str, started_ns: int, result: Reaction | PluginFault,
+                  stop: StageOutcome | None, rewrote: bool) -> None:
+    """One sync reaction's verdict for the live tail and the trace."""
+    rejection = stop.rejection if stop is not None else None
+    status = rejection.status if rejection is not None else None
+    if isinstance(result, PluginFault):
+        if result.kind == "quarantined":
+            obs.plugin(name, "sync", "skipped", started_ns, status=status, fault_kind="quarantined")
+        else:
+            obs.plugin(name, "sync", "fault", started_ns, status=status, message=_first_line(result.message),
+                       fault_kind=result.kind)
+    elif rejection is not None:
+        obs.plugin(name, "sync", "reject", started_ns, status=status, message=rejection.message,
+                   fuel=result.fuel_used)
+    else:
+        obs.plugin(name, "sync", "rewrite" if rewrote else "continue", started_ns, fuel=result.fuel_used)
 
 
 def _first_line(text: str) -> str:

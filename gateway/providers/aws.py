@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from aiobotocore.session import AioSession
@@ -112,7 +113,8 @@ class LambdaProvider(_AWSProvider):
         super().__init__(config, clients)
         self.arn = require(config, "arn", self.name)
 
-    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.invoke(FunctionName=self.arn, Payload=payload)
@@ -133,7 +135,8 @@ class KinesisProvider(_AWSProvider):
         super().__init__(config, clients)
         self.stream = require(config, "streamName", self.name)
 
-    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.put_record(
@@ -150,7 +153,8 @@ class FirehoseProvider(_AWSProvider):
         super().__init__(config, clients)
         self.stream = require(config, "deliveryStreamName", self.name)
 
-    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.put_record(DeliveryStreamName=self.stream, Record={"Data": payload})
@@ -166,7 +170,8 @@ class SQSProvider(_AWSProvider):
         super().__init__(config, clients)
         self.queue_url = require(config, "queueUrl", self.name)
 
-    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
         try:
             client = await self._clients.get(self.service, self._config, self.name)
             response = await client.send_message(QueueUrl=self.queue_url, MessageBody=payload.decode("utf-8"))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 __all__ = ["Provider", "ProviderConfigError", "ProviderError"]
@@ -26,10 +27,13 @@ class ProviderConfigError(ProviderError):
 class Provider(Protocol):
     """One configured function target. Instances are cached and shared by concurrent calls."""
 
-    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
         """Deliver ``payload`` (a JSON CloudEvent, or an authorizer request) and return the response body.
         ``attempt``: which attempt of an async delivery this is (1, 2, ...), None for a sync call; the http
-        provider sends it as ``Event-Gateway-Delivery-Attempt``, the AWS ones have nowhere to put it."""
+        provider sends it as ``Event-Gateway-Delivery-Attempt``, the AWS ones have nowhere to put it.
+        ``headers``: trace context (``traceparent``, ``tracestate``) the http provider sends along; the AWS
+        ones have nowhere to put it either (the event's distributed-tracing extension carries the trace)."""
 
     async def close(self) -> None: ...
 

@@ -10,10 +10,12 @@ what Lambda allows a synchronous answer) fails the call before the gateway holds
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 import aiohttp
 
 from gateway.common import MAX_PAYLOAD_BYTES, SECRET_MARKER, url_password, with_url_password
+from gateway.observe.observation import current as current_observation
 
 from .base import ProviderConfigError, ProviderError, require
 
@@ -88,12 +90,17 @@ class HTTPProvider:
         self._session = session
         self.max_response_bytes = max_response_bytes
 
-    async def call(self, payload: bytes, *, attempt: int | None = None) -> bytes:
+    async def call(self, payload: bytes, *, attempt: int | None = None,
+                   headers: Mapping[str, str] | None = None) -> bytes:
+        """``headers``: sent besides the gateway's own (the trace's ``traceparent``)."""
+        sent = _headers(attempt) if headers is None else {**_headers(attempt), **headers}
         try:
             async with self._session.get().post(
-                self.url, data=payload, headers=_headers(attempt), timeout=self._client_timeout, allow_redirects=False,
+                self.url, data=payload, headers=sent, timeout=self._client_timeout, allow_redirects=False,
             ) as response:
                 status = response.status
+                if (observation := current_observation()) is not None:
+                    observation.call_status = status
                 body = await self._read_bounded(response)
         except TimeoutError:
             raise ProviderError(f"HTTP call to {self.display_url} timed out after {self.timeout:g}s") from None
