@@ -29,9 +29,8 @@ from gateway.observe.tail import TailHub
 from gateway.observe.tracing import Tracing, configure_tracing
 from gateway.plugins.kv_backend import open_kv, redacted_url
 from gateway.plugins.manager import PluginBudget, PluginManager
-from gateway.queue.base import QueueUnavailable
+from gateway.queue.base import QueueMisconfigured, QueueUnavailable
 from gateway.queue.open import open_queue
-from gateway.queue.sqlite import QueueSchemaError
 from gateway.settings import Settings
 from gateway.config.migrate import migrate_ids
 from gateway.store import open_store
@@ -123,7 +122,7 @@ class Gateway:
         and async events get 503 until it can be opened."""
         try:
             await self.queue.start()
-        except QueueSchemaError:
+        except QueueMisconfigured:
             await self.queue.close()
             raise
         except QueueUnavailable:

@@ -35,6 +35,7 @@ __all__ = [
     "NewDelivery",
     "QueueError",
     "QueueFull",
+    "QueueMisconfigured",
     "QueueUnavailable",
 ]
 
@@ -58,6 +59,12 @@ class QueueFull(QueueError):
 
 class QueueUnavailable(QueueError):
     """The backend cannot be reached (NATS down, SQLite file unwritable): no 202 it cannot keep."""
+
+
+class QueueMisconfigured(QueueUnavailable):
+    """The backend is there but this gateway cannot use it as it is (a queue file of a newer schema, a
+    JetStream stream or consumer with other settings): unlike other `QueueUnavailable` errors it does not go
+    away by itself, so the gateway refuses to start on it (``gateway.runtime``)."""
 
 
 @dataclass(frozen=True, slots=True)

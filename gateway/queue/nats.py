@@ -68,6 +68,7 @@ from .base import (
     NewDelivery,
     QueueError,
     QueueFull,
+    QueueMisconfigured,
     QueueUnavailable,
 )
 
@@ -103,9 +104,10 @@ _PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456
 _MAX_NAME_CHARS = 1024
 
 
-class NatsQueueConfigError(QueueUnavailable):
+class NatsQueueConfigError(QueueMisconfigured):
     """The stream or consumer exists with settings this queue cannot work with (another retention, a
-    push consumer, ...): it is left as it is, and the message says what differs."""
+    push consumer, ...): it is left as it is, the message says what differs, and the gateway refuses to
+    start on it."""
 
 
 def key_token(text: str) -> str:

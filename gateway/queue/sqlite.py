@@ -58,6 +58,7 @@ from gateway.queue.base import (
     NewDelivery,
     QueueError,
     QueueFull,
+    QueueMisconfigured,
     QueueUnavailable,
 )
 
@@ -122,7 +123,7 @@ PRAGMA user_version = {SCHEMA_VERSION};
 """
 
 
-class QueueSchemaError(QueueUnavailable):
+class QueueSchemaError(QueueMisconfigured):
     """The file holds a newer schema than this gateway knows (written by a newer event gateway). Unlike
     other `QueueUnavailable` errors it does not go away by itself: the gateway refuses to start on it
     (``gateway.runtime``), and a queue used anyway answers every write with it."""

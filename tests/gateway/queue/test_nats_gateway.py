@@ -156,3 +156,27 @@ async def test_nats_stopped_mid_run_refuses_quickly_and_loses_nothing_accepted(
     print(f"accepted {len(accepted)}, refused {sum(1 for o in outcomes if o[1] == 503)}, "
           f"duplicates {duplicates}, refused yet delivered {len(refused_but_delivered)}")
     assert gw.stop() == 0
+
+
+async def test_an_incompatible_stream_stops_the_start_up(
+        nats_factory: Callable[[], NatsServer], gateway_process: Callable[..., GatewayProcess], tmp_path: Path) -> None:
+    """A stream of the gateway's name with other settings (limits retention instead of work-queue) is never
+    rewritten: the gateway refuses to start, naming what differs, as for a SQLite queue of a newer schema."""
+    import nats as nats_client
+    from nats.js.api import RetentionPolicy, StreamConfig
+
+    from gateway.queue.nats import DEFAULT_STREAM
+
+    server = nats_factory()
+    client = await nats_client.connect(server.url)
+    try:
+        await client.jetstream().add_stream(StreamConfig(name=DEFAULT_STREAM, subjects=["someone.else"],
+                                                         retention=RetentionPolicy.LIMITS))
+    finally:
+        await client.close()
+    gateway = gateway_process("--db", f"sqlite:{tmp_path / 'config.db'}", "--queue", server.url,
+                              "--data-dir", str(tmp_path / "gw"), wait=False)
+    assert gateway.wait(60) == 1
+    log = gateway.log()
+    assert DEFAULT_STREAM in log and "retention" in log, log
+    assert "listening" not in log
