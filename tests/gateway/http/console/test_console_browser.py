@@ -189,3 +189,24 @@ async def test_writes_ask_for_the_config_token(gateway_server: Any, page: Any) -
     await page.locator("#eventtypes td", has_text="order.paid").wait_for(state="detached", timeout=5000)
     problems = [p for p in page.problems if "401" not in p]  # the refused write before the token was given
     assert problems == [], problems
+
+
+async def test_a_real_event_appears_in_the_live_stream_within_2s_with_its_plugin_verdict(
+        console_gateway: Any, page: Any) -> None:
+    """End to end: an event sent to the Events API during the test is recorded by the event path (the
+    pipeline publishes its record to the tail) and shown by the console with the guard plugin's verdict."""
+    gw = console_gateway
+    await page.goto(f"{gw.config_url}/console")
+    await page.locator("#tail-status", has_text="live").wait_for(timeout=5000)
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    async with httpx.AsyncClient(timeout=10) as client:
+        response = await client.post(f"{gw.events_url}/", content=cloudevent("blocked", 777),
+                                     headers={"Content-Type": CE})
+    assert response.status_code == 403, response.text
+    row = page.locator("#events tr.event", has_text="e777")
+    await row.wait_for(timeout=2000)
+    assert loop.time() - started < 2.0
+    text = await row.inner_text()
+    assert "blocked" in text and "guard:reject 403" in text, text
+    assert page.problems == [], page.problems
