@@ -43,6 +43,13 @@ def _without_password(url: str) -> str:
     return with_url_password(url, SECRET_MARKER) if url_password(url) is not None else url
 
 
+#: Seconds a pooled connection to a function may stay idle before the gateway closes it.
+KEEPALIVE_SECONDS = 4.0
+#: Errors of a connection that died before any answer arrived: a pooled connection the function closed
+#: while it was idle (its FIN raced the reuse). `HTTPProvider.call` retries those once on a new connection.
+_STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
+
 class HTTPSession:
     """One connection-pooling aiohttp session shared by every http function.
 
@@ -57,8 +64,12 @@ class HTTPSession:
 
     def get(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
+            # Idle connections are dropped after KEEPALIVE_SECONDS, below the 5 s after which Node, Hypercorn
+            # and uvicorn close theirs: a pooled connection the function closed is rarely picked up again
+            # (and `call` retries once when it is).
             self._session = aiohttp.ClientSession(
-                connector=aiohttp.TCPConnector(limit=self._max_connections), auto_decompress=True)
+                connector=aiohttp.TCPConnector(limit=self._max_connections, keepalive_timeout=KEEPALIVE_SECONDS),
+                auto_decompress=True)
         return self._session
 
     async def close(self) -> None:
@@ -95,13 +106,14 @@ class HTTPProvider:
         """``headers``: sent besides the gateway's own (the trace's ``traceparent``)."""
         sent = _headers(attempt) if headers is None else {**_headers(attempt), **headers}
         try:
-            async with self._session.get().post(
-                self.url, data=payload, headers=sent, timeout=self._client_timeout, allow_redirects=False,
-            ) as response:
-                status = response.status
-                if (observation := current_observation()) is not None:
-                    observation.call_status = status
-                body = await self._read_bounded(response)
+            try:
+                status, body = await self._post(payload, sent)
+            except _STALE_CONNECTION as exc:
+                if getattr(exc, "status_seen", False):
+                    raise
+                # The connection died before any answer: most likely a pooled one the function had closed
+                # while idle. Once more, on a new connection (the pool drops the dead one).
+                status, body = await self._post(payload, sent)
         except TimeoutError:
             raise ProviderError(f"HTTP call to {self.display_url} timed out after {self.timeout:g}s") from None
         except aiohttp.ClientError as exc:
@@ -111,6 +123,21 @@ class HTTPProvider:
             snippet = body[:200].decode("utf-8", errors="replace")
             raise ProviderError(f"HTTP call to {self.display_url} answered {status}: {snippet}")
         return body
+
+    async def _post(self, payload: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        response_seen = False
+        try:
+            async with self._session.get().post(
+                self.url, data=payload, headers=headers, timeout=self._client_timeout, allow_redirects=False,
+            ) as response:
+                response_seen = True
+                status = response.status
+                if (observation := current_observation()) is not None:
+                    observation.call_status = status
+                return status, await self._read_bounded(response)
+        except _STALE_CONNECTION as exc:
+            exc.status_seen = response_seen  # type: ignore[union-attr]  # an answer had begun: no retry
+            raise
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
         """The response body, read chunk by chunk, failing as soon as it passes ``max_response_bytes``.

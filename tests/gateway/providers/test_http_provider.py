@@ -127,3 +127,48 @@ async def test_providers_are_cached_per_function_document_and_forgotten_with_it(
         assert pool._by_function == {}  # collected documents leave no entry behind
     finally:
         await pool.close()
+
+
+async def test_a_pooled_connection_the_function_closed_is_retried_once_on_a_new_one() -> None:
+    """A function server that answers one request per connection and then drops the connection when the
+    next request arrives on it (what a server closing an idle keep-alive connection looks like when its FIN
+    races the reuse): the second call still succeeds, on a new connection; each request reached the server
+    once. A server that drops every request is still a failure (one retry, not a loop)."""
+    from gateway.providers.http import HTTPProvider, HTTPSession
+
+    answered: list[int] = []
+    drop_everything = False
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        served = False
+        try:
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                               if line.lower().startswith(b"content-length:")), 0)
+                await reader.readexactly(length)
+                if served or drop_everything:
+                    writer.transport.abort()  # a connection closed under the client: reset, no answer
+                    return
+                served = True
+                answered.append(1)
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            return
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = HTTPSession(4)
+    provider = HTTPProvider({"url": f"http://127.0.0.1:{port}/fn", "timeout": 5}, session)
+    try:
+        assert await provider.call(b"{}") == b"ok"
+        assert await provider.call(b"{}") == b"ok"  # the pooled connection was dropped: retried, answered
+        assert len(answered) == 2
+        drop_everything = True
+        with pytest.raises(ProviderError):
+            await provider.call(b"{}")
+    finally:
+        await session.close()
+        server.close()
+        await server.wait_closed()
