@@ -153,6 +153,13 @@ async def test_one_event_is_one_trace_through_plugins_and_the_function(
     assert body["tracestate"] == "vendor=abc"
 
     # -- the rejected event ----------------------------------------------------------------------------
+    # (its spans may come in a later export batch than the sync event's: wait for the whole trace)
+    def denied_trace_arrived(spans: list[Span]) -> bool:
+        roots = [s for s in spans if s.name == "eventgateway.request"
+                 and s.attributes.get("cloudevents.event_id") == "d-1"]
+        return bool(roots) and {"plugin guard", RECEIVED} <= {s.name for s in spans if s.trace_id == roots[0].trace_id}
+
+    await otlp.wait_for(denied_trace_arrived)
     denied_root = _one(otlp.spans, "eventgateway.request", **{"cloudevents.event_id": "d-1"})
     assert denied_root.attributes["http.response.status_code"] == 451
     denied_trace = otlp.trace(denied_root.trace_id)
