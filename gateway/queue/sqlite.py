@@ -79,45 +79,43 @@ MAX_NAME_LENGTH = 1000
 
 _ID = re.compile(r"[0-9a-f]{32}\Z")
 
-_COLUMNS = ("id, space, function_id, subscription_id, event, system, attempts, not_before, lease_until, "
-            "lease_owner, first_attempt_at, last_error, created")
+#: The columns of a delivery, in both tables: (name, SQL type and constraints). ``dead_letters`` has
+#: these and ``last_attempt_at``. The CREATE TABLE texts below are made from this tuple, and SQLite keeps
+#: them verbatim in the file (``sqlite_master``): any change here is a new schema and needs a higher
+#: `SCHEMA_VERSION` (tests/gateway/queue/test_sqlite_schema.py holds version 1's text).
+_COLUMN_DEFS: tuple[tuple[str, str], ...] = (
+    ("id", "TEXT PRIMARY KEY"),
+    ("space", "TEXT NOT NULL"),
+    ("function_id", "TEXT NOT NULL"),
+    ("subscription_id", "TEXT NOT NULL"),
+    ("event", "TEXT NOT NULL"),
+    ("system", "INTEGER NOT NULL"),
+    ("attempts", "INTEGER NOT NULL"),
+    ("not_before", "REAL NOT NULL"),
+    ("lease_until", "REAL NOT NULL"),
+    ("lease_owner", "TEXT"),
+    ("first_attempt_at", "REAL"),
+    ("last_error", "TEXT"),
+    ("created", "REAL NOT NULL"),
+)
+_DEAD_LETTER_DEFS = (*_COLUMN_DEFS, ("last_attempt_at", "REAL NOT NULL"))
+
+#: The delivery columns' names, for INSERT ... SELECT between the tables.
+_COLUMNS = ", ".join(name for name, _ in _COLUMN_DEFS)
+
+
+def _create_table(table: str, columns: Sequence[tuple[str, str]]) -> str:
+    body = ",\n".join(f"    {name} {definition}" for name, definition in columns)
+    return f"CREATE TABLE IF NOT EXISTS {table} (\n{body}\n);"
+
 
 _SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS deliveries (
-    id TEXT PRIMARY KEY,
-    space TEXT NOT NULL,
-    function_id TEXT NOT NULL,
-    subscription_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    system INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    not_before REAL NOT NULL,
-    lease_until REAL NOT NULL,
-    lease_owner TEXT,
-    first_attempt_at REAL,
-    last_error TEXT,
-    created REAL NOT NULL
-);
+{_create_table("deliveries", _COLUMN_DEFS)}
 -- the earliest lease to expire (when an idle lease looks again)
 CREATE INDEX IF NOT EXISTS deliveries_lease ON deliveries (lease_until, not_before);
 -- lease order: read in this order, skipping the (few) rows leased right now, stopping at the limit
 CREATE INDEX IF NOT EXISTS deliveries_due ON deliveries (not_before, created);
-CREATE TABLE IF NOT EXISTS dead_letters (
-    id TEXT PRIMARY KEY,
-    space TEXT NOT NULL,
-    function_id TEXT NOT NULL,
-    subscription_id TEXT NOT NULL,
-    event TEXT NOT NULL,
-    system INTEGER NOT NULL,
-    attempts INTEGER NOT NULL,
-    not_before REAL NOT NULL,
-    lease_until REAL NOT NULL,
-    lease_owner TEXT,
-    first_attempt_at REAL,
-    last_error TEXT,
-    created REAL NOT NULL,
-    last_attempt_at REAL NOT NULL
-);
+{_create_table("dead_letters", _DEAD_LETTER_DEFS)}
 CREATE INDEX IF NOT EXISTS dead_letters_function ON dead_letters (space, function_id);
 PRAGMA user_version = {SCHEMA_VERSION};
 """
