@@ -20,6 +20,7 @@ This module is below the pipeline: it knows JSON-able events and strings, no plu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -29,6 +30,9 @@ from gateway.common import rfc3339
 __all__ = [
     "DEFAULT_LEASE_SECONDS",
     "DEFAULT_MAX_EVENTS",
+    "MAX_ERROR_CHARS",
+    "MAX_LIMIT",
+    "MAX_NAME_CHARS",
     "DeadLetter",
     "DeliveryQueue",
     "LeasedDelivery",
@@ -37,6 +41,8 @@ __all__ = [
     "QueueFull",
     "QueueMisconfigured",
     "QueueUnavailable",
+    "cap_limit",
+    "is_delivery_id",
 ]
 
 #: How long a lease hides a delivery from every other worker, in seconds. A worker that holds a
@@ -47,6 +53,28 @@ DEFAULT_LEASE_SECONDS = 60.0
 #: Deliveries a queue holds (waiting, leased or waiting to retry; dead letters not counted) before
 #: :meth:`DeliveryQueue.enqueue` refuses new ones with :class:`QueueFull` (``--queue-max-events``).
 DEFAULT_MAX_EVENTS = 100_000
+
+# The bounds every backend keeps the same (hostile or careless input through the Config API, long errors).
+#: The most deliveries one ``lease`` call, or dead letters one ``dead_letters`` call, returns.
+MAX_LIMIT = 1000
+#: The longest error text kept with a retry or a dead letter (the rest is cut).
+MAX_ERROR_CHARS = 4096
+#: The longest space or function id a dead-letter filter may name: longer ones match nothing, and no
+#: query is made (the gateway's own names are far shorter).
+MAX_NAME_CHARS = 1000
+
+#: What a delivery id is: 32 lowercase hex characters (uuid4 hex), as every backend makes them.
+_DELIVERY_ID = re.compile(r"[0-9a-f]{32}\Z")
+
+
+def is_delivery_id(value: object) -> bool:
+    """Whether ``value`` can be a delivery id; anything else is "not found" without asking the backend."""
+    return isinstance(value, str) and len(value) == 32 and _DELIVERY_ID.match(value) is not None
+
+
+def cap_limit(limit: int) -> int:
+    """``limit`` within 0..`MAX_LIMIT`."""
+    return max(0, min(int(limit), MAX_LIMIT))
 
 
 class QueueError(Exception):
@@ -156,8 +184,10 @@ class DeliveryQueue(Protocol):
     async def dead(self, delivery: LeasedDelivery, *, error: str) -> None:
         """The last allowed attempt (``delivery.attempts + 1``) failed: keep it as a dead letter."""
 
-    async def dead_letters(self, space: str, function_id: str | None = None, limit: int = 1000) -> list[DeadLetter]:
-        """The dead letters of a space (oldest first), optionally of one function only."""
+    async def dead_letters(self, space: str, function_id: str | None = None,
+                           limit: int = MAX_LIMIT) -> list[DeadLetter]:
+        """The dead letters of a space (oldest first), optionally of one function only; at most ``limit``
+        (capped at `MAX_LIMIT`)."""
 
     async def redeliver(self, space: str, *, id: str | None = None, function_id: str | None = None) -> int:
         """Turn dead letters back into deliveries due now, with a fresh attempt count: the one with

@@ -24,7 +24,6 @@ import asyncio
 import heapq
 import itertools
 import logging
-import re
 import time
 import uuid
 from collections import OrderedDict, deque
@@ -35,23 +34,23 @@ from typing import Any
 from gateway.queue.base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_EVENTS,
+    MAX_ERROR_CHARS,
+    MAX_LIMIT,
     DeadLetter,
     LeasedDelivery,
     NewDelivery,
     QueueFull,
     QueueUnavailable,
+    cap_limit,
+    is_delivery_id,
 )
 
 __all__ = ["MAX_LIMIT", "MemoryQueue"]
 
 log = logging.getLogger("gateway.queue.memory")
 
-#: The most deliveries one ``lease`` or dead letters one ``dead_letters`` call returns (as SQLite's).
-MAX_LIMIT = 1000
 #: How often the "dead letters dropped" warning may repeat, in seconds.
 _DROP_LOG_SECONDS = 60.0
-
-_ID = re.compile(r"[0-9a-f]{32}\Z")
 
 
 @dataclass(slots=True)
@@ -68,10 +67,6 @@ class _Entry:
     #: The token of the lease holding it (0: not leased), and when that lease ends (``time.monotonic()``).
     lease: int = 0
     lease_until: float = 0.0
-
-
-def _valid_id(value: object) -> bool:
-    return isinstance(value, str) and _ID.match(value) is not None
 
 
 class MemoryQueue:
@@ -142,7 +137,7 @@ class MemoryQueue:
                 self._ready.appendleft(entry)  # its holder is gone or too slow: due again at once
 
     async def lease(self, limit: int, wait: float) -> list[LeasedDelivery]:
-        limit = max(0, min(int(limit), MAX_LIMIT))
+        limit = cap_limit(limit)
         if limit == 0 or self._closed:
             return []
         if self._wakeup is None:
@@ -188,7 +183,7 @@ class MemoryQueue:
     def _release(self, delivery: LeasedDelivery) -> _Entry | None:
         """The entry ``delivery`` still holds the lease of, taken out of the leased set (None: the lease
         expired, or it was acked, retried or killed already)."""
-        if not _valid_id(delivery.id):
+        if not is_delivery_id(delivery.id):
             return None
         entry = self._leased.get(delivery.id)
         if entry is None or entry.lease != delivery.token:
@@ -205,7 +200,7 @@ class MemoryQueue:
         if entry is None:
             return
         entry.attempts += 1
-        entry.last_error = str(error)
+        entry.last_error = str(error)[:MAX_ERROR_CHARS]
         delay = max(0.0, float(delay))
         if self._closed:
             return
@@ -234,7 +229,7 @@ class MemoryQueue:
         self._dead_counts[key] = self._dead_counts.get(key, 0) + 1
         self._dead[entry.id] = (DeadLetter(
             id=entry.id, space=entry.space, function_id=entry.function_id, subscription_id=entry.subscription_id,
-            event=entry.event, attempts=entry.attempts + 1, last_error=str(error),
+            event=entry.event, attempts=entry.attempts + 1, last_error=str(error)[:MAX_ERROR_CHARS],
             first_attempt_at=entry.first_attempt_at if entry.first_attempt_at is not None else now,
             last_attempt_at=now), entry.system)
 
@@ -259,7 +254,7 @@ class MemoryQueue:
 
     async def dead_letters(self, space: str, function_id: str | None = None,
                            limit: int = MAX_LIMIT) -> list[DeadLetter]:
-        limit = max(0, min(int(limit), MAX_LIMIT))
+        limit = cap_limit(limit)
         found: list[DeadLetter] = []
         if limit == 0:
             return found
@@ -274,7 +269,7 @@ class MemoryQueue:
         if id is None and function_id is None:
             raise ValueError("redeliver needs an id or a function_id")
         if id is not None:
-            found = self._dead.get(id) if _valid_id(id) else None
+            found = self._dead.get(id) if is_delivery_id(id) else None
             if found is None or found[0].space != space or (function_id is not None
                                                             and found[0].function_id != function_id):
                 return 0
@@ -292,7 +287,7 @@ class MemoryQueue:
         return len(letters)
 
     async def delete_dead(self, space: str, id: str) -> bool:
-        found = self._dead.get(id) if _valid_id(id) else None
+        found = self._dead.get(id) if is_delivery_id(id) else None
         if found is None or found[0].space != space:
             return False
         self._forget(id)

@@ -63,6 +63,9 @@ from nats.js import JetStreamContext, api
 from .base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_EVENTS,
+    MAX_ERROR_CHARS,
+    MAX_LIMIT,
+    MAX_NAME_CHARS,
     DeadLetter,
     LeasedDelivery,
     NewDelivery,
@@ -70,6 +73,8 @@ from .base import (
     QueueFull,
     QueueMisconfigured,
     QueueUnavailable,
+    cap_limit,
+    is_delivery_id,
 )
 
 __all__ = ["DEFAULT_STREAM", "NatsQueue", "NatsQueueConfigError", "key_token", "parse_key_token"]
@@ -85,10 +90,6 @@ DEFAULT_RETRY_BUCKET = "EVENTGATEWAY_RETRIES"
 RETRY_RECORD_TTL = 7 * 24 * 3600.0
 #: Seconds after a failed connect during which calls fail at once instead of trying again.
 DOWN_BACKOFF = 0.5
-#: The longest error text kept with a retry or a dead letter.
-MAX_ERROR_CHARS = 4096
-#: At most this many deliveries are leased by one call.
-MAX_LEASE = 1000
 #: At most this many dead letters are redelivered by one call (a function's whole list, normally).
 MAX_REDELIVER = 100_000
 
@@ -97,11 +98,10 @@ _ERR_MAX_MSGS = 10077
 _ERR_NO_MESSAGE = 10037
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _SUBJECT = re.compile(r"^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$")
-# The ids this backend makes (uuid4 hex) and anything else a key token can hold safely.
+# What a message's delivery id may be to be taken as one: the ids every backend makes (uuid4 hex,
+# `is_delivery_id`) and anything else a key token can hold safely.
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
 _PLAIN = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
-#: Spaces and function ids longer than this cannot be keys (the gateway's own are far shorter).
-_MAX_NAME_CHARS = 1024
 
 
 class NatsQueueConfigError(QueueMisconfigured):
@@ -459,7 +459,7 @@ class NatsQueue:
                         "they will be delivered", len(errors), len(seqs), _describe(errors[0]))
 
     async def lease(self, limit: int, wait: float) -> list[LeasedDelivery]:
-        limit = min(int(limit), MAX_LEASE)
+        limit = cap_limit(limit)
         if limit < 1:
             return []
         # A fetch needs a little time even for what is there now: a wait of 0 asks for up to 50 ms.
@@ -623,9 +623,9 @@ class NatsQueue:
     def _dead_filter(self, space: str, function_id: str | None, id: str | None) -> str | None:
         """The subject filter of the dead letters asked for, None when no key can match (a name too
         long, an id this queue never makes: nothing to find, and nothing hostile reaches NATS)."""
-        if len(space) > _MAX_NAME_CHARS or (function_id is not None and len(function_id) > _MAX_NAME_CHARS):
+        if len(space) > MAX_NAME_CHARS or (function_id is not None and len(function_id) > MAX_NAME_CHARS):
             return None
-        if id is not None and not _ID.match(id):
+        if id is not None and not is_delivery_id(id):
             return None
         function = "*" if function_id is None else key_token(function_id)
         return f"{self._dl_prefix}{key_token(space)}.{function}.{'>' if id is None else id}"
@@ -663,13 +663,13 @@ class NatsQueue:
                 out.append((str(message["subject"]), letter))
         return out
 
-    async def dead_letters(self, space: str, function_id: str | None = None, limit: int = 1000) -> list[DeadLetter]:
+    async def dead_letters(self, space: str, function_id: str | None = None, limit: int = MAX_LIMIT) -> list[DeadLetter]:
         js = await self._ensure()
         del js
         subject = self._dead_filter(space, function_id, None)
         if subject is None or limit < 1:
             return []
-        letters = await self._call("listing dead letters", self._letters(subject, min(int(limit), 100_000)))
+        letters = await self._call("listing dead letters", self._letters(subject, cap_limit(limit)))
         out = []
         for _, letter in letters:
             try:

@@ -31,8 +31,9 @@ after it was handed to the writer may still be committed (delivered, though its 
 **Bounds.** ``enqueue`` refuses a batch with `QueueFull` when the deliveries held plus the batch would
 exceed ``max_events``. The depth is cached (updated by every transaction, re-read from the file at
 most once a second inside a transaction, for the other processes' writes), so the bound costs no query
-per call. Ids are 32 lowercase hex characters (uuid4 hex): anything else is "not found" without a
-query; ``limit`` is capped at 1000.
+per call. The bounds shared by every backend are in `gateway.queue.base`: ids are 32 lowercase hex
+characters (anything else is "not found" without a query), ``limit`` is capped at `MAX_LIMIT`, error texts
+at `MAX_ERROR_CHARS`.
 """
 
 from __future__ import annotations
@@ -40,7 +41,6 @@ from __future__ import annotations
 import asyncio
 import json
 import queue as thread_queue
-import re
 import sqlite3
 import threading
 import time
@@ -53,6 +53,9 @@ from typing import Any
 from gateway.queue.base import (
     DEFAULT_LEASE_SECONDS,
     DEFAULT_MAX_EVENTS,
+    MAX_ERROR_CHARS,
+    MAX_LIMIT,
+    MAX_NAME_CHARS,
     DeadLetter,
     LeasedDelivery,
     NewDelivery,
@@ -60,25 +63,20 @@ from gateway.queue.base import (
     QueueFull,
     QueueMisconfigured,
     QueueUnavailable,
+    cap_limit,
+    is_delivery_id,
 )
 
 __all__ = ["MAX_LIMIT", "SCHEMA_VERSION", "QueueSchemaError", "SqliteQueue"]
 
 #: The schema this module writes (``PRAGMA user_version``); a file with a newer one is refused.
 SCHEMA_VERSION = 1
-#: The most deliveries one ``lease`` or dead letters one ``dead_letters`` call returns.
-MAX_LIMIT = 1000
 #: How often an idle ``lease`` looks at the file for deliveries other processes enqueued.
 POLL_SECONDS = 0.2
 #: How often the cached depth is re-read from the file (other processes' enqueues and acks).
 DEPTH_REFRESH_SECONDS = 1.0
 #: How long a write waits for another process's write lock before `QueueUnavailable`.
 BUSY_SECONDS = 10.0
-#: The longest space / function id a filter may name (longer: nothing matches, no query).
-MAX_NAME_LENGTH = 1000
-
-_ID = re.compile(r"[0-9a-f]{32}\Z")
-
 #: The columns of a delivery, in both tables: (name, SQL type and constraints). ``dead_letters`` has
 #: these and ``last_attempt_at``. The CREATE TABLE texts below are made from this tuple, and SQLite keeps
 #: them verbatim in the file (``sqlite_master``): any change here is a new schema and needs a higher
@@ -125,14 +123,6 @@ class QueueSchemaError(QueueMisconfigured):
     """The file holds a newer schema than this gateway knows (written by a newer event gateway). Unlike
     other `QueueUnavailable` errors it does not go away by itself: the gateway refuses to start on it
     (``gateway.runtime``), and a queue used anyway answers every write with it."""
-
-
-def _valid_id(value: object) -> bool:
-    return isinstance(value, str) and len(value) == 32 and _ID.match(value) is not None
-
-
-def _cap(limit: int) -> int:
-    return max(0, min(int(limit), MAX_LIMIT))
 
 
 @dataclass(slots=True)
@@ -437,7 +427,7 @@ class SqliteQueue:
                 f"--queue-max-events {self.max_events}; try again later")
 
     async def lease(self, limit: int, wait: float) -> list[LeasedDelivery]:
-        limit = _cap(limit)
+        limit = cap_limit(limit)
         if limit == 0:
             return []
         deadline = time.monotonic() + max(0.0, float(wait))
@@ -497,7 +487,7 @@ class SqliteQueue:
                 pass
 
     async def ack(self, delivery: LeasedDelivery) -> None:
-        if not _valid_id(delivery.id) or not isinstance(delivery.token, str):
+        if not is_delivery_id(delivery.id) or not isinstance(delivery.token, str):
             return
 
         def delete(db: sqlite3.Connection, txn: _Txn) -> None:
@@ -507,7 +497,7 @@ class SqliteQueue:
         await self._submit(delete)
 
     async def retry(self, delivery: LeasedDelivery, *, delay: float, error: str) -> None:
-        if not _valid_id(delivery.id) or not isinstance(delivery.token, str):
+        if not is_delivery_id(delivery.id) or not isinstance(delivery.token, str):
             return
         delay = max(0.0, float(delay))
 
@@ -516,13 +506,13 @@ class SqliteQueue:
                 "UPDATE deliveries SET attempts = attempts + 1, not_before = ?, lease_until = 0, "
                 "lease_owner = NULL, last_error = ?, first_attempt_at = COALESCE(first_attempt_at, ?) "
                 "WHERE id = ? AND lease_owner = ?",
-                (txn.now + delay, str(error), txn.now, delivery.id, delivery.token))
+                (txn.now + delay, str(error)[:MAX_ERROR_CHARS], txn.now, delivery.id, delivery.token))
             if cursor.rowcount:
                 txn.wake = True
         await self._submit(update)
 
     async def dead(self, delivery: LeasedDelivery, *, error: str) -> None:
-        if not _valid_id(delivery.id) or not isinstance(delivery.token, str):
+        if not is_delivery_id(delivery.id) or not isinstance(delivery.token, str):
             return
 
         def bury(db: sqlite3.Connection, txn: _Txn) -> None:
@@ -531,7 +521,7 @@ class SqliteQueue:
                 "SELECT id, space, function_id, subscription_id, event, system, attempts + 1, not_before, 0, "
                 "NULL, COALESCE(first_attempt_at, ?), ?, created, ? "
                 "FROM deliveries WHERE id = ? AND lease_owner = ?",
-                (txn.now, str(error), txn.now, delivery.id, delivery.token))
+                (txn.now, str(error)[:MAX_ERROR_CHARS], txn.now, delivery.id, delivery.token))
             if cursor.rowcount:
                 db.execute("DELETE FROM deliveries WHERE id = ?", (delivery.id,))
                 txn.depth -= 1
@@ -539,9 +529,9 @@ class SqliteQueue:
 
     async def dead_letters(self, space: str, function_id: str | None = None,
                            limit: int = MAX_LIMIT) -> list[DeadLetter]:
-        limit = _cap(limit)
-        if limit == 0 or len(space) > MAX_NAME_LENGTH or (function_id is not None
-                                                            and len(function_id) > MAX_NAME_LENGTH):
+        limit = cap_limit(limit)
+        if limit == 0 or len(space) > MAX_NAME_CHARS or (function_id is not None
+                                                            and len(function_id) > MAX_NAME_CHARS):
             return []
         query = ("SELECT id, space, function_id, subscription_id, event, attempts, last_error, "
                  "first_attempt_at, last_attempt_at FROM dead_letters WHERE space = ?")
@@ -559,16 +549,16 @@ class SqliteQueue:
     async def redeliver(self, space: str, *, id: str | None = None, function_id: str | None = None) -> int:
         if id is None and function_id is None:
             raise ValueError("redeliver needs an id or a function_id")
-        if len(space) > MAX_NAME_LENGTH:
+        if len(space) > MAX_NAME_CHARS:
             return 0
         where = "space = ?"
         params: tuple[str, ...] = (space,)
         if id is not None:
-            if not _valid_id(id):
+            if not is_delivery_id(id):
                 return 0
             where, params = where + " AND id = ?", params + (id,)
         if function_id is not None:
-            if len(function_id) > MAX_NAME_LENGTH:
+            if len(function_id) > MAX_NAME_CHARS:
                 return 0
             where, params = where + " AND function_id = ?", params + (function_id,)
 
@@ -586,7 +576,7 @@ class SqliteQueue:
         return int(await self._submit(revive))
 
     async def delete_dead(self, space: str, id: str) -> bool:
-        if not _valid_id(id) or len(space) > MAX_NAME_LENGTH:
+        if not is_delivery_id(id) or len(space) > MAX_NAME_CHARS:
             return False
 
         def forget(db: sqlite3.Connection, txn: _Txn) -> bool:

@@ -28,7 +28,15 @@ from pathlib import Path
 
 import pytest
 
-from gateway.queue.base import DeliveryQueue, LeasedDelivery, NewDelivery, QueueFull, QueueUnavailable
+from gateway.queue.base import (
+    MAX_ERROR_CHARS,
+    MAX_LIMIT,
+    DeliveryQueue,
+    LeasedDelivery,
+    NewDelivery,
+    QueueFull,
+    QueueUnavailable,
+)
 from gateway.queue.sqlite import SqliteQueue
 from tests.gateway.queue.conftest import QueueFactory
 
@@ -435,8 +443,23 @@ async def test_limits_are_capped(queue_factory: QueueFactory) -> None:
     queue = await queue_factory(lease_seconds=30)
     await queue.enqueue(batch(1100))
     leased = await queue.lease(1_000_000, 0)
-    assert 0 < len(leased) <= 1000
+    assert 0 < len(leased) <= MAX_LIMIT
     assert await queue.lease(-5, 0) == []
+
+
+async def test_dead_letter_listing_and_error_texts_are_capped(queue_factory: QueueFactory) -> None:
+    queue = await queue_factory(lease_seconds=30)
+    await queue.enqueue(batch(MAX_LIMIT + 5))
+    leased = await lease_until(queue, MAX_LIMIT + 5, limit=MAX_LIMIT)
+    huge = "e" * (MAX_ERROR_CHARS * 50)
+    await queue.retry(leased[0], delay=0, error=huge)
+    [again] = await lease_until(queue, 1)
+    assert again.last_error == "e" * MAX_ERROR_CHARS
+    await asyncio.gather(*(queue.dead(d, error=huge) for d in [again, *leased[1:]]))
+    letters = await settle_dead_letters(queue, "default", MAX_LIMIT, limit=1_000_000)
+    assert len(letters) == MAX_LIMIT
+    assert {letter.last_error for letter in letters} == {"e" * MAX_ERROR_CHARS}
+    assert await queue.dead_letters("default", limit=-1) == []
 
 
 # -- the bound -------------------------------------------------------------------------------------------------
