@@ -76,6 +76,8 @@ class Gateway:
         # feed on one observation per event, made only while one of them wants it.
         self.tail = TailHub()
         self.tracing: Tracing | None = configure_tracing(settings.otel_endpoint)
+        if self.tracing is not None:
+            self.tracing.register_metrics(self.metrics.registry)  # spans exported / dropped / queued
         self.observer = Observer(self.tail, self.tracing)
         self.events = EventPlane(self.view, self.plugins, self.metrics, queue=self.queue, workers=settings.workers,
                                  max_response_bytes=settings.max_function_response_bytes, observer=self.observer)

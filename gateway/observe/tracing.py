@@ -1,26 +1,37 @@
-"""Distributed traces (issue 15): the OpenTelemetry SDK, off unless configured.
+"""Distributed traces (issue 15): OpenTelemetry's sampler and exporter configuration, our own span path.
 
 Tracing is on when ``--otel-endpoint URL`` (``EVENT_GATEWAY_OTEL_ENDPOINT``) is given, or when the standard
 variables ask for it: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, or
 ``OTEL_TRACES_EXPORTER`` naming ``otlp`` or ``console``. ``OTEL_TRACES_EXPORTER=none`` and
 ``OTEL_SDK_DISABLED=true`` turn it off (the flag wins over both, as every flag wins over the environment).
-Spans leave through the OTLP/HTTP (protobuf) exporter behind a batch span processor; the SDK reads the rest
-of its standard variables itself: ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` (default
-``parentbased_always_on``), ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT``, ``..._COMPRESSION``,
-``..._CERTIFICATE``, ``OTEL_BSP_*``, ``OTEL_RESOURCE_ATTRIBUTES``. The service is ``event-gateway`` unless
-``OTEL_SERVICE_NAME`` (or ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``) says otherwise.
+Spans leave through OTLP/HTTP (protobuf). The SDK still decides what it decides best from the standard
+variables: the sampler (``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``, default
+``parentbased_always_on``), the resource (``OTEL_RESOURCE_ATTRIBUTES``), and the OTLP/HTTP client's
+``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT``, ``..._COMPRESSION``, ``..._CERTIFICATE`` (and the
+``_TRACES_`` forms). This module reads the batching variables itself: ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048),
+``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512), ``OTEL_BSP_SCHEDULE_DELAY`` (5000 ms), ``OTEL_BSP_EXPORT_TIMEOUT``
+(30000 ms: how long shutdown waits for the last export), and the attribute limits
+``OTEL_(SPAN_)ATTRIBUTE_VALUE_LENGTH_LIMIT`` (here 4096 characters unless set: the SDK has none) and
+``OTEL_(SPAN_)ATTRIBUTE_COUNT_LIMIT`` (128); a value that is not a whole number is an error naming it.
+The service is ``event-gateway`` unless ``OTEL_SERVICE_NAME`` (or ``service.name`` in
+``OTEL_RESOURCE_ATTRIBUTES``) says otherwise.
 
 Nothing here is process-global: each gateway has its own ``TracerProvider`` (OpenTelemetry's global one is
 left alone), so several gateways in one process trace independently.
 
-**Why spans are made by :class:`SpanRecorder`, not ``Tracer.start_span``.** The SDK's spans are built for
-spans that live long and change under several threads: each one takes a lock, validates and copies every
-attribute and calls every processor twice: ~30 µs per span here, where an event makes 5-15 of them and the
-gateway's own CPU per event is ~1 ms (docs/benchmarks.md). The gateway knows its spans end in order on one
-thread, so :class:`SpanRecorder` keeps a span as a plain object and, when it ends, hands the SDK's own
-``ReadableSpan`` to the SDK's own batch span processor: the same sampler (asked once per trace, at its root,
-with the caller's context; spans below follow the root's decision, which is what every built-in sampler
-decides for them), the same ids, resource, export queue, exporter and shutdown.
+**Why not the SDK's spans, batch processor and encoder.** The SDK's spans are built for spans that live long
+and change under several threads: each takes a lock, validates and copies every attribute and calls every
+processor twice (~30 µs per span here, where an event makes 5-15 of them); its exporter then builds a
+protobuf object per span and attribute (~20 µs per span plus ~3.5 µs per attribute, holding the GIL the
+event loop needs). The gateway knows its spans end in order, so :class:`SpanRecorder` keeps a span as a
+plain object and, when it ends, appends a :class:`~gateway.observe.otlp.FinishedSpan` tuple to a bounded
+:class:`~gateway.observe.otlp_export.SpanQueue`; the queue's thread encodes batches with
+:class:`~gateway.observe.otlp.OtlpEncoder` (protobuf bytes written directly) and sends them with the SDK
+exporter's HTTP client. The sampler is the SDK's, asked once per trace, at its root, with the caller's
+context; spans below follow the root's decision (what every built-in sampler decides for them).
+A full queue drops spans and counts them: ``eventgateway_trace_spans_dropped_total{reason="queue_full"}``
+(``export_failed`` for batches the collector refused or did not answer in time), so a slow or dead
+collector never holds the event path nor grows memory.
 """
 
 from __future__ import annotations
@@ -29,9 +40,12 @@ import logging
 import os
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
+
+from .otlp import FinishedSpan, OtlpEncoder, SpanEvent
+from .otlp_export import SpanQueue
 
 __all__ = ["LiteSpan", "SpanRecorder", "Tracing", "TracingConfigError", "configure_tracing", "traces_url"]
 
@@ -39,6 +53,10 @@ log = logging.getLogger("gateway.tracing")
 
 SERVICE_NAME = "event-gateway"
 INSTRUMENTATION = "gateway"
+#: Longest attribute value exported (characters) unless ``OTEL_(SPAN_)ATTRIBUTE_VALUE_LENGTH_LIMIT`` says.
+VALUE_LENGTH_LIMIT = 4096
+#: Most events kept per span.
+MAX_EVENTS = 128
 _ON = ("otlp", "console")
 
 
@@ -61,12 +79,14 @@ def traces_url(endpoint: str) -> str:
 
 
 class LiteSpan:
-    """A span of :class:`SpanRecorder`: attributes and status kept until :meth:`end` hands it to the processors.
-    A span the sampler did not sample keeps nothing (it still has a context to propagate)."""
+    """A span of :class:`SpanRecorder`: attributes, events and status kept until :meth:`end` queues it for
+    export. A span the sampler did not sample keeps nothing (it still has a context to propagate); an ended
+    span records nothing more."""
 
-    __slots__ = ("_recorder", "attributes", "context", "kind", "links", "name", "parent", "start", "status")
+    __slots__ = ("_recorder", "attributes", "context", "events", "kind", "links", "name", "parent", "start",
+                 "status_code", "status_message")
 
-    def __init__(self, recorder: SpanRecorder, name: str, context: Any, parent: Any, kind: Any,
+    def __init__(self, recorder: SpanRecorder, name: str, context: Any, parent: Any, kind: int,
                  attributes: dict[str, Any] | None, links: Sequence[Any], start: int) -> None:
         self._recorder: SpanRecorder | None = recorder
         self.name = name
@@ -76,7 +96,9 @@ class LiteSpan:
         self.attributes = attributes
         self.links = links
         self.start = start
-        self.status: Any = None
+        self.events: list[SpanEvent] | tuple[()] = ()
+        self.status_code = 0
+        self.status_message: str | None = None
 
     def get_span_context(self) -> Any:
         return self.context
@@ -92,33 +114,55 @@ class LiteSpan:
         if self.attributes is not None:
             self.attributes.update(attributes)
 
-    def set_status(self, status: Any) -> None:
-        self.status = status
+    def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
+        if self.attributes is not None:
+            if not self.events:
+                self.events = []
+            if len(self.events) < MAX_EVENTS:
+                self.events.append(SpanEvent(name, timestamp if timestamp is not None else time.time_ns(),
+                                             dict(attributes) if attributes else {}))
+
+    def set_status(self, status: Any, description: str | None = None) -> None:
+        """``status``: an OpenTelemetry ``Status``, or a ``StatusCode`` with ``description``."""
+        code = getattr(status, "status_code", status)
+        self.status_code = int(code.value)
+        self.status_message = getattr(status, "description", None) if description is None else description
 
     def end(self, end_time: int | None = None) -> None:
         recorder, self._recorder = self._recorder, None
-        if recorder is not None and self.attributes is not None:
-            recorder._finished(self, end_time if end_time is not None else time.time_ns())
+        attributes, self.attributes = self.attributes, None
+        if recorder is not None and attributes is not None:
+            context, parent = self.context, self.parent
+            recorder.queue.add(FinishedSpan(
+                self.name, context.trace_id, context.span_id, parent.span_id if parent is not None else 0,
+                parent.is_remote if parent is not None else None, context.trace_state, self.kind, self.start,
+                end_time if end_time is not None else time.time_ns(), attributes, self.events, self.links,
+                self.status_code, self.status_message))
+
+
+class _Fanout:
+    """Several export queues behind one (``OTEL_TRACES_EXPORTER=otlp,console``)."""
+
+    def __init__(self, queues: Sequence[SpanQueue]) -> None:
+        self._queues = tuple(queues)
+
+    def add(self, span: FinishedSpan) -> None:
+        for queue in self._queues:
+            queue.add(span)
 
 
 class SpanRecorder:
-    """Makes the gateway's spans for the SDK's processors (see the module's doc)."""
+    """Makes the gateway's spans and queues them for export when they end (see the module's doc)."""
 
-    def __init__(self, provider: Any, processors: Sequence[Any]) -> None:
+    def __init__(self, provider: Any, queues: Sequence[SpanQueue]) -> None:
         from opentelemetry import trace as api
-        from opentelemetry.sdk.trace import ReadableSpan
-        from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-        from opentelemetry.trace.status import Status, StatusCode
 
         self._api = api
-        self._readable = ReadableSpan
-        self._processors = tuple(processors)
+        self.queue: SpanQueue | _Fanout = queues[0] if len(queues) == 1 else _Fanout(queues)
         self._sampler = provider.sampler
-        self._resource = provider.resource
-        self._scope = InstrumentationScope(INSTRUMENTATION)
-        self._unset = Status(StatusCode.UNSET)
         self._sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
         self._not_sampled = api.TraceFlags(api.TraceFlags.DEFAULT)
+        self._kinds = {kind: kind.value + 1 for kind in api.SpanKind}  # the API's numbers, OTLP's numbers
         self._internal = api.SpanKind.INTERNAL
 
     def start_span(self, name: str, parent: Any = None, *, kind: Any = None, attributes: Mapping[str, Any] | None = None,
@@ -142,28 +186,70 @@ class SpanRecorder:
                 values = {**result.attributes, **values}
         span_context = api.SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=flags,
                                        trace_state=state)
-        return LiteSpan(self, name, span_context, parent, kind, values if flags.sampled else None, links,
-                        start_time if start_time is not None else time.time_ns())
+        return LiteSpan(self, name, span_context, parent, self._kinds[kind], values if flags.sampled else None,
+                        links, start_time if start_time is not None else time.time_ns())
 
-    def _finished(self, span: LiteSpan, end_time: int) -> None:
-        readable = self._readable(
-            span.name, span.context, span.parent, self._resource, span.attributes, (), span.links, span.kind,
-            None, span.status or self._unset, span.start, end_time, self._scope)
-        for processor in self._processors:
-            processor.on_end(readable)
+
+class _TraceExportMetrics:
+    """Prometheus series of the export queues, read when scraped (nothing is counted twice on the event path)."""
+
+    def __init__(self, queues: Sequence[tuple[str, SpanQueue]]) -> None:
+        self._queues = tuple(queues)
+
+    def describe(self) -> list[Any]:
+        return list(self.collect())
+
+    def collect(self) -> Any:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        exported = CounterMetricFamily("eventgateway_trace_spans_exported",
+                                       "Spans the trace collector accepted.", labels=["exporter"])
+        dropped = CounterMetricFamily(
+            "eventgateway_trace_spans_dropped",
+            "Spans not exported: queue_full (the export queue was full: the collector is slow or down), "
+            "export_failed (the collector refused the batch or did not answer in time).", labels=["exporter", "reason"])
+        queued = GaugeMetricFamily("eventgateway_trace_spans_queued", "Spans waiting for export.", labels=["exporter"])
+        for name, queue in self._queues:
+            exported.add_metric([name], queue.exported)
+            dropped.add_metric([name, "queue_full"], queue.dropped_queue_full)
+            dropped.add_metric([name, "export_failed"], queue.dropped_export_failed)
+            queued.add_metric([name], len(queue))
+        return iter((exported, dropped, queued))
 
 
 class Tracing:
-    """The span recorder of one gateway and its provider (flushed and shut down by :meth:`shutdown`)."""
+    """The span recorder of one gateway, its export queues and its provider (the sampler and the resource);
+    flushed and stopped by :meth:`shutdown`."""
 
-    def __init__(self, provider: Any, processors: Sequence[Any], description: str) -> None:
+    def __init__(self, provider: Any, queues: Sequence[tuple[str, SpanQueue]], description: str,
+                 export_timeout: float = 30.0) -> None:
         self.provider = provider
-        self.recorder = SpanRecorder(provider, processors)
+        self.queues = tuple(queues)
+        self.recorder = SpanRecorder(provider, [queue for _, queue in self.queues])
         self.description = description
+        self.export_timeout = export_timeout
+        self._closers: list[Callable[[], None]] = []
+
+    def register_metrics(self, registry: Any) -> None:
+        """Export the queues' counters (spans exported, dropped by reason, queued) through ``registry``."""
+        registry.register(_TraceExportMetrics(self.queues))
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Export every span ended so far (blocking); whether it finished within ``timeout`` seconds."""
+        deadline = time.monotonic() + (self.export_timeout if timeout is None else timeout)
+        return all([queue.flush(max(deadline - time.monotonic(), 0.0)) for _, queue in self.queues])
 
     def shutdown(self) -> None:
-        """Export what is still buffered (bounded by the exporter's timeout) and stop. Blocking: call it
+        """Export what is still queued (bounded by ``OTEL_BSP_EXPORT_TIMEOUT``) and stop. Blocking: call it
         from a thread at gateway shutdown."""
+        deadline = time.monotonic() + self.export_timeout
+        for _, queue in self.queues:
+            queue.shutdown(max(deadline - time.monotonic(), 0.0))
+        for close in self._closers:
+            try:
+                close()
+            except Exception:
+                log.exception("tracing: closing an exporter failed")
         try:
             self.provider.shutdown()
         except Exception:
@@ -193,7 +279,6 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
 
     from opentelemetry.sdk.resources import Resource
     from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
 
     # What the SDK would read from the environment, read from ``environ`` (the same mapping in production;
     # the tests pass their own), then the service's name: OTEL_SERVICE_NAME, service.name, or ours.
@@ -205,10 +290,22 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
     if env.get("OTEL_SERVICE_NAME"):
         attributes["service.name"] = env["OTEL_SERVICE_NAME"]
     attributes.setdefault("service.name", SERVICE_NAME)
+    max_queued = _env_int(env, "OTEL_BSP_MAX_QUEUE_SIZE", 2048, minimum=1)
+    batch_size = _env_int(env, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512, minimum=1)
+    delay = _env_int(env, "OTEL_BSP_SCHEDULE_DELAY", 5000, minimum=0) / 1000
+    export_timeout = _env_int(env, "OTEL_BSP_EXPORT_TIMEOUT", 30000, minimum=0) / 1000
+    value_limit = _env_opt_int(env, "OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", minimum=1)
+    if value_limit is None:
+        value_limit = _env_int(env, "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", VALUE_LENGTH_LIMIT, minimum=1)
+    count_limit = _env_opt_int(env, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", minimum=0)
+    if count_limit is None:
+        count_limit = _env_int(env, "OTEL_ATTRIBUTE_COUNT_LIMIT", 128, minimum=0)
     # The SDK reads OTEL_TRACES_SAMPLER(_ARG) when no sampler is given.
     provider = TracerProvider(resource=Resource.create(attributes))
+    resource = dict(provider.resource.attributes)
     described: list[str] = []
-    processors: list[Any] = []
+    queues: list[tuple[str, SpanQueue]] = []
+    closers: list[Callable[[], None]] = []
     for name in dict.fromkeys(exporters):
         if name == "otlp":
             from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -219,12 +316,79 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
                 url = env["OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]  # the signal's own URL: taken as it is
             else:
                 url = traces_url(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
-            exporter = OTLPSpanExporter(endpoint=url)  # headers, timeout, compression: from OTEL_* itself
-            processors.append(BatchSpanProcessor(exporter))
+            exporter = OTLPSpanExporter(endpoint=url)  # headers, timeout, compression, TLS: from OTEL_* itself
+            encoder = OtlpEncoder(resource, INSTRUMENTATION, value_limit=value_limit, count_limit=count_limit)
+            queues.append(("otlp", SpanQueue(_otlp_sender(exporter, encoder), max_queued=max_queued,
+                                             batch_size=batch_size, delay=delay, name="otlp")))
+            closers.append(exporter.shutdown)
             described.append(f"OTLP/HTTP to {_shown(str(url))}")
         elif name == "console":
-            processors.append(BatchSpanProcessor(ConsoleSpanExporter()))
+            queues.append(("console", SpanQueue(_console_sender(provider.resource), max_queued=max_queued,
+                                                batch_size=batch_size, delay=delay, name="console")))
             described.append("the console")
-    for processor in processors:
-        provider.add_span_processor(processor)  # shut down (flushed) with the provider
-    return Tracing(provider, processors, ", ".join(described))
+    tracing = Tracing(provider, queues, ", ".join(described), export_timeout)
+    tracing._closers.extend(closers)
+    return tracing
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:
+    value = _env_opt_int(env, name, minimum=minimum)
+    return default if value is None else value
+
+
+def _env_opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | None:
+    text = env.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = minimum - 1
+    if value < minimum:
+        raise TracingConfigError(f"{name}={text!r}: expected a whole number >= {minimum}")
+    return value
+
+
+def _otlp_sender(exporter: Any, encoder: OtlpEncoder) -> Callable[[Sequence[FinishedSpan]], bool]:
+    """Encode a batch with :class:`OtlpEncoder` and POST it with the SDK exporter's HTTP client (its
+    endpoint, headers, compression, timeout, TLS files and retries, all read from ``OTEL_*``)."""
+    client = exporter._client  # the SDK's OTLP/HTTP client (opentelemetry-exporter-otlp-proto-http 1.45)
+    max_size = getattr(exporter, "_max_request_size", 0)
+
+    def send(batch: Sequence[FinishedSpan]) -> bool:
+        data = encoder.request(batch)
+        if max_size and len(data) > max_size:
+            log.warning("tracing: dropping %d spans: their request is %d bytes, over the exporter's limit of %d",
+                        len(batch), len(data), max_size)
+            return False
+        return bool(client.export(data).success)
+
+    return send
+
+
+def _console_sender(resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
+    """Print a batch with the SDK's ``ConsoleSpanExporter`` (spans made into the SDK's ``ReadableSpan``)."""
+    from opentelemetry import trace as api
+    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
+    from opentelemetry.sdk.util.instrumentation import InstrumentationScope
+    from opentelemetry.trace.status import Status, StatusCode
+
+    console = ConsoleSpanExporter()
+    scope = InstrumentationScope(INSTRUMENTATION)
+    kinds = {kind.value + 1: kind for kind in api.SpanKind}
+    sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
+
+    def readable(span: FinishedSpan) -> Any:
+        context = api.SpanContext(span.trace_id, span.span_id, False, sampled, span.trace_state)
+        parent = (api.SpanContext(span.trace_id, span.parent_span_id, bool(span.parent_remote), sampled)
+                  if span.parent_span_id else None)
+        events = [Event(e.name, e.attributes, e.timestamp) for e in span.events]
+        return ReadableSpan(span.name, context, parent, resource, span.attributes, events, span.links,
+                            kinds[span.kind], None, Status(StatusCode(span.status_code), span.status_message),
+                            span.start, span.end, scope)
+
+    def send(batch: Sequence[FinishedSpan]) -> bool:
+        return console.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS
+
+    return send

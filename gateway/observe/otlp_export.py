@@ -1,0 +1,119 @@
+"""The bounded export queue of the traces (issue 15): finished spans in, batches out on one thread.
+
+:meth:`SpanQueue.add` is what ending a span costs on the event loop: a length test and a ``deque.append``
+(the thread is woken once per full batch, not per span). The export thread takes up to ``batch_size`` spans
+every ``delay`` seconds (sooner when a batch is full), hands them to ``send`` (encode and POST: all of that
+work is off the event loop) and counts what went out and what did not.
+
+Bounded: at most ``max_queued`` spans wait. When the collector is slow, down or never answers (each export
+is bounded by the exporter's own timeout), the queue fills and further spans are dropped and counted
+(``queue_full``); a batch ``send`` fails is dropped and counted too (``export_failed``): memory stays
+bounded and the event path does not wait for the collector.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+__all__ = ["SpanQueue"]
+
+log = logging.getLogger("gateway.tracing")
+
+
+class SpanQueue:
+    """Finished spans waiting for export, and the thread exporting them (started at construction)."""
+
+    def __init__(self, send: Callable[[Sequence[Any]], bool], *, max_queued: int = 2048, batch_size: int = 512,
+                 delay: float = 5.0, name: str = "otlp") -> None:
+        self._send = send
+        self._queue: deque[Any] = deque()
+        self.max_queued = max_queued
+        self.batch_size = min(batch_size, max_queued)
+        self.delay = delay
+        self._wake = threading.Event()
+        self._flushed = threading.Condition()
+        self._flush_asked = 0
+        self._flush_done = 0
+        self._stopping = False
+        self._drop_lock = threading.Lock()
+        #: Spans sent (the collector accepted the request), and dropped: queue full, or their export failed.
+        self.exported = 0
+        self.dropped_queue_full = 0
+        self.dropped_export_failed = 0
+        self._thread = threading.Thread(target=self._run, name=f"eventgateway-trace-export-{name}", daemon=True)
+        self._thread.start()
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def add(self, span: Any) -> None:
+        """Queue one finished span (any thread); dropped and counted when the queue is full."""
+        queue = self._queue
+        if len(queue) >= self.max_queued or self._stopping:
+            with self._drop_lock:
+                self.dropped_queue_full += 1
+            return
+        queue.append(span)
+        if len(queue) >= self.batch_size and not self._wake.is_set():
+            self._wake.set()
+
+    def _export_all(self) -> None:
+        queue = self._queue
+        while queue:
+            batch = []
+            popleft = queue.popleft
+            try:
+                for _ in range(self.batch_size):
+                    batch.append(popleft())
+            except IndexError:
+                pass
+            try:
+                ok = self._send(batch)
+            except Exception:
+                log.exception("tracing: exporting %d spans failed", len(batch))
+                ok = False
+            if ok:
+                self.exported += len(batch)
+            else:
+                with self._drop_lock:
+                    self.dropped_export_failed += len(batch)
+
+    def _run(self) -> None:
+        while True:
+            self._wake.wait(self.delay)
+            self._wake.clear()
+            with self._flushed:
+                asked = self._flush_asked
+            self._export_all()
+            if asked:
+                with self._flushed:
+                    self._flush_done = asked
+                    self._flushed.notify_all()
+            if self._stopping:
+                return
+
+    def flush(self, timeout: float) -> bool:
+        """Export what is queued now; whether that finished within ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        with self._flushed:
+            self._flush_asked += 1
+            wanted = self._flush_asked
+            self._wake.set()
+            while self._flush_done < wanted and self._thread.is_alive():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._flushed.wait(remaining)
+        return self._flush_done >= wanted
+
+    def shutdown(self, timeout: float) -> None:
+        """Export what is queued (within ``timeout`` seconds) and stop the thread; spans added later are
+        dropped."""
+        self._stopping = True
+        self._wake.set()
+        self._thread.join(timeout)
