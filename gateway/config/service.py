@@ -14,6 +14,7 @@ edit and PUT a function without knowing its credentials.
 from __future__ import annotations
 
 import asyncio
+import enum
 import functools
 import logging
 from collections import defaultdict
@@ -127,6 +128,17 @@ def redact(document: Model) -> dict[str, Any]:
 CONFLICT_CATCH_UP_SECONDS = 0.5
 
 
+class _Marker(enum.Enum):
+    CURRENT = "the store has not changed since the conflict index's revision"
+    UNREAD = "not read yet"
+
+
+CURRENT = _Marker.CURRENT
+UNREAD = _Marker.UNREAD
+_StoreState = tuple[int, int] | _Marker
+"""What a subscription create learnt of the store's state of the space: its fingerprint, or CURRENT."""
+
+
 class ConfigService:
     def __init__(self, store: Store, view: ConfigView) -> None:
         self._store = store
@@ -237,14 +249,14 @@ class ConfigService:
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
         async with self._create_locks[space]:
             # The reads at once (one round trip's wait on etcd instead of four); the checks in upstream's order.
-            existing, fingerprint, event_type, function = await asyncio.gather(
+            existing, state, event_type, function = await asyncio.gather(
                 self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id),
-                self._store.fingerprint(Kind.SUBSCRIPTIONS, space) if self.incremental_conflicts else _none(),
+                self._store_state(space) if self.incremental_conflicts else _unread(),
                 self._store.get(Kind.EVENT_TYPES, space, subscription.event_type),
                 self._store.get(Kind.FUNCTIONS, space, subscription.function_id))
             if existing is not None:
                 raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} already exists.")
-            await self._check_path_conflict(subscription, fingerprint)
+            await self._check_path_conflict(subscription, state)
             if event_type is None:
                 raise InvalidConfig(f"Event Type {go_quote(subscription.event_type)} not found.")
             if function is None:
@@ -268,19 +280,21 @@ class ConfigService:
         await self._read(_SUBSCRIPTIONS, space, subscription_id, for_delete=True)
         await self._delete(_SUBSCRIPTIONS, space, subscription_id)
 
-    async def _check_path_conflict(self, new: Subscription, fingerprint: tuple[int, int] | None = None) -> None:
+    async def _check_path_conflict(self, new: Subscription, state: _StoreState = UNREAD) -> None:
         """The routing table's own rules decide (one tree per type, method and event type): sync paths
         are unique, async ones may repeat, and neither may mix a ``:param`` with other segments.
 
         Checked against the space's :class:`~gateway.routing.conflicts.SpaceConflicts`, which mirrors this
-        gateway's view, once the view is known to hold exactly what the store holds: the store's fingerprint
-        of the space's subscriptions (count, highest revision), read now, must match the index (same count,
-        every revision up to that one seen). So, as when every subscription was read from the store, the
-        check sees every subscription committed before it began. Otherwise wait a little for the view (a
-        write through another gateway on its way through the watch), and failing that, read them all.
+        gateway's view, once the view is known to hold exactly what the store holds: either the store says
+        nothing was written after the last revision the index has seen (:meth:`Store.unchanged_since`, one
+        point read on etcd), or the store's fingerprint of the space's subscriptions (count, highest
+        revision), read now, matches the index (same count, every revision up to that one seen). So, as when
+        every subscription was read from the store, the check sees every subscription committed before it
+        began. Otherwise wait a little for the view (a write through another gateway on its way through the
+        watch), and failing that, read them all.
         """
         if self.incremental_conflicts:
-            index = await self._current_conflicts(new.space, fingerprint)
+            index = await self._current_conflicts(new.space, state)
             if index is not None:
                 found = index.conflict(new.type, new.method, new.event_type, new.path)
                 if found:
@@ -289,12 +303,24 @@ class ConfigService:
                 return
         await self._check_path_conflict_full(new)
 
-    async def _current_conflicts(self, space: str, fingerprint: tuple[int, int] | None = None) -> SpaceConflicts | None:
+    async def _store_state(self, space: str) -> _StoreState:
+        """``CURRENT`` when the store has had no write since the last revision the conflict index has seen,
+        else the store's fingerprint of the space's subscriptions."""
+        if await self._store.unchanged_since(self._conflicts.revision):
+            return CURRENT
+        return await self._store.fingerprint(Kind.SUBSCRIPTIONS, space)
+
+    async def _current_conflicts(self, space: str, state: _StoreState = UNREAD) -> SpaceConflicts | None:
         """The space's conflict index once it matches the store's state, else ``None`` (check the slow way)."""
         deadline = asyncio.get_running_loop().time() + CONFLICT_CATCH_UP_SECONDS
         for _ in range(3):
-            count, highest = fingerprint or await self._store.fingerprint(Kind.SUBSCRIPTIONS, space)
-            fingerprint = None  # read again on the next turn
+            if state is UNREAD:
+                state = await self._store_state(space)
+            if state is CURRENT:
+                return self._conflicts.space(space)
+            assert isinstance(state, tuple)
+            count, highest = state
+            state = UNREAD  # read again on the next turn
             if self._conflicts.revision < highest:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0 or not await self._view.wait_until(
@@ -434,8 +460,8 @@ class ConfigService:
         await self._view.wait_until(lambda: not self._view.has(resource.kind, space, id))
 
 
-async def _none() -> None:
-    return None
+async def _unread() -> _StoreState:
+    return UNREAD
 
 
 def _changed_meanwhile(resource: _Resource, id: str) -> str:

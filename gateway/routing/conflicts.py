@@ -18,7 +18,9 @@ What it answers is exactly what the full check answers over the same subscriptio
 
 The index mirrors the view (a listener plus a lazy build of each space from the view's documents) and says
 which store revision it has seen (:attr:`ConflictIndex.revision`); whether that is recent enough for a write
-is the config service's decision (it compares with the store's :meth:`~gateway.store.base.Store.fingerprint`).
+is the config service's decision (it asks the store whether anything was written after that revision,
+:meth:`~gateway.store.base.Store.unchanged_since`, and otherwise compares with the store's
+:meth:`~gateway.store.base.Store.fingerprint`).
 """
 
 from __future__ import annotations

@@ -117,6 +117,14 @@ class Store(ABC):
         entries = await self.list(kind, space)
         return len(entries), max((e.revision for e in entries), default=0)
 
+    async def unchanged_since(self, revision: int) -> bool:
+        """True when no write has been committed to the store after ``revision`` (read linearizably, as
+        :meth:`list` reads): a caller whose mirror has applied every change up to ``revision`` then knows
+        it holds exactly what the store holds, without a :meth:`fingerprint`. For backends that can answer
+        it more cheaply than a fingerprint (etcd: one point read instead of sorting a range); this default
+        answers False ("cannot tell"), and the caller falls back to the fingerprint."""
+        return False
+
     @abstractmethod
     async def snapshot(self) -> Snapshot:
         """Every document and the store revision they were read at."""

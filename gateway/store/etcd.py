@@ -414,6 +414,17 @@ class EtcdStore(Store):
         counted, highest = (r.response_range for r in response.responses)
         return counted.count, highest.kvs[0].mod_revision if highest.kvs else 0
 
+    async def unchanged_since(self, revision: int) -> bool:
+        """A linearizable point read of one key (the prefix itself, which the gateway never writes): its
+        answer's header carries the store's revision, at O(log n) cost whatever the number of keys. A write
+        anywhere in etcd moves that revision, under another prefix too: then this answers False."""
+        response = await self._call(
+            lambda c: c.kv.Range(rpc.RangeRequest(key=self._prefix, keys_only=True),
+                                 timeout=self.options.request_timeout, metadata=c.metadata),
+            idempotent=True,
+        )
+        return response.header.revision <= revision
+
     async def snapshot(self) -> Snapshot:
         """One linearizable range over the whole prefix: all documents at exactly one store revision."""
         entries, revision = await self._range(self._prefix)

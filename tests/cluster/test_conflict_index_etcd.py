@@ -3,6 +3,7 @@ etcd seeing each other's subscriptions in their checks at once."""
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import httpx
@@ -57,3 +58,101 @@ async def test_two_gateways_check_against_each_others_writes(shared_etcd, gatewa
             assert taken.status_code == 201, taken.text
         # Nothing here needed the slow path: each gateway's view kept up through the watch.
         assert a.gateway.config.incremental_conflicts and b.gateway.config.incremental_conflicts
+
+
+async def test_unchanged_since_is_the_store_revision_under_any_prefix(shared_etcd, store_factory, unique_prefix):
+    store = await store_factory(shared_etcd.endpoint, unique_prefix)
+    other = await store_factory(shared_etcd.endpoint, unique_prefix + "elsewhere/")
+    first = await store.create(Kind.SUBSCRIPTIONS, "default", "a", _sub("/a"))
+    assert not await store.unchanged_since(first.revision - 1)
+    # Another test may write to the shared etcd at any moment: then the answer is False, never wrongly True.
+    later = await other.create(Kind.EVENT_TYPES, "default", "e", {"name": "e"})  # another prefix moves it too
+    assert not await store.unchanged_since(first.revision)
+    assert not await store.unchanged_since(later.revision - 1)
+    assert not await store.unchanged_since(0)
+
+
+async def test_unchanged_since_on_a_quiet_store(etcd_factory, store_factory, unique_prefix):
+    server = etcd_factory()
+    store = await store_factory(server.endpoint, unique_prefix)
+    entry = await store.create(Kind.SUBSCRIPTIONS, "default", "a", _sub("/a"))
+    assert await store.unchanged_since(entry.revision)
+    assert await store.unchanged_since(entry.revision + 5)
+    await store.delete(Kind.SUBSCRIPTIONS, "default", "a")  # a delete moves the revision as well
+    assert not await store.unchanged_since(entry.revision)
+
+
+class _FingerprintReads:
+    """Counts the fingerprints a real store is asked for (the slow way of the check on etcd)."""
+
+    def __init__(self, store: Any) -> None:
+        self.count = 0
+        real = store.fingerprint
+
+        async def counted(*args: Any) -> tuple[int, int]:
+            self.count += 1
+            return await real(*args)
+
+        store.fingerprint = counted
+
+
+async def test_creates_need_no_fingerprint_while_the_view_keeps_up(etcd_factory, gateway_server, unique_prefix):
+    """On an etcd nobody else writes to, the check sees at once (one point read) that the view is current,
+    also right after another gateway's write once this gateway's view has it; a write the view has not
+    applied yet is waited for, never missed."""
+    server = etcd_factory()
+    db = f"etcd://{server.endpoint}{unique_prefix}"
+    a = await gateway_server(db=db)
+    b = await gateway_server(db=db)
+    reads = _FingerprintReads(a.gateway.store)
+    async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
+                httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
+        assert (await on_a.post("/eventtypes", json={"name": "e"})).status_code == 201
+        assert (await on_a.post("/functions", json={"functionId": "f", "type": "http",
+                                                    "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
+        for i in range(5):
+            assert (await on_a.post("/subscriptions", json={**SYNC, "path": f"/a{i}"})).status_code == 201
+        assert reads.count == 0
+        for i in range(5):
+            # B's write, then at once A's conflicting create: A's view may not have B's write yet.
+            assert (await on_b.post("/subscriptions", json={**SYNC, "path": f"/b{i}/:id"})).status_code == 201
+            refused = await on_a.post("/subscriptions", json={**SYNC, "path": f"/b{i}/:name"})
+            assert refused.status_code == 400 and "already defined" in refused.text, refused.text
+
+
+async def test_racing_conflicting_creates_on_two_gateways(shared_etcd, gateway_server, unique_prefix):
+    """Two gateways creating conflicting sync paths at the same moment: each create is checked against
+    everything committed before it began, so at most the two racing creates both pass (as with a check that
+    reads every subscription), never a create against an older one; and both gateways then route the same
+    subscription (the lower id), as a rebuild from the store would."""
+    db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
+    a = await gateway_server(db=db)
+    b = await gateway_server(db=db)
+    async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
+                httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
+        assert (await on_a.post("/eventtypes", json={"name": "e"})).status_code == 201
+        assert (await on_a.post("/functions", json={"functionId": "f", "type": "http",
+                                                    "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
+        both_passed = 0
+        for round_ in range(20):
+            answers = await asyncio.gather(on_a.post("/subscriptions", json={**SYNC, "path": f"/r{round_}/:id"}),
+                                           on_b.post("/subscriptions", json={**SYNC, "path": f"/r{round_}/:name"}))
+            statuses = sorted(answer.status_code for answer in answers)
+            assert statuses in ([201, 201], [201, 400]), [answer.text for answer in answers]
+            for answer in answers:
+                if answer.status_code == 400:
+                    assert "already defined" in answer.text, answer.text
+            both_passed += statuses == [201, 201]
+            # A third create, after both answered, is checked against both on either gateway.
+            late = await (on_a if round_ % 2 else on_b).post("/subscriptions", json={**SYNC, "path": f"/r{round_}/x"})
+            assert late.status_code == 400 and "already defined" in late.text, late.text
+        entries = await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")
+        assert len(entries) == 20 + both_passed
+        for running in (a, b):
+            assert await running.gateway.view.wait_until(
+                lambda running=running: len(running.gateway.view.subscriptions("default")) == len(entries))
+        for round_ in range(20):
+            ids = sorted(e.id for e in entries if e.value["path"].startswith(f"/r{round_}/"))
+            routed = [running.gateway.events.routes.space("default").sync_subscription("POST", f"/r{round_}/v", "e")
+                      for running in (a, b)]
+            assert [m.subscriptions[0].subscription_id if m else None for m in routed] == [ids[0], ids[0]]
