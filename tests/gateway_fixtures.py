@@ -31,13 +31,12 @@ from typing import Any
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config as HypercornConfig
 from quart import Quart, Response, request
 
 from gateway.server import RunningGateway, start_gateway
 from gateway.settings import Settings
 from gateway.store.base import Store
+from tests.asgi_server import AsgiServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -217,10 +216,9 @@ class FunctionServer:
         self._default = ScriptedResponse(200, {"ok": True})
         self._script: list[ScriptedResponse] = []
         self._arrived = asyncio.Condition()
-        self._shutdown = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
         self.url = ""
         self.app = self._build_app()
+        self._server = AsgiServer(self.app)
 
     def respond(self, status: int = 200, body: Any = None, headers: dict[str, str] | None = None,
                 delay: float = 0.0) -> None:
@@ -267,22 +265,10 @@ class FunctionServer:
         return app
 
     async def start(self) -> None:
-        import socket
-        sock = socket.create_server(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = HypercornConfig()
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.accesslog = None
-        config.graceful_timeout = 1
-        sock.close()
-        self.url = f"http://127.0.0.1:{port}"
-        self._task = asyncio.create_task(hypercorn_serve(self.app, config, shutdown_trigger=self._shutdown.wait))
-        await asyncio.sleep(0)
+        self.url = await self._server.start()
 
     async def stop(self) -> None:
-        self._shutdown.set()
-        if self._task is not None:
-            await self._task
+        await self._server.stop()
 
 
 @pytest.fixture

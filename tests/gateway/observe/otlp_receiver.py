@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import gzip
-import os
-import socket
 from dataclasses import dataclass, field
 from typing import Any
 
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config as HypercornConfig
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceRequest,
     ExportTraceServiceResponse,
 )
 from quart import Quart, Response, request
+
+from tests.asgi_server import AsgiServer
 
 KINDS = {0: "unspecified", 1: "internal", 2: "server", 3: "client", 4: "producer", 5: "consumer"}
 
@@ -47,8 +45,7 @@ class OtlpReceiver:
     spans: list[Span] = field(default_factory=list)
     requests: int = 0
     content_types: set[str] = field(default_factory=set)
-    _shutdown: asyncio.Event = field(default_factory=asyncio.Event)
-    _task: asyncio.Task[None] | None = None
+    _server: AsgiServer | None = None
 
     def app(self) -> Quart:
         app = Quart("otlp_receiver")
@@ -79,21 +76,12 @@ class OtlpReceiver:
         return app
 
     async def start(self) -> None:
-        sock = socket.create_server(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-        config = HypercornConfig()
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.accesslog = None
-        config.graceful_timeout = 1
-        sock.close()
-        self.url = f"http://127.0.0.1:{port}"
-        self._task = asyncio.create_task(hypercorn_serve(self.app(), config, shutdown_trigger=self._shutdown.wait))
-        await asyncio.sleep(0)
+        self._server = AsgiServer(self.app())
+        self.url = await self._server.start()
 
     async def stop(self) -> None:
-        self._shutdown.set()
-        if self._task is not None:
-            await self._task
+        if self._server is not None:
+            await self._server.stop()
 
     def trace(self, trace_id: str) -> list[Span]:
         return [s for s in self.spans if s.trace_id == trace_id]
