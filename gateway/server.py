@@ -50,7 +50,7 @@ from gateway.runtime import Gateway
 from gateway.settings import Settings, SettingsError
 from gateway.store.base import Store
 
-__all__ = ["Listeners", "RunningGateway", "bind_listeners", "check_tls", "configure_logging", "run",
+__all__ = ["Listeners", "RunningGateway", "bind_listeners", "check_tls", "configure_logging", "event_loop", "run",
            "start_gateway"]
 
 log = logging.getLogger("gateway.server")
@@ -106,6 +106,25 @@ def configure_logging(settings: Settings) -> None:
     # --log-level debug.
     quiet = max(logging.WARNING, _LEVELS[settings.log_level])
     logging.getLogger("hypercorn.access").setLevel(quiet)
+
+
+# -- the event loop ---------------------------------------------------------------------------------
+
+
+def event_loop(choice: str) -> tuple[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """``--loop`` -> (its name for the log, e.g. ``uvloop 0.23.0``, and the factory of the loop every process
+    runs on). ``auto`` is uvloop where it imports (it is a dependency, absent on Windows), else asyncio's
+    own loop; ``uvloop`` without uvloop installed is a :class:`SettingsError`."""
+    if choice != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            if choice == "uvloop":
+                raise SettingsError("--loop uvloop: uvloop is not installed (pip install uvloop), "
+                                    "or use --loop asyncio") from None
+        else:
+            return f"uvloop {uvloop.__version__}", uvloop.new_event_loop
+    return "asyncio", asyncio.new_event_loop
 
 
 # -- sockets -----------------------------------------------------------------------------------
@@ -477,8 +496,10 @@ async def start_gateway(settings: Settings, *, store: Store | None = None,
     return running
 
 
-async def _serve_until_signal(settings: Settings, listeners: Listeners) -> None:
+async def _serve_until_signal(settings: Settings, listeners: Listeners, loop_name: str) -> None:
     loop = asyncio.get_running_loop()
+    log.info("event loop: %s, %s.%s (--loop %s)", loop_name, type(loop).__module__, type(loop).__qualname__,
+             settings.loop)
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
@@ -504,7 +525,9 @@ def _process_main(settings: Settings, listeners: Listeners) -> None:
     """Entry point of one worker process (also used in-process when ``--processes 1``)."""
     configure_logging(settings)
     try:
-        asyncio.run(_serve_until_signal(settings, listeners))
+        loop_name, new_loop = event_loop(settings.loop)
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(_serve_until_signal(settings, listeners, loop_name))
     except Exception as exc:
         logging.getLogger("gateway").error("gateway failed: %s", exc, exc_info=settings.log_level == "debug")
         raise SystemExit(1) from None
@@ -518,6 +541,7 @@ def run(settings: Settings) -> int:
     configure_logging(settings)
     try:
         check_tls(settings)
+        event_loop(settings.loop)  # --loop uvloop without uvloop: refused before any process starts
     except SettingsError as exc:
         log.error("%s", exc)
         return 2

@@ -25,6 +25,8 @@ ENV_PREFIX = "EVENT_GATEWAY_"
 DEFAULT_DATA_DIR = ".event-gateway"
 LOG_LEVELS = ("debug", "info", "warn", "error")
 LOG_FORMATS = ("text", "json")
+#: ``--loop``: the event loop Hypercorn serves on. ``auto``: uvloop where it imports, else asyncio's own.
+LOOPS = ("auto", "uvloop", "asyncio")
 
 
 class SettingsError(ValueError):
@@ -49,6 +51,8 @@ class Settings:
     events_token: str | None = None
     log_level: str = "info"
     log_format: str = "text"
+    #: The event loop of every process (``--loop``, one of :data:`LOOPS`; see gateway.server.event_loop).
+    loop: str = "auto"
     #: Async deliveries made at once by one process (upstream's "workers"): the delivery worker leases up
     #: to this many from the queue.
     workers: int = 100
@@ -102,6 +106,8 @@ class Settings:
             raise SettingsError(f"--log-level {self.log_level!r}: expected one of {', '.join(LOG_LEVELS)}")
         if self.log_format not in LOG_FORMATS:
             raise SettingsError(f"--log-format {self.log_format!r}: expected one of {', '.join(LOG_FORMATS)}")
+        if self.loop not in LOOPS:
+            raise SettingsError(f"--loop {self.loop!r}: expected one of {', '.join(LOOPS)}")
         for name in ("events_port", "config_port"):
             port = getattr(self, name)
             if not 0 <= port < 65536:
@@ -200,6 +206,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--events-token", help="bearer token required on Events API requests")
     a("--log-level", choices=LOG_LEVELS, help="default info")
     a("--log-format", choices=LOG_FORMATS, help="default text")
+    a("--loop", choices=LOOPS, help="event loop: auto (default: uvloop where it is installed, else asyncio's), "
+      "uvloop (fail to start without it) or asyncio")
     a("--workers", type=int, help="async deliveries made at once by each process (default 100)")
     a("--workers-backlog", type=int, help="no longer used (accepted async events wait in the queue, bounded "
       "by --queue-max-events); accepted so old command lines still start, with a warning")
