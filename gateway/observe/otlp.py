@@ -43,7 +43,7 @@ class SpanEvent(NamedTuple):
 
 
 class FinishedSpan(NamedTuple):
-    """One ended span as the recorder hands it to the export queue (a plain tuple: cheap to make)."""
+    """What the encoder reads of an ended span (by attribute: the tracer's ``LiteSpan`` has the same fields)."""
 
     name: str
     trace_id: int
@@ -53,7 +53,7 @@ class FinishedSpan(NamedTuple):
     trace_state: Any  # opentelemetry.trace.TraceState, or None
     kind: int  # the OTLP SpanKind number (1 internal ... 5 consumer)
     start: int
-    end: int
+    end_time: int
     attributes: Mapping[str, Any] | None
     events: Sequence[SpanEvent]
     links: Sequence[Any]  # opentelemetry.trace.Link (context, attributes)
@@ -181,7 +181,7 @@ class OtlpEncoder:
         if span.parent_span_id:
             parts += (b"\x22\x08", span.parent_span_id.to_bytes(8, "big"))
         parts += (_field(0x2A, _text(span.name)), b"\x30", _SMALL[span.kind],
-                  b"\x39", _fixed64(span.start), b"\x41", _fixed64(span.end))
+                  b"\x39", _fixed64(span.start), b"\x41", _fixed64(span.end_time))
         attributes, dropped = self._attributes(span.attributes, 0x4A)
         parts.append(attributes)
         if dropped:

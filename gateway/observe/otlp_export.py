@@ -53,14 +53,19 @@ class SpanQueue:
 
     def add(self, span: Any) -> None:
         """Queue one finished span (any thread); dropped and counted when the queue is full."""
-        queue = self._queue
-        if len(queue) >= self.max_queued or self._stopping:
+        queued = len(self._queue)
+        if queued >= self.batch_size:
+            if queued >= self.max_queued or self._stopping:
+                with self._drop_lock:
+                    self.dropped_queue_full += 1
+                return
+            if not self._wake.is_set():
+                self._wake.set()
+        elif self._stopping:
             with self._drop_lock:
                 self.dropped_queue_full += 1
             return
-        queue.append(span)
-        if len(queue) >= self.batch_size and not self._wake.is_set():
-            self._wake.set()
+        self._queue.append(span)
 
     def _export_all(self) -> None:
         queue = self._queue

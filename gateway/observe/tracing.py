@@ -79,43 +79,56 @@ def traces_url(endpoint: str) -> str:
 
 
 class LiteSpan:
-    """A span of :class:`SpanRecorder`: attributes, events and status kept until :meth:`end` queues it for
-    export. A span the sampler did not sample keeps nothing (it still has a context to propagate); an ended
-    span records nothing more."""
+    """A span of :class:`SpanRecorder`. It is its own span context (the fields of OpenTelemetry's
+    ``SpanContext`` that the observations, the W3C headers and child spans read: ``trace_id``, ``span_id``,
+    ``trace_flags``, ``trace_state``, ``is_valid``, ``is_remote``), and, once ended, the finished span the
+    export queue holds (the fields of :class:`~gateway.observe.otlp.FinishedSpan`): one object per span.
+    A span the sampler did not sample records nothing (it still has a context to propagate); an ended span
+    records nothing more."""
 
-    __slots__ = ("_recorder", "attributes", "context", "events", "kind", "links", "name", "parent", "start",
-                 "status_code", "status_message")
+    __slots__ = ("_recorder", "attributes", "end_time", "events", "kind", "links", "name", "parent_remote",
+                 "parent_span_id", "span_id", "start", "status_code", "status_message", "trace_flags",
+                 "trace_id", "trace_state")
 
-    def __init__(self, recorder: SpanRecorder, name: str, context: Any, parent: Any, kind: int,
-                 attributes: dict[str, Any] | None, links: Sequence[Any], start: int) -> None:
-        self._recorder: SpanRecorder | None = recorder
+    is_valid = True
+    is_remote = False
+
+    def __init__(self, recorder: SpanRecorder | None, name: str, trace_id: int, span_id: int, trace_flags: Any,
+                 trace_state: Any, parent_span_id: int, parent_remote: bool | None, kind: int,
+                 attributes: dict[str, Any], links: Sequence[Any], start: int) -> None:
+        self._recorder = recorder
         self.name = name
-        self.context = context
-        self.parent = parent
+        self.trace_id = trace_id
+        self.span_id = span_id
+        self.trace_flags = trace_flags
+        self.trace_state = trace_state
+        self.parent_span_id = parent_span_id
+        self.parent_remote = parent_remote
         self.kind = kind
         self.attributes = attributes
         self.links = links
         self.start = start
+        self.end_time = 0
         self.events: list[SpanEvent] | tuple[()] = ()
         self.status_code = 0
         self.status_message: str | None = None
 
-    def get_span_context(self) -> Any:
-        return self.context
+    def get_span_context(self) -> LiteSpan:
+        return self
 
     def is_recording(self) -> bool:
-        return self.attributes is not None
+        return self._recorder is not None
 
     def set_attribute(self, key: str, value: Any) -> None:
-        if self.attributes is not None:
+        if self._recorder is not None:
             self.attributes[key] = value
 
     def set_attributes(self, attributes: Mapping[str, Any]) -> None:
-        if self.attributes is not None:
+        if self._recorder is not None:
             self.attributes.update(attributes)
 
     def add_event(self, name: str, attributes: Mapping[str, Any] | None = None, timestamp: int | None = None) -> None:
-        if self.attributes is not None:
+        if self._recorder is not None:
             if not self.events:
                 self.events = []
             if len(self.events) < MAX_EVENTS:
@@ -124,20 +137,17 @@ class LiteSpan:
 
     def set_status(self, status: Any, description: str | None = None) -> None:
         """``status``: an OpenTelemetry ``Status``, or a ``StatusCode`` with ``description``."""
-        code = getattr(status, "status_code", status)
-        self.status_code = int(code.value)
-        self.status_message = getattr(status, "description", None) if description is None else description
+        if self._recorder is not None:
+            code = getattr(status, "status_code", status)
+            self.status_code = int(code.value)
+            self.status_message = getattr(status, "description", None) if description is None else description
 
     def end(self, end_time: int | None = None) -> None:
-        recorder, self._recorder = self._recorder, None
-        attributes, self.attributes = self.attributes, None
-        if recorder is not None and attributes is not None:
-            context, parent = self.context, self.parent
-            recorder.queue.add(FinishedSpan(
-                self.name, context.trace_id, context.span_id, parent.span_id if parent is not None else 0,
-                parent.is_remote if parent is not None else None, context.trace_state, self.kind, self.start,
-                end_time if end_time is not None else time.time_ns(), attributes, self.events, self.links,
-                self.status_code, self.status_message))
+        recorder = self._recorder
+        if recorder is not None:
+            self._recorder = None
+            self.end_time = end_time if end_time is not None else time.time_ns()
+            recorder.add(self)
 
 
 class _Fanout:
@@ -146,7 +156,7 @@ class _Fanout:
     def __init__(self, queues: Sequence[SpanQueue]) -> None:
         self._queues = tuple(queues)
 
-    def add(self, span: FinishedSpan) -> None:
+    def add(self, span: Any) -> None:
         for queue in self._queues:
             queue.add(span)
 
@@ -158,36 +168,38 @@ class SpanRecorder:
         from opentelemetry import trace as api
 
         self._api = api
-        self.queue: SpanQueue | _Fanout = queues[0] if len(queues) == 1 else _Fanout(queues)
+        #: What an ended span is handed to (its export queue, or every queue).
+        self.add: Callable[[Any], None] = queues[0].add if len(queues) == 1 else _Fanout(queues).add
         self._sampler = provider.sampler
         self._sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
         self._not_sampled = api.TraceFlags(api.TraceFlags.DEFAULT)
-        self._kinds = {kind: kind.value + 1 for kind in api.SpanKind}  # the API's numbers, OTLP's numbers
+        self._kinds = {id(kind): kind.value + 1 for kind in api.SpanKind}  # the API's kinds by identity: OTLP's numbers
         self._internal = api.SpanKind.INTERNAL
 
     def start_span(self, name: str, parent: Any = None, *, kind: Any = None, attributes: Mapping[str, Any] | None = None,
                    links: Sequence[Any] = (), start_time: int | None = None) -> LiteSpan:
-        """A span under ``parent`` (a ``SpanContext``: one of ours, or a caller's from a ``traceparent``;
+        """A span under ``parent`` (a :class:`LiteSpan`, or a caller's ``SpanContext`` from a ``traceparent``;
         ``None`` or invalid: a new trace)."""
-        api = self._api
-        kind = self._internal if kind is None else kind
         values = dict(attributes) if attributes else {}
-        if parent is not None and parent.is_valid and not parent.is_remote:
-            trace_id, flags, state = parent.trace_id, parent.trace_flags, parent.trace_state
-        else:
-            if parent is not None and not parent.is_valid:
-                parent = None
-            trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
-            context = api.set_span_in_context(api.NonRecordingSpan(parent)) if parent is not None else None
-            result = self._sampler.should_sample(context, trace_id, name, kind, values, links)
-            flags = self._sampled if result.decision.is_sampled() else self._not_sampled
-            state = result.trace_state
-            if result.attributes:
-                values = {**result.attributes, **values}
-        span_context = api.SpanContext(trace_id, random.getrandbits(64) or 1, is_remote=False, trace_flags=flags,
-                                       trace_state=state)
-        return LiteSpan(self, name, span_context, parent, self._kinds[kind], values if flags.sampled else None,
-                        links, start_time if start_time is not None else time.time_ns())
+        kind_number = 1 if kind is None else self._kinds[id(kind)]
+        if type(parent) is LiteSpan:  # one of ours: the trace's sampling decision was taken at its root
+            return LiteSpan(self if parent.trace_flags is self._sampled else None, name, parent.trace_id, random.getrandbits(64) or 1,
+                            parent.trace_flags, parent.trace_state, parent.span_id, False, kind_number, values, links,
+                            start_time if start_time is not None else time.time_ns())
+        api = self._api
+        if parent is not None and not parent.is_valid:
+            parent = None
+        trace_id = parent.trace_id if parent is not None else (random.getrandbits(128) or 1)
+        context = api.set_span_in_context(api.NonRecordingSpan(parent)) if parent is not None else None
+        result = self._sampler.should_sample(context, trace_id, name, self._internal if kind is None else kind,
+                                             values, links)
+        sampled = result.decision.is_sampled()
+        if sampled and result.attributes:
+            values = {**result.attributes, **values}
+        return LiteSpan(self if sampled else None, name, trace_id, random.getrandbits(64) or 1,
+                        self._sampled if sampled else self._not_sampled, result.trace_state,
+                        parent.span_id if parent is not None else 0, parent.is_remote if parent is not None else None,
+                        kind_number, values, links, start_time if start_time is not None else time.time_ns())
 
 
 class _TraceExportMetrics:
@@ -386,7 +398,7 @@ def _console_sender(resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
         events = [Event(e.name, e.attributes, e.timestamp) for e in span.events]
         return ReadableSpan(span.name, context, parent, resource, span.attributes, events, span.links,
                             kinds[span.kind], None, Status(StatusCode(span.status_code), span.status_message),
-                            span.start, span.end, scope)
+                            span.start, span.end_time, scope)
 
     def send(batch: Sequence[FinishedSpan]) -> bool:
         return console.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS

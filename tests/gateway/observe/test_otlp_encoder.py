@@ -42,7 +42,7 @@ def _decode(data: bytes):
 
 def _span(name: str = "s", **fields) -> FinishedSpan:
     values = dict(name=name, trace_id=TRACE, span_id=0x00F067AA0BA902B7, parent_span_id=0, parent_remote=None,
-                  trace_state=None, kind=1, start=1_700_000_000_000_000_000, end=1_700_000_000_000_500_000,
+                  trace_state=None, kind=1, start=1_700_000_000_000_000_000, end_time=1_700_000_000_000_500_000,
                   attributes={}, events=(), links=(), status_code=0, status_message=None)
     values.update(fields)
     return FinishedSpan(**values)
@@ -70,7 +70,7 @@ def test_every_field_decodes_to_what_was_given() -> None:
     assert first.trace_id.hex() == "4bf92f3577b34da6a3ce929d0e0e4736" and first.span_id.hex() == "00f067aa0ba902b7"
     assert first.parent_span_id.hex() == "0000000000abcdef" and first.trace_state == "vendor=abc,other=x"
     assert first.name == "eventgateway.request" and first.kind == 2
-    assert (first.start_time_unix_nano, first.end_time_unix_nano) == (spans[0].start, spans[0].end)
+    assert (first.start_time_unix_nano, first.end_time_unix_nano) == (spans[0].start, spans[0].end_time)
     decoded = _attributes(first.attributes)
     assert math.isnan(decoded.pop("nan"))
     assert decoded == {"s": "text", "t": True, "f": False, "i": 42, "neg": -7, "big": 2**63 - 1, "d": 2.5,
@@ -101,7 +101,7 @@ def _readable(span: FinishedSpan, resource: Resource) -> ReadableSpan:
                         [Event(e.name, e.attributes, e.timestamp) for e in span.events], span.links,
                         kinds[span.kind], None,
                         Status(StatusCode(span.status_code), span.status_message if span.status_code == 2 else None),
-                        span.start, span.end, InstrumentationScope("gateway"))
+                        span.start, span.end_time, InstrumentationScope("gateway"))
 
 
 def test_the_same_message_as_the_sdk_encoder_builds() -> None:
