@@ -128,3 +128,40 @@ async def test_each_event_is_one_record_with_its_stages_verdicts_and_calls(
         published = hub.published
         assert (await events.post("/orders", content=json.dumps(ok), headers=CE)).status_code == 200
         assert hub.published == published
+
+
+async def test_a_quarantined_plugin_shows_as_skipped_in_the_record(gateway_server, tmp_path: Path) -> None:
+    """A plugin that traps is quarantined after its first fault (fail-open, a long backoff); the next event's
+    record shows its reaction as ``skipped`` with the fault kind ``quarantined``, and the event passes."""
+    trapper = tmp_path / "trapper.wasm"
+    trapper.write_bytes(kit_plugin([(RECEIVED, "sync")], trap=True, only_type="boom"))
+    gw = await gateway_server()
+    settings = {"policy": "open", "limits": {"quarantine_after": 1, "quarantine_backoff": 600}}
+    async with httpx.AsyncClient(timeout=30) as client:
+        answer = await client.post(f"{gw.config_url}/v1/plugins",
+                                   params={"name": "trapper", "settings": json.dumps(settings)},
+                                   content=trapper.read_bytes(), headers={"Content-Type": "application/wasm"})
+        assert answer.status_code == 201, answer.text
+        for name in ("boom", "fine"):
+            answer = await client.post(f"{gw.config_url}/v1/spaces/default/eventtypes", json={"name": name})
+            assert answer.status_code == 201, answer.text
+
+    hub = gw.gateway.tail
+    async with hub.subscribe() as tail, httpx.AsyncClient(base_url=gw.events_url, timeout=10) as events:
+        boom = {"specversion": "1.0", "type": "boom", "source": "/s", "id": "b-1"}
+        assert (await events.post("/", content=json.dumps(boom), headers=CE)).status_code == 202  # fail-open
+        record = await _next(tail)
+        [verdict] = _stage(record, RECEIVED)["plugins"]
+        assert (verdict["plugin"], verdict["verdict"], verdict["faultKind"]) == ("trapper", "fault", "trap")
+        async with httpx.AsyncClient(timeout=10) as client:
+            listed = (await client.get(f"{gw.config_url}/v1/plugins")).json()["plugins"]
+        assert [(p["name"], p["state"]) for p in listed] == [("trapper", "quarantined")]
+
+        fine = {**boom, "type": "fine", "id": "f-1"}
+        assert (await events.post("/", content=json.dumps(fine), headers=CE)).status_code == 202
+        record = await _next(tail)
+        assert record["id"] == "f-1" and record["status"] == 202
+        [verdict] = _stage(record, RECEIVED)["plugins"]
+        assert (verdict["plugin"], verdict["mode"], verdict["verdict"], verdict["faultKind"]) == (
+            "trapper", "sync", "skipped", "quarantined")
+        assert "fuel" not in verdict  # it did not run
