@@ -8,6 +8,7 @@ it; it never skips."""
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import signal
 import socket
@@ -22,7 +23,51 @@ from typing import Any, TypeVar
 import pytest
 
 
+#: The ports `free_port` hands out lie below the kernel's ephemeral range (Linux: 32768-60999), where no
+#: client connection's local port and no ``bind(0)`` elsewhere can land: a server stopped and started
+#: again on its port (a crash test) finds it still free. Each xdist worker (and a run without xdist) has
+#: its own slice, so two workers never pick the same port; within a slice the search starts at random
+#: (another suite run on the machine at the same time).
+PORTS_FROM = 20000
+PORTS_PER_SLICE = 1500
+_SLICES = 8
+_handed_out: set[int] = set()
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _slice() -> range:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # gw0, gw1, ...; unset without xdist
+    index = int(worker[2:]) + 1 if worker.startswith("gw") and worker[2:].isdigit() else 0
+    start = PORTS_FROM + (index % _SLICES) * PORTS_PER_SLICE
+    return range(start, start + PORTS_PER_SLICE)
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 def free_port() -> int:
+    """A loopback port nothing listens on now (see `PORTS_FROM`); falls back to one the kernel picks when
+    the ephemeral range starts too low for the slices."""
+    ports = _slice()
+    if _ephemeral_low() >= PORTS_FROM + _SLICES * PORTS_PER_SLICE:
+        offset = random.randrange(len(ports))
+        for i in range(len(ports)):
+            port = ports[(offset + i) % len(ports)]
+            if port not in _handed_out and _bindable(port):
+                _handed_out.add(port)
+                return port
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])

@@ -12,23 +12,18 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.server_process import free_port
+
 ETCD_MISSING = (
     "the `etcd` binary is not on PATH: the cluster tests need a real etcd server. "
     "Install it with `just toolchains` (Debian packages etcd-server and etcd-client)."
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def etcd_binary() -> str:
