@@ -17,6 +17,7 @@ Usage: `python -m plugin_examples.build [LANG[/EXAMPLE] ...] [--force]`.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import hashlib
 import importlib
 import os
@@ -138,15 +139,21 @@ def build_source(lang: str, source: Path, out: Path, *, force: bool = False) -> 
         return out
     builder.check_toolchain()
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(f".wasm.{os.getpid()}.tmp")
-    try:
-        builder.build(source, kit_dir(lang), partial)
-        if not partial.is_file():
-            raise BuildError(f"the {lang} builder did not produce {partial}")
-        os.replace(partial, out)
-    finally:
-        partial.unlink(missing_ok=True)
-    stamp.write_text(digest + "\n")
+    # One build of `out` at a time across processes (parallel test workers): the second one waits, then
+    # finds it up to date.
+    with out.with_suffix(".wasm.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not force and out.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+            return out
+        partial = out.with_suffix(f".wasm.{os.getpid()}.tmp")
+        try:
+            builder.build(source, kit_dir(lang), partial)
+            if not partial.is_file():
+                raise BuildError(f"the {lang} builder did not produce {partial}")
+            os.replace(partial, out)
+        finally:
+            partial.unlink(missing_ok=True)
+        stamp.write_text(digest + "\n")
     return out
 
 
