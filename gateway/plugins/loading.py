@@ -54,12 +54,22 @@ class PluginSpec:
 class LoadedPlugin:
     """A loaded host plugin with the operator's settings and its per-mode subscription sets."""
 
-    __slots__ = ("_rewrite_warned", "_sync_executor", "async_share", "async_types", "capabilities", "host", "inline",
-                 "quarantined", "spec", "sync_types")
+    __slots__ = ("_rewrite_warned", "_sync_executor", "async_share", "async_types", "capabilities", "fails_open",
+                 "granted", "host", "inline", "may_rewrite", "name", "quarantined", "spec", "sync_types")
 
     def __init__(self, spec: PluginSpec, host: Plugin) -> None:
         self.spec = spec
         self.host = host
+        # Read on every reaction, so kept here rather than looked up through spec.settings each time. The
+        # manager may give a loaded plugin a new spec (``_swap``), but only one of the same identity, whose
+        # name and settings differ at most in order and enabled: these stay right.
+        self.name: str = spec.name
+        #: The withheld request headers it was granted (``capabilities.sensitiveHeaders``), None for none.
+        self.granted: list[str] | None = spec.settings.capabilities.sensitive_headers or None
+        #: ``rewrite``: whether its replacement events are applied.
+        self.may_rewrite: bool = spec.settings.rewrite
+        #: ``policy = "open"``: a fault lets the event continue (else it rejects the event).
+        self.fails_open: bool = spec.settings.policy == "open"
         self.sync_types = frozenset(s.event_type for s in host.subscriptions if s.mode == "sync")
         self.async_types = frozenset(s.event_type for s in host.subscriptions if s.mode == "async")
         #: The capabilities the module imports (ABI.md 7.1), read once: each read walks its imports.
@@ -85,10 +95,6 @@ class LoadedPlugin:
         self.inline = (not host.uses_wasi and not host.may_wait
                        and host.limits.sync_timeout <= INLINE_SYNC_TIMEOUT)
         self._sync_executor: ThreadPoolExecutor | None = None
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
 
     def close(self) -> None:
         """Free the host plugin (its instances, via ``Plugin.close``) and this plugin's sync threads.

@@ -51,6 +51,7 @@ EventValidator = Callable[[dict[str, Any]], None]
 
 #: For the event loop's thread only (a Packer is not meant to be shared between threads).
 _packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+_perf_counter = time.perf_counter
 
 
 class ReplacementBudget:
@@ -139,6 +140,10 @@ class ActivePluginSet(PluginSet):
         self._sync = {t: tuple(ps) for t, ps in sync.items()}
         self._async = {t: tuple(ps) for t, ps in asyn.items()}
         self._wanted = frozenset(self._sync) | frozenset(self._async)
+        self._reactions = metrics.plugin_reactions if metrics is not None else None
+        # (A flag, not the bound method: that would be a reference cycle, and the manager closes a plugin
+        # when the last set holding it is freed.)
+        self._validates = validate_event is not None
         if metrics is not None and executor is not None:
             metrics.plugin_async_backlog_bytes.set_function(lambda: executor.queued_bytes)
 
@@ -157,25 +162,24 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         obs = current()
+        call_sync, apply_sync = self._call_sync, self._apply_sync
         for plugin in plugins:
             if obs is not None:
                 started_ns, rewritten = time.time_ns(), stage.rewritten
-            payload = stage.payload(plugin.spec.settings.capabilities.sensitive_headers)  # on the loop: its packer
-            result: Reaction | PluginFault | None = None
-            if plugin.inline:
-                try:
-                    # The common case: an instance is idle, so the call is bounded by the sync fuel and
-                    # deadline (~10 µs for a trivial plugin, less than a hop to a thread).
-                    result = self._call_sync(plugin, stage, payload, idle_only=True)
-                except NoIdleInstance:
-                    pass  # taken by an async reaction, or one must be made after a fault: not here
-            if result is None:
+            payload = stage.payload(plugin.granted)  # on the loop: its packer
+            # The common case: an instance is idle, so the call is bounded by the sync fuel and deadline
+            # (~10 µs for a trivial plugin, less than a hop to a thread). None: no idle instance (taken by
+            # an async reaction, or one must be made after a fault).
+            called = call_sync(plugin, stage, payload, True) if plugin.inline else None
+            if called is None:
                 # A plugin that may not run on the loop (see LoadedPlugin.inline), or no idle instance:
                 # the call would wait for one or make one (instantiate, `_initialize`, `init`, under the
                 # load limits: up to seconds). Neither may hold the event loop.
-                result = await asyncio.get_running_loop().run_in_executor(
-                    plugin.sync_executor(), self._call_sync, plugin, stage, payload)
-            stop = self._apply_sync(plugin, stage, result)
+                called = await asyncio.get_running_loop().run_in_executor(
+                    plugin.sync_executor(), call_sync, plugin, stage, payload)
+                assert called is not None  # waiting for an instance is allowed there
+            result, seconds = called
+            stop = apply_sync(plugin, stage, result, seconds)
             if obs is not None:
                 _observe_sync(obs, plugin.name, started_ns, result, stop, stage.rewritten is not rewritten)
             if stop is not None:
@@ -189,8 +193,9 @@ class ActivePluginSet(PluginSet):
             return CONTINUE
         stage = _SyncStage(system_event)
         for plugin in plugins:
-            payload = stage.payload(plugin.spec.settings.capabilities.sensitive_headers)
-            stop = self._apply_sync(plugin, stage, self._call_sync(plugin, stage, payload))
+            called = self._call_sync(plugin, stage, stage.payload(plugin.granted))
+            assert called is not None  # waiting for an instance is allowed here
+            stop = self._apply_sync(plugin, stage, *called)
             if stop is not None:
                 return stop
         return stage.outcome()
@@ -200,26 +205,34 @@ class ActivePluginSet(PluginSet):
         return self._sync.get(event_type) if isinstance(event_type, str) else None
 
     def _call_sync(self, plugin: LoadedPlugin, stage: _SyncStage, payload: bytes,
-                   idle_only: bool = False) -> Reaction | PluginFault:
-        """One sync reaction; a fault is returned, not raised. With ``idle_only`` it raises
-        `NoIdleInstance` when no instance is idle (nothing ran, nothing was counted)."""
+                   idle_only: bool = False) -> tuple[Reaction | PluginFault, float] | None:
+        """One sync reaction and its wall time in seconds; a fault is returned, not raised, and already
+        counted (a success is counted by `_apply_sync`, which knows its outcome: one metrics update per
+        reaction). With ``idle_only``, None when no instance is idle (nothing ran, nothing was counted)."""
+        # A replacement is checked inside the host call, so that an invalid one is the plugin's fault like
+        # any other: its instance is discarded and it counts towards quarantine.
+        check = self._invalid_replacement if self._validates and stage.replaceable and plugin.may_rewrite else None
+        started = _perf_counter()
         try:
-            # A replacement is checked inside the host call, so that an invalid one is the plugin's
-            # fault like any other: its instance is discarded and it counts towards quarantine.
-            check = (self._invalid_replacement
-                     if self._validate_event is not None and stage.replaceable and plugin.spec.settings.rewrite
-                     else None)
-            return self._call(plugin, stage.event_type, "sync", payload, check, idle_only)
+            reaction = plugin.host.react_encoded(payload, stage.event_type, "sync", check, idle_only)
+        except NoIdleInstance:
+            return None
         except PluginFault as fault:
-            return fault
+            self._faulted(plugin, fault, stage.event_type, "sync", started)
+            return fault, 0.0
+        seconds = _perf_counter() - started
+        if plugin.quarantined:
+            self._recovered(plugin)
+        return reaction, seconds
 
-    def _apply_sync(self, plugin: LoadedPlugin, stage: _SyncStage,
-                    result: Reaction | PluginFault) -> StageOutcome | None:
-        """Apply one plugin's sync reaction to the stage; a returned outcome ends the stage."""
+    def _apply_sync(self, plugin: LoadedPlugin, stage: _SyncStage, result: Reaction | PluginFault,
+                    seconds: float) -> StageOutcome | None:
+        """Count one plugin's sync reaction (with its wall time and fuel) and apply it to the stage; a
+        returned outcome ends the stage."""
         event_type = stage.event_type
-        if isinstance(result, PluginFault):
+        if isinstance(result, PluginFault):  # already counted by `_call_sync`
             fault = result
-            if plugin.spec.settings.policy == "open":
+            if plugin.fails_open:
                 log.warning("plugin %r faulted (%s) on %s; policy is open, continuing: %s",
                             plugin.name, fault.kind, event_type, _first_line(fault.message))
                 return None
@@ -229,35 +242,40 @@ class ActivePluginSet(PluginSet):
                 plugin=plugin.name, status=503,
                 message=f"plugin {plugin.name!r} failed ({fault.kind}) and its failure policy is closed"))
         reaction = result
+        reactions = self._reactions
         if reaction.error is not None:
-            self._count(plugin, event_type, "sync", "reject")
+            if reactions is not None:
+                reactions.record(plugin.name, event_type, "sync", "reject", seconds, reaction.fuel_used)
             return StageOutcome(rejection=Rejection(
                 plugin=plugin.name, status=reaction.status or 403, message=reaction.error))
-        if reaction.event is not None and stage.replaceable:
-            if not plugin.spec.settings.rewrite:
-                self._count(plugin, event_type, "sync", "continue")
-                if not plugin._rewrite_warned:
-                    plugin._rewrite_warned = True
-                    log.warning("plugin %r returned a replacement event but may not rewrite events "
-                                "(rewrite = false); the replacement is ignored", plugin.name)
-                return None
-            self._count(plugin, event_type, "sync", "rewrite")
-            budget = _REPLACEMENT_BUDGET.get()
-            if budget is not None:
-                budget.used += len(_packb(reaction.event))
-                if budget.used > budget.cap:
-                    log.warning("plugin %r rewrote %s past the replacement cap of this request (%d bytes of "
-                                "replacement events, cap %d): the request is refused with 413",
-                                plugin.name, event_type, budget.used, budget.cap)
-                    return StageOutcome(rejection=Rejection(
-                        plugin=plugin.name, status=413,
-                        message=f"plugins rewrote the events of this request to more than {budget.cap} bytes "
-                                f"of replacement events in all (plugin {plugin.name!r} went over; the gateway "
-                                f"caps replacement bytes per request at {budget.cap}): send fewer or smaller "
-                                f"events per request"))
-            stage.rewrite(reaction.event, plugin.spec.settings.capabilities.sensitive_headers)
+        if reaction.event is None or not stage.replaceable:  # the common case: continue
+            if reactions is not None:
+                reactions.record(plugin.name, event_type, "sync", "continue", seconds, reaction.fuel_used)
             return None
-        self._count(plugin, event_type, "sync", "continue")
+        if not plugin.may_rewrite:
+            if reactions is not None:
+                reactions.record(plugin.name, event_type, "sync", "continue", seconds, reaction.fuel_used)
+            if not plugin._rewrite_warned:
+                plugin._rewrite_warned = True
+                log.warning("plugin %r returned a replacement event but may not rewrite events "
+                            "(rewrite = false); the replacement is ignored", plugin.name)
+            return None
+        if reactions is not None:
+            reactions.record(plugin.name, event_type, "sync", "rewrite", seconds, reaction.fuel_used)
+        budget = _REPLACEMENT_BUDGET.get()
+        if budget is not None:
+            budget.used += len(_packb(reaction.event))
+            if budget.used > budget.cap:
+                log.warning("plugin %r rewrote %s past the replacement cap of this request (%d bytes of "
+                            "replacement events, cap %d): the request is refused with 413",
+                            plugin.name, event_type, budget.used, budget.cap)
+                return StageOutcome(rejection=Rejection(
+                    plugin=plugin.name, status=413,
+                    message=f"plugins rewrote the events of this request to more than {budget.cap} bytes "
+                            f"of replacement events in all (plugin {plugin.name!r} went over; the gateway "
+                            f"caps replacement bytes per request at {budget.cap}): send fewer or smaller "
+                            f"events per request"))
+        stage.rewrite(reaction.event, plugin.granted)
         return None
 
     def react_async(self, system_event: dict[str, Any]) -> None:
@@ -277,7 +295,7 @@ class ActivePluginSet(PluginSet):
                 # Encoded once for every plugin granted no withheld header (one granted some gets its own):
                 # the queues hold these bytes rather than the event's dict (several times bigger), and
                 # count them once however many plugins they wait for.
-                granted = plugin.spec.settings.capabilities.sensitive_headers
+                granted = plugin.granted
                 if granted:
                     payload = QueuedPayload(msgpack.packb(for_plugins(system_event, granted), use_bin_type=True))
                 else:
@@ -320,35 +338,41 @@ class ActivePluginSet(PluginSet):
                             status=(reaction.status or 403) if reaction.error is not None else None,
                             message=reaction.error, fuel=reaction.fuel_used)
 
-    def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes,
-              check_replacement: Callable[[dict[str, Any]], str | None] | None = None,
-              idle_only: bool = False) -> Reaction:
-        """One host call with its metrics; faults are counted, logged by the manager, and re-raised
-        (`NoIdleInstance` passes through uncounted: nothing ran)."""
-        started = time.perf_counter()
+    def _call(self, plugin: LoadedPlugin, event_type: str, mode: str, payload: bytes) -> Reaction:
+        """One host call (async reactions) with its wall time and fuel observed; faults are counted,
+        logged by the manager, and re-raised."""
+        started = _perf_counter()
         try:
-            reaction = plugin.host.react_encoded(payload, event_type, mode, check_replacement, idle_only)
+            reaction = plugin.host.react_encoded(payload, event_type, mode)
         except PluginFault as fault:
-            if fault.kind == "quarantined":  # not run: no time to observe
-                self._count(plugin, event_type, mode, "skipped")
-                if not plugin.quarantined:  # started without a fault here (rebuild budget, another set)
-                    self._quarantined(plugin, fault)
-            else:
-                self._observe(plugin, event_type, mode, started)
-                self._fault(plugin, fault, event_type, mode)
+            self._faulted(plugin, fault, event_type, mode, started)
             raise
         self._observe(plugin, event_type, mode, started, reaction.fuel_used)
         if plugin.quarantined:
-            plugin.quarantined = False
-            log.warning("plugin %r recovered: the probe after its quarantine succeeded", plugin.name)
-            if self._metrics is not None:
-                self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["active"])
+            self._recovered(plugin)
         return reaction
+
+    def _faulted(self, plugin: LoadedPlugin, fault: PluginFault, event_type: str, mode: str,
+                 started: float) -> None:
+        """Count a reaction that faulted (or was skipped: quarantined) and note a quarantine."""
+        if fault.kind == "quarantined":  # not run: no time to observe
+            self._count(plugin, event_type, mode, "skipped")
+            if not plugin.quarantined:  # started without a fault here (rebuild budget, another set)
+                self._quarantined(plugin, fault)
+        else:
+            self._observe(plugin, event_type, mode, started)
+            self._fault(plugin, fault, event_type, mode)
+
+    def _recovered(self, plugin: LoadedPlugin) -> None:
+        plugin.quarantined = False
+        log.warning("plugin %r recovered: the probe after its quarantine succeeded", plugin.name)
+        if self._metrics is not None:
+            self._metrics.plugin_state.labels(plugin.name).set(STATE_VALUES["active"])
 
     def _observe(self, plugin: LoadedPlugin, event_type: str, mode: str, started: float, fuel: int = 0) -> None:
         if self._metrics is not None:
             self._metrics.plugin_reactions.record(plugin.name, event_type, mode,
-                                                  seconds=time.perf_counter() - started, fuel=fuel)
+                                                  seconds=_perf_counter() - started, fuel=fuel)
 
     def _fault(self, plugin: LoadedPlugin, fault: PluginFault, event_type: str, mode: str) -> None:
         if self._metrics is not None:
