@@ -98,11 +98,12 @@ class OtlpEncoder:
     def __init__(self, resource: Mapping[str, Any], scope: str, scope_version: str | None = None, *,
                  value_limit: int | None = None, count_limit: int | None = 128) -> None:
         self.value_limit = value_limit
-        self.count_limit = count_limit
+        self.count_limit: int | None = None  # the resource's attributes are not a span's: not limited
         self._keys: dict[str, bytes] = {}
         #: Whole KeyValue bytes of recurring (key, short value) pairs; cleared when it grows past its bound.
-        self._pairs: dict[tuple[str, Any, type], bytes] = {}
-        resource_fields = b"".join(_field(0x0A, kv) for kv in self._key_values(resource))  # attributes = 1
+        self._pairs: dict[tuple[int, str, Any, type], bytes] = {}
+        resource_fields = self._attributes(resource, 0x0A)[0]  # Resource.attributes = 1
+        self.count_limit = count_limit
         self._resource = _field(0x0A, resource_fields)  # ResourceSpans.resource = 1
         scope_fields = _field(0x0A, _text(scope)) + (_field(0x12, _text(scope_version)) if scope_version else b"")
         self._scope = _field(0x0A, scope_fields)  # ScopeSpans.scope = 1
@@ -145,22 +146,12 @@ class OtlpEncoder:
             return _field(0x2A, items)  # array_value = 5
         return _field(0x0A, self._string(str(value)))
 
-    def _key_values(self, attributes: Mapping[str, Any]) -> Iterable[bytes]:
-        pairs = self._pairs
-        for key, value in attributes.items():
-            kind = type(value)
-            if kind is str and len(value) <= 64 or kind is bool or kind is int and -1 < value < 1 << 32:
-                cached = pairs.get((key, value, kind))
-                if cached is None:
-                    if len(pairs) >= 8192:
-                        pairs.clear()
-                    cached = pairs[(key, value, kind)] = self._key(key) + _field(0x12, self._any(value))
-                yield cached
-            else:
-                yield self._key(key) + _field(0x12, self._any(value))  # KeyValue.value = 2
+    def _key_value(self, key: str, value: Any) -> bytes:
+        return self._key(key) + _field(0x12, self._any(value))  # KeyValue.value = 2
 
     def _attributes(self, attributes: Mapping[str, Any] | None, tag: int) -> tuple[bytes, int]:
-        """The repeated KeyValue field ``tag`` (the key byte) of ``attributes``, and how many were dropped."""
+        """The repeated KeyValue field ``tag`` (the key byte) of ``attributes``, and how many were dropped.
+        A (key, short value) pair seen before is one dictionary look-up: its whole field is cached."""
         if not attributes:
             return b"", 0
         dropped = 0
@@ -168,8 +159,23 @@ class OtlpEncoder:
         if limit is not None and len(attributes) > limit:
             dropped = len(attributes) - limit
             attributes = dict(list(attributes.items())[:limit])
-        head = bytes((tag,))
-        return b"".join(head + _len(len(kv)) + kv for kv in self._key_values(attributes)), dropped
+        cache = self._pairs
+        fields = []
+        for key, value in attributes.items():
+            kind = type(value)
+            if kind is str and len(value) <= 64 or kind is bool or kind is int and -1 < value < 1 << 32:
+                field = cache.get((tag, key, value, kind))
+                if field is None:
+                    kv = self._key_value(key, value)
+                    field = bytes((tag,)) + _len(len(kv)) + kv
+                    if len(cache) >= 8192:
+                        cache.clear()
+                    cache[(tag, key, value, kind)] = field
+            else:
+                kv = self._key_value(key, value)
+                field = bytes((tag,)) + _len(len(kv)) + kv
+            fields.append(field)
+        return b"".join(fields), dropped
 
     # -- spans ------------------------------------------------------------------------------------------------
 

@@ -171,6 +171,9 @@ class SpanRecorder:
         #: What an ended span is handed to (its export queue, or every queue).
         self.add: Callable[[Any], None] = queues[0].add if len(queues) == 1 else _Fanout(queues).add
         self._sampler = provider.sampler
+        #: A new trace (no parent) is always sampled (``always_on``, ``parentbased_always_on``, the default):
+        #: the sampler's answer is known without asking it.
+        self._roots_sampled = _samples_every_root(provider.sampler)
         self._sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
         self._not_sampled = api.TraceFlags(api.TraceFlags.DEFAULT)
         self._kinds = {id(kind): kind.value + 1 for kind in api.SpanKind}  # the API's kinds by identity: OTLP's numbers
@@ -186,6 +189,9 @@ class SpanRecorder:
             return LiteSpan(self if parent.trace_flags is self._sampled else None, name, parent.trace_id, random.getrandbits(64) or 1,
                             parent.trace_flags, parent.trace_state, parent.span_id, False, kind_number, values, links,
                             start_time if start_time is not None else time.time_ns())
+        if parent is None and self._roots_sampled:
+            return LiteSpan(self, name, random.getrandbits(128) or 1, random.getrandbits(64) or 1, self._sampled, None,
+                            0, None, kind_number, values, links, start_time if start_time is not None else time.time_ns())
         api = self._api
         if parent is not None and not parent.is_valid:
             parent = None
@@ -200,6 +206,12 @@ class SpanRecorder:
                         self._sampled if sampled else self._not_sampled, result.trace_state,
                         parent.span_id if parent is not None else 0, parent.is_remote if parent is not None else None,
                         kind_number, values, links, start_time if start_time is not None else time.time_ns())
+
+
+def _samples_every_root(sampler: Any) -> bool:
+    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+
+    return sampler is ALWAYS_ON or (type(sampler) is ParentBased and getattr(sampler, "_root", None) is ALWAYS_ON)
 
 
 class _TraceExportMetrics:

@@ -74,3 +74,40 @@ def test_otel_endpoint_flag_and_variable() -> None:
     assert parse_serve_args([], {}).otel_endpoint is None
     with pytest.raises(SettingsError, match="--otel-endpoint 'c:4318'"):
         parse_serve_args(["--otel-endpoint", "c:4318"], {})
+
+
+@pytest.mark.parametrize("sampler, arg, root_sampled", [
+    ("always_on", "", True), ("parentbased_always_on", "", True), ("always_off", "", False),
+    ("parentbased_traceidratio", "0", False), ("traceidratio", "1", True)])
+def test_the_sampler_decides_at_the_root_and_children_follow(monkeypatch, sampler, arg, root_sampled) -> None:
+    from opentelemetry import trace as api
+
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
+    tracing = configure_tracing("http://127.0.0.1:9", {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_EXPORT_TIMEOUT": "100"})
+    assert tracing is not None
+    try:
+        recorder = tracing.recorder
+        root = recorder.start_span("root")
+        child = recorder.start_span("child", root.get_span_context())
+        assert (root.is_recording(), child.is_recording()) == (root_sampled, root_sampled)
+        assert child.trace_id == root.trace_id and child.parent_span_id == root.span_id
+        assert bool(child.trace_flags & 1) == root_sampled
+        child.end()
+        root.end()
+        assert len(tracing.queues[0][1]) == (2 if root_sampled else 0)
+        assert not root.is_recording()  # ended: records nothing more
+        # A caller's unsampled parent is followed by the parent-based samplers.
+        remote = api.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=api.TraceFlags(0))
+        continued = recorder.start_span("continued", remote)
+        assert continued.parent_remote is True and continued.trace_id == 0xABC
+        assert continued.is_recording() == (sampler in ("always_on", "traceidratio"))
+    finally:
+        tracing.shutdown()
+
+
+@pytest.mark.parametrize("name", ["OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_SCHEDULE_DELAY",
+                                  "OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT"])
+def test_a_batching_or_limit_variable_that_is_no_number_is_an_error_naming_it(name) -> None:
+    with pytest.raises(TracingConfigError, match=name):
+        configure_tracing("http://c:4318", {name: "lots"})
