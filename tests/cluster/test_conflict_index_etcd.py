@@ -112,6 +112,19 @@ async def test_creates_need_no_fingerprint_while_the_view_keeps_up(etcd_factory,
                                                     "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
         for i in range(5):
             assert (await on_a.post("/subscriptions", json={**SYNC, "path": f"/a{i}"})).status_code == 201
+        # The existence checks are answered by the view then, in upstream's order, as the store would.
+        duplicate = await on_a.post("/subscriptions", json={**SYNC, "path": "/a0"})
+        assert duplicate.status_code == 409 and "already exists" in duplicate.text, duplicate.text
+        no_type = await on_a.post("/subscriptions", json={**SYNC, "eventType": "nope", "path": "/t"})
+        assert no_type.status_code == 400 and no_type.json()["errors"][0]["message"] == 'Event Type "nope" not found.'
+        no_function = await on_a.post("/subscriptions", json={**SYNC, "functionId": "nope", "path": "/t"})
+        assert no_function.status_code == 400 and no_function.json()["errors"][0]["message"] == 'Function "nope" not found.'
+        # A stored function the view refuses as invalid (written by an older version) still exists.
+        old = await a.gateway.store.create(Kind.FUNCTIONS, "default", "old", {"functionId": "old", "type": "nope"})
+        assert await a.gateway.view.wait_for_revision(old.revision)
+        assert a.gateway.view.function("default", "old") is None
+        on_old = await on_a.post("/subscriptions", json={**SYNC, "functionId": "old", "path": "/old"})
+        assert on_old.status_code == 201, on_old.text
         assert reads.count == 0
         for i in range(5):
             # B's write, then at once A's conflicting create: A's view may not have B's write yet.
