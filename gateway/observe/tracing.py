@@ -39,6 +39,7 @@ from __future__ import annotations
 import logging
 import os
 import random
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -342,7 +343,7 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
                 url = traces_url(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
             exporter = OTLPSpanExporter(endpoint=url)  # headers, timeout, compression, TLS: from OTEL_* itself
             encoder = OtlpEncoder(resource, INSTRUMENTATION, value_limit=value_limit, count_limit=count_limit)
-            queues.append(("otlp", SpanQueue(_otlp_sender(exporter, encoder), max_queued=max_queued,
+            queues.append(("otlp", SpanQueue(_otlp_sender(exporter, encoder, provider.resource), max_queued=max_queued,
                                              batch_size=batch_size, delay=delay, name="otlp")))
             closers.append(exporter.shutdown)
             described.append(f"OTLP/HTTP to {_shown(str(url))}")
@@ -373,10 +374,19 @@ def _env_opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | No
     return value
 
 
-def _otlp_sender(exporter: Any, encoder: OtlpEncoder) -> Callable[[Sequence[FinishedSpan]], bool]:
+def _otlp_sender(exporter: Any, encoder: OtlpEncoder, resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
     """Encode a batch with :class:`OtlpEncoder` and POST it with the SDK exporter's HTTP client (its
-    endpoint, headers, compression, timeout, TLS files and retries, all read from ``OTEL_*``)."""
-    client = exporter._client  # the SDK's OTLP/HTTP client (opentelemetry-exporter-otlp-proto-http 1.45)
+    endpoint, headers, compression, timeout, TLS files and retries, all read from ``OTEL_*``). That client
+    is ``OTLPSpanExporter._client`` (opentelemetry-exporter-otlp-proto-http 1.45); with a version that has
+    none, the batch goes through the SDK's own ``export`` (its encoder: correct, slower)."""
+    client = getattr(exporter, "_client", None)
+    if client is None or not callable(getattr(client, "export", None)):
+        log.warning("tracing: this opentelemetry-exporter-otlp-proto-http has no _client; spans are encoded by "
+                    "the SDK (slower)")
+        from opentelemetry.sdk.trace.export import SpanExportResult
+
+        readable = _readable_maker(resource)
+        return lambda batch: exporter.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS
     max_size = getattr(exporter, "_max_request_size", 0)
 
     def send(batch: Sequence[FinishedSpan]) -> bool:
@@ -390,15 +400,13 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder) -> Callable[[Sequence[Fini
     return send
 
 
-def _console_sender(resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
-    """Print a batch with the SDK's ``ConsoleSpanExporter`` (spans made into the SDK's ``ReadableSpan``)."""
+def _readable_maker(resource: Any) -> Callable[[FinishedSpan], Any]:
+    """What makes a finished span into the SDK's ``ReadableSpan`` (for the SDK's exporters)."""
     from opentelemetry import trace as api
     from opentelemetry.sdk.trace import Event, ReadableSpan
-    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
     from opentelemetry.sdk.util.instrumentation import InstrumentationScope
     from opentelemetry.trace.status import Status, StatusCode
 
-    console = ConsoleSpanExporter()
     scope = InstrumentationScope(INSTRUMENTATION)
     kinds = {kind.value + 1: kind for kind in api.SpanKind}
     sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
@@ -408,9 +416,21 @@ def _console_sender(resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
         parent = (api.SpanContext(span.trace_id, span.parent_span_id, bool(span.parent_remote), sampled)
                   if span.parent_span_id else None)
         events = [Event(e.name, e.attributes, e.timestamp) for e in span.events]
+        code = StatusCode(span.status_code)
         return ReadableSpan(span.name, context, parent, resource, span.attributes, events, span.links,
-                            kinds[span.kind], None, Status(StatusCode(span.status_code), span.status_message),
+                            kinds[span.kind], None,
+                            Status(code, span.status_message if code is StatusCode.ERROR else None),
                             span.start, span.end_time, scope)
+
+    return readable
+
+
+def _console_sender(resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
+    """Print a batch with the SDK's ``ConsoleSpanExporter``."""
+    from opentelemetry.sdk.trace.export import ConsoleSpanExporter, SpanExportResult
+
+    console = ConsoleSpanExporter(out=sys.stdout)  # the stdout of now (its default is the one at import)
+    readable = _readable_maker(resource)
 
     def send(batch: Sequence[FinishedSpan]) -> bool:
         return console.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS
