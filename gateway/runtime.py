@@ -20,8 +20,8 @@ from quart import Quart
 
 from gateway.config.service import ConfigService
 from gateway.pipeline import EventPlane
-from gateway.http.auth import install_bearer_auth
 from gateway.http.config_api import create_config_app
+from gateway.http.events_api import EventsApp
 from gateway.http.events_api import create_app as create_events_app
 from gateway.metrics import Metrics
 from gateway.observe.observation import Observer
@@ -81,8 +81,8 @@ class Gateway:
         self.observer = Observer(self.tail, self.tracing)
         self.events = EventPlane(self.view, self.plugins, self.metrics, queue=self.queue, workers=settings.workers,
                                  max_response_bytes=settings.max_function_response_bytes, observer=self.observer)
-        self.events_app: Quart = create_events_app(self.events, max_batch_events=settings.max_batch_events)
-        install_bearer_auth(self.events_app, settings.events_token, api="Events", methods=None)
+        self.events_app: EventsApp = create_events_app(self.events, max_batch_events=settings.max_batch_events,
+                                                       events_token=settings.events_token)
         self.config_app: Quart = create_config_app(self)
         self._started: list[Any] = []
 

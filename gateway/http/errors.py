@@ -22,7 +22,7 @@ from gateway.config.service import (
 )
 from gateway.store.base import AlreadyExists, NotFound, RevisionConflict, StoreError, StoreUnavailable
 
-__all__ = ["ApiError", "error_body", "error_response", "install_error_handlers", "status_of"]
+__all__ = ["ApiError", "describe_error", "error_body", "error_response", "install_error_handlers", "status_of"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,22 @@ def status_of(error: Exception) -> int:
         if isinstance(error, cls):
             return status
     return 500
+
+
+def describe_error(error: Exception) -> tuple[int, str, dict[str, str]]:
+    """(status, message, extra headers) of the answer the handlers below give ``error``, for an ASGI path
+    that answers without Quart (the Events API's, see gateway.http.events_api); logs as they do."""
+    if isinstance(error, ApiError):
+        return error.status, error.message, error.headers
+    if isinstance(error, ConfigError):
+        return status_of(error), str(error), {}
+    if isinstance(error, StoreError):
+        status = status_of(error)
+        if status == 500:
+            log.error("configuration store error: %s", error)
+        return status, f"Configuration store error: {error}", {}
+    log.error("unhandled error", exc_info=error)
+    return 500, "Internal server error.", {}
 
 
 def install_error_handlers(app: Quart) -> None:

@@ -1,5 +1,16 @@
-"""The Events API (:4000): a thin Quart app that turns a request into a ``RawRequest`` for the event
-pipeline and its ``Reply`` into a response.
+"""The Events API (:4000): turns a request into a ``RawRequest`` for the event pipeline and its ``Reply``
+into a response.
+
+:func:`create_app` returns an :class:`EventsApp`: an ASGI app that serves the common request itself, without
+Quart's request and app contexts, routing, ``Request``/``Response`` objects and the task Quart runs to
+watch for a disconnect (issue 16: that machinery was a quarter of an accepted event's CPU), and hands every
+other request to the Quart app it wraps (:attr:`EventsApp.quart`), whose answers are the reference the
+fast path matches. The fast path takes a request when: it is HTTP, its method is not ``HEAD`` (Quart drops a
+HEAD answer's body), it has no ``Transfer-Encoding`` and no ``Expect`` header, its ``Content-Length`` (if
+any) is decimal digits within ``MAX_BODY_BYTES``, and the API has no bearer token (``--events-token``: the
+Quart app checks it). Everything else -- a body over the limit (413), a chunked body, ``Expect:
+100-continue``, an unknown method (405) -- is Quart's, as before. The body is read within Quart's own body
+timeout (``BODY_TIMEOUT``, 60 s): a client that never sends it does not hold the request forever.
 
 Every answer the app itself gives (draining, a body over the limit, a method no subscription can use, a
 path that is not valid percent-encoding, an unexpected error) has the upstream error shape
@@ -8,17 +19,23 @@ path that is not valid percent-encoding, an unexpected error) has the upstream e
 
 from __future__ import annotations
 
+import asyncio
 import re
-from typing import Protocol
+from typing import Any, Protocol
 
 from quart import Quart, Response, request
+from werkzeug.datastructures import ImmutableMultiDict
+from werkzeug.exceptions import RequestTimeout
+from werkzeug.sansio.utils import get_host
+from urllib.parse import parse_qsl
 
-from gateway.common import DEFAULT_SPACE, MAX_PAYLOAD_BYTES, space_problem
+from gateway.common import DEFAULT_SPACE, MAX_PAYLOAD_BYTES, error_json, space_problem
 from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS, RawRequest
-from gateway.http.errors import error_response, install_error_handlers
+from gateway.http.auth import install_bearer_auth
+from gateway.http.errors import describe_error, error_response, install_error_handlers
 from gateway.pipeline.reply import Reply
 
-__all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "EventHandler", "create_app"]
+__all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "EventHandler", "EventsApp", "create_app"]
 
 SPACE_HEADER = "Space"
 #: What Lambda accepts as a payload: a larger event could not reach an ``awslambda`` function anyway.
@@ -39,20 +56,23 @@ class EventHandler(Protocol):
     async def handle(self, request: RawRequest, space: str) -> Reply: ...
 
 
-def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS) -> Quart:
+def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH_EVENTS,
+               events_token: str | None = None) -> EventsApp:
+    """The Events API: the fast path in front of the Quart app (see the module's doc). ``events_token``:
+    the bearer token every request but a CORS preflight needs (``--events-token``; ``None``: open)."""
     app = Quart("gateway.events_api")
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY_BYTES
     app.config["MAX_BATCH_EVENTS"] = max_batch_events
     install_error_handlers(app)
+    install_bearer_auth(app, events_token, api="Events", methods=None)
 
     async def handle(path: str = "") -> Response:
         if plane.draining:
             return error_response(503, "Service Unavailable")
         raw_path = request.scope.get("raw_path")
         target = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path
-        if _BAD_ESCAPE.search(target):
-            return error_response(400, f"request path {target!r} is not valid percent-encoding "
-                               "('%' must be followed by two hex digits)")
+        if "%" in target and _BAD_ESCAPE.search(target):
+            return error_response(400, _bad_escape_message(target))
         query: dict[str, list[str]] = {key: request.args.getlist(key) for key in request.args}
         raw = RawRequest(
             method=request.method,
@@ -67,7 +87,7 @@ def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH
         problem = space_problem(space)
         if problem is not None:
             # No configuration can live in such a space: accepting the event would lose it silently.
-            return error_response(400, f"{SPACE_HEADER} header {space!r} is invalid: {problem}")
+            return error_response(400, _space_message(space, problem))
         reply = await plane.handle(raw, space)
         no_body = reply.status in _NO_BODY
         response = Response(b"" if no_body else reply.body, status=reply.status)
@@ -82,4 +102,143 @@ def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH
 
     app.add_url_rule("/", "root", handle, methods=_METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "path", handle, methods=_METHODS, provide_automatic_options=False)
-    return app
+    return EventsApp(app, plane, max_batch_events=max_batch_events, fast=not events_token)
+
+
+def _bad_escape_message(target: str) -> str:
+    return f"request path {target!r} is not valid percent-encoding ('%' must be followed by two hex digits)"
+
+
+def _space_message(space: str, problem: str) -> str:
+    return f"{SPACE_HEADER} header {space!r} is invalid: {problem}"
+
+
+#: Methods the fast path serves (HEAD is Quart's: it drops the body of the answer).
+_FAST_METHODS = frozenset(_METHODS) - {"HEAD"}
+#: Request headers that send a request to Quart (chunked bodies, ``Expect: 100-continue``).
+_QUART_HEADERS = frozenset({b"transfer-encoding", b"expect"})
+_SPACE_KEY = SPACE_HEADER.lower().encode("latin-1")
+_EMPTY_QUERY: dict[str, list[str]] = {}
+
+
+class _Unframeable(ValueError):
+    """A reply header that HTTP cannot carry (a newline in a value)."""
+
+
+class EventsApp:
+    """The Events API as an ASGI app: the fast path for the common request, the Quart app (:attr:`quart`)
+    for the rest (see the module's doc). Both give the same answers."""
+
+    def __init__(self, quart: Quart, plane: EventHandler, *, max_batch_events: int, fast: bool = True) -> None:
+        self.quart = quart
+        self._plane = plane
+        self._max_batch_events = max_batch_events
+        self._fast = fast
+        #: Seconds a request's body may take to arrive (Quart's ``BODY_TIMEOUT``); past it: 408, as Quart.
+        self.body_timeout = float(quart.config["BODY_TIMEOUT"])
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if not self._fast or scope["type"] != "http" or scope["method"] not in _FAST_METHODS:
+            return await self.quart(scope, receive, send)
+        length = 0
+        space = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                if not value.isdigit() or int(value) > MAX_BODY_BYTES:
+                    return await self.quart(scope, receive, send)  # Quart's 400/413
+                length = int(value)
+            elif name in _QUART_HEADERS:
+                return await self.quart(scope, receive, send)
+            elif name == _SPACE_KEY and space is None:
+                space = value.decode("latin-1")
+        body = b""
+        if length:
+            try:
+                read = await self._read_body(receive)
+            except TimeoutError:
+                reply = _error(408, RequestTimeout.description or "Request Timeout")
+                await send(_response_start(reply))
+                await send({"type": "http.response.body", "body": reply.body})
+                return
+            if read is None:
+                return  # the client went away: nobody to answer
+            body = read
+        try:
+            reply = await self._answer(scope, body, space)
+            start = _response_start(reply)
+        except Exception as exc:  # what Quart's error handlers answer (and log)
+            status, message, headers = describe_error(exc)
+            reply = Reply(status, {**headers, "Content-Type": "application/json"}, error_json(message))
+            start = _response_start(reply)
+        await send(start)
+        await send({"type": "http.response.body", "body": b"" if reply.status in _NO_BODY else reply.body})
+
+    async def _read_body(self, receive: Any) -> bytes | None:
+        """The whole body (Hypercorn holds it to the declared length); None when the client disconnected;
+        TimeoutError past :attr:`body_timeout`."""
+        chunks: list[bytes] = []
+        async with asyncio.timeout(self.body_timeout):
+            while True:
+                message = await receive()
+                if message["type"] != "http.request":
+                    return None
+                chunks.append(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    async def _answer(self, scope: Any, body: bytes, space: str | None) -> Reply:
+        if self._plane.draining:
+            return _error(503, "Service Unavailable")
+        raw_path = scope.get("raw_path")
+        target = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
+        if "%" in target and _BAD_ESCAPE.search(target):
+            return _error(400, _bad_escape_message(target))
+        query_string = scope.get("query_string", b"")
+        query = _EMPTY_QUERY
+        if query_string:
+            # What Quart's request.args (werkzeug) makes of it.
+            args = ImmutableMultiDict(parse_qsl(query_string.decode(), keep_blank_values=True,
+                                                errors="werkzeug.url_quote"))
+            query = {key: args.getlist(key) for key in args}
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
+        host_header = next((v for k, v in headers if k == "host"), None)
+        if host_header is None and scope.get("http_version") not in ("1.1", "2", "3"):
+            host_header = ""  # as Quart: an HTTP/1.0 request without Host gets SERVER_NAME (unset)
+        raw = RawRequest(method=scope["method"], path=target,
+                         host=get_host(scope["scheme"], host_header, scope.get("server")), headers=headers,
+                         query=dict(query), body=body, max_batch_events=self._max_batch_events)
+        space = space or DEFAULT_SPACE
+        problem = space_problem(space)
+        if problem is not None:
+            return _error(400, _space_message(space, problem))
+        return await self._plane.handle(raw, space)
+
+
+
+def _response_start(reply: Reply) -> dict[str, Any]:
+    """The ``http.response.start`` message of ``reply``: its headers only (as the Quart path: no default
+    Content-Type), one per name in any case (the last wins, as werkzeug's ``Headers`` set them), UTF-8 as Quart sends them, and a
+    Content-Length unless the status has no body."""
+    no_body = reply.status in _NO_BODY
+    by_name: dict[bytes, bytes] = {}
+    try:
+        for name, value in reply.headers.items():
+            by_name[name.lower().encode()] = _header_value(value)
+    except (UnicodeEncodeError, _Unframeable) as exc:
+        raise RuntimeError(f"reply header not sendable over HTTP: {exc}") from None
+    if not no_body:
+        # Framed by length rather than chunked, as upstream's Go server did for these small bodies.
+        by_name[b"content-length"] = str(len(reply.body)).encode()
+    return {"type": "http.response.start", "status": reply.status, "headers": list(by_name.items())}
+
+
+def _header_value(value: str) -> bytes:
+    """As Quart sends it (UTF-8), refused as werkzeug's ``Headers`` refuse it (a newline)."""
+    if "\n" in value or "\r" in value:
+        raise _Unframeable("a header value holds a newline")
+    return value.encode()
+
+
+def _error(status: int, message: str) -> Reply:
+    return Reply(status, {"Content-Type": "application/json"}, error_json(message))
