@@ -15,23 +15,27 @@ from hypercorn.config import Config
 
 
 class AsgiServer:
-    """``app`` on Hypercorn on 127.0.0.1, a free port: ``url = await server.start()``, ``await server.stop()``.
+    """``app`` on Hypercorn on 127.0.0.1: ``url = await server.start()``, ``await server.stop()``; it can be
+    started again after a stop (on the same port when ``port`` was given).
 
     The socket is bound and listening before Hypercorn starts, so the URL is usable at once: no
-    start-up polling, and no race for the port between choosing it and binding it. ``log_errors``:
-    Hypercorn's error log on stderr (False: silent).
+    start-up polling, and no race for the port between choosing it and binding it. ``port``: 0 (the
+    default) for a free one, or one chosen in advance (a function that is down until started).
+    ``log_errors``: Hypercorn's error log on stderr (False: silent).
     """
 
-    def __init__(self, app: Any, *, log_errors: bool = True) -> None:
+    def __init__(self, app: Any, *, port: int = 0, log_errors: bool = True) -> None:
         self.app = app
+        self.port = port
         self.log_errors = log_errors
-        self.url = ""
+        self.url = f"http://127.0.0.1:{port}" if port else ""
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        sock = socket.create_server(("127.0.0.1", 0))
+        sock = socket.create_server(("127.0.0.1", self.port))
         port = sock.getsockname()[1]
+        self._shutdown = asyncio.Event()
         config = Config()
         config.bind = [f"fd://{os.dup(sock.fileno())}"]  # Hypercorn owns the duplicate
         config.accesslog = None
@@ -45,9 +49,11 @@ class AsgiServer:
         return self.url
 
     async def stop(self) -> None:
+        """Stop serving (nothing when not started); returns once Hypercorn has closed."""
         self._shutdown.set()
         if self._task is not None:
-            await self._task
+            task, self._task = self._task, None
+            await task
 
 
 @asynccontextmanager

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import sqlite3
 import time
 from collections import Counter
@@ -32,9 +31,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve as hypercorn_serve
-from hypercorn.config import Config as HypercornConfig
 
+from tests.asgi_server import AsgiServer
 from tests.gateway_fixtures import FunctionServer, GatewayProcess
 from tests.server_process import free_port
 
@@ -54,34 +52,15 @@ class PortFunction(FunctionServer):
     def __init__(self, port: int) -> None:
         super().__init__()
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
-
-    async def start(self) -> None:
-        sock = socket.create_server(("127.0.0.1", self.port))
-        config = HypercornConfig()
-        config.bind = [f"fd://{os.dup(sock.fileno())}"]
-        config.accesslog = None
-        config.graceful_timeout = 1
-        sock.close()
-        self._shutdown.clear()
-        self._task = asyncio.create_task(hypercorn_serve(self.app, config, shutdown_trigger=self._shutdown.wait))
-        deadline = time.monotonic() + 10
-        while True:  # serving once a connection is accepted
-            try:
-                _, writer = await asyncio.open_connection("127.0.0.1", self.port)
-                writer.close()
-                return
-            except OSError:
-                assert time.monotonic() < deadline, "the function server did not start"
-                await asyncio.sleep(0.02)
+        self._server = AsgiServer(self.app, port=port)
+        self.url = self._server.url
 
 
 @pytest.fixture
 async def down_function() -> AsyncIterator[PortFunction]:
     function = PortFunction(free_port())
     yield function
-    if function._task is not None:
-        await function.stop()
+    await function.stop()
 
 
 async def configure(config_url: str, function_url: str) -> None:
