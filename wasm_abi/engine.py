@@ -21,6 +21,8 @@ import time
 
 import wasmtime
 
+from . import native
+
 TICK_SECONDS = 0.01
 WASMTIME_VERSION = importlib.metadata.version("wasmtime")
 
@@ -99,27 +101,34 @@ def ticks_for(seconds: float) -> int:
 
 
 class EpochTicker:
-    """The one thread that advances every engine's epoch; started with the first engine."""
+    """The one thread that advances every engine's epoch; started with the first engine.
+
+    It is a Python thread, so each tick takes the GIL from the event loop's thread once (when it wakes
+    from its sleep): the increments themselves keep the GIL (`native.increment_epoch`, one atomic add
+    each; wasmtime-py's `Engine.increment_epoch` releases and re-takes it, a second hand-over per tick
+    that a busy loop thread paid for with a thread switch), over a tuple of engine addresses replaced
+    whole on `add`, so a tick does no other Python work."""
 
     def __init__(self) -> None:
-        self._engines: list[wasmtime.Engine] = []
+        self._engines: list[wasmtime.Engine] = []  # keeps the engines behind the addresses alive
+        self._addresses: tuple[int, ...] = ()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
 
     def add(self, engine: wasmtime.Engine) -> None:
         with self._lock:
             self._engines.append(engine)
+            self._addresses = (*self._addresses, native.engine_address(engine))
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="wasm-epoch-ticker", daemon=True)
                 self._thread.start()
 
     def _run(self) -> None:
+        sleep, increment = time.sleep, native.increment_epoch
         while True:
-            time.sleep(TICK_SECONDS)
-            with self._lock:
-                engines = list(self._engines)
-            for engine in engines:
-                engine.increment_epoch()
+            sleep(TICK_SECONDS)
+            for engine in self._addresses:
+                increment(engine)
 
 
 TICKER = EpochTicker()

@@ -78,6 +78,8 @@ set_fuel: Callable[[int, int], int | None] = _declare("wasmtime_context_set_fuel
 get_fuel: Callable[[int, int], int | None] = _declare("wasmtime_context_get_fuel", c_void_p, c_void_p, c_void_p, keep_gil=True)
 #: (context, ticks beyond the current epoch)
 set_epoch_deadline: Callable[[int, int], None] = _declare("wasmtime_context_set_epoch_deadline", None, c_void_p, c_uint64, keep_gil=True)
+#: (engine*): one atomic increment; keeping the GIL spares the epoch ticker a second GIL hand-over per tick
+increment_epoch: Callable[[int], None] = _declare("wasmtime_engine_increment_epoch", None, c_void_p, keep_gil=True)
 #: (context, memory*) -> size in bytes
 memory_data_size: Callable[[int, int], int] = _declare("wasmtime_memory_data_size", c_size_t, c_void_p, c_void_p, keep_gil=True)
 
@@ -124,6 +126,11 @@ def address(obj: Any) -> int:
 def new_slots(count: int) -> Any:
     """A zeroed array of `count` argument/result slots for `call_unchecked`."""
     return (ffi.wasmtime_val_raw * count)()
+
+
+def engine_address(engine: wasmtime.Engine) -> int:
+    """The address of an engine (what `increment_epoch` takes); `engine` must outlive its use."""
+    return address(engine.ptr())
 
 
 def store_context(store: wasmtime.Store) -> int:
