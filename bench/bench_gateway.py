@@ -17,7 +17,7 @@ event sampled); its row is compared with the same scenario untraced. ``--compare
 gateway run from another source tree (e.g. ``git archive`` of the commit before a change, extracted to DIR):
 what a change costs the event path, measured side by side.
 
-    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--compare-tree DIR]
+    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--compare-tree DIR] [--only WORDS]
 """
 
 from __future__ import annotations
@@ -253,6 +253,8 @@ async def run(args: argparse.Namespace) -> list[Result]:
             ("1 sync event.received plugin, traced (100 % sampled, OTLP/HTTP)", [GUARD], *traced, REPO)]
         if args.compare_tree is not None:
             scenarios.append((f"no plugin, tree {args.compare_tree}", [], (), {}, Path(args.compare_tree).resolve()))
+        if args.only:  # the baseline stays first: every ratio is against it
+            scenarios = [scenarios[0]] + [s for s in scenarios[1:] if any(word in s[0] for word in args.only)]
         gateways = [Gateway(plugins, workdir / f"gateway{i}.log", flags=flags, env=env, tree=tree)
                     for i, (_, plugins, flags, env, tree) in enumerate(scenarios)]
         try:
@@ -329,6 +331,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--compare-tree", metavar="DIR", default=None,
                         help="also run a no-plugin gateway from this source tree (e.g. the commit before a change)")
+    parser.add_argument("--only", action="append", metavar="WORDS", default=[],
+                        help="run only the scenarios whose name contains WORDS (repeatable; the no-plugin "
+                             "baseline always runs), e.g. --only '3 plugins' --only control")
     args = parser.parse_args(argv if argv is not None else [])
     results = asyncio.run(run(args))
     print(report(results, args))
