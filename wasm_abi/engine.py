@@ -114,6 +114,10 @@ class EpochTicker:
         self._addresses: tuple[int, ...] = ()
         self._lock = threading.Lock()
         self._thread: threading.Thread | None = None
+        #: Ticks so far, counted after each tick's increments (under the GIL, which no increment
+        #: releases): an instance whose last deadline was set at this count would set the same one
+        #: again, and skips it (`PluginInstance.react`).
+        self.ticks = 0
 
     def add(self, engine: wasmtime.Engine) -> None:
         with self._lock:
@@ -129,6 +133,7 @@ class EpochTicker:
             sleep(TICK_SECONDS)
             for engine in self._addresses:
                 increment(engine)
+            self.ticks += 1
 
 
 TICKER = EpochTicker()

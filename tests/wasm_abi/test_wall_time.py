@@ -102,6 +102,25 @@ def test_the_deadline_is_per_call_not_shared(make_plugin: MakePlugin) -> None:
     assert calls > 100
 
 
+def test_a_deadline_kept_within_a_tick_still_stops_a_spinning_reaction(make_plugin: MakePlugin) -> None:
+    """A sync reaction in the same epoch tick as the store's last sync deadline keeps that deadline rather
+    than setting the same one again (`PluginInstance.react`): a spinning reaction right after fast ones is
+    still stopped by it, and one after an async reaction (whose deadline is `async_timeout`, here 2 s) by
+    the sync deadline, not the async one."""
+    plugin = spinning(make_plugin, "memory.grow 0 pages", Limits(sync_fuel=10**12, async_fuel=10**12,
+                                                                 async_timeout=2.0))
+    for before in (("sync",), ("sync", "async")):  # each spin faults: the next runs on a fresh instance
+        for _ in range(50):  # back to back, on one instance: most of them within one tick
+            for mode in before:
+                assert plugin.react({}, mode=mode) == Reaction()
+        started = time.monotonic()
+        with pytest.raises(PluginFault) as info:
+            plugin.react({"spin": 1})
+        elapsed = time.monotonic() - started
+        assert info.value.kind == "timeout" and "sync_timeout 0.05 s per call" in info.value.message
+        assert elapsed < BOUND, f"after {before} reactions: stopped after {elapsed:.3f}s"
+
+
 def test_default_fuel_stops_plain_code_first(make_plugin: MakePlugin) -> None:
     """Fuel and deadline are consistent: ordinary code runs out of its 10 M fuel (a few ms) well
     before the 50 ms deadline, so a busy machine does not turn honest work into timeouts."""
