@@ -14,8 +14,8 @@ Absolute numbers depend on the machine and are only comparable within one run.
 Tracing (issue 15): one more gateway runs the one-plugin scenario with traces on (``--otel-endpoint`` to an
 OTLP/HTTP sink in its own process that answers 200 to every export, ``OTEL_TRACES_SAMPLER=always_on``: every
 event sampled); its row is compared with the same scenario untraced. ``--compare-tree DIR`` adds a no-plugin
-gateway run from another source tree (e.g. ``git archive`` of the commit before a change, extracted to DIR):
-what a change costs the event path, measured side by side.
+gateway and a three-plugin one run from another source tree (e.g. ``git archive`` of the commit before a change,
+extracted to DIR): what a change costs the event path, or saves the plugins, measured side by side.
 
     python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--compare-tree DIR] [--only WORDS]
 """
@@ -252,7 +252,9 @@ async def run(args: argparse.Namespace) -> list[Result]:
             ("no plugin (control: a 2nd identical process)", [], (), {}, REPO),
             ("1 sync event.received plugin, traced (100 % sampled, OTLP/HTTP)", [GUARD], *traced, REPO)]
         if args.compare_tree is not None:
-            scenarios.append((f"no plugin, tree {args.compare_tree}", [], (), {}, Path(args.compare_tree).resolve()))
+            tree = Path(args.compare_tree).resolve()
+            scenarios += [(f"no plugin, tree {args.compare_tree}", [], (), {}, tree),
+                          (f"3 plugins on all stages, tree {args.compare_tree}", stage, (), {}, tree)]
         if args.only:  # the baseline stays first: every ratio is against it
             scenarios = [scenarios[0]] + [s for s in scenarios[1:] if any(word in s[0] for word in args.only)]
         gateways = [Gateway(plugins, workdir / f"gateway{i}.log", flags=flags, env=env, tree=tree)
@@ -295,6 +297,22 @@ async def run(args: argparse.Namespace) -> list[Result]:
                 server.wait(10)
 
 
+def _cpu_per_event(result: Result) -> float:
+    return result.cpu / result.requests if result.requests else float("nan")
+
+
+def _plugin_rows(results: list[Result]) -> list[tuple[Result, Result]]:
+    """Each three-plugin row with the no-plugin row of the same tree."""
+    by_name = {r.name: r for r in results}
+    pairs = []
+    for r in results:
+        if r.name.startswith("3 plugins on all stages"):
+            without = by_name.get(r.name.replace("3 plugins on all stages", "no plugin"))
+            if without is not None:
+                pairs.append((r, without))
+    return pairs
+
+
 def report(results: list[Result], args: argparse.Namespace) -> str:
     base = results[0]
     lines = [(f"Events API, sync subscription to an HTTP function; {args.concurrency} concurrent clients; "
@@ -315,6 +333,10 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
                      f"{errors} |")
     traced = next((r for r in results if r.name.startswith("1 sync event.received plugin, traced")), None)
     untraced = next((r for r in results if r.name == "1 sync event.received plugin"), None)
+    plugin_cpu = [(r.name, _cpu_per_event(r) - _cpu_per_event(without)) for r, without in _plugin_rows(results)]
+    if plugin_cpu:
+        lines += ["", "Plugin CPU per event (the gateway's CPU per event with 3 plugins minus without, same tree): " +
+                  "; ".join(f"{name}: {extra * 1e6:.0f} µs" for name, extra in plugin_cpu)]
     if traced is not None and untraced is not None and traced.requests and untraced.requests:
         lines += ["", (f"Tracing on (every event sampled) vs the same scenario untraced: throughput "
                        f"{traced.rate / untraced.rate:.2f}x, p50 {traced.percentile(50) / untraced.percentile(50):.2f}x, "
