@@ -31,7 +31,9 @@ reports the whole queue's numbers (take the max, not the sum).
 
 **Stopping.** :meth:`DeliveryWorker.drain`: a non-durable queue (``memory``) is delivered until empty,
 retries included, as before issue 14; a durable one stops leasing at once and lets the deliveries in
-flight finish: what was not started stays queued for the next start (or another gateway).
+flight finish: what was not started stays queued for the next start (or another gateway). A lease
+waiting when the worker stops is cancelled when the queue says that is safe (``lease_cancel_safe``:
+memory), otherwise let finish (at most its ``LEASE_WAIT``), so no delivery is left leased by no one.
 """
 
 from __future__ import annotations
@@ -294,6 +296,11 @@ class DeliveryWorker:
             self._slot_free.set()
         task, self._loop_task = self._loop_task, None
         if task is None:
+            return
+        if self._queue.lease_cancel_safe:  # (memory) a waiting lease holds nothing: no need to wait it out
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
             return
         # A lease under way is let finish (cancelled, its deliveries would stay leased by no one until the
         # lease expires); what it returns is started and counted in flight.

@@ -73,6 +73,8 @@ class MemoryQueue:
     """A `gateway.queue.base.DeliveryQueue` in process memory (see the module docstring)."""
 
     durable = False
+    #: ``lease`` takes deliveries only after its last wait, with no await in between: cancelled, it took none.
+    lease_cancel_safe = True
 
     def __init__(self, max_events: int = DEFAULT_MAX_EVENTS, *, lease_seconds: float = DEFAULT_LEASE_SECONDS,
                  max_dead: int | None = None) -> None:

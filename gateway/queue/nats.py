@@ -163,6 +163,9 @@ class NatsQueue:
     """A `gateway.queue.base.DeliveryQueue` on a JetStream stream (see the module's docstring)."""
 
     durable = True
+    #: False: a fetch cancelled after messages were sent leaves them pending until their ack
+    #: wait.
+    lease_cancel_safe = False
 
     def __init__(
         self,

@@ -150,6 +150,9 @@ class SqliteQueue:
     """A `gateway.queue.base.DeliveryQueue` in one SQLite file (see the module docstring)."""
 
     durable = True
+    #: False: a lease cancelled after the writer took its rows gives them back through the
+    #: writer, which a close right after may not run (then they wait out their lease).
+    lease_cancel_safe = False
 
     def __init__(self, path: str | Path, *, max_events: int = DEFAULT_MAX_EVENTS,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS, fsync: bool = False) -> None:

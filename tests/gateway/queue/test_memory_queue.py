@@ -3,6 +3,7 @@ its dead letters are bounded, oldest dropped and counted; closing it forgets wha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
@@ -53,4 +54,28 @@ async def test_a_system_delivery_redelivered_from_the_dead_letters_stays_a_syste
     assert await queue.redeliver("space", id=delivery.id) == 1
     (again,) = await queue.lease(1, 0)
     assert (again.id, again.system, again.attempts) == (delivery.id, True, 0)
+    await queue.close()
+
+
+async def test_a_cancelled_lease_leaves_nothing_leased_by_no_one() -> None:
+    # What lease_cancel_safe promises (the delivery worker cancels a waiting lease when it stops): a lease
+    # cancelled while it waits took nothing; one woken by an enqueue and cancelled before it ran again
+    # either took nothing or returns what it took (asyncio.wait_for may finish instead of raising).
+    queue = MemoryQueue(10)
+    assert queue.lease_cancel_safe
+    idle = asyncio.create_task(queue.lease(5, 30))
+    await asyncio.sleep(0.01)
+    idle.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await idle
+    woken = asyncio.create_task(queue.lease(5, 30))
+    await asyncio.sleep(0.01)
+    await queue.enqueue([_new(1)])
+    woken.cancel()
+    try:
+        took = await woken
+    except asyncio.CancelledError:
+        took = []
+    again = await queue.lease(5, 0)
+    assert [d.event for d in took + again] == [{"id": "1"}]
     await queue.close()
