@@ -201,19 +201,15 @@ async def test_a_second_process_never_leases_what_this_one_holds(queue_factory: 
         assert child.stdout is not None
         assert await asyncio.to_thread(child.stdout.readline) == "started\n"
         mine: list[str] = []
-
-        async def drain() -> None:
-            while leased := await queue.lease(5, 0.5):
-                mine.extend(d.id for d in leased)
-                for d in leased:
-                    await queue.ack(d)
-                await asyncio.sleep(0.01)
-
-        await drain()
-        out, _ = await asyncio.to_thread(child.communicate, timeout=30)
-        # Each side stops after a lease that found nothing for a while; on a loaded machine both may stop
-        # while the other still held a few. Whatever is left is taken here, after the child is gone.
-        await drain()
+        while leased := await queue.lease(5, 0.5):
+            mine += [d.id for d in leased]
+            for d in leased:
+                await queue.ack(d)
+            await asyncio.sleep(0.01)
+        # Read through the same text stream as readline above: it may already hold the child's first ids
+        # (communicate(timeout=...) reads the raw pipe and would lose them).
+        out = await asyncio.to_thread(child.stdout.read)
+        await asyncio.to_thread(child.wait, 30)
     finally:
         if child.poll() is None:
             child.kill()
