@@ -7,7 +7,8 @@ watch for a disconnect (issue 16: that machinery was a quarter of an accepted ev
 other request to the Quart app it wraps (:attr:`EventsApp.quart`), whose answers are the reference the
 fast path matches. The fast path takes a request when: it is HTTP, its method is not ``HEAD`` (Quart drops a
 HEAD answer's body), it has no ``Transfer-Encoding`` and no ``Expect`` header, its ``Content-Length`` (if
-any) is decimal digits within ``MAX_BODY_BYTES``, and the API has no bearer token (``--events-token``: the
+any) is decimal digits within ``MAX_BODY_BYTES`` (over HTTP/2 and 3, where a body needs no ``Content-Length``,
+there is one), and the API has no bearer token (``--events-token``: the
 Quart app checks it). Everything else -- a body over the limit (413), a chunked body, ``Expect:
 100-continue``, an unknown method (405) -- is Quart's, as before. The body is read within Quart's own body
 timeout (``BODY_TIMEOUT``, 60 s): a client that never sends it does not hold the request forever.
@@ -117,6 +118,8 @@ def _space_message(space: str, problem: str) -> str:
 _FAST_METHODS = frozenset(_METHODS) - {"HEAD"}
 #: Request headers that send a request to Quart (chunked bodies, ``Expect: 100-continue``).
 _QUART_HEADERS = frozenset({b"transfer-encoding", b"expect"})
+#: HTTP versions whose requests without ``Content-Length`` (and without ``Transfer-Encoding``) have no body.
+_FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
 _SPACE_KEY = SPACE_HEADER.lower().encode("latin-1")
 _EMPTY_QUERY: dict[str, list[str]] = {}
 
@@ -151,6 +154,9 @@ class EventsApp:
                 return await self.quart(scope, receive, send)
             elif name == _SPACE_KEY and space is None:
                 space = value.decode("latin-1")
+        if not length and scope.get("http_version") not in _FRAMED_BY_HEADERS:
+            # HTTP/2 and 3 frame a body without Content-Length: Quart reads (and bounds) it.
+            return await self.quart(scope, receive, send)
         body = b""
         if length:
             try:

@@ -1,0 +1,188 @@
+"""Hostile requests against the Events API's fast path (issue 16): each raw request is sent to the fast path
+and to the Quart app alone (one event plane, served twice) and the answers compared byte for byte -- the
+status line, every header in its order and case (only the ``date`` value masked), the body. Plus the bounds:
+clients that send headers and never the body are all given up after the body timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+import pytest
+
+from gateway.http.events_api import EventsApp, create_app
+
+from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory, serve_app
+from .test_events_fast_path import CE, event, request
+
+_DATE = re.compile(rb"\r\ndate: [^\r]*", re.IGNORECASE)
+
+
+async def raw_exchange(url: str, raw: bytes, timeout: float = 10) -> bytes:
+    """Everything the server sends back for ``raw`` on a new connection, until it closes (date masked)."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(raw)
+    await writer.drain()
+    try:
+        received = await asyncio.wait_for(reader.read(-1), timeout)
+    finally:
+        writer.close()
+    return _DATE.sub(b"\r\ndate: *", received)
+
+
+@pytest.fixture
+async def both(event_gateway: GatewayFactory, recorder: FunctionServer) -> Any:
+    gw: EventGateway = await event_gateway()
+    await gw.function("fn", recorder.target("fn"))
+    await gw.subscribe(type="sync", event_type="http.request", function_id="fn", path="/sync/:id", method="GET")
+    await gw.subscribe(type="sync", event_type="http.request", function_id="fn", path="/sync/:id", method="POST")
+    await gw.subscribe(type="sync", event_type="http.request", function_id="fn", path="/a/b", method="GET")
+    fast = create_app(gw.plane)
+    fast_url, stop_fast = await serve_app(fast)
+    quart_url, stop_quart = await serve_app(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False))
+    recorder.answer("fn", {"statusCode": 200, "headers": {"X-Echo": "1"}, "body": "ok"})
+    yield fast_url, quart_url, recorder, gw
+    await stop_quart()
+    await stop_fast()
+
+
+def _lengths(*values: str) -> bytes:
+    """A POST of one event with the given Content-Length header lines."""
+    body = event()
+    head = "POST /nobody HTTP/1.1\r\nHost: h\r\nConnection: close\r\nContent-Type: " + CE + "\r\n"
+    head += "".join(f"Content-Length: {v}\r\n" for v in values)
+    return head.encode() + b"\r\n" + body
+
+
+BODY_LEN = len(event())
+
+HOSTILE = [
+    ("duplicate equal Content-Length", _lengths(str(BODY_LEN), str(BODY_LEN))),
+    ("conflicting Content-Length", _lengths(str(BODY_LEN), "5")),
+    ("comma Content-Length", _lengths(f"{BODY_LEN}, {BODY_LEN}")),
+    ("signed Content-Length", _lengths(f"+{BODY_LEN}")),
+    ("negative Content-Length", _lengths("-1")),
+    ("spaced Content-Length", _lengths(f"  {BODY_LEN}  ")),
+    ("leading zeros Content-Length", _lengths(f"000{BODY_LEN}")),
+    ("huge Content-Length", _lengths("9" * 40)),
+    ("body longer than announced", _lengths(str(BODY_LEN - 5))),
+    ("Content-Length 0 with a body", _lengths("0")),
+    ("pipelined", request("GET", "/nobody", headers={"Connection": None}) * 3  # type: ignore[dict-item]
+     + request("GET", "/sync/1")),
+    ("many headers", request("GET", "/sync/2", headers={f"X-H{n}": "v" for n in range(200)})),
+    ("a large header", request("GET", "/sync/3", headers={"X-Big": "v" * 12000})),
+    ("empty Space", request("POST", "/x", event(), {"Content-Type": CE, "Space": ""})),
+    ("two Space headers", b"POST /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\nSpace: \r\nSpace: other\r\n"
+                          b"Content-Type: " + CE.encode() + b"\r\nContent-Length: " + str(BODY_LEN).encode()
+                          + b"\r\n\r\n" + event()),
+    ("Space with spaces", request("POST", "/x", event(), {"Content-Type": CE, "Space": "a b"})),
+    ("Space latin-1", b"POST /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\nSpace: caf\xe9\r\n"
+                      b"Content-Length: 0\r\n\r\n"),
+    ("Space very long", request("POST", "/x", event(), {"Content-Type": CE, "Space": "s" * 5000})),
+    ("lone %", request("GET", "/sync/%")),
+    ("%2", request("GET", "/sync/%2")),
+    ("%00", request("GET", "/sync/a%00b")),
+    ("%2F", request("GET", "/sync/a%2Fb")),
+    ("%FF", request("GET", "/sync/%FF")),
+    ("UTF-8 escapes", request("GET", "/sync/caf%C3%A9")),
+    ("query: lone %", request("GET", "/sync/1?a=%&b=%2&c=%zz")),
+    ("query: %00 and +", request("GET", "/sync/1?a=%00&b=x+y&c=%2B")),
+    ("query: repeated and ;", request("GET", "/sync/1?a=1;a=2&a=3&&=&x")),
+    ("query: invalid UTF-8 escape", request("GET", "/sync/1?a=%FF%FE")),
+    ("query: raw high byte", b"GET /sync/1?a=\xff HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    ("path: raw high byte", b"GET /sync/\xff HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n"),
+    ("double slash", request("GET", "//sync/1")),
+    ("inner double slash", request("GET", "/a//b")),
+    ("trailing slash", request("GET", "/a/b/")),
+    ("dot segments", request("GET", "/a/./b/../b")),
+    ("absolute-form target", request("GET", "http://other.test/sync/5?q=1")),
+    ("absolute-form target, no path", request("GET", "http://other.test")),
+    ("asterisk-form OPTIONS", request("OPTIONS", "*")),
+    ("HTTP/1.0 without Host", request("GET", "/sync/6", headers={"Host": None}, version="1.0")),  # type: ignore[dict-item]
+    ("HTTP/1.0 with Host", request("GET", "/sync/6", version="1.0")),
+    ("HTTP/1.1 without Host", request("GET", "/sync/6", headers={"Host": None})),  # type: ignore[dict-item]
+    ("two Host headers", b"GET /sync/7 HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\nConnection: close\r\n\r\n"),
+    ("odd Host", request("GET", "/sync/7", headers={"Host": "[::1]:99"})),
+    ("bad Host", request("GET", "/sync/7", headers={"Host": "a b/c"})),
+    ("lower-case method", request("get", "/sync/8")),
+    ("mixed-case method", request("Post", "/nobody", event(), {"Content-Type": CE})),
+    ("CORS preflight", request("OPTIONS", "/sync/9", headers={"Origin": "http://o.test",
+                                                              "Access-Control-Request-Method": "POST",
+                                                              "Access-Control-Request-Headers": "x-a"})),
+    ("OPTIONS with body", request("OPTIONS", "/nobody", b"xyz")),
+    ("GET with a body", request("GET", "/sync/10", b'{"a":1}', {"Content-Type": "application/json"})),
+    ("keep-alive, then close", request("GET", "/sync/11", headers={"Connection": "keep-alive"})
+     + request("GET", "/sync/12")),
+]
+
+
+@pytest.mark.parametrize("raw", [raw for _, raw in HOSTILE], ids=[name for name, _ in HOSTILE])
+async def test_hostile_request_answered_as_the_quart_app(both, raw: bytes) -> None:
+    fast_url, quart_url, _, _ = both
+    fast = await raw_exchange(fast_url, raw)
+    quart = await raw_exchange(quart_url, raw)
+    assert fast == quart, f"\nfast  {fast!r}\nquart {quart!r}"
+
+
+async def h2_exchange(url: str, method: str, path: str, body: bytes, headers: list[tuple[str, str]],
+                      timeout: float = 10) -> tuple[list[tuple[str, str]], bytes]:
+    """One HTTP/2 request (cleartext, prior knowledge) over a raw socket; the answer's headers (but date)
+    and body."""
+    import h2.config
+    import h2.connection
+    import h2.events
+
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="latin-1"))
+    conn.initiate_connection()
+    stream = conn.get_next_available_stream_id()
+    conn.send_headers(stream, [(":method", method), (":path", path), (":scheme", "http"),
+                               (":authority", "gateway.test:4000"), *headers], end_stream=not body)
+    if body:
+        conn.send_data(stream, body, end_stream=True)
+    writer.write(conn.data_to_send())
+    answer_headers: list[tuple[str, str]] = []
+    answer = b""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                data = await reader.read(65536)
+                if not data:
+                    break
+                for ev in conn.receive_data(data):
+                    if isinstance(ev, h2.events.ResponseReceived):
+                        answer_headers = [(k, v) for k, v in ev.headers if k != "date"]
+                    elif isinstance(ev, h2.events.DataReceived):
+                        answer += ev.data
+                        conn.acknowledge_received_data(ev.flow_controlled_length, ev.stream_id)
+                    elif isinstance(ev, h2.events.StreamEnded | h2.events.StreamReset):
+                        writer.close()
+                        return answer_headers, answer
+                writer.write(conn.data_to_send())
+    finally:
+        writer.close()
+    return answer_headers, answer
+
+
+H2_REQUESTS = [
+    ("POST with Content-Length", "POST", "/sync/1", b"plain", [("content-type", "text/plain"),
+                                                               ("content-length", "5")]),
+    ("POST without Content-Length", "POST", "/sync/1", b"plain", [("content-type", "text/plain")]),
+    ("CloudEvent without Content-Length", "POST", "/nobody", event(), [("content-type", CE)]),
+    ("GET", "GET", "/sync/2?a=1", b"", []),
+]
+
+
+@pytest.mark.parametrize("request_", H2_REQUESTS, ids=[r[0] for r in H2_REQUESTS])
+async def test_http2_request_answered_as_the_quart_app(both, request_: tuple[Any, ...]) -> None:
+    fast_url, quart_url, recorder, _ = both
+    _, method, path, body, headers = request_
+    fast = await h2_exchange(fast_url, method, path, body, headers)
+    quart = await h2_exchange(quart_url, method, path, body, headers)
+    assert fast == quart, f"\nfast  {fast!r}\nquart {quart!r}"
+    if method == "POST" and path.startswith("/sync"):
+        first, second = (await recorder.wait_for("fn", 2))[-2:]
+        assert first["body"]["data"]["body"] == second["body"]["data"]["body"], (first, second)
