@@ -186,3 +186,96 @@ async def test_http2_request_answered_as_the_quart_app(both, request_: tuple[Any
     if method == "POST" and path.startswith("/sync"):
         first, second = (await recorder.wait_for("fn", 2))[-2:]
         assert first["body"]["data"]["body"] == second["body"]["data"]["body"], (first, second)
+
+
+async def test_h2_query_not_utf8_answered_as_the_quart_app(both) -> None:
+    fast_url, quart_url, _, _ = both
+    path = "/sync/1?a=\xff&b=%FF"  # sent as latin-1 bytes: a raw 0xFF in the query
+    fast = await h2_exchange(fast_url, "GET", path, b"", [])
+    quart = await h2_exchange(quart_url, "GET", path, b"", [])
+    assert fast == quart, f"\nfast  {fast!r}\nquart {quart!r}"
+
+
+async def test_draining_answers_as_the_quart_app(both) -> None:
+    fast_url, quart_url, _, gw = both
+    gw.plane.draining = True
+    try:
+        for raw in (request("POST", "/x", event(), {"Content-Type": CE}), request("GET", "/sync/1"),
+                    request("OPTIONS", "/sync/1", headers={"Origin": "http://o.test",
+                                                           "Access-Control-Request-Method": "GET"})):
+            fast = await raw_exchange(fast_url, raw)
+            assert fast.startswith(b"HTTP/1.1 503 "), fast
+            assert fast == await raw_exchange(quart_url, raw)
+    finally:
+        gw.plane.draining = False
+
+
+async def _half_sent(url: str, raw: bytes, close_write: bool) -> bytes:
+    """Send ``raw`` (a request whose body is cut short), then shut the writing side or not; what comes back."""
+    host, port = url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(raw)
+    await writer.drain()
+    if close_write:
+        writer.write_eof()
+    try:
+        return _DATE.sub(b"\r\ndate: *", await asyncio.wait_for(reader.read(-1), 10))
+    finally:
+        writer.close()
+
+
+async def test_a_body_cut_short_by_the_client_is_answered_as_the_quart_app(both) -> None:
+    fast_url, quart_url, _, _ = both
+    raw = _lengths(str(BODY_LEN))[:-10]
+    fast = await _half_sent(fast_url, raw, close_write=True)
+    quart = await _half_sent(quart_url, raw, close_write=True)
+    assert fast == quart, f"\nfast  {fast!r}\nquart {quart!r}"
+
+
+async def test_many_clients_that_never_send_the_body_are_all_given_up(event_gateway) -> None:
+    """200 connections each announce a body and send part of it: each is answered 408 and closed after the
+    body timeout; afterwards the server holds no task for them and still serves."""
+    gw = await event_gateway()
+    app = create_app(gw.plane)
+    app.body_timeout = 0.5
+    url, stop = await serve_app(app)
+    try:
+        tasks_before = len(asyncio.all_tasks())
+        head = (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: " + CE.encode() + b"\r\nContent-Length: 5000\r\n\r\n"
+                + b'{"specversion"')
+        answers = await asyncio.gather(*(_half_sent(url, head, close_write=False) for _ in range(200)))
+        assert all(answer.startswith(b"HTTP/1.1 408 ") for answer in answers), {a[:40] for a in answers}
+        for _ in range(100):  # the server's connection tasks end once their sockets are closed
+            if len(asyncio.all_tasks()) <= tasks_before:
+                break
+            await asyncio.sleep(0.05)
+        assert len(asyncio.all_tasks()) <= tasks_before, len(asyncio.all_tasks()) - tasks_before
+        answer = await raw_exchange(url, request("POST", "/x", event(), {"Content-Type": CE}))
+        assert answer.startswith(b"HTTP/1.1 202 "), answer
+    finally:
+        await stop()
+
+
+async def test_with_an_events_token_every_request_is_the_quart_apps(event_gateway) -> None:
+    gw = await event_gateway()
+    app = create_app(gw.plane, events_token="s3cret")
+    seen: list[str] = []
+    quart = app.quart
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            seen.append(scope["method"])
+        await quart(scope, receive, send)
+
+    app.quart = counted  # type: ignore[assignment]
+    url, stop = await serve_app(app)
+    try:
+        seen.clear()
+        refused = await raw_exchange(url, request("POST", "/x", event(), {"Content-Type": CE}))
+        accepted = await raw_exchange(url, request("POST", "/x", event(), {"Content-Type": CE,
+                                                                          "Authorization": "Bearer s3cret"}))
+        assert refused.startswith(b"HTTP/1.1 401 "), refused
+        assert accepted.startswith(b"HTTP/1.1 202 "), accepted
+        assert seen == ["POST", "POST"]
+    finally:
+        await stop()
