@@ -29,8 +29,10 @@ class SpanQueue:
     """Finished spans waiting for export, and the thread exporting them (started at construction)."""
 
     def __init__(self, send: Callable[[Sequence[Any]], bool], *, max_queued: int = 2048, batch_size: int = 512,
-                 delay: float = 5.0, name: str = "otlp") -> None:
+                 delay: float = 5.0, name: str = "otlp", prepare: Callable[[Any], Any] | None = None) -> None:
         self._send = send
+        #: What a span becomes as it is queued, on the thread that ended it (the OTLP exporter: its bytes).
+        self._prepare = prepare
         self._queue: deque[Any] = deque()
         self.max_queued = max_queued
         self.batch_size = min(batch_size, max_queued)
@@ -65,6 +67,15 @@ class SpanQueue:
             with self._drop_lock:
                 self.dropped_queue_full += 1
             return
+        prepare = self._prepare
+        if prepare is not None:
+            try:
+                span = prepare(span)
+            except Exception:
+                log.exception("tracing: encoding a span failed; it is dropped")
+                with self._drop_lock:
+                    self.dropped_export_failed += 1
+                return
         self._queue.append(span)
 
     def _export_all(self) -> None:

@@ -24,11 +24,11 @@ and change under several threads: each takes a lock, validates and copies every 
 processor twice (~30 µs per span here, where an event makes 5-15 of them); its exporter then builds a
 protobuf object per span and attribute (~20 µs per span plus ~3.5 µs per attribute, holding the GIL the
 event loop needs). The gateway knows its spans end in order, so :class:`SpanRecorder` keeps a span as a
-plain object and, when it ends, appends a :class:`~gateway.observe.otlp.FinishedSpan` tuple to a bounded
-:class:`~gateway.observe.otlp_export.SpanQueue`; the queue's thread encodes batches with
-:class:`~gateway.observe.otlp.OtlpEncoder` (protobuf bytes written directly) and sends them with the SDK
-exporter's HTTP client. The sampler is the SDK's, asked once per trace, at its root, with the caller's
-context; spans below follow the root's decision (what every built-in sampler decides for them).
+plain object and, when it ends, :class:`~gateway.observe.otlp.OtlpEncoder` writes its protobuf bytes
+directly (a few µs) into a bounded :class:`~gateway.observe.otlp_export.SpanQueue` (bytes: nothing there for
+the garbage collector to walk, where waiting span objects made it collect several times as often); the
+queue's thread joins them into requests and sends them with the SDK exporter's HTTP client. The sampler is the SDK's,
+asked once per trace, at its root, with the caller's context; spans below follow the root's decision (what every built-in sampler decides for them).
 A full queue drops spans and counts them: ``eventgateway_trace_spans_dropped_total{reason="queue_full"}``
 (``export_failed`` for batches the collector refused or did not answer in time), so a slow or dead
 collector never holds the event path nor grows memory.
@@ -82,8 +82,8 @@ def traces_url(endpoint: str) -> str:
 class LiteSpan:
     """A span of :class:`SpanRecorder`. It is its own span context (the fields of OpenTelemetry's
     ``SpanContext`` that the observations, the W3C headers and child spans read: ``trace_id``, ``span_id``,
-    ``trace_flags``, ``trace_state``, ``is_valid``, ``is_remote``), and, once ended, the finished span the
-    export queue holds (the fields of :class:`~gateway.observe.otlp.FinishedSpan`): one object per span.
+    ``trace_flags``, ``trace_state``, ``is_valid``, ``is_remote``), and, once ended, the finished span handed
+    to the export queue (the fields of :class:`~gateway.observe.otlp.FinishedSpan`): one object per span.
     A span the sampler did not sample records nothing (it still has a context to propagate); an ended span
     records nothing more."""
 
@@ -343,8 +343,9 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
                 url = traces_url(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
             exporter = OTLPSpanExporter(endpoint=url)  # headers, timeout, compression, TLS: from OTEL_* itself
             encoder = OtlpEncoder(resource, INSTRUMENTATION, value_limit=value_limit, count_limit=count_limit)
-            queues.append(("otlp", SpanQueue(_otlp_sender(exporter, encoder, provider.resource), max_queued=max_queued,
-                                             batch_size=batch_size, delay=delay, name="otlp")))
+            send, prepare = _otlp_sender(exporter, encoder, provider.resource)
+            queues.append(("otlp", SpanQueue(send, max_queued=max_queued, batch_size=batch_size, delay=delay,
+                                             name="otlp", prepare=prepare)))
             closers.append(exporter.shutdown)
             described.append(f"OTLP/HTTP to {_shown(str(url))}")
         elif name == "console":
@@ -374,8 +375,10 @@ def _env_opt_int(env: Mapping[str, str], name: str, *, minimum: int) -> int | No
     return value
 
 
-def _otlp_sender(exporter: Any, encoder: OtlpEncoder, resource: Any) -> Callable[[Sequence[FinishedSpan]], bool]:
-    """Encode a batch with :class:`OtlpEncoder` and POST it with the SDK exporter's HTTP client (its
+def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
+                 resource: Any) -> tuple[Callable[[Sequence[Any]], bool], Callable[[Any], Any] | None]:
+    """What the OTLP queue sends a batch with, and what it makes of a span as it queues it: each span
+    encoded by :class:`OtlpEncoder` when it ends, a batch of them POSTed with the SDK exporter's HTTP client (its
     endpoint, headers, compression, timeout, TLS files and retries, all read from ``OTEL_*``). That client
     is ``OTLPSpanExporter._client`` (opentelemetry-exporter-otlp-proto-http 1.45); with a version that has
     none, the batch goes through the SDK's own ``export`` (its encoder: correct, slower)."""
@@ -386,18 +389,18 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder, resource: Any) -> Callable
         from opentelemetry.sdk.trace.export import SpanExportResult
 
         readable = _readable_maker(resource)
-        return lambda batch: exporter.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS
+        return lambda batch: exporter.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS, None
     max_size = getattr(exporter, "_max_request_size", 0)
 
-    def send(batch: Sequence[FinishedSpan]) -> bool:
-        data = encoder.request(batch)
+    def send(batch: Sequence[bytes]) -> bool:
+        data = encoder.request_of_fields(batch)
         if max_size and len(data) > max_size:
             log.warning("tracing: dropping %d spans: their request is %d bytes, over the exporter's limit of %d",
                         len(batch), len(data), max_size)
             return False
         return bool(client.export(data).success)
 
-    return send
+    return send, encoder.span_field
 
 
 def _readable_maker(resource: Any) -> Callable[[FinishedSpan], Any]:

@@ -40,9 +40,10 @@ async def test_without_the_exporters_http_client_the_sdk_encodes_and_sends() -> 
     tracing = configure_tracing(receiver.url, {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_EXPORT_TIMEOUT": "100"})
     assert tracing is not None
     try:
-        send = _otlp_sender(_WithoutClient(OTLPSpanExporter(endpoint=receiver.url + "/v1/traces")),
+        send, prepare = _otlp_sender(_WithoutClient(OTLPSpanExporter(endpoint=receiver.url + "/v1/traces")),
                             OtlpEncoder({}, "gateway"), tracing.provider.resource)
         child, root = _spans(tracing)
+        assert prepare is None  # the SDK encodes the spans themselves
         assert await asyncio.to_thread(send, [child, root])
         spans = await receiver.wait_for(lambda spans: len(spans) == 2)
         by_name = {s.name: s for s in spans}
