@@ -12,11 +12,16 @@ Values are bounded as the SDK's limits bound them: a string longer than ``value_
 attributes are kept per span, event and link (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``; the rest are counted in
 ``dropped_attributes_count``). Text that is not valid Unicode (lone surrogates) is sent with ``?`` in place
 of what cannot be encoded as UTF-8, which protobuf strings must be. An int outside int64 is sent as its
-decimal string; a value of a type OTLP has no place for (None, a dict, an object) as its ``str()``.
+decimal string; a value of a type OTLP has no place for (None, a dict, an object) as its ``str()``. An array
+holds primitives only (as OTLP's attribute arrays, and the SDK's checks, want): an array, dict or set inside
+one is sent as its text, shortened at depth and length by :mod:`reprlib` (so is a dict or set itself) -- an
+array nested deeper than a collector's protobuf decoder allows (upb: 100 messages) would have it refuse the
+whole batch, and one nested deeper than Python's recursion limit would have failed its encoding.
 """
 
 from __future__ import annotations
 
+import reprlib
 import struct
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -28,6 +33,14 @@ _U64 = (1 << 64) - 1
 _fixed64 = struct.Struct("<Q").pack
 _fixed32 = struct.Struct("<I").pack
 _double = struct.Struct("<d").pack
+
+#: The text of a container that is no OTLP value: bounded in depth and length, whatever it holds.
+_CONTAINER_TEXT = reprlib.Repr()
+_CONTAINER_TEXT.maxlevel = 4
+_CONTAINER_TEXT.maxlist = _CONTAINER_TEXT.maxtuple = _CONTAINER_TEXT.maxdict = 64
+_CONTAINER_TEXT.maxset = _CONTAINER_TEXT.maxfrozenset = 64
+_CONTAINER_TEXT.maxstring = _CONTAINER_TEXT.maxother = 256
+_CONTAINERS = (list, tuple, dict, set, frozenset)
 
 #: Span.flags: the W3C trace flags are not repeated here; bit 8 says whether bit 9 (parent is remote) is known.
 _HAS_IS_REMOTE = 0x100
@@ -143,8 +156,12 @@ class OtlpEncoder:
                 data = data[:self.value_limit]
             return _field(0x3A, data)  # bytes_value = 7
         if isinstance(value, (list, tuple)):
-            items = b"".join(_field(0x0A, self._any(item)) for item in value)  # ArrayValue.values = 1
+            items = b"".join(_field(0x0A, self._any(item) if not isinstance(item, _CONTAINERS)
+                                    else _field(0x0A, self._string(_CONTAINER_TEXT.repr(item))))
+                             for item in value)  # ArrayValue.values = 1
             return _field(0x2A, items)  # array_value = 5
+        if isinstance(value, _CONTAINERS):
+            return _field(0x0A, self._string(_CONTAINER_TEXT.repr(value)))
         return _field(0x0A, self._string(str(value)))
 
     def _key_value(self, key: str, value: Any) -> bytes:
