@@ -16,6 +16,12 @@ Each row is the median over interleaved batches of the mean per-call time within
 as this thread's CPU time (robust on a shared machine) and as wall time.
 
 Run: `python -m bench.bench_react` (or `just bench`).
+
+`--stages` measures instead the gateway's sync stages in-process (issue 16): the three system events of one
+event (`event.received`, `function.invoking`, `function.invoked`) through `ActivePluginSet.react_sync_now`,
+three plugins on every stage (bench_gateway's stage plugin), per event as this thread's CPU time: back to
+back (warm caches), and with ~150 µs of unrelated Python work before each stage (a stand-in for the server's
+own per-event work: the caches the reactions find are then those a server leaves them).
 """
 
 from __future__ import annotations
@@ -155,7 +161,69 @@ def main(rounds: int = 25) -> None:
     print(table(rows))
 
 
+def stages(rounds: int = 9, events: int = 2000) -> None:
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from bench.bench_gateway import stage_plugin
+    from gateway.metrics import Metrics
+    from gateway.plugins.loading import load_plugin, spec_from_path
+    from gateway.plugins.stages import ActivePluginSet
+    from wasm_abi import events as builders
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"stage{i}.wasm" for i in range(3)]
+        for path in paths:
+            path.write_bytes(stage_plugin())
+        plugins = [load_plugin(spec_from_path(path, i)) for i, path in enumerate(paths)]
+    active = ActivePluginSet(plugins, Metrics(), None, validate_event=lambda event: None)
+    event = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "1-1",
+             "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
+    headers = {"host": "127.0.0.1:4000", "user-agent": "python-httpx/0.27", "accept": "*/*",
+               "content-type": "application/cloudevents+json", "content-length": "150"}
+    body = json.dumps(event)
+    objects = [(i, str(i)) for i in range(3000)]
+
+    def work() -> int:  # ~150 µs of the kind of Python a server does between stages
+        total = sum(number for number, _ in objects)
+        for _ in range(20):
+            json.loads(body)
+        return total
+
+    def one_event(between: Callable[[], object] | None) -> float:
+        spent = 0.0
+        for stage_event in (builders.event_received(event, "/bench", headers),
+                            builders.function_invoking("default", "bench", event),
+                            builders.function_invoked("default", "bench", event, {"statusCode": 200})):
+            if between is not None:
+                between()
+            started = time.thread_time()
+            active.react_sync_now(stage_event)
+            spent += time.thread_time() - started
+        return spent
+
+    results: dict[str, list[float]] = {"warm (back to back)": [], "after ~150 µs of Python work per stage": []}
+    for _ in range(rounds):
+        for label, between in zip(results, (None, work), strict=True):
+            results[label].append(sum(one_event(between) for _ in range(events)) / events)
+    print(f"3 plugins x 3 sync stages per event, {rounds} interleaved rounds of {events} events; "
+          "this thread's CPU time in the stages only")
+    print("| stages of one event | median per event | fastest round | per reaction (median / 9) |")
+    print("|---|---:|---:|---:|")
+    for label, values in results.items():
+        median = statistics.median(values)
+        print(f"| {label} | {median * 1e6:.1f} µs | {min(values) * 1e6:.1f} µs | {median / 9 * 1e6:.2f} µs |")
+    for plugin in plugins:
+        plugin.close()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=25)
-    main(parser.parse_args().rounds)
+    parser.add_argument("--stages", action="store_true", help="measure the gateway's sync stages instead (issue 16)")
+    arguments = parser.parse_args()
+    if arguments.stages:
+        stages(min(arguments.rounds, 9))
+    else:
+        main(arguments.rounds)
