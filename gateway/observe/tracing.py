@@ -391,6 +391,7 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
         readable = _readable_maker(resource)
         return lambda batch: exporter.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS, None
     max_size = getattr(exporter, "_max_request_size", 0)
+    _leave_answer_bodies_unread(client)
 
     def send(batch: Sequence[bytes]) -> bool:
         data = encoder.request_of_fields(batch)
@@ -398,9 +399,29 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
             log.warning("tracing: dropping %d spans: their request is %d bytes, over the exporter's limit of %d",
                         len(batch), len(data), max_size)
             return False
-        return bool(client.export(data).success)
+        result = client.export(data)
+        # The client takes any status below 400 as success; a redirect (it follows none) delivered nothing.
+        return bool(result.success) and not (300 <= (result.status_code or 200) < 400)
 
     return send, encoder.span_field
+
+
+def _leave_answer_bodies_unread(client: Any) -> None:
+    """Make the exporter's ``requests`` session stream each answer and close it unread: the status and the
+    headers (``Retry-After``) are all the client looks at, and requests otherwise reads a whole body into
+    memory, however large a collector makes it (256 MiB answered: 515 MiB held). Each export then opens its
+    connection anew (one per batch)."""
+    session = getattr(getattr(client, "_transport", None), "_session", None)
+    hooks = getattr(session, "hooks", None)
+    if not isinstance(hooks, dict) or not isinstance(hooks.get("response"), list):
+        return
+    session.stream = True  # type: ignore[union-attr]
+    hooks["response"].append(_close_unread)
+
+
+def _close_unread(response: Any, *args: Any, **kwargs: Any) -> Any:
+    response.close()
+    return response
 
 
 def _readable_maker(resource: Any) -> Callable[[FinishedSpan], Any]:

@@ -1,0 +1,182 @@
+"""Hostile trace collectors against the real export path (configure_tracing: the SDK exporter's HTTP client
+sending our encoder's bytes): each export is bounded by the exporter's timeout (here 1 s), whatever the
+collector does, the export thread goes on, and memory stays bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+import struct
+import tracemalloc
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from gateway.observe.tracing import configure_tracing
+
+from .test_tracing_export import _spans
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _read_request(reader: asyncio.StreamReader) -> None:
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = re.search(rb"(?i)content-length: *(\d+)", head)
+    await reader.readexactly(int(length.group(1)) if length else 0)
+
+
+def _answering(answer: bytes) -> Handler:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                await _read_request(reader)
+                writer.write(answer)
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+    return handle
+
+
+async def _trickles(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """200, then a body announced as 100,000 bytes sent one byte every 0.2 s: never a second of silence."""
+    try:
+        await _read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
+        while True:
+            writer.write(b"x")
+            await writer.drain()
+            await asyncio.sleep(0.2)
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _huge_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """200 with a 256 MiB body, sent as fast as the client reads it."""
+    try:
+        await _read_request(reader)
+        size = 256 << 20
+        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % size)
+        chunk = b"\0" * (1 << 20)
+        for _ in range(size // len(chunk)):
+            writer.write(chunk)
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+        pass
+    finally:
+        writer.close()
+
+
+async def _resets(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Reads the request, then resets the connection (RST, not FIN)."""
+    try:
+        await _read_request(reader)
+    except (asyncio.IncompleteReadError, ConnectionError):
+        pass
+    sock = writer.get_extra_info("socket")
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+@pytest.fixture
+async def collector(monkeypatch) -> AsyncIterator[Callable[[Handler], Awaitable[tuple[str, list[int]]]]]:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")  # seconds (read by the SDK exporter)
+    servers: list[asyncio.Server] = []
+
+    async def start(handler: Handler) -> tuple[str, list[int]]:
+        connections: list[int] = []
+
+        async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            connections.append(1)
+            await handler(reader, writer)
+
+        server = await asyncio.start_server(counted, "127.0.0.1", 0)
+        servers.append(server)
+        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
+
+    yield start
+    for server in servers:
+        server.close()
+
+
+def _tracing(url: str):
+    tracing = configure_tracing(url, {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_EXPORT_TIMEOUT": "100"})
+    assert tracing is not None
+    return tracing
+
+
+async def _export_once(tracing) -> tuple[bool, int, int]:
+    """End two spans and flush (at most 20 s: the exporter's own bound is 1 s plus a retry's backoff);
+    (flushed in time, spans exported, spans dropped as failed)."""
+    _spans(tracing)
+    flushed = await asyncio.to_thread(tracing.flush, 20)
+    [(_, queue)] = tracing.queues
+    return flushed, queue.exported, queue.dropped_export_failed
+
+
+@pytest.mark.parametrize("answer", [
+    b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 3600\r\ncontent-length: 0\r\n\r\n",
+    b"HTTP/1.1 429 Too Many Requests\r\nretry-after: 0\r\ncontent-length: 0\r\n\r\n",
+    b"HTTP/1.1 503 Unavailable\r\nretry-after: Wed, 21 Oct 2099 07:28:00 GMT\r\ncontent-length: 0\r\n\r\n",
+    b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 3\r\n\r\nbad",
+    b"HTTP/1.1 400 Bad Request\r\ncontent-length: 3\r\n\r\nbad",
+    b"garbage, not HTTP\r\n\r\n",
+], ids=["429 retry-after 1h", "429 retry-after 0", "503 retry-after date", "500", "400", "garbage"])
+async def test_a_refusing_collector_is_given_up_within_the_timeout(collector, answer: bytes) -> None:
+    url, _ = await collector(_answering(answer))
+    tracing = _tracing(url)
+    try:
+        assert await _export_once(tracing) == (True, 0, 2)
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+
+
+async def test_a_collector_resetting_connections_is_given_up(collector) -> None:
+    url, connections = await collector(_resets)
+    tracing = _tracing(url)
+    try:
+        assert await _export_once(tracing) == (True, 0, 2)
+        assert connections  # it was reached
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+
+
+async def test_a_redirecting_collector_does_not_count_as_exported(collector) -> None:
+    """A 307 is not the collector taking the spans (the SDK's client does not follow it): they were not
+    exported, and the metric must not say they were."""
+    url, _ = await collector(_answering(b"HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:9/v1/traces"
+                                       b"\r\ncontent-length: 0\r\n\r\n"))
+    tracing = _tracing(url)
+    try:
+        assert await _export_once(tracing) == (True, 0, 2)
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+
+
+async def test_a_collector_trickling_its_answer_body_does_not_hold_the_export(collector) -> None:
+    """One byte every 0.2 s never lets a 1 s read timeout fire; the body is not read (the status said the
+    spans were taken), so the export ends with the headers."""
+    url, _ = await collector(_trickles)
+    tracing = _tracing(url)
+    try:
+        assert await _export_once(tracing) == (True, 2, 0)
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+
+
+async def test_a_huge_answer_body_is_not_held_in_memory(collector) -> None:
+    """A collector answering 256 MiB: the exporter must not read it all into memory."""
+    url, _ = await collector(_huge_body)
+    tracing = _tracing(url)
+    tracemalloc.start()
+    try:
+        await _export_once(tracing)
+        _, peak = tracemalloc.get_traced_memory()
+        assert peak < 32 << 20, f"the export read {peak >> 20} MiB of the collector's answer into memory"
+    finally:
+        tracemalloc.stop()
+        await asyncio.to_thread(tracing.shutdown)
