@@ -12,11 +12,12 @@ Values are bounded as the SDK's limits bound them: a string longer than ``value_
 attributes are kept per span, event and link (``OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT``; the rest are counted in
 ``dropped_attributes_count``). Text that is not valid Unicode (lone surrogates) is sent with ``?`` in place
 of what cannot be encoded as UTF-8, which protobuf strings must be. An int outside int64 is sent as its
-decimal string; a value of a type OTLP has no place for (None, a dict, an object) as its ``str()``. An array
-holds primitives only (as OTLP's attribute arrays, and the SDK's checks, want): an array, dict or set inside
-one is sent as its text, shortened at depth and length by :mod:`reprlib` (so is a dict or set itself) -- an
-array nested deeper than a collector's protobuf decoder allows (upb: 100 messages) would have it refuse the
-whole batch, and one nested deeper than Python's recursion limit would have failed its encoding.
+decimal string (its hex past Python's 4300-digit limit for decimal text); a value of a type OTLP has no
+place for (None, an object) as its ``str()``. An array holds primitives only (as OTLP's attribute arrays,
+and the SDK's checks, want): an array, dict or set inside one is sent as its text, shortened at depth and
+length by :mod:`reprlib` (so is a dict or set itself) -- an array nested deeper than a collector's protobuf
+decoder allows (upb: 100 messages) would have it refuse the whole batch, and one nested deeper than
+Python's recursion limit would have failed its encoding.
 """
 
 from __future__ import annotations
@@ -100,6 +101,14 @@ def _text(value: str) -> bytes:
         return value.encode("utf-8", "replace")
 
 
+def _int_text(value: int) -> str:
+    """An int outside int64 as decimal text; past Python's digit limit for that (4300), its hex."""
+    try:
+        return str(value)
+    except ValueError:
+        return hex(value)
+
+
 def _field(tag: int, payload: bytes) -> bytes:
     """A length-delimited field (``tag`` is the whole key byte: field number << 3 | 2)."""
     return bytes((tag,)) + _len(len(payload)) + payload
@@ -147,7 +156,7 @@ class OtlpEncoder:
         if isinstance(value, int):
             if _I64_MIN <= value <= _I64_MAX:
                 return b"\x18" + _varint(value & _U64)  # int_value = 3
-            return _field(0x0A, self._string(str(value)))
+            return _field(0x0A, self._string(_int_text(value)))
         if isinstance(value, float):
             return b"\x21" + _double(value)  # double_value = 4
         if isinstance(value, (bytes, bytearray, memoryview)):

@@ -108,3 +108,10 @@ def test_many_distinct_keys_and_values_keep_the_caches_bounded() -> None:
         _, scope_spans = _decode(encoder.request(spans))
         assert _attributes(scope_spans.spans[-1].attributes) == {f"key-{round_}-999": "v999", "n": 999}
     assert len(encoder._keys) <= 4096 and len(encoder._pairs) <= 8192
+
+
+def test_an_int_past_pythons_decimal_text_limit() -> None:
+    """str() refuses an int of more than 4300 digits (ValueError): that must not lose the batch."""
+    huge = 10**5000
+    assert _round_trip({"huge": huge, "negative": -huge}, value_limit=None) == {"huge": hex(huge),
+                                                                              "negative": hex(-huge)}
