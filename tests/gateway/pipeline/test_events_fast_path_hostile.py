@@ -173,6 +173,11 @@ H2_REQUESTS = [
     ("POST without Content-Length", "POST", "/sync/1", b"plain", [("content-type", "text/plain")]),
     ("CloudEvent without Content-Length", "POST", "/nobody", event(), [("content-type", CE)]),
     ("GET", "GET", "/sync/2?a=1", b"", []),
+    ("two equal Content-Lengths", "POST", "/sync/1", b"plain", [("content-length", "5"), ("content-length", "5")]),
+    ("conflicting Content-Lengths", "POST", "/sync/1", b"plain", [("content-length", "5"), ("content-length", "7")]),
+    ("Content-Length over the body", "POST", "/sync/1", b"plain", [("content-length", "9")]),
+    ("Content-Length under the body", "POST", "/sync/1", b"plain", [("content-length", "2")]),
+    ("Content-Length 0 with a body", "POST", "/sync/1", b"plain", [("content-length", "0")]),
 ]
 
 
@@ -183,7 +188,7 @@ async def test_http2_request_answered_as_the_quart_app(both, request_: tuple[Any
     fast = await h2_exchange(fast_url, method, path, body, headers)
     quart = await h2_exchange(quart_url, method, path, body, headers)
     assert fast == quart, f"\nfast  {fast!r}\nquart {quart!r}"
-    if method == "POST" and path.startswith("/sync"):
+    if method == "POST" and path.startswith("/sync") and (":status", "200") in fast[0]:
         first, second = (await recorder.wait_for("fn", 2))[-2:]
         assert first["body"]["data"]["body"] == second["body"]["data"]["body"], (first, second)
 
@@ -279,3 +284,57 @@ async def test_with_an_events_token_every_request_is_the_quart_apps(event_gatewa
         assert seen == ["POST", "POST"]
     finally:
         await stop()
+
+
+HOSTILE_ANSWERS = [
+    {"statusCode": 200, "headers": {"X-\u00dc": "1"}, "body": "non-ASCII name"},
+    {"statusCode": 200, "headers": {"X Space": "1"}, "body": "space in name"},
+    {"statusCode": 200, "headers": {"X:Colon": "1"}, "body": "colon in name"},
+    {"statusCode": 200, "headers": {"": "empty"}, "body": "empty name"},
+    {"statusCode": 200, "headers": {"X-Nul": "a\u0000b"}, "body": "NUL in value"},
+    {"statusCode": 200, "headers": {"X-Del": "a\u007fb", "X-Tab": "a\tb", "X-Pad": "  v  "}, "body": "odd bytes"},
+    {"statusCode": 200, "headers": {"Transfer-Encoding": "chunked"}, "body": "framed twice"},
+    {"statusCode": 200, "headers": {"content-LENGTH": "1", "Content-Length": "2"}, "body": "lengths"},
+    {"statusCode": 200, "headers": {"Connection": "close", "Server": "fn", "Date": "yesterday"}, "body": "hop"},
+    {"statusCode": 200, "headers": {f"X-N{n}": str(n) for n in range(300)}, "body": "many"},
+    {"statusCode": 200, "headers": {"X-Long": "v" * 100_000}, "body": "long"},
+    {"statusCode": 304, "headers": {"ETag": "x"}, "body": "not modified with a body"},
+    {"statusCode": 205, "body": "reset content with a body"},
+    {"statusCode": 101, "body": "switching"},
+    {"statusCode": 100, "body": "continue"},
+    {"statusCode": 0, "body": "zero"},
+    {"statusCode": 999, "body": "999"},
+    {"statusCode": 1000, "body": "1000"},
+    {"statusCode": "201", "body": "string status"},
+    {"statusCode": 200, "body": "\u2603" * 1000},
+    {"statusCode": 200, "body": "aGVsbG8=", "isBase64Encoded": True},
+]
+
+
+@pytest.mark.parametrize("answer", HOSTILE_ANSWERS, ids=lambda a: a["body"][:20])
+async def test_hostile_function_answer_sent_as_the_quart_app_sends_it(both, answer: dict[str, Any]) -> None:
+    fast_url, quart_url, recorder, _ = both
+    recorder.answer("fn", answer)
+    for raw in (request("GET", "/sync/1"), request("OPTIONS", "/sync/1")):
+        fast = await raw_exchange(fast_url, raw)
+        quart = await raw_exchange(quart_url, raw)
+        assert fast == quart, f"\nfast  {fast[:600]!r}\nquart {quart[:600]!r}"
+
+
+@pytest.mark.parametrize("sent", [b"", b'{"specversion"'], ids=["no body at all", "part of the body"])
+async def test_the_body_timeout_answer_is_the_quart_apps(event_gateway: GatewayFactory, sent: bytes) -> None:
+    gw = await event_gateway()
+    fast = create_app(gw.plane)
+    fast.quart.config["BODY_TIMEOUT"] = 0.5
+    fast.body_timeout = 0.5
+    fast_url, stop_fast = await serve_app(fast)
+    quart_url, stop_quart = await serve_app(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False))
+    try:
+        raw = (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: " + CE.encode() + b"\r\nContent-Length: 100\r\n\r\n"
+               + sent)
+        answers = [await _half_sent(url, raw, close_write=False) for url in (fast_url, quart_url)]
+        assert answers[0].startswith(b"HTTP/1.1 408 "), answers[0]
+        assert answers[0] == answers[1], f"\nfast  {answers[0]!r}\nquart {answers[1]!r}"
+    finally:
+        await stop_quart()
+        await stop_fast()
