@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
+import tracemalloc
 from typing import Any
 
 import pytest
@@ -300,6 +302,9 @@ HOSTILE_ANSWERS = [
     {"statusCode": 200, "headers": {"X-Long": "v" * 100_000}, "body": "long"},
     {"statusCode": 304, "headers": {"ETag": "x"}, "body": "not modified with a body"},
     {"statusCode": 205, "body": "reset content with a body"},
+    {"statusCode": 204, "headers": {"Content-Length": "5"}, "body": "no content, a length"},
+    {"statusCode": 304, "headers": {"Transfer-Encoding": "chunked"}, "body": "not modified, chunked"},
+    {"statusCode": 200, "headers": {"Content-Length": "-1"}, "body": "negative length"},
     {"statusCode": 101, "body": "switching"},
     {"statusCode": 100, "body": "continue"},
     {"statusCode": 0, "body": "zero"},
@@ -338,3 +343,36 @@ async def test_the_body_timeout_answer_is_the_quart_apps(event_gateway: GatewayF
     finally:
         await stop_quart()
         await stop_fast()
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "quart"])
+async def test_a_body_sent_in_tiny_pieces_is_held_compactly(event_gateway: GatewayFactory, fast: bool) -> None:
+    """A body that arrives a byte or a few at a time: the app holds about its size, not a Python object per
+    piece (a list of bytes objects costs ~40 bytes per piece: a 6 MiB body sent byte by byte, ~250 MiB)."""
+    gw = await event_gateway()
+    app = create_app(gw.plane)
+    url, stop = await serve_app(app if fast else EventsApp(app.quart, gw.plane, max_batch_events=1000, fast=False))
+    host, port = url.removeprefix("http://").split(":")
+    size = 200_000
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        writer.write(b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+                     b"Content-Length: %d\r\n\r\n" % size)
+        await writer.drain()
+        tracemalloc.start()
+        try:
+            for n in range(size):
+                writer.write(b"x")
+                await writer.drain()
+                if n % 20 == 0:
+                    await asyncio.sleep(0)  # let the server take what has come
+            answer = await asyncio.wait_for(reader.read(-1), 30)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+            writer.close()
+        assert answer.startswith(b"HTTP/1.1 202 "), answer
+        assert peak < 4 * size, f"{peak} bytes held for a {size}-byte body"
+    finally:
+        await stop()
