@@ -11,7 +11,9 @@ any) is decimal digits within ``MAX_BODY_BYTES`` (over HTTP/2 and 3, where a bod
 there is one), and the API has no bearer token (``--events-token``: the
 Quart app checks it). Everything else -- a body over the limit (413), a chunked body, ``Expect:
 100-continue``, an unknown method (405) -- is Quart's, as before. The body is read within Quart's own body
-timeout (``BODY_TIMEOUT``, 60 s): a client that never sends it does not hold the request forever.
+timeout (``BODY_TIMEOUT``, 60 s): a client that never sends it does not hold the request forever. A request
+still being handled after ``_WATCH_AFTER`` (a sync call waiting on its function) is cancelled when its
+client leaves, as Quart cancels it: a client cannot pile up requests in flight without holding connections.
 
 Every answer the app itself gives (draining, a body over the limit, a method no subscription can use, a
 path that is not valid percent-encoding, an unexpected error) has the upstream error shape
@@ -122,6 +124,9 @@ _QUART_HEADERS = frozenset({b"transfer-encoding", b"expect"})
 _FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
 _SPACE_KEY = SPACE_HEADER.lower().encode("latin-1")
 _EMPTY_QUERY: dict[str, list[str]] = {}
+#: Seconds a request is handled before the fast path watches for its client leaving (a timer per request,
+#: not a task: the common request is answered sooner; one that waits on a function gets the watcher).
+_WATCH_AFTER = 0.05
 
 
 class _Unframeable(ValueError):
@@ -169,13 +174,30 @@ class EventsApp:
             if read is None:
                 return  # the client went away: nobody to answer
             body = read
+        task = asyncio.current_task()
+        assert task is not None
+        watcher: asyncio.Future[None] | None = None
+
+        def watch() -> None:  # the request is still being handled: cancel it if its client leaves (as Quart)
+            nonlocal watcher
+            watcher = asyncio.ensure_future(_cancel_at_disconnect(receive, task))
+
+        timer = asyncio.get_running_loop().call_later(_WATCH_AFTER, watch)
         try:
             reply = await self._answer(scope, body, space)
             start = _response_start(reply)
+        except asyncio.CancelledError:
+            if watcher is not None and watcher.done() and not watcher.cancelled() and task.uncancel() == 0:
+                return  # the client went away: nobody to answer
+            raise
         except Exception as exc:  # what Quart's error handlers answer (and log)
             status, message, headers = describe_error(exc)
             reply = Reply(status, {**headers, "Content-Type": "application/json"}, error_json(message))
             start = _response_start(reply)
+        finally:
+            timer.cancel()
+            if watcher is not None:
+                watcher.cancel()
         await send(start)
         await send({"type": "http.response.body", "body": b"" if reply.status in _NO_BODY else reply.body})
 
@@ -227,6 +249,13 @@ class EventsApp:
             return _error(400, _space_message(space, problem))
         return await self._plane.handle(raw, space)
 
+
+
+async def _cancel_at_disconnect(receive: Any, task: asyncio.Task[Any]) -> None:
+    """Cancel ``task`` when the client disconnects (what Quart's receiver task does for its handler)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass  # the end of a body the request had already (a GET's empty one)
+    task.cancel()
 
 
 def _response_start(reply: Reply) -> dict[str, Any]:

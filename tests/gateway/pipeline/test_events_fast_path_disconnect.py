@@ -1,18 +1,24 @@
 """A client that leaves while its sync request waits for a slow function: the Quart app cancels the request's
-handling at the disconnect (its receiver task sees ``http.disconnect``); the fast path must not hold it
-either, or a client can pile up requests in flight (each up to the function's timeout, 900 s at most)
-without holding a single connection open."""
+handling at the disconnect (its receiver task sees ``http.disconnect``). Served as the gateway serves it
+(gateway/server.py: Hypercorn's keep-alive timeout 75 s), the function's timeout 60 s and its answer 30 s
+away: nothing else ends the request within the test. The fast path must cancel it too (it held it until the function answered: up to
+the function's timeout, 900 s at most), or a client can pile up requests in flight without holding a single
+connection open."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 from typing import Any
 
 import pytest
+from hypercorn.asyncio import serve
+from hypercorn.config import Config
 
 from gateway.http.events_api import EventsApp, create_app
 
-from .event_plane_harness import FunctionServer, GatewayFactory, serve_app
+from .event_plane_harness import FunctionServer, GatewayFactory
 
 
 class Counting:
@@ -34,16 +40,38 @@ class Counting:
             self.in_flight -= 1
 
 
+async def serve_as_the_gateway(app: Any) -> tuple[str, Any]:
+    """``app`` on a free port with the Hypercorn settings of gateway/server.py that matter here."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    config = Config()
+    config.bind = [f"fd://{sock.fileno()}"]
+    config.accesslog = config.errorlog = None
+    config.keep_alive_timeout = 75  # as gateway/server.py
+    config.graceful_timeout = 1
+    stopping = asyncio.Event()
+    task = asyncio.create_task(serve(app, config, shutdown_trigger=stopping.wait))
+
+    async def stop() -> None:
+        stopping.set()
+        await asyncio.wait_for(task, 10)
+        with contextlib.suppress(OSError):  # Hypercorn closes the listening socket itself
+            sock.close()
+
+    return f"http://127.0.0.1:{sock.getsockname()[1]}", stop
+
+
 @pytest.mark.parametrize("fast", [False, True], ids=["quart", "fast path"])
 async def test_a_request_whose_client_left_is_not_held(event_gateway: GatewayFactory, recorder: FunctionServer,
                                                        fast: bool) -> None:
     gw = await event_gateway()
-    await gw.function("slow", recorder.target("slow"), timeout=60)
+    await gw.function("slow", recorder.target("slow"), provider={"timeout": 60})
     await gw.subscribe(type="sync", event_type="http.request", function_id="slow", path="/slow", method="GET")
     recorder.delays["slow"] = 30
     plane = Counting(gw.plane)
     app = create_app(plane)
-    url, stop = await serve_app(app if fast else EventsApp(app.quart, plane, max_batch_events=1000, fast=False))
+    url, stop = await serve_as_the_gateway(app if fast else EventsApp(app.quart, plane, max_batch_events=1000, fast=False))
     host, port = url.removeprefix("http://").split(":")
     try:
         writers = []
