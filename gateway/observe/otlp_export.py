@@ -1,14 +1,17 @@
 """The bounded export queue of the traces (issue 15): finished spans in, batches out on one thread.
 
-:meth:`SpanQueue.add` is what ending a span costs on the event loop: a length test and a ``deque.append``
-(the thread is woken once per full batch, not per span). The export thread takes up to ``batch_size`` spans
-every ``delay`` seconds (sooner when a batch is full), hands them to ``send`` (encode and POST: all of that
-work is off the event loop) and counts what went out and what did not.
+:meth:`SpanQueue.add` is what ending a span costs on the calling thread (the event loop): a length test, the
+``prepare`` hook -- the OTLP exporter encodes the span to its protobuf bytes there, so the queue holds bytes
+and no span objects wait for the garbage collector -- and a ``deque.append`` (the thread is woken once per
+full batch, not per span). The export thread takes up to ``batch_size`` spans every ``delay`` seconds
+(sooner when a batch is full), hands them to ``send`` (joining them into a request and POSTing it: off the
+event loop) and counts what went out and what did not.
 
-Bounded: at most ``max_queued`` spans wait. When the collector is slow, down or never answers (each export
-is bounded by the exporter's own timeout), the queue fills and further spans are dropped and counted
-(``queue_full``); a batch ``send`` fails is dropped and counted too (``export_failed``): memory stays
-bounded and the event path does not wait for the collector.
+Bounded: at most ``max_queued`` spans wait. When the collector is slow, down or never answers, the queue
+fills and further spans are dropped and counted (``queue_full``); a batch ``send`` fails is dropped and
+counted too (``export_failed``): memory stays bounded and the event path does not wait for the collector.
+:class:`SendDeadline` gives each ``send`` one hard deadline, whatever the collector does (an HTTP client's
+timeout is per read: a collector trickling its answer a byte at a time would hold it for ever).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
-__all__ = ["SpanQueue"]
+__all__ = ["SendDeadline", "SpanQueue"]
 
 log = logging.getLogger("gateway.tracing")
 
@@ -133,3 +136,44 @@ class SpanQueue:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
+
+
+class SendDeadline:
+    """``send`` with one hard deadline per call: each call runs on a thread of its own and is given up after
+    ``seconds`` (the batch counts as failed). A given-up call cannot be interrupted (it may sit in a socket
+    read of a collector trickling its answer); while it is still running, further calls fail at once instead
+    of starting another thread: at most one stuck call (one thread, one connection) exists at any time."""
+
+    def __init__(self, send: Callable[[Sequence[Any]], bool], seconds: float) -> None:
+        self._send = send
+        self.seconds = seconds
+        self._stuck: threading.Thread | None = None
+        #: Calls given up at their deadline, and calls refused because a given-up one was still running.
+        self.given_up = 0
+        self.refused = 0
+
+    def __call__(self, batch: Sequence[Any]) -> bool:
+        stuck = self._stuck
+        if stuck is not None:
+            if stuck.is_alive():
+                self.refused += 1
+                return False
+            self._stuck = None
+        result: list[bool] = []
+
+        def attempt() -> None:
+            try:
+                result.append(bool(self._send(batch)))
+            except Exception:
+                log.exception("tracing: exporting %d spans failed", len(batch))
+
+        thread = threading.Thread(target=attempt, name="eventgateway-trace-export-attempt", daemon=True)
+        thread.start()
+        thread.join(self.seconds)
+        if thread.is_alive():
+            self._stuck = thread
+            self.given_up += 1
+            log.warning("tracing: exporting %d spans took longer than %.1f s; given up (the batch is dropped, "
+                        "no other export starts until that one ends)", len(batch), self.seconds)
+            return False
+        return bool(result and result[0])

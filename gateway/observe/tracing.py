@@ -46,7 +46,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from .otlp import FinishedSpan, OtlpEncoder, SpanEvent
-from .otlp_export import SpanQueue
+from .otlp_export import SendDeadline, SpanQueue
 
 __all__ = ["LiteSpan", "SpanRecorder", "Tracing", "TracingConfigError", "configure_tracing", "traces_url"]
 
@@ -392,6 +392,10 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
         return lambda batch: exporter.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS, None
     max_size = getattr(exporter, "_max_request_size", 0)
     _leave_answer_bodies_unread(client)
+    # The client's timeout bounds each read and its retries, not a collector trickling its answer: one hard
+    # deadline per export on top (the client's timeout and a second for its last attempt).
+    timeout = getattr(client, "_timeout", None)
+    deadline = (float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else 10.0) + 1.0
 
     def send(batch: Sequence[bytes]) -> bool:
         data = encoder.request_of_fields(batch)
@@ -403,7 +407,7 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
         # The client takes any status below 400 as success; a redirect (it follows none) delivered nothing.
         return bool(result.success) and not (300 <= (result.status_code or 200) < 400)
 
-    return send, encoder.span_field
+    return SendDeadline(send, deadline), encoder.span_field
 
 
 def _leave_answer_bodies_unread(client: Any) -> None:
