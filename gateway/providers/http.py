@@ -143,14 +143,18 @@ class HTTPProvider:
         """The response body, read chunk by chunk, failing as soon as it passes ``max_response_bytes``.
 
         Counted after decompression (the session decompresses), so a small gzip bomb is caught too. A
-        ``Content-Length`` over the limit on an uncompressed body fails before reading anything. Leaving
+        ``Content-Length`` over the limit on an uncompressed body fails before reading anything; one within it
+        is read in one call (the parser stops at the declared length). Leaving
         the body unread makes aiohttp close that connection rather than return it to the pool.
         """
         limit = self.max_response_bytes
         declared = response.content_length
         identity = response.headers.get("Content-Encoding", "identity") == "identity"
-        if declared is not None and declared > limit and identity:
-            raise self._too_large(response.status, f"it declares Content-Length {declared}")
+        if declared is not None and identity:
+            if declared > limit:
+                raise self._too_large(response.status, f"it declares Content-Length {declared}")
+            # Framed by its declared length, within the limit: aiohttp's parser reads no further.
+            return await response.read()
         chunks: list[bytes] = []
         size = 0
         async for chunk in response.content.iter_any():
