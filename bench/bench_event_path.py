@@ -48,44 +48,17 @@ from typing import Any
 
 import httpx
 
+from bench.workload import cloudevents_wrk_script, sync_function_app
+
 REPO = Path(__file__).resolve().parent.parent
 EVENT_TYPE = "bench.event"
 
-LUA = """
-local counter = 0
-local thread_index = 0
-function setup(thread)
-  thread_index = thread_index + 1
-  thread:set("tid", thread_index)
-end
-function init(args)
-  prefix = args[1] or "r"
-end
-function request()
-  counter = counter + 1
-  local body = string.format(
-    '{"specversion":"1.0","type":"bench.event","source":"/bench","id":"%s-%d-%d",' ..
-    '"datacontenttype":"application/json","data":{"n":%d,"text":"%s"}}',
-    prefix, tid, counter, counter, string.rep("x", 64))
-  return wrk.format("POST", "/bench", {["Content-Type"] = "application/cloudevents+json"}, body)
-end
-"""
+LUA = cloudevents_wrk_script("/bench")
 
 # -- the servers (each `python -m bench.bench_event_path serve KIND ...` in its own process) -------------------
 
 
-async def function_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    """The http function: reads the event, answers a fixed sync response object."""
-    if scope["type"] != "http":
-        return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
-    body = b'{"statusCode":200,"body":"ok"}'
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+function_app = sync_function_app
 
 
 def bare_accept_app() -> Any:

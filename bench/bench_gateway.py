@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
+from bench.workload import sync_function_app
 import wasmtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -45,18 +47,7 @@ STAGES = ("eventgateway.event.received", "eventgateway.function.invoking", "even
           "eventgateway.function.invocationFailed")
 
 
-async def function_app(scope, receive, send) -> None:
-    """The benchmark's function: answers every call with a fixed sync response object."""
-    if scope["type"] != "http":
-        return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
-    body = b'{"statusCode":200,"body":"ok"}'
-    await send({"type": "http.response.start", "status": 200,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
+function_app = sync_function_app  # served by Hypercorn as bench.bench_gateway:function_app
 
 
 async def otlp_sink(scope, receive, send) -> None:

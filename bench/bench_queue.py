@@ -41,6 +41,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_gateway import REPO, _free_port, process_cpu_seconds
+from bench.workload import cloudevents_wrk_script
 
 QUEUES = ("memory", "sqlite", "nats")
 GOALS = {"sqlite": 0.7, "nats": 0.5}
@@ -67,26 +68,7 @@ async def function_app(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-WRK_SCRIPT = """
-local prefix = "r"
-local counter = 0
-local thread_index = 0
-function setup(thread)
-  thread_index = thread_index + 1
-  thread:set("tid", thread_index)
-end
-function init(args)
-  prefix = args[1] or "r"
-end
-function request()
-  counter = counter + 1
-  local body = string.format(
-    '{"specversion":"1.0","type":"bench.event","source":"/bench","id":"%s-%d-%d",' ..
-    '"datacontenttype":"application/json","data":{"n":%d,"text":"%s"}}',
-    prefix, tid, counter, counter, string.rep("x", 64))
-  return wrk.format("POST", "/", {["Content-Type"] = "application/cloudevents+json"}, body)
-end
-"""
+WRK_SCRIPT = cloudevents_wrk_script("/")
 
 
 @dataclass
