@@ -1,6 +1,7 @@
 """Hostile trace collectors against the real export path (configure_tracing: the SDK exporter's HTTP client
-sending our encoder's bytes): each export is bounded by the exporter's timeout (here 1 s), whatever the
-collector does, the export thread goes on, and memory stays bounded."""
+sending our encoder's bytes): each export is bounded by the exporter's timeout (here 1 s) -- per read -- and
+by the export's own hard deadline (that timeout + 1 s, for a collector trickling its answer's head), whatever
+the collector does; the export thread goes on, at most one given-up export lingers, memory stays bounded."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import asyncio
 import re
 import socket
 import struct
+import threading
 import tracemalloc
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -40,19 +42,27 @@ def _answering(answer: bytes) -> Handler:
     return handle
 
 
-async def _trickles(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    """200, then a body announced as 100,000 bytes sent one byte every 0.2 s: never a second of silence."""
-    try:
-        await _read_request(reader)
-        writer.write(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n")
-        while True:
-            writer.write(b"x")
-            await writer.drain()
-            await asyncio.sleep(0.2)
-    except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
-        pass
-    finally:
-        writer.close()
+def _trickling(head: bytes, tail: bytes) -> Handler:
+    """Sends ``head`` at once, then ``tail`` one byte every 0.2 s: never a second of silence."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            await _read_request(reader)
+            writer.write(head)
+            for byte in tail:
+                writer.write(bytes((byte,)))
+                await writer.drain()
+                await asyncio.sleep(0.2)
+        except (asyncio.IncompleteReadError, ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+    return handle
+
+
+#: 200, then a body announced as 100,000 bytes sent a byte at a time.
+_trickles = _trickling(b"HTTP/1.1 200 OK\r\ncontent-length: 100000\r\n\r\n", b"x" * 100_000)
+#: The status line and a header sent a byte at a time (the client's per-read timeout never fires).
+_trickles_head = _trickling(b"", b"HTTP/1.1 200 OK\r\n" + b"x-pad: " + b"y" * 100_000)
 
 
 async def _huge_body(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -179,4 +189,24 @@ async def test_a_huge_answer_body_is_not_held_in_memory(collector) -> None:
         assert peak < 32 << 20, f"the export read {peak >> 20} MiB of the collector's answer into memory"
     finally:
         tracemalloc.stop()
+        await asyncio.to_thread(tracing.shutdown)
+
+
+def _attempt_threads() -> int:
+    return sum(1 for thread in threading.enumerate() if thread.name == "eventgateway-trace-export-attempt")
+
+
+async def test_a_collector_trickling_its_status_line_is_given_up_within_the_deadline(collector) -> None:
+    url, _ = await collector(_trickles_head)
+    tracing = _tracing(url)
+    try:
+        # Before SendDeadline the flush never finished (False, 0, 0): the export thread sat in the read.
+        assert await _export_once(tracing) == (True, 0, 2)
+        # The given-up export still sits in its read: the next batches fail at once, no new thread each.
+        for _ in range(5):
+            assert (await _export_once(tracing))[0] is True
+        [(_, queue)] = tracing.queues
+        assert queue.exported == 0 and queue.dropped_export_failed == 12
+        assert _attempt_threads() <= 1
+    finally:
         await asyncio.to_thread(tracing.shutdown)
