@@ -33,9 +33,7 @@ import argparse
 import asyncio
 import logging
 import os
-import re
 import shutil
-import signal
 import socket
 import statistics
 import subprocess
@@ -48,7 +46,7 @@ from typing import Any
 
 import httpx
 
-from bench.workload import cloudevents_wrk_script, sync_function_app
+from bench.workload import cloudevents_wrk_script, run_wrk, stop_process, sync_function_app
 
 REPO = Path(__file__).resolve().parent.parent
 EVENT_TYPE = "bench.event"
@@ -182,14 +180,8 @@ class Scenario:
                                             env=environment(self.tree))
 
     def stop(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            return
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        if self.process is not None:
+            stop_process(self.process)
 
     # one round: (ok, errors, seconds, p50 ms, p99 ms, cpu s)
     @property
@@ -211,24 +203,6 @@ class Scenario:
     @property
     def cpu_per_event(self) -> float:
         return sum(r[5] for r in self.rounds) / self.ok if self.ok else float("nan")
-
-
-_WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def wrk(url: str, concurrency: int, seconds: float, prefix: str, script: Path) -> tuple[int, int, float, float]:
-    """(2xx answers, other answers and socket errors, p50 ms, p99 ms) of one wrk run."""
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{seconds:g}s", "--latency",
-                          "--timeout", "10s", "-s", str(script), url, "--", prefix],
-                         capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    refused = int(bad.group(1)) if bad else 0
-    failed = sum(int(g) for g in socket_errors.groups()) if socket_errors else 0
-    latency = {p: float(v) * _UNITS[unit] for p, v, unit in _WRK_LATENCY.findall(out)}
-    return total - refused, refused + failed, latency.get("50", float("nan")), latency.get("99", float("nan"))
 
 
 async def wait_ready(scenario: Scenario, timeout: float = 60) -> None:
@@ -331,7 +305,7 @@ async def run(args: argparse.Namespace) -> list[Scenario]:
                 if not scenario.bare and scenario.path == "sync":
                     await configure_sync(scenario, function_url)
             for scenario in scenarios:  # warm-up: connections, caches
-                await asyncio.to_thread(wrk, f"{scenario.url}/bench", args.concurrency, max(1, round(args.warmup)),
+                await asyncio.to_thread(run_wrk, f"{scenario.url}/bench", args.concurrency, max(1, round(args.warmup)),
                                         "w", script)
             slice_seconds = max(1, round(args.duration / args.rounds))  # wrk takes whole seconds
             for round_index in range(args.rounds):
@@ -342,7 +316,7 @@ async def run(args: argparse.Namespace) -> list[Scenario]:
                     assert scenario.process is not None
                     cpu_before = tree_cpu_seconds(scenario.process.pid)
                     ok, errors, p50, p99 = await asyncio.to_thread(
-                        wrk, f"{scenario.url}/bench", args.concurrency, slice_seconds, f"r{round_index}", script)
+                        run_wrk, f"{scenario.url}/bench", args.concurrency, slice_seconds, f"r{round_index}", script)
                     cpu = tree_cpu_seconds(scenario.process.pid) - cpu_before
                     scenario.rounds.append((ok, errors, slice_seconds, p50, p99, cpu))
             return scenarios

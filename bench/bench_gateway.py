@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.workload import sync_function_app
+from bench.workload import read_body, stop_process, sync_function_app
 import wasmtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -55,10 +55,7 @@ async def otlp_sink(scope, receive, send) -> None:
     ExportTraceServiceResponse), keeping nothing."""
     if scope["type"] != "http":
         return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
+    await read_body(receive)
     await send({"type": "http.response.start", "status": 200,
                 "headers": [(b"content-type", b"application/x-protobuf"), (b"content-length", b"0")]})
     await send({"type": "http.response.body", "body": b""})
@@ -158,12 +155,7 @@ class Gateway:
         raise RuntimeError(f"gateway not ready after {timeout}s:\n{self.log_path.read_text()}")
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGTERM)
-        try:
-            self.process.wait(30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 

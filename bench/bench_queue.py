@@ -27,9 +27,7 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -41,7 +39,7 @@ from pathlib import Path
 import httpx
 
 from bench.bench_gateway import REPO, _free_port, process_cpu_seconds
-from bench.workload import cloudevents_wrk_script
+from bench.workload import cloudevents_wrk_script, read_body, run_wrk, stop_process
 
 QUEUES = ("memory", "sqlite", "nats")
 GOALS = {"sqlite": 0.7, "nats": 0.5}
@@ -54,10 +52,7 @@ async def function_app(scope, receive, send) -> None:
     global _calls
     if scope["type"] != "http":
         return
-    more = True
-    while more:
-        message = await receive()
-        more = message.get("more_body", False)
+    await read_body(receive)
     if scope["method"] == "GET":
         body = str(_calls).encode()
     else:
@@ -115,23 +110,6 @@ class Result:
 
 # -- load ----------------------------------------------------------------------------------------------------
 
-_WRK_LATENCY = re.compile(r"^\s+(50|99)%\s+([\d.]+)(us|ms|s)\s*$", re.M)
-_UNITS = {"us": 1e-3, "ms": 1.0, "s": 1e3}
-
-
-def wrk_load(url: str, concurrency: int, seconds: float, prefix: str, script: Path) -> tuple[int, int, float, float]:
-    """(accepted, refused, p50 ms, p99 ms) of one wrk run."""
-    out = subprocess.run(["wrk", "-t", "2", "-c", str(concurrency), "-d", f"{seconds:g}s", "--latency",
-                          "--timeout", "10s", "-s", str(script), url, "--", prefix],
-                         capture_output=True, text=True, check=True).stdout
-    total = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
-    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    refused = int(bad.group(1)) if bad else 0
-    failed = sum(int(g) for g in errors.groups()) if errors else 0
-    latency = {p: float(v) * _UNITS[unit] for p, v, unit in _WRK_LATENCY.findall(out)}
-    return total - refused, refused + failed, latency["50"], latency["99"]
-
 
 async def python_load(url: str, concurrency: int, seconds: float, prefix: str) -> dict[str, object]:
     """The fallback load generator (run in its own process): one httpx client, ``concurrency`` senders."""
@@ -167,7 +145,7 @@ async def python_load(url: str, concurrency: int, seconds: float, prefix: str) -
 
 def load(url: str, concurrency: int, seconds: float, prefix: str, script: Path | None) -> Round:
     if script is not None:
-        accepted, refused, p50, p99 = wrk_load(url, concurrency, seconds, prefix, script)
+        accepted, refused, p50, p99 = run_wrk(url, concurrency, seconds, prefix, script)
         return Round(accepted, refused, seconds, 0.0, p50, p99, 0.0)
     out = subprocess.run([sys.executable, "-m", "bench.bench_queue", "--load", url, str(concurrency), str(seconds),
                           prefix], cwd=REPO, capture_output=True, text=True, check=True).stdout
@@ -186,13 +164,7 @@ class Process:
                                         env={**os.environ, **(env or {})})
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
         self._log.close()
 
 
