@@ -21,13 +21,16 @@ class AsgiServer:
     The socket is bound and listening before Hypercorn starts, so the URL is usable at once: no
     start-up polling, and no race for the port between choosing it and binding it. ``port``: 0 (the
     default) for a free one, or one chosen in advance (a function that is down until started).
-    ``log_errors``: Hypercorn's error log on stderr (False: silent).
+    ``log_errors``: Hypercorn's error log on stderr (False: silent). ``keep_alive_timeout``: Hypercorn's
+    (None: its default; the gateway's own servers use 75 s, gateway/server.py).
     """
 
-    def __init__(self, app: Any, *, port: int = 0, log_errors: bool = True) -> None:
+    def __init__(self, app: Any, *, port: int = 0, log_errors: bool = True,
+                 keep_alive_timeout: float | None = None) -> None:
         self.app = app
         self.port = port
         self.log_errors = log_errors
+        self.keep_alive_timeout = keep_alive_timeout
         self.url = f"http://127.0.0.1:{port}" if port else ""
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -42,6 +45,8 @@ class AsgiServer:
         if not self.log_errors:
             config.errorlog = None
         config.graceful_timeout = 1
+        if self.keep_alive_timeout is not None:
+            config.keep_alive_timeout = self.keep_alive_timeout
         sock.close()
         self.url = f"http://127.0.0.1:{port}"
         self._task = asyncio.create_task(serve(self.app, config, shutdown_trigger=self._shutdown.wait))

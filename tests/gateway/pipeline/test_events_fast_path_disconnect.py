@@ -8,15 +8,12 @@ connection open."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
 from typing import Any
 
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 
 from gateway.http.events_api import EventsApp, create_app
+from tests.asgi_server import AsgiServer
 
 from .event_plane_harness import FunctionServer, GatewayFactory
 
@@ -40,28 +37,6 @@ class Counting:
             self.in_flight -= 1
 
 
-async def serve_as_the_gateway(app: Any) -> tuple[str, Any]:
-    """``app`` on a free port with the Hypercorn settings of gateway/server.py that matter here."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(128)
-    config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
-    config.accesslog = config.errorlog = None
-    config.keep_alive_timeout = 75  # as gateway/server.py
-    config.graceful_timeout = 1
-    stopping = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stopping.wait))
-
-    async def stop() -> None:
-        stopping.set()
-        await asyncio.wait_for(task, 10)
-        with contextlib.suppress(OSError):  # Hypercorn closes the listening socket itself
-            sock.close()
-
-    return f"http://127.0.0.1:{sock.getsockname()[1]}", stop
-
-
 @pytest.mark.parametrize("fast", [False, True], ids=["quart", "fast path"])
 async def test_a_request_whose_client_left_is_not_held(event_gateway: GatewayFactory, recorder: FunctionServer,
                                                        fast: bool) -> None:
@@ -71,7 +46,10 @@ async def test_a_request_whose_client_left_is_not_held(event_gateway: GatewayFac
     recorder.delays["slow"] = 30
     plane = Counting(gw.plane)
     app = create_app(plane)
-    url, stop = await serve_as_the_gateway(app if fast else EventsApp(app.quart, plane, max_batch_events=1000, fast=False))
+    # Hypercorn's keep-alive timeout as gateway/server.py sets it
+    server = AsgiServer(app if fast else EventsApp(app.quart, plane, max_batch_events=1000, fast=False),
+                        log_errors=False, keep_alive_timeout=75)
+    url = await server.start()
     host, port = url.removeprefix("http://").split(":")
     try:
         writers = []
@@ -93,4 +71,4 @@ async def test_a_request_whose_client_left_is_not_held(event_gateway: GatewayFac
             await asyncio.sleep(0.05)
         assert plane.in_flight == 0, f"{plane.in_flight} requests still held after their clients left"
     finally:
-        await stop()
+        await server.stop()
