@@ -11,7 +11,8 @@ Bounded: at most ``max_queued`` spans wait. When the collector is slow, down or 
 fills and further spans are dropped and counted (``queue_full``); a batch ``send`` fails is dropped and
 counted too (``export_failed``): memory stays bounded and the event path does not wait for the collector.
 :class:`SendDeadline` gives each ``send`` one hard deadline, whatever the collector does (an HTTP client's
-timeout is per read: a collector trickling its answer a byte at a time would hold it for ever).
+timeout is per read: a collector trickling its answer a byte at a time would hold it for ever): at the
+deadline the export's sockets are shut down, its thread returns, and the next batch goes on a new connection.
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from .export_sockets import SocketWatch
 
 __all__ = ["SendDeadline", "SpanQueue"]
 
@@ -139,17 +142,23 @@ class SpanQueue:
 
 
 class SendDeadline:
-    """``send`` with one hard deadline per call: each call runs on a thread of its own and is given up after
-    ``seconds`` (the batch counts as failed). A given-up call cannot be interrupted (it may sit in a socket
-    read of a collector trickling its answer); while it is still running, further calls fail at once instead
-    of starting another thread: at most one stuck call (one thread, one connection) exists at any time."""
+    """``send`` with one hard deadline per call: each call runs on a thread of its own, watched by a
+    :class:`~gateway.observe.export_sockets.SocketWatch`; at ``seconds`` the call is given up (the batch
+    counts as failed) and the sockets it opened are shut down, so the thread, blocked in a read or a write of
+    a collector trickling its answer or never reading, returns (within ``grace`` seconds) and the next call
+    starts on a fresh connection. A call that still runs after the grace (a transport whose sockets are not
+    watched, or a wait that is not on a socket) cannot be interrupted: while it lingers, further calls fail
+    at once instead of starting another thread, so at most one stuck call (one thread) exists at any time."""
 
-    def __init__(self, send: Callable[[Sequence[Any]], bool], seconds: float) -> None:
+    def __init__(self, send: Callable[[Sequence[Any]], bool], seconds: float, *, grace: float = 1.0) -> None:
         self._send = send
         self.seconds = seconds
+        self.grace = grace
         self._stuck: threading.Thread | None = None
-        #: Calls given up at their deadline, and calls refused because a given-up one was still running.
+        #: Calls given up at their deadline, calls still running after the grace (left lingering), and calls
+        #: refused because a lingering one was still running.
         self.given_up = 0
+        self.lingered = 0
         self.refused = 0
 
     def __call__(self, batch: Sequence[Any]) -> bool:
@@ -160,20 +169,30 @@ class SendDeadline:
                 return False
             self._stuck = None
         result: list[bool] = []
+        watch = SocketWatch()
 
         def attempt() -> None:
-            try:
-                result.append(bool(self._send(batch)))
-            except Exception:
-                log.exception("tracing: exporting %d spans failed", len(batch))
+            with watch:
+                try:
+                    result.append(bool(self._send(batch)))
+                except Exception:
+                    log.exception("tracing: exporting %d spans failed", len(batch))
 
         thread = threading.Thread(target=attempt, name="eventgateway-trace-export-attempt", daemon=True)
         thread.start()
         thread.join(self.seconds)
+        if not thread.is_alive():
+            return bool(result and result[0])
+        self.given_up += 1
+        watch.expire()
+        thread.join(self.grace)
         if thread.is_alive():
             self._stuck = thread
-            self.given_up += 1
+            self.lingered += 1
+            log.warning("tracing: exporting %d spans took longer than %.1f s; given up (the batch is dropped); "
+                        "its thread did not end when its sockets were shut down: no other export starts until "
+                        "it ends", len(batch), self.seconds)
+        else:
             log.warning("tracing: exporting %d spans took longer than %.1f s; given up (the batch is dropped, "
-                        "no other export starts until that one ends)", len(batch), self.seconds)
-            return False
-        return bool(result and result[0])
+                        "its connection shut down)", len(batch), self.seconds)
+        return False

@@ -45,6 +45,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
+from .export_sockets import watch_transport
 from .otlp import FinishedSpan, OtlpEncoder, SpanEvent
 from .otlp_export import SendDeadline, SpanQueue
 
@@ -392,10 +393,15 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
         return lambda batch: exporter.export([readable(span) for span in batch]) == SpanExportResult.SUCCESS, None
     max_size = getattr(exporter, "_max_request_size", 0)
     _leave_answer_bodies_unread(client)
-    # The client's timeout bounds each read and its retries, not a collector trickling its answer: one hard
-    # deadline per export on top (the client's timeout and a second for its last attempt).
+    # The client's timeout bounds its retries and each read, not a collector trickling its answer or never
+    # reading the request: one hard deadline per export, the client's timeout (its retries included), at which
+    # the export's sockets are shut down (SendDeadline).
+    if not watch_transport(getattr(client, "_transport", None)):
+        log.warning("tracing: the OTLP exporter's HTTP transport is not one whose sockets can be watched; an "
+                    "export given up at its deadline may hold its thread (and stop later exports) while the "
+                    "collector holds its connection")
     timeout = getattr(client, "_timeout", None)
-    deadline = (float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else 10.0) + 1.0
+    deadline = float(timeout) if isinstance(timeout, (int, float)) and timeout > 0 else 10.0
 
     def send(batch: Sequence[bytes]) -> bool:
         data = encoder.request_of_fields(batch)
@@ -413,8 +419,8 @@ def _otlp_sender(exporter: Any, encoder: OtlpEncoder,
 def _leave_answer_bodies_unread(client: Any) -> None:
     """Make the exporter's ``requests`` session stream each answer and close it unread: the status and the
     headers (``Retry-After``) are all the client looks at, and requests otherwise reads a whole body into
-    memory, however large a collector makes it (256 MiB answered: 515 MiB held). Each export then opens its
-    connection anew (one per batch)."""
+    memory, however large a collector makes it (256 MiB answered: 515 MiB held). Closing it unread closes
+    the connection: each export opens its connection anew (one per batch)."""
     session = getattr(getattr(client, "_transport", None), "_session", None)
     hooks = getattr(session, "hooks", None)
     if not isinstance(hooks, dict) or not isinstance(hooks.get("response"), list):

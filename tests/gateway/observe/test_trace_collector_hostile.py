@@ -1,7 +1,8 @@
 """Hostile trace collectors against the real export path (configure_tracing: the SDK exporter's HTTP client
 sending our encoder's bytes): each export is bounded by the exporter's timeout (here 1 s) -- per read -- and
-by the export's own hard deadline (that timeout + 1 s, for a collector trickling its answer's head), whatever
-the collector does; the export thread goes on, at most one given-up export lingers, memory stays bounded."""
+by the export's own hard deadline (that timeout, the client's retries included, for a collector trickling
+its answer or never reading), whatever the collector does; at the deadline the export's sockets are shut
+down, so no given-up export lingers and the next batch goes out on a new connection; memory stays bounded."""
 
 from __future__ import annotations
 
@@ -196,17 +197,63 @@ def _attempt_threads() -> int:
     return sum(1 for thread in threading.enumerate() if thread.name == "eventgateway-trace-export-attempt")
 
 
-async def test_a_collector_trickling_its_status_line_is_given_up_within_the_deadline(collector) -> None:
-    url, _ = await collector(_trickles_head)
-    tracing = _tracing(url)
+async def _never_reads(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accepts the connection and never reads a byte (the client's send fills the socket buffers)."""
     try:
-        # Before SendDeadline the flush never finished (False, 0, 0): the export thread sat in the read.
-        assert await _export_once(tracing) == (True, 0, 2)
-        # The given-up export still sits in its read: the next batches fail at once, no new thread each.
-        for _ in range(5):
-            assert (await _export_once(tracing))[0] is True
-        [(_, queue)] = tracing.queues
-        assert queue.exported == 0 and queue.dropped_export_failed == 12
-        assert _attempt_threads() <= 1
+        await asyncio.sleep(3600)
+    except asyncio.CancelledError:
+        pass
+    finally:
+        writer.close()
+
+
+def _big_spans(tracing, megabytes: int) -> None:
+    """Spans of ``megabytes`` MiB of attributes in all: a request larger than the sockets' buffers."""
+    recorder = tracing.recorder
+    for i in range(megabytes * 4):
+        span = recorder.start_span(f"big {i}", attributes={f"k{j}": "v" * 4000 for j in range(64)})
+        span.end()
+
+
+_OK = _answering(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+
+
+@pytest.mark.parametrize(("hostile", "first"), [
+    (_trickles_head, (0, 2)),  # status line a byte every 0.2 s: given up at the deadline, dropped
+    (_trickles, (2, 0)),  # 200, then the body a byte every 0.2 s: taken (the body is never read)
+    (_never_reads, None),  # an 8 MiB request never read: given up, dropped
+], ids=["trickles status line", "trickles body", "never reads"])
+async def test_after_a_hostile_export_the_next_batches_go_out_once_the_collector_answers(
+        collector, hostile, first) -> None:
+    """Issue 16: the export given up at its deadline does not linger (its sockets are shut down: its thread
+    ends), its spans are counted as dropped, and the batches after it are sent on a new connection as soon
+    as the collector answers again. Before: the given-up thread stayed in its read while the collector
+    trickled, and every later batch failed at once unsent."""
+    behaviour = {"hostile": True}
+
+    async def switching(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await (hostile if behaviour["hostile"] else _OK)(reader, writer)
+
+    url, connections = await collector(switching)
+    tracing = _tracing(url)
+    [(_, queue)] = tracing.queues
+    try:
+        if first is None:
+            _big_spans(tracing, 8)
+            batch = len(queue)
+            assert await asyncio.to_thread(tracing.flush, 20)
+            assert (queue.exported, queue.dropped_export_failed) == (0, batch)
+        else:
+            flushed, exported, dropped = await _export_once(tracing)
+            assert flushed and (exported, dropped) == first
+        assert _attempt_threads() == 0  # the given-up export's thread ended: nothing lingers
+        hostile_connections = len(connections)
+        exported_before, dropped_before = queue.exported, queue.dropped_export_failed
+        behaviour["hostile"] = False  # the collector answers again
+        for _ in range(3):
+            assert await _export_once(tracing) == (True, queue.exported, queue.dropped_export_failed)
+        assert queue.exported == exported_before + 6 and queue.dropped_export_failed == dropped_before
+        assert len(connections) > hostile_connections  # sent on new connections, not the shut one
+        assert _attempt_threads() == 0
     finally:
         await asyncio.to_thread(tracing.shutdown)
