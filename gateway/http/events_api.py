@@ -24,6 +24,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any, Protocol
 
 from quart import Quart, Response, request
@@ -35,7 +37,7 @@ from urllib.parse import parse_qsl
 from gateway.common import DEFAULT_SPACE, MAX_PAYLOAD_BYTES, error_json, space_problem
 from gateway.events.parse import DEFAULT_MAX_BATCH_EVENTS, RawRequest
 from gateway.http.auth import install_bearer_auth
-from gateway.http.errors import describe_error, error_response, install_error_handlers
+from gateway.http.errors import describe_error, install_error_handlers
 from gateway.pipeline.reply import Reply
 
 __all__ = ["DEFAULT_SPACE", "MAX_BODY_BYTES", "SPACE_HEADER", "EventHandler", "EventsApp", "create_app"]
@@ -70,28 +72,17 @@ def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH
     install_bearer_auth(app, events_token, api="Events", methods=None)
 
     async def handle(path: str = "") -> Response:
-        if plane.draining:
-            return error_response(503, "Service Unavailable")
-        raw_path = request.scope.get("raw_path")
-        target = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else request.path
-        if "%" in target and _BAD_ESCAPE.search(target):
-            return error_response(400, _bad_escape_message(target))
-        query: dict[str, list[str]] = {key: request.args.getlist(key) for key in request.args}
-        raw = RawRequest(
+        reply = await _event_reply(
+            plane,
             method=request.method,
-            path=target,
+            target=_target(request.scope),
             host=request.host,
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
-            query=query,
-            body=await request.get_data(cache=False, as_text=False, parse_form_data=False),
+            query={key: request.args.getlist(key) for key in request.args},
+            space=request.headers.get(SPACE_HEADER),
+            read_body=lambda: request.get_data(cache=False, as_text=False, parse_form_data=False),
             max_batch_events=app.config.get("MAX_BATCH_EVENTS", DEFAULT_MAX_BATCH_EVENTS),
         )
-        space = request.headers.get(SPACE_HEADER) or DEFAULT_SPACE
-        problem = space_problem(space)
-        if problem is not None:
-            # No configuration can live in such a space: accepting the event would lose it silently.
-            return error_response(400, _space_message(space, problem))
-        reply = await plane.handle(raw, space)
         no_body = reply.status in _NO_BODY
         response = Response(b"" if no_body else reply.body, status=reply.status)
         # Only the reply's headers: no default Content-Type for a body the function typed (or left untyped).
@@ -106,6 +97,34 @@ def create_app(plane: EventHandler, *, max_batch_events: int = DEFAULT_MAX_BATCH
     app.add_url_rule("/", "root", handle, methods=_METHODS, provide_automatic_options=False)
     app.add_url_rule("/<path:path>", "path", handle, methods=_METHODS, provide_automatic_options=False)
     return EventsApp(app, plane, max_batch_events=max_batch_events, fast=not events_token)
+
+
+async def _event_reply(plane: EventHandler, *, method: str, target: str, host: str,
+                       headers: list[tuple[str, str]], query: dict[str, list[str]], space: str | None,
+                       read_body: Callable[[], Awaitable[bytes]], max_batch_events: int) -> Reply:
+    """The reply to one request, the same steps on both paths (the fast path and the Quart app's handler),
+    in this order: draining -> 503; a path (``target``, as sent) that is not valid percent-encoding -> 400;
+    only then the body is read (``read_body``: a client announcing a body it never sends gets these answers
+    at once, not the body timeout's 408); a ``Space`` header (``space``: its first value, None when absent)
+    no configuration can live in -> 400; else what the event pipeline replies."""
+    if plane.draining:
+        return _error(503, "Service Unavailable")
+    if "%" in target and _BAD_ESCAPE.search(target):
+        return _error(400, _bad_escape_message(target))
+    raw = RawRequest(method=method, path=target, host=host, headers=headers, query=query, body=await read_body(),
+                     max_batch_events=max_batch_events)
+    space = space or DEFAULT_SPACE
+    problem = space_problem(space)
+    if problem is not None:
+        # No configuration can live in such a space: accepting the event would lose it silently.
+        return _error(400, _space_message(space, problem))
+    return await plane.handle(raw, space)
+
+
+def _target(scope: Any) -> str:
+    """The request's path as the client sent it (percent-escapes kept), without the query."""
+    raw_path = scope.get("raw_path")
+    return raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
 
 
 def _bad_escape_message(target: str) -> str:
@@ -124,8 +143,9 @@ _QUART_HEADERS = frozenset({b"transfer-encoding", b"expect"})
 _FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
 _SPACE_KEY = SPACE_HEADER.lower().encode("latin-1")
 _EMPTY_QUERY: dict[str, list[str]] = {}
-#: Seconds a request is handled before the fast path watches for its client leaving (a timer per request,
-#: not a task: the common request is answered sooner; one that waits on a function gets the watcher).
+#: Seconds a request is handled (once its body is in) before the fast path watches for its client leaving (a
+#: timer per request, not a task: the common request is answered sooner; one that waits on a function gets
+#: the watcher).
 _WATCH_AFTER = 0.05
 
 
@@ -149,57 +169,77 @@ class EventsApp:
         if not self._fast or scope["type"] != "http" or scope["method"] not in _FAST_METHODS:
             return await self.quart(scope, receive, send)
         length = 0
-        space = None
-        for name, value in scope["headers"]:
+        space = host = None
+        headers: list[tuple[str, str]] = []
+        for name, value in scope["headers"]:  # one walk: what sends the request to Quart, Space, Host, all
+            if name in _QUART_HEADERS:
+                return await self.quart(scope, receive, send)
+            text = value.decode("latin-1")
+            headers.append((name.decode("latin-1"), text))
             if name == b"content-length":
                 if not value.isdigit() or int(value) > MAX_BODY_BYTES:
                     return await self.quart(scope, receive, send)  # Quart's 400/413
                 length = int(value)
-            elif name in _QUART_HEADERS:
-                return await self.quart(scope, receive, send)
+            elif name == b"host":
+                if host is None:
+                    host = text
             elif name == _SPACE_KEY and space is None:
-                space = value.decode("latin-1")
+                space = text
         if not length and scope.get("http_version") not in _FRAMED_BY_HEADERS:
             # HTTP/2 and 3 frame a body without Content-Length: Quart reads (and bounds) it.
             return await self.quart(scope, receive, send)
+        if host is None and scope.get("http_version") not in ("1.1", "2", "3"):
+            host = ""  # as Quart: an HTTP/1.0 request without Host gets SERVER_NAME (unset)
+        query_string = scope.get("query_string", b"")
+        query = _EMPTY_QUERY
+        if query_string:
+            # What Quart's request.args (werkzeug) makes of it.
+            args = ImmutableMultiDict(parse_qsl(query_string.decode(), keep_blank_values=True,
+                                                errors="werkzeug.url_quote"))
+            query = {key: args.getlist(key) for key in args}
+        task = asyncio.current_task()
+        assert task is not None
+        watch = _DisconnectWatch(receive, task)
+        try:
+            reply = await _event_reply(
+                self._plane, method=scope["method"], target=_target(scope),
+                host=get_host(scope["scheme"], host, scope.get("server")), headers=headers, query=dict(query),
+                space=space, read_body=partial(self._body, receive, length, watch),
+                max_batch_events=self._max_batch_events)
+            start = _response_start(reply)
+        except asyncio.CancelledError:
+            if watch.saw_disconnect() and task.uncancel() == 0:
+                return  # the client went away: nobody to answer
+            raise
+        except _ClientLeft:
+            return  # nobody to answer
+        except _BodyTimedOut:
+            reply = _error(408, RequestTimeout.description or "Request Timeout")
+            start = _response_start(reply)
+        except Exception as exc:  # what Quart's error handlers answer (and log)
+            status, message, headers_ = describe_error(exc)
+            reply = Reply(status, {**headers_, "Content-Type": "application/json"}, error_json(message))
+            start = _response_start(reply)
+        finally:
+            watch.stop()
+        await send(start)
+        await send({"type": "http.response.body", "body": b"" if reply.status in _NO_BODY else reply.body})
+
+    async def _body(self, receive: Any, length: int, watch: _DisconnectWatch) -> bytes:
+        """The request's body (``length``: its Content-Length) for :func:`_event_reply`; then ``watch``
+        starts (it reads ``receive`` too: only once the body is in). Raises :class:`_BodyTimedOut` past
+        :attr:`body_timeout`, :class:`_ClientLeft` when the client disconnected."""
         body = b""
         if length:
             try:
                 read = await self._read_body(receive)
             except TimeoutError:
-                reply = _error(408, RequestTimeout.description or "Request Timeout")
-                await send(_response_start(reply))
-                await send({"type": "http.response.body", "body": reply.body})
-                return
+                raise _BodyTimedOut from None
             if read is None:
-                return  # the client went away: nobody to answer
+                raise _ClientLeft
             body = read
-        task = asyncio.current_task()
-        assert task is not None
-        watcher: asyncio.Future[None] | None = None
-
-        def watch() -> None:  # the request is still being handled: cancel it if its client leaves (as Quart)
-            nonlocal watcher
-            watcher = asyncio.ensure_future(_cancel_at_disconnect(receive, task))
-
-        timer = asyncio.get_running_loop().call_later(_WATCH_AFTER, watch)
-        try:
-            reply = await self._answer(scope, body, space)
-            start = _response_start(reply)
-        except asyncio.CancelledError:
-            if watcher is not None and watcher.done() and not watcher.cancelled() and task.uncancel() == 0:
-                return  # the client went away: nobody to answer
-            raise
-        except Exception as exc:  # what Quart's error handlers answer (and log)
-            status, message, headers = describe_error(exc)
-            reply = Reply(status, {**headers, "Content-Type": "application/json"}, error_json(message))
-            start = _response_start(reply)
-        finally:
-            timer.cancel()
-            if watcher is not None:
-                watcher.cancel()
-        await send(start)
-        await send({"type": "http.response.body", "body": b"" if reply.status in _NO_BODY else reply.body})
+        watch.start()
+        return body
 
     async def _read_body(self, receive: Any) -> bytes | None:
         """The whole body (Hypercorn holds it to the declared length); None when the client disconnected;
@@ -222,33 +262,44 @@ class EventsApp:
                     break
         return bytes(body)
 
-    async def _answer(self, scope: Any, body: bytes, space: str | None) -> Reply:
-        if self._plane.draining:
-            return _error(503, "Service Unavailable")
-        raw_path = scope.get("raw_path")
-        target = raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
-        if "%" in target and _BAD_ESCAPE.search(target):
-            return _error(400, _bad_escape_message(target))
-        query_string = scope.get("query_string", b"")
-        query = _EMPTY_QUERY
-        if query_string:
-            # What Quart's request.args (werkzeug) makes of it.
-            args = ImmutableMultiDict(parse_qsl(query_string.decode(), keep_blank_values=True,
-                                                errors="werkzeug.url_quote"))
-            query = {key: args.getlist(key) for key in args}
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]]
-        host_header = next((v for k, v in headers if k == "host"), None)
-        if host_header is None and scope.get("http_version") not in ("1.1", "2", "3"):
-            host_header = ""  # as Quart: an HTTP/1.0 request without Host gets SERVER_NAME (unset)
-        raw = RawRequest(method=scope["method"], path=target,
-                         host=get_host(scope["scheme"], host_header, scope.get("server")), headers=headers,
-                         query=dict(query), body=body, max_batch_events=self._max_batch_events)
-        space = space or DEFAULT_SPACE
-        problem = space_problem(space)
-        if problem is not None:
-            return _error(400, _space_message(space, problem))
-        return await self._plane.handle(raw, space)
 
+class _BodyTimedOut(Exception):
+    """The request's body did not arrive within the body timeout (answered 408, as Quart answers it)."""
+
+
+class _ClientLeft(Exception):
+    """The client disconnected before its request's body was in: nobody to answer."""
+
+
+class _DisconnectWatch:
+    """Cancels the request's task if its client leaves, once the request has been handled for
+    ``_WATCH_AFTER`` after its body was read (a timer per request, not a task: the common request is
+    answered sooner; one that waits on a function gets the watcher), as Quart's receiver task does."""
+
+    __slots__ = ("_receive", "_task", "_timer", "_watcher")
+
+    def __init__(self, receive: Any, task: asyncio.Task[Any]) -> None:
+        self._receive = receive
+        self._task = task
+        self._timer: asyncio.TimerHandle | None = None
+        self._watcher: asyncio.Future[None] | None = None
+
+    def start(self) -> None:
+        self._timer = asyncio.get_running_loop().call_later(_WATCH_AFTER, self._watch)
+
+    def _watch(self) -> None:
+        self._watcher = asyncio.ensure_future(_cancel_at_disconnect(self._receive, self._task))
+
+    def saw_disconnect(self) -> bool:
+        """Whether the task was cancelled because the client left."""
+        watcher = self._watcher
+        return watcher is not None and watcher.done() and not watcher.cancelled()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
 
 
 async def _cancel_at_disconnect(receive: Any, task: asyncio.Task[Any]) -> None:

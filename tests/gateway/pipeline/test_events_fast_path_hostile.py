@@ -345,6 +345,31 @@ async def test_the_body_timeout_answer_is_the_quart_apps(event_gateway: GatewayF
         await stop_fast()
 
 
+@pytest.mark.parametrize("target, draining", [("/a%ZZ", False), ("/x", True)], ids=["bad escape", "draining"])
+async def test_early_answers_come_before_the_body_as_the_quart_apps(event_gateway: GatewayFactory, target: str,
+                                                                   draining: bool) -> None:
+    """A request the app refuses on its path or because it is draining is answered at once, before its body is
+    read, as the Quart app answers it: a client that announces a body and never sends it gets the 400 or 503,
+    not the body timeout's 408 (the fast path read the body first)."""
+    gw = await event_gateway()
+    fast = create_app(gw.plane)
+    fast.quart.config["BODY_TIMEOUT"] = 0.5
+    fast.body_timeout = 0.5
+    fast_url, stop_fast = await serve_app(fast)
+    quart_url, stop_quart = await serve_app(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False))
+    gw.plane.draining = draining
+    try:
+        raw = (f"POST {target} HTTP/1.1\r\nHost: h\r\nContent-Type: {CE}\r\nContent-Length: 100\r\n\r\n".encode()
+               + b'{"specversion"')
+        answers = [await _half_sent(url, raw, close_write=False) for url in (fast_url, quart_url)]
+        assert answers[0].startswith(b"HTTP/1.1 503 " if draining else b"HTTP/1.1 400 "), answers[0]
+        assert answers[0] == answers[1], f"\nfast  {answers[0]!r}\nquart {answers[1]!r}"
+    finally:
+        gw.plane.draining = False
+        await stop_quart()
+        await stop_fast()
+
+
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "quart"])
 async def test_a_body_sent_in_tiny_pieces_is_held_compactly(event_gateway: GatewayFactory, fast: bool) -> None:
     """A body that arrives a byte or a few at a time: the app holds about its size, not a Python object per
