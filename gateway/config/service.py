@@ -17,7 +17,7 @@ import asyncio
 import enum
 import functools
 import logging
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -43,7 +43,7 @@ from gateway.events.cloudevents import json_type
 from gateway.config.upstream_paths import upstream_path_conflict
 from gateway.routing.conflicts import ConflictIndex, SpaceConflicts
 from gateway.routing.path_tree import find_conflict
-from gateway.store.base import AlreadyExists, Kind, NotFound, RevisionConflict, Store
+from gateway.store.base import AlreadyExists, CreateGuard, GuardFailed, Kind, NotFound, RevisionConflict, Store
 from gateway.config.view import ConfigView
 
 __all__ = [
@@ -127,6 +127,11 @@ def redact(document: Model) -> dict[str, Any]:
 #: through another gateway or process, not yet applied here) before checking paths the slow way instead.
 CONFLICT_CATCH_UP_SECONDS = 0.5
 
+#: How many times a subscription create is checked before it gives up with a 409, when each time its guarded
+#: transaction finds that another subscription was created in the space after its check (each such failure
+#: means another create succeeded).
+CREATE_ATTEMPTS = 8
+
 
 class _Marker(enum.Enum):
     CURRENT = "the store has not changed since the conflict index's revision"
@@ -150,8 +155,15 @@ class ConfigService:
         #: 16, kept as the fallback; benches compare both).
         self.incremental_conflicts = True
         # One subscription create per space at a time in this gateway: its check, write and own view update
-        # happen before the next create's check (what other gateways write can still race, as before).
+        # happen before the next create's check. Creates through other gateways or processes are caught by the
+        # store's guard (Store.create_guarded) where the backend has one (etcd).
         self._create_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
+        #: How each subscription create was checked, counted by outcome: ``view`` (checked against this
+        #: gateway's view alone, its transaction verifying the rest), ``store`` (checked with store reads:
+        #: the view refused it or could not be relied on, or the backend has no guard), ``full`` (of those, the
+        #: ones that read every subscription of the space), ``retried`` (a guarded transaction found that
+        #: another subscription had been created in the space meanwhile: checked again).
+        self.create_checks: Counter[str] = Counter()
 
     # -- event types -------------------------------------------------------------------------
 
@@ -246,35 +258,89 @@ class ConfigService:
         return await self._get(_SUBSCRIPTIONS, space, canonical_id("subscriptions", subscription_id))
 
     async def create_subscription(self, space: str, body: Any) -> Subscription:
+        """Upstream's checks, in its order: the id is new, the path does not conflict, the event type and the
+        function exist.
+
+        On a store that guards creates (etcd), the checks first read only this gateway's view: when the view
+        lets the create pass, the create's transaction verifies that it still may (the id is free, the event
+        type and function exist, no subscription was created in the space after the revision the view had
+        applied), so nothing written through another gateway, even at the same moment, is missed; when the
+        view refuses it, the refusal is confirmed with the store's state before it is answered. A
+        transaction that finds a newer subscription waits for the view to apply it and checks again."""
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
         async with self._create_locks[space]:
-            state: _StoreState
-            if self.incremental_conflicts and await self._store.unchanged_since(self._conflicts.revision):
-                # Nothing written since what the view (and the conflict index) applied: the view holds what
-                # the store holds, so it answers the existence checks too (one point read on etcd, not four).
-                state = CURRENT
-                exists, has_event_type, has_function = (
-                    self._stored(Kind.SUBSCRIPTIONS, space, subscription.subscription_id),
-                    self._stored(Kind.EVENT_TYPES, space, subscription.event_type),
-                    self._stored(Kind.FUNCTIONS, space, subscription.function_id))
-            else:
-                # The reads at once (one round trip's wait on etcd instead of four).
-                existing, state, event_type, function = await asyncio.gather(
-                    self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id),
-                    self._store.fingerprint(Kind.SUBSCRIPTIONS, space) if self.incremental_conflicts else _unread(),
-                    self._store.get(Kind.EVENT_TYPES, space, subscription.event_type),
-                    self._store.get(Kind.FUNCTIONS, space, subscription.function_id))
-                exists, has_event_type, has_function = (
-                    existing is not None, event_type is not None, function is not None)
-            # The checks in upstream's order.
-            if exists:
-                raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} already exists.")
-            await self._check_path_conflict(subscription, state)
-            if not has_event_type:
-                raise InvalidConfig(f"Event Type {go_quote(subscription.event_type)} not found.")
-            if not has_function:
-                raise InvalidConfig(f"Function {go_quote(subscription.function_id)} not found.")
-            return await self._create(_SUBSCRIPTIONS, subscription)
+            view_first = self.incremental_conflicts and self._store.guards_creates
+            for _ in range(CREATE_ATTEMPTS):
+                try:
+                    if not (view_first and await self._create_if_view_allows(subscription)):
+                        await self._create_checked_with_store(subscription)
+                    return subscription
+                except GuardFailed as failed:
+                    self.create_checks["retried"] += 1
+                    log.debug("subscription create in space %r checked again: %s", space, failed)
+                    # The view first again once it has the create that came first; a required document
+                    # missing (or the view lagging) means reading the store.
+                    view_first = (self.incremental_conflicts and failed.created_after is not None
+                                  and await self._view.wait_until(functools.partial(self._seen, failed.created_after),
+                                                                  CONFLICT_CATCH_UP_SECONDS))
+        raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} was not created: other "
+                             f"subscriptions kept being created in the space while it was checked ({CREATE_ATTEMPTS} "
+                             f"times); retry.")
+
+    async def _create_if_view_allows(self, subscription: Subscription) -> bool:
+        """Create ``subscription`` if this gateway's view, as it is, lets every check pass, guarded by what the
+        checks relied on; False (nothing written) when the view would refuse it."""
+        space = subscription.space
+        checked_at = self._conflicts.revision  # the view and the index hold the store's state at this revision
+        if (self._stored(Kind.SUBSCRIPTIONS, space, subscription.subscription_id)
+                or not self._stored(Kind.EVENT_TYPES, space, subscription.event_type)
+                or not self._stored(Kind.FUNCTIONS, space, subscription.function_id)
+                or not self._conflicts.space(space).fits(subscription.type, subscription.method,
+                                                         subscription.event_type, subscription.path)):
+            return False
+        await self._create(_SUBSCRIPTIONS, subscription, self._guard(subscription, checked_at))
+        self.create_checks["view"] += 1
+        return True
+
+    async def _create_checked_with_store(self, subscription: Subscription) -> None:
+        """The checks with the store's state (as before issue 16, the path conflict incrementally where the
+        view can be shown to be current), then the create, guarded where the store can."""
+        space = subscription.space
+        state: _StoreState
+        if self.incremental_conflicts and await self._store.unchanged_since(self._conflicts.revision):
+            # Nothing written since what the view (and the conflict index) applied: the view holds what
+            # the store holds, so it answers the existence checks too (one point read on etcd, not four).
+            state = CURRENT
+            exists, has_event_type, has_function = (
+                self._stored(Kind.SUBSCRIPTIONS, space, subscription.subscription_id),
+                self._stored(Kind.EVENT_TYPES, space, subscription.event_type),
+                self._stored(Kind.FUNCTIONS, space, subscription.function_id))
+        else:
+            # The reads at once (one round trip's wait on etcd instead of four).
+            existing, state, event_type, function = await asyncio.gather(
+                self._store.get(Kind.SUBSCRIPTIONS, space, subscription.subscription_id),
+                self._store.fingerprint(Kind.SUBSCRIPTIONS, space) if self.incremental_conflicts else _unread(),
+                self._store.get(Kind.EVENT_TYPES, space, subscription.event_type),
+                self._store.get(Kind.FUNCTIONS, space, subscription.function_id))
+            exists, has_event_type, has_function = (
+                existing is not None, event_type is not None, function is not None)
+        # The checks in upstream's order.
+        if exists:
+            raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} already exists.")
+        checked_at = await self._check_path_conflict(subscription, state)
+        if not has_event_type:
+            raise InvalidConfig(f"Event Type {go_quote(subscription.event_type)} not found.")
+        if not has_function:
+            raise InvalidConfig(f"Function {go_quote(subscription.function_id)} not found.")
+        guard = self._guard(subscription, checked_at) if checked_at is not None else None
+        await self._create(_SUBSCRIPTIONS, subscription, guard)
+        self.create_checks["store"] += 1
+
+    def _guard(self, subscription: Subscription, checked_at: int) -> CreateGuard | None:
+        if not self._store.guards_creates:
+            return None
+        return CreateGuard(checked_at, requires=((Kind.EVENT_TYPES, subscription.event_type),
+                                                 (Kind.FUNCTIONS, subscription.function_id)))
 
     async def update_subscription(self, space: str, subscription_id: str, body: Any) -> Subscription:
         """Only ``metadata`` may change: every other field is part of the subscription's id."""
@@ -293,9 +359,11 @@ class ConfigService:
         await self._read(_SUBSCRIPTIONS, space, subscription_id, for_delete=True)
         await self._delete(_SUBSCRIPTIONS, space, subscription_id)
 
-    async def _check_path_conflict(self, new: Subscription, state: _StoreState = UNREAD) -> None:
+    async def _check_path_conflict(self, new: Subscription, state: _StoreState = UNREAD) -> int | None:
         """The routing table's own rules decide (one tree per type, method and event type): sync paths
-        are unique, async ones may repeat, and neither may mix a ``:param`` with other segments.
+        are unique, async ones may repeat, and neither may mix a ``:param`` with other segments. Returns the
+        store revision up to which the check saw every subscription created (what a guarded create compares
+        with), ``None`` when the store cannot tell.
 
         Checked against the space's :class:`~gateway.routing.conflicts.SpaceConflicts`, which mirrors this
         gateway's view, once the view is known to hold exactly what the store holds: either the store says
@@ -309,12 +377,13 @@ class ConfigService:
         if self.incremental_conflicts:
             index = await self._current_conflicts(new.space, state)
             if index is not None:
+                checked_at = self._conflicts.revision
                 found = index.conflict(new.type, new.method, new.event_type, new.path)
                 if found:
                     problem, upstream = found
                     raise InvalidConfig(f"Subscription path conflict: {upstream or problem}")
-                return
-        await self._check_path_conflict_full(new)
+                return checked_at
+        return await self._check_path_conflict_full(new)
 
     def _stored(self, kind: Kind, space: str, id: str) -> bool:
         """Whether the store holds that document, answered by the view (valid or not: see
@@ -361,8 +430,11 @@ class ConfigService:
     def _seen(self, revision: int) -> bool:
         return self._conflicts.revision >= revision
 
-    async def _check_path_conflict_full(self, new: Subscription) -> None:
-        """The check before issue 16: every subscription of the space read from the store, a fresh tree."""
+    async def _check_path_conflict_full(self, new: Subscription) -> int | None:
+        """The check before issue 16: every subscription of the space read from the store, a fresh tree.
+        Returns the store's revision read before the subscriptions (every create up to it is among them)."""
+        self.create_checks["full"] += 1
+        checked_at = await self._store.current_revision() if self._store.guards_creates else None
         paths = [existing.path for existing in await self.list_subscriptions(new.space)
                  if (existing.type, existing.method, existing.event_type) == (new.type, new.method, new.event_type)]
         problem = find_conflict(paths, new.path, unique=new.type == "sync")
@@ -370,6 +442,7 @@ class ConfigService:
             # Where upstream refused the path too (sync subscriptions only), its own reason.
             upstream = upstream_path_conflict(paths, new.path) if new.type == "sync" else None
             raise InvalidConfig(f"Subscription path conflict: {upstream or problem}")
+        return checked_at
 
     # -- CORS --------------------------------------------------------------------------------
 
@@ -448,10 +521,16 @@ class ConfigService:
                 f"Stored {resource.label} {id!r} in space {space!r} no longer validates: {problem}. It was "
                 f"written under older, looser rules; DELETE it and create it again.") from None
 
-    async def _create(self, resource: _Resource, document: M) -> M:
+    async def _create(self, resource: _Resource, document: M, guard: CreateGuard | None = None) -> M:
+        """Create, guarded by what the checks relied on when ``guard`` is given (:class:`GuardFailed`
+        passes through: the caller checks again)."""
         id = getattr(document, resource.id_field)
+        space: str = document.space  # type: ignore[attr-defined]
         try:
-            entry = await self._store.create(resource.kind, document.space, id, document.to_json())  # type: ignore[attr-defined]
+            if guard is None:
+                entry = await self._store.create(resource.kind, space, id, document.to_json())
+            else:
+                entry = await self._store.create_guarded(resource.kind, space, id, document.to_json(), guard)
         except AlreadyExists:
             raise ConfigConflict(f"{resource.label} {go_quote(id)} {resource.exists}.") from None
         await self._view.wait_for_revision(entry.revision)

@@ -18,8 +18,10 @@ What it answers is exactly what the full check answers over the same subscriptio
 
 The index mirrors the view (a listener plus a lazy build of each space from the view's documents) and says
 which store revision it has seen (:attr:`ConflictIndex.revision`); whether that is recent enough for a write
-is the config service's decision (it asks the store whether anything was written after that revision,
-:meth:`~gateway.store.base.Store.unchanged_since`, and otherwise compares with the store's
+is the config service's decision (on etcd it checks here and lets the create's transaction verify that no
+subscription was created in the space after that revision, :meth:`~gateway.store.base.Store.create_guarded`;
+otherwise it asks the store whether anything was written after that revision,
+:meth:`~gateway.store.base.Store.unchanged_since`, or compares with the store's
 :meth:`~gateway.store.base.Store.fingerprint`).
 """
 
@@ -121,6 +123,18 @@ class SpaceConflicts:
         group.remove(id)
         if not group.paths:
             del self._groups[key]
+
+    def fits(self, type: str, method: str, event_type: str, path: str) -> bool:
+        """``path`` fits its group, and the group is consistent (every path of it in its tree). Then it fits
+        any subset of the group too (removing paths from a tree removes conflicts, never adds one): a create
+        checked here stays valid if subscriptions are deleted before it commits. A group holding conflicting
+        paths (an old race's leftover) answers False, even when :meth:`conflict` finds nothing: which of its
+        paths the check keeps depends on the subscriptions the store holds, so ask the store."""
+        group = self._groups.get((type, method, event_type))
+        if group is None:
+            return PathTree[str](unique=type == "sync").conflict(path) is None
+        tree = group.built()
+        return group.clean and tree.conflict(path) is None
 
     def conflict(self, type: str, method: str, event_type: str, path: str) -> tuple[str, str | None] | None:
         """``None`` when ``path`` fits, else (the routing tree's reason, upstream's reason for a sync

@@ -72,6 +72,31 @@ class RevisionConflict(StoreError):
     """The document changed since the caller read it (HTTP 409): re-read and retry."""
 
 
+class GuardFailed(StoreError):
+    """A guarded create (:meth:`Store.create_guarded`) did not apply: what its check relied on no longer holds.
+
+    ``created_after`` is the revision of the newest guarded create of that kind in that space when it came
+    after the guard's ``checked_at`` (a mirror that reaches that revision holds what beat this create), else
+    ``None`` (a required document was missing: read the store again)."""
+
+    def __init__(self, message: str, created_after: int | None = None) -> None:
+        super().__init__(message)
+        self.created_after = created_after
+
+
+@dataclass(frozen=True, slots=True)
+class CreateGuard:
+    """What the check made before a create relied on, verified by the store atomically with the create.
+
+    ``checked_at``: the check saw every document of the kind in the space created up to this store revision
+    (it checked against a mirror complete up to it); the create applies only if no other guarded create of the
+    same kind and space has been committed after it. ``requires``: ids of documents of the same space that
+    must exist when the create commits (a subscription's event type and function)."""
+
+    checked_at: int
+    requires: tuple[tuple[Kind, str], ...] = ()
+
+
 class StoreUnavailable(StoreError):
     """The backend cannot be reached (HTTP 503). The event path keeps serving from its last view."""
 
@@ -117,13 +142,30 @@ class Store(ABC):
         entries = await self.list(kind, space)
         return len(entries), max((e.revision for e in entries), default=0)
 
+    async def current_revision(self) -> int | None:
+        """The store's revision now, read linearizably (as :meth:`list` reads), for backends that can answer
+        it cheaply (etcd: one point read); ``None``: cannot tell."""
+        return None
+
     async def unchanged_since(self, revision: int) -> bool:
         """True when no write has been committed to the store after ``revision`` (read linearizably, as
         :meth:`list` reads): a caller whose mirror has applied every change up to ``revision`` then knows
-        it holds exactly what the store holds, without a :meth:`fingerprint`. For backends that can answer
-        it more cheaply than a fingerprint (etcd: one point read instead of sorting a range); this default
-        answers False ("cannot tell"), and the caller falls back to the fingerprint."""
-        return False
+        it holds exactly what the store holds, without a :meth:`fingerprint`. False also when the backend
+        cannot tell (:meth:`current_revision` is ``None``): the caller falls back to the fingerprint."""
+        current = await self.current_revision()
+        return current is not None and current <= revision
+
+    guards_creates = False
+    """True when :meth:`create_guarded` is implemented: the backend verifies a :class:`CreateGuard` in the
+    same atomic write as the create, against every writer of the store (other processes and gateways)."""
+
+    async def create_guarded(self, kind: Kind, space: str, id: str, value: dict[str, Any],
+                             guard: CreateGuard) -> Entry:
+        """:meth:`create`, applied only if ``guard`` still holds at commit: raises :class:`AlreadyExists`
+        (the key is taken: checked first), else :class:`GuardFailed` (a required document is missing, or
+        another guarded create of ``kind`` in ``space`` committed after ``guard.checked_at``). Only for
+        backends with :attr:`guards_creates`."""
+        raise NotImplementedError(f"{type(self).__name__} does not guard creates")
 
     @abstractmethod
     async def snapshot(self) -> Snapshot:

@@ -4,7 +4,12 @@ Each document is one etcd key (see :func:`key_for`), its JSON text the value, it
 :class:`~gateway.store.base.Entry` revision. Every write is a single etcd transaction whose compare makes it
 safe against concurrent writers on other gateways: a create compares ``create_revision == 0`` (the key does
 not exist), an update or delete compares ``mod_revision`` with the revision the caller read (or
-``create_revision > 0`` when the caller gave none). A watch from a revision gives every gateway the changes
+``create_revision > 0`` when the caller gave none). A guarded create (:meth:`EtcdStore.create_guarded`, a
+subscription's) also puts ``<prefix>_creates/<kind>/<space>`` (see :func:`guard_key_for`), whose
+``mod_revision`` is then the revision of the space's latest guarded create, and compares it with the revision
+its check was made at, plus ``create_revision > 0`` on the documents it requires: of two gateways creating
+conflicting subscriptions at once, the second transaction fails and its check runs again. Those keys hold no
+document: reads and the watch skip them. A watch from a revision gives every gateway the changes
 in store order; when etcd has compacted that revision away, :class:`~gateway.store.base.WatchReset` tells the
 view to reload from a fresh snapshot.
 
@@ -34,7 +39,9 @@ from aetcd import rpc
 from .base import (
     AlreadyExists,
     Change,
+    CreateGuard,
     Entry,
+    GuardFailed,
     Kind,
     NotFound,
     RevisionConflict,
@@ -45,7 +52,7 @@ from .base import (
     WatchReset,
 )
 
-__all__ = ["DEFAULT_PREFIX", "EtcdOptions", "EtcdStore", "key_for", "parse_etcd_url"]
+__all__ = ["DEFAULT_PREFIX", "EtcdOptions", "EtcdStore", "guard_key_for", "key_for", "parse_etcd_url"]
 
 log = logging.getLogger(__name__)
 
@@ -139,6 +146,16 @@ def key_for(prefix: str, kind: Kind, space: str, id: str) -> bytes:
     """``<prefix><kind>/<space>/<id>``, space and id percent-encoded so that a ``/`` in them stays inside
     its segment (subscription ids contain paths)."""
     return f"{prefix}{kind.value}/{quote(space, safe='')}/{quote(id, safe='')}".encode()
+
+
+_GUARDS = "_creates"
+"""The first key segment of the guard keys: no :class:`~gateway.store.base.Kind` starts with ``_``."""
+
+
+def guard_key_for(prefix: str, kind: Kind, space: str) -> bytes:
+    """``<prefix>_creates/<kind>/<space>``: put by every guarded create of ``kind`` in ``space`` (its value the
+    created id, for whoever inspects etcd), so that its ``mod_revision`` is the latest such create's revision."""
+    return f"{prefix}{_GUARDS}/{kind.value}/{quote(space, safe='')}".encode()
 
 
 def _range_end(prefix: bytes) -> bytes:
@@ -359,6 +376,8 @@ class EtcdStore(Store):
 
     def _parse_key(self, key: bytes) -> tuple[Kind, str, str] | None:
         parts = key[len(self._prefix):].decode(errors="replace").split("/")
+        if parts[0] == _GUARDS:
+            return None  # a guard key (see guard_key_for): no document
         if len(parts) != 3:
             log.warning("etcd key %r is not <prefix><kind>/<space>/<id>; ignored", key)
             return None
@@ -414,16 +433,16 @@ class EtcdStore(Store):
         counted, highest = (r.response_range for r in response.responses)
         return counted.count, highest.kvs[0].mod_revision if highest.kvs else 0
 
-    async def unchanged_since(self, revision: int) -> bool:
+    async def current_revision(self) -> int:
         """A linearizable point read of one key (the prefix itself, which the gateway never writes): its
         answer's header carries the store's revision, at O(log n) cost whatever the number of keys. A write
-        anywhere in etcd moves that revision, under another prefix too: then this answers False."""
+        anywhere in etcd moves that revision, under another prefix too."""
         response = await self._call(
             lambda c: c.kv.Range(rpc.RangeRequest(key=self._prefix, keys_only=True),
                                  timeout=self.options.request_timeout, metadata=c.metadata),
             idempotent=True,
         )
-        return response.header.revision <= revision
+        return int(response.header.revision)
 
     async def snapshot(self) -> Snapshot:
         """One linearizable range over the whole prefix: all documents at exactly one store revision."""
@@ -452,6 +471,48 @@ class EtcdStore(Store):
         if not response.succeeded:
             raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
         return Entry(kind=kind, space=space, id=id, value=value, revision=response.header.revision)
+
+    guards_creates = True
+
+    async def create_guarded(self, kind: Kind, space: str, id: str, value: dict[str, Any],
+                             guard: CreateGuard) -> Entry:
+        """One transaction: compares the key's ``create_revision == 0``, the guard key's ``mod_revision <=
+        guard.checked_at`` (a missing key compares as 0) and ``create_revision > 0`` on each required
+        document; puts the document and the guard key. When it fails, its failure branch reads those keys back
+        to say why (see :meth:`~gateway.store.base.Store.create_guarded`)."""
+        key = key_for(self.options.prefix, kind, space, id)
+        guard_key = guard_key_for(self.options.prefix, kind, space)
+        required = [key_for(self.options.prefix, required_kind, space, required_id)
+                    for required_kind, required_id in guard.requires]
+        response = await self._txn(
+            rpc.TxnRequest(
+                compare=[
+                    rpc.Compare(result=rpc.Compare.EQUAL, target=rpc.Compare.CREATE, key=key, create_revision=0),
+                    rpc.Compare(result=rpc.Compare.LESS, target=rpc.Compare.MOD, key=guard_key,
+                                mod_revision=guard.checked_at + 1),
+                    *(rpc.Compare(result=rpc.Compare.GREATER, target=rpc.Compare.CREATE, key=k, create_revision=0)
+                      for k in required),
+                ],
+                success=[rpc.RequestOp(request_put=rpc.PutRequest(key=key, value=self._encode(value))),
+                         rpc.RequestOp(request_put=rpc.PutRequest(key=guard_key, value=id.encode()))],
+                failure=[rpc.RequestOp(request_range=rpc.RangeRequest(key=k, keys_only=k != guard_key))
+                         for k in (key, guard_key, *required)],
+            )
+        )
+        if response.succeeded:
+            return Entry(kind=kind, space=space, id=id, value=value, revision=response.header.revision)
+        existing, latest, *found = (r.response_range.kvs for r in response.responses)
+        if existing:
+            raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+        if latest and latest[0].mod_revision > guard.checked_at:
+            raise GuardFailed(
+                f"{kind.value} {latest[0].value.decode(errors='replace')!r} was created in space {space!r} at "
+                f"revision {latest[0].mod_revision}, after the check made at {guard.checked_at}; check again",
+                created_after=latest[0].mod_revision)
+        missing = [f"{required_kind.value} {required_id!r}"
+                   for (required_kind, required_id), kvs in zip(guard.requires, found, strict=True) if not kvs]
+        raise GuardFailed(f"{kind.value} {id!r} requires {', '.join(missing) or 'nothing missing'} in space "
+                          f"{space!r}, not found")
 
     def _guard(self, key: bytes, expected_revision: int | None) -> rpc.Compare:
         if expected_revision is None:

@@ -1,14 +1,19 @@
-"""The incremental path-conflict check on etcd (issue 16): the store's fingerprint, and gateways sharing one
-etcd seeing each other's subscriptions in their checks at once."""
+"""The incremental path-conflict check on etcd (issue 16): the store's fingerprint, guarded creates, and
+gateways sharing one etcd seeing each other's subscriptions in their checks at once, never both passing two
+conflicting creates."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 
-from gateway.store.base import Kind
+from gateway.config.service import InvalidConfig
+from gateway.store.base import AlreadyExists, CreateGuard, Entry, GuardFailed, Kind
 
 SYNC = {"type": "sync", "eventType": "e", "functionId": "f", "method": "POST"}
 
@@ -133,39 +138,164 @@ async def test_creates_need_no_fingerprint_while_the_view_keeps_up(etcd_factory,
             assert refused.status_code == 400 and "already defined" in refused.text, refused.text
 
 
+REQUIRES = ((Kind.EVENT_TYPES, "e"), (Kind.FUNCTIONS, "f"))
+
+
+async def test_guarded_create_on_etcd(shared_etcd, store_factory, unique_prefix, caplog):
+    """What a guarded create compares, and why it says it failed; its guard keys are no documents."""
+    caplog.set_level(logging.WARNING, logger="gateway.store.etcd")
+    store = await store_factory(shared_etcd.endpoint, unique_prefix)
+    other = await store_factory(shared_etcd.endpoint, unique_prefix)  # another gateway on the same prefix
+    start = await store.current_revision()
+    with pytest.raises(GuardFailed) as missing:
+        await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "a", _sub("/a"), CreateGuard(start, REQUIRES))
+    assert missing.value.created_after is None
+    assert str(missing.value) == "subscriptions 'a' requires eventtypes 'e', functions 'f' in space 'default', not found"
+    await store.create(Kind.EVENT_TYPES, "default", "e", {"name": "e"})
+    with pytest.raises(GuardFailed, match="requires functions 'f' in space"):
+        await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "a", _sub("/a"), CreateGuard(start, REQUIRES))
+    await store.create(Kind.FUNCTIONS, "default", "f", {"functionId": "f"})
+    first = await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "a", _sub("/a"), CreateGuard(start, REQUIRES))
+    # A create checked before that one, through any store on the prefix, loses and says which create beat it.
+    with pytest.raises(GuardFailed) as beaten:
+        await other.create_guarded(Kind.SUBSCRIPTIONS, "default", "b", _sub("/b"),
+                                   CreateGuard(first.revision - 1, REQUIRES))
+    assert beaten.value.created_after == first.revision
+    assert f"'a' was created in space 'default' at revision {first.revision}" in str(beaten.value)
+    with pytest.raises(AlreadyExists):  # the key taken is said first
+        await other.create_guarded(Kind.SUBSCRIPTIONS, "default", "a", _sub("/a"), CreateGuard(start, REQUIRES))
+    second = await other.create_guarded(Kind.SUBSCRIPTIONS, "default", "b", _sub("/b"),
+                                        CreateGuard(first.revision, REQUIRES))
+    # Another space (a longer name sharing the first one's characters) has its own guard.
+    third = await other.create_guarded(Kind.SUBSCRIPTIONS, "defaults", "c", _sub("/c"), CreateGuard(start))
+    # The guard keys hold no document: reads, the fingerprint and the watch skip them, without a warning.
+    snapshot = await store.snapshot()
+    assert sorted((e.kind.value, e.space, e.id) for e in snapshot.entries) == [
+        ("eventtypes", "default", "e"), ("functions", "default", "f"),
+        ("subscriptions", "default", "a"), ("subscriptions", "default", "b"), ("subscriptions", "defaults", "c")]
+    assert await store.fingerprint(Kind.SUBSCRIPTIONS, "default") == (2, second.revision)
+    seen = []
+    async for change in store.watch(start):
+        seen.append((change.kind.value, change.space, change.id, change.revision))
+        if change.revision == third.revision:
+            break
+    assert [id for _, _, id, _ in seen] == ["e", "f", "a", "b", "c"]
+    assert not [r.getMessage() for r in caplog.records if "ignored" in r.getMessage()]
+
+
+async def test_guarded_creates_racing_on_two_stores(shared_etcd, store_factory, unique_prefix):
+    """Two stores (two gateways' connections) sending guarded creates checked at the same revision at the same
+    moment: exactly one applies, every time."""
+    a = await store_factory(shared_etcd.endpoint, unique_prefix)
+    b = await store_factory(shared_etcd.endpoint, unique_prefix)
+    await a.create(Kind.EVENT_TYPES, "default", "e", {"name": "e"})
+    await a.create(Kind.FUNCTIONS, "default", "f", {"functionId": "f"})
+    for round_ in range(40):
+        checked_at = await a.current_revision()
+        results = await asyncio.gather(
+            a.create_guarded(Kind.SUBSCRIPTIONS, "default", f"a{round_}", _sub(f"/a{round_}"),
+                             CreateGuard(checked_at, REQUIRES)),
+            b.create_guarded(Kind.SUBSCRIPTIONS, "default", f"b{round_}", _sub(f"/b{round_}"),
+                             CreateGuard(checked_at, REQUIRES)),
+            return_exceptions=True)
+        assert sorted(type(result).__name__ for result in results) == ["Entry", "GuardFailed"], results
+        winner = next(result for result in results if isinstance(result, Entry))
+        loser = next(result for result in results if isinstance(result, GuardFailed))
+        assert loser.created_after == winner.revision
+    assert len(await a.list(Kind.SUBSCRIPTIONS, "default")) == 40
+
+
+async def _space_with_event_type_and_function(client: httpx.AsyncClient) -> None:
+    assert (await client.post("/eventtypes", json={"name": "e"})).status_code == 201
+    assert (await client.post("/functions", json={"functionId": "f", "type": "http",
+                                                  "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
+
+
+async def test_creates_are_checked_against_the_view_while_another_prefix_is_written(
+        shared_etcd, gateway_server, store_factory, unique_prefix):
+    """On an etcd that another application (here: another prefix) writes to between the creates, the store's
+    revision is always past the view's, yet every create that passes is checked against the view alone (no
+    fingerprint, no existence reads: its transaction verifies the rest), and conflicts written through another
+    gateway an instant before are still refused."""
+    db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
+    a = await gateway_server(db=db)
+    b = await gateway_server(db=db)
+    another_app = await store_factory(shared_etcd.endpoint, f"/another-app{unique_prefix}")
+    reads = _FingerprintReads(a.gateway.store)
+    async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
+                httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
+        await _space_with_event_type_and_function(on_a)
+        for i in range(10):
+            await another_app.create(Kind.EVENT_TYPES, "default", f"n{i}", {"name": f"n{i}"})
+            assert await a.gateway.store.current_revision() > a.gateway.view.revision  # unchanged_since: False
+            created = await on_a.post("/subscriptions", json={**SYNC, "path": f"/v{i}/:id"})
+            assert created.status_code == 201, created.text
+        assert a.gateway.config.create_checks == Counter(view=10)
+        assert reads.count == 0
+        for i in range(5):
+            # B's write, another application's, then at once A's conflicting create.
+            assert (await on_b.post("/subscriptions", json={**SYNC, "path": f"/w{i}/:id"})).status_code == 201
+            await another_app.create(Kind.EVENT_TYPES, "default", f"w{i}", {"name": f"w{i}"})
+            refused = await on_a.post("/subscriptions", json={**SYNC, "path": f"/w{i}/:name"})
+            assert refused.status_code == 400 and "already defined" in refused.text, refused.text
+            duplicate = await on_a.post("/subscriptions", json={**SYNC, "path": f"/w{i}/:id"})
+            assert duplicate.status_code == 409 and "already exists" in duplicate.text, duplicate.text
+        assert a.gateway.config.create_checks["view"] == 10 and a.gateway.config.create_checks["store"] == 0
+        entries = await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")
+        assert sorted(e.value["path"] for e in entries) == sorted([f"/v{i}/:id" for i in range(10)]
+                                                                  + [f"/w{i}/:id" for i in range(5)])
+
+
+async def test_conflicting_creates_at_the_same_instant_on_two_gateways(shared_etcd, gateway_server, unique_prefix):
+    """Two gateways' Config services each checking a conflicting create against their views at the same instant
+    (both checks made before either transaction is sent): the second transaction fails, its create is checked
+    again and refused with the same answer as on one gateway, every time."""
+    db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
+    a = await gateway_server(db=db)
+    b = await gateway_server(db=db)
+    async with httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a:
+        await _space_with_event_type_and_function(on_a)
+    rounds = 25
+    for round_ in range(rounds):
+        results = await asyncio.gather(
+            a.gateway.config.create_subscription("default", {**SYNC, "path": f"/r{round_}/:id"}),
+            b.gateway.config.create_subscription("default", {**SYNC, "path": f"/r{round_}/:name"}),
+            return_exceptions=True)
+        assert sorted(type(result).__name__ for result in results) == ["InvalidConfig", "Subscription"], results
+        refusal = next(result for result in results if isinstance(result, InvalidConfig))
+        assert str(refusal).startswith("Subscription path conflict: ") and "already defined" in str(refusal)
+    assert len(await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")) == rounds
+    # Every round, the guard decided: one transaction failed and its create was checked again.
+    assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds
+
+
 async def test_racing_conflicting_creates_on_two_gateways(shared_etcd, gateway_server, unique_prefix):
-    """Two gateways creating conflicting sync paths at the same moment: each create is checked against
-    everything committed before it began, so at most the two racing creates both pass (as with a check that
-    reads every subscription), never a create against an older one; and both gateways then route the same
-    subscription (the lower id), as a rebuild from the store would."""
+    """Two gateways creating conflicting sync paths at the same moment through HTTP: exactly one is stored,
+    the other refused as on one gateway; a third create after both is checked against the one stored; and
+    both gateways route that subscription."""
     db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
     a = await gateway_server(db=db)
     b = await gateway_server(db=db)
     async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
                 httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
-        assert (await on_a.post("/eventtypes", json={"name": "e"})).status_code == 201
-        assert (await on_a.post("/functions", json={"functionId": "f", "type": "http",
-                                                    "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
-        both_passed = 0
+        await _space_with_event_type_and_function(on_a)
         for round_ in range(20):
             answers = await asyncio.gather(on_a.post("/subscriptions", json={**SYNC, "path": f"/r{round_}/:id"}),
                                            on_b.post("/subscriptions", json={**SYNC, "path": f"/r{round_}/:name"}))
             statuses = sorted(answer.status_code for answer in answers)
-            assert statuses in ([201, 201], [201, 400]), [answer.text for answer in answers]
-            for answer in answers:
-                if answer.status_code == 400:
-                    assert "already defined" in answer.text, answer.text
-            both_passed += statuses == [201, 201]
-            # A third create, after both answered, is checked against both on either gateway.
+            assert statuses == [201, 400], [answer.text for answer in answers]
+            refused = next(answer for answer in answers if answer.status_code == 400)
+            assert "already defined" in refused.text, refused.text
+            # A third create, after both answered, is checked against the stored one on either gateway.
             late = await (on_a if round_ % 2 else on_b).post("/subscriptions", json={**SYNC, "path": f"/r{round_}/x"})
             assert late.status_code == 400 and "already defined" in late.text, late.text
         entries = await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")
-        assert len(entries) == 20 + both_passed
+        assert len(entries) == 20
         for running in (a, b):
             assert await running.gateway.view.wait_until(
                 lambda running=running: len(running.gateway.view.subscriptions("default")) == len(entries))
         for round_ in range(20):
-            ids = sorted(e.id for e in entries if e.value["path"].startswith(f"/r{round_}/"))
+            ids = [e.id for e in entries if e.value["path"].startswith(f"/r{round_}/")]
             routed = [running.gateway.events.routes.space("default").sync_subscription("POST", f"/r{round_}/v", "e")
                       for running in (a, b)]
             assert [m.subscriptions[0].subscription_id if m else None for m in routed] == [ids[0], ids[0]]
