@@ -50,6 +50,15 @@ KEEPALIVE_SECONDS = 4.0
 _STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
 
 
+class _DiedBeforeAnswer(Exception):
+    """One of the `_STALE_CONNECTION` errors (``error``) raised before any answer arrived: the only failure
+    `HTTPProvider.call` sends again. Never leaves this module: `call` turns it into a `ProviderError`."""
+
+    def __init__(self, error: aiohttp.ClientError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class HTTPSession:
     """One connection-pooling aiohttp session shared by every http function.
 
@@ -108,23 +117,28 @@ class HTTPProvider:
         try:
             try:
                 status, body = await self._post(payload, sent)
-            except _STALE_CONNECTION as exc:
-                if getattr(exc, "status_seen", False):
-                    raise
-                # The connection died before any answer: most likely a pooled one the function had closed
-                # while idle. Once more, on a new connection (the pool drops the dead one).
+            except _DiedBeforeAnswer:
+                # Most likely a pooled connection the function had closed while idle. Once more, on a new
+                # connection (the pool drops the dead one).
                 status, body = await self._post(payload, sent)
+        except _DiedBeforeAnswer as died:
+            raise self._failed(died.error) from None
         except TimeoutError:
             raise ProviderError(f"HTTP call to {self.display_url} timed out after {self.timeout:g}s") from None
         except aiohttp.ClientError as exc:
-            raise ProviderError(f"HTTP call to {self.display_url} failed: {type(exc).__name__}: "
-                                f"{str(exc).replace(self.url, self.display_url)}") from None
+            raise self._failed(exc) from None
         if not 200 <= status < 300:
             snippet = body[:200].decode("utf-8", errors="replace")
             raise ProviderError(f"HTTP call to {self.display_url} answered {status}: {snippet}")
         return body
 
+    def _failed(self, exc: aiohttp.ClientError) -> ProviderError:
+        return ProviderError(f"HTTP call to {self.display_url} failed: {type(exc).__name__}: "
+                             f"{str(exc).replace(self.url, self.display_url)}")
+
     async def _post(self, payload: bytes, headers: Mapping[str, str]) -> tuple[int, bytes]:
+        """One POST: the status and the bounded body. Raises `_DiedBeforeAnswer` when the connection died
+        before any answer arrived (safe to send again), aiohttp's own error when it died after."""
         response_seen = False
         try:
             async with self._session.get().post(
@@ -136,8 +150,9 @@ class HTTPProvider:
                     observation.call_status = status
                 return status, await self._read_bounded(response)
         except _STALE_CONNECTION as exc:
-            exc.status_seen = response_seen  # type: ignore[union-attr]  # an answer had begun: no retry
-            raise
+            if response_seen:
+                raise  # an answer had begun: the function got the request, no retry
+            raise _DiedBeforeAnswer(exc) from exc
 
     async def _read_bounded(self, response: aiohttp.ClientResponse) -> bytes:
         """The response body, read chunk by chunk, failing as soon as it passes ``max_response_bytes``.

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import shutil
 import socket
+import subprocess
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from hypercorn.asyncio import serve
@@ -13,6 +18,8 @@ from hypercorn.config import Config
 from quart import Quart, Response, request
 
 from gateway.providers import ProviderError, ProviderPool
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
@@ -172,3 +179,82 @@ async def test_a_pooled_connection_the_function_closed_is_retried_once_on_a_new_
         await session.close()
         server.close()
         await server.wait_closed()
+
+
+async def test_a_connection_that_dies_after_the_answer_began_is_not_retried() -> None:
+    """The function answered a status line and part of its body, then the connection was reset: the request
+    reached the function, so sending it again could run it twice. One request, one failure naming the error;
+    a connection dropped before any answer is retried once (two requests, then the failure)."""
+    from gateway.providers.http import HTTPProvider, HTTPSession
+
+    requests: list[int] = []
+    answer_first = True
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError):
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                           if line.lower().startswith(b"content-length:")), 0)
+            await reader.readexactly(length)
+            requests.append(1)
+            if answer_first:
+                writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100\r\n\r\npartial")
+                await writer.drain()
+                await asyncio.sleep(0.05)
+            writer.transport.abort()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    session = HTTPSession(4)
+    provider = HTTPProvider({"url": f"http://127.0.0.1:{port}/fn", "timeout": 5}, session)
+    try:
+        with pytest.raises(ProviderError, match=r"^HTTP call to http://127\.0\.0\.1:\d+/fn failed: "
+                                                r"ClientPayloadError: Response payload is not completed"):
+            await provider.call(b"{}")
+        assert len(requests) == 1  # an answer had begun: not sent again
+        answer_first = False
+        with pytest.raises(ProviderError, match=r"^HTTP call to http://127\.0\.0\.1:\d+/fn failed: "
+                                                r"(ServerDisconnectedError|ClientOSError): "):
+            await provider.call(b"{}")
+        assert len(requests) == 3  # dropped before any answer: retried once, then the failure
+    finally:
+        await session.close()
+        server.close()
+        await server.wait_closed()
+
+
+_NAMESPACE_SCRIPT = """set -e
+ip link set lo up
+printf 'nameserver 127.0.0.1\\noptions timeout:30 attempts:1\\n' > "$1"
+mount --bind "$1" /etc/resolv.conf
+shift
+exec "$@"
+"""
+
+
+def _in_namespace_with_silent_dns(tmp_path: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` run in a new user + network + mount namespace whose only name server (127.0.0.1:53,
+    served by the command itself) never answers."""
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        pytest.skip("needs unshare(1) and ip(8) for a private network namespace")
+    probe = subprocess.run(["unshare", "-r", "-n", "-m", "true"], capture_output=True, text=True, timeout=30)
+    if probe.returncode != 0:
+        pytest.skip(f"user namespaces unavailable here: {probe.stderr.strip()}")
+    return subprocess.run(
+        ["unshare", "-r", "-n", "-m", "sh", "-c", _NAMESPACE_SCRIPT, "sh", str(tmp_path / "resolv.conf"), *command],
+        capture_output=True, text=True, timeout=60, cwd=REPO)  # 60 s: a hang guard, the call's timeout is 0.5 s
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_a_host_name_that_never_resolves_is_bounded_by_the_function_timeout(tmp_path: Path, loop: str) -> None:
+    """A function whose host name's DNS query is never answered: the gateway's real resolver (glibc's
+    getaddrinfo over UDP, told to wait 30 s) asks a name server that reads the query and stays silent. The
+    call fails as a timeout after the function's 0.5 s, and the event loop kept running meanwhile."""
+    done = _in_namespace_with_silent_dns(
+        tmp_path, sys.executable, "-m", "tests.gateway.providers.hanging_dns_child", "0.5", loop)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["queries_for_host"] >= 1, result  # the resolution really went to the silent server
+    assert result["error"] == "HTTP call to http://fn.hanging-dns.test:8080/fn timed out after 0.5s", result
+    assert result["seconds"] < 10, result  # hang guard (20x the timeout): glibc alone would wait 30 s
+    assert result["loop_ticks"] > 0, result  # the loop was not blocked while the name hung
