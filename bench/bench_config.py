@@ -8,13 +8,17 @@ conflict check looks at), every sample is one ``POST /v1/spaces/{space}/subscrip
 subscription, timed from the request to the answer (the Config API answers after its own view has the
 write), then deleted again untimed so the size stays put.
 
-Two code paths in the same run, interleaved batch by batch: ``incremental`` (the per-space conflict index,
-what the gateway runs) and ``full re-check`` (the conflict check before issue 16: every subscription of the
-space read from the store and put into a fresh path tree; kept callable as the service's fallback). The
-``GET one subscription`` row is the HTTP floor of the same server (one point read).
+Code paths in the same run, interleaved batch by batch: ``incremental`` (the per-space conflict index,
+what the gateway runs; on etcd a create the view lets pass is one guarded transaction), ``store-first``
+(the index too, but the store's state read first, as before the guarded create: on etcd a point read, or the
+fingerprint when etcd's revision moved) and ``full`` (the conflict check before issue 16: every subscription
+of the space read from the store and put into a fresh path tree; kept callable as the service's fallback).
+The ``GET one subscription`` row is the HTTP floor of the same server (one point read).
 
-Run: ``python -m bench.bench_config [--sizes 20,300,1000,5000] [--samples 40] [--rounds 4] [--etcd]``
-(``--etcd``: the store is a real etcd started here, as ``bench_cluster`` does).
+Run: ``python -m bench.bench_config [--sizes 20,300,1000,5000] [--samples 40] [--rounds 4] [--paths ...]
+[--etcd [--foreign-writes]]`` (``--etcd``: the store is a real etcd started here, as ``bench_cluster``
+does; ``--foreign-writes``: before each timed create, untimed, one write under another prefix of that etcd,
+as another application sharing it would make).
 """
 
 from __future__ import annotations
@@ -61,10 +65,12 @@ async def fill(gateway: Any, space: str, size: int) -> None:
 
 def set_path(gateway: Any, name: str) -> None:
     """Select the conflict-check code path of the gateway's config service."""
-    gateway.config.incremental_conflicts = name == "incremental"
+    gateway.config.incremental_conflicts = name != "full"
+    gateway.config.view_first_creates = name == "incremental"
 
 
-async def run(sizes: list[int], samples: int, rounds: int, paths: list[str], etcd: bool = False) -> None:
+async def run(sizes: list[int], samples: int, rounds: int, paths: list[str], etcd: bool = False,
+              foreign_writes: bool = False) -> None:
     import httpx
 
     from gateway.server import start_gateway
@@ -79,6 +85,13 @@ async def run(sizes: list[int], samples: int, rounds: int, paths: list[str], etc
         settings = Settings(events_port=0, config_port=0, drain_timeout=1.0, data_dir=workdir, db=db, queue="memory")
         running = await start_gateway(settings, close_grace=0)
         gateway = running.gateway
+        another_app = None
+        if foreign_writes:
+            from gateway.store.base import Kind
+            from gateway.store.etcd import EtcdStore, parse_etcd_url
+            assert server is not None
+            another_app = EtcdStore(parse_etcd_url(f"etcd://{server.endpoint}/bench-another-app/"))
+            await another_app.open()
         try:
             started = time.perf_counter()
             for size in sizes:
@@ -97,6 +110,8 @@ async def run(sizes: list[int], samples: int, rounds: int, paths: list[str], etc
                                 serial += 1
                                 body = {"type": "sync", "eventType": EVENT_TYPE, "functionId": FUNCTION,
                                         "path": f"/new/{serial}", "method": "POST"}
+                                if another_app is not None:
+                                    await another_app.create(Kind.EVENT_TYPES, "x", f"x{serial}", {"n": serial})
                                 t0 = time.perf_counter()
                                 answer = await client.post(base, json=body)
                                 results[(size, name)].append(time.perf_counter() - t0)
@@ -110,6 +125,8 @@ async def run(sizes: list[int], samples: int, rounds: int, paths: list[str], etc
                                 assert deleted.status_code == 204, deleted.text
             set_path(gateway, "incremental")
         finally:
+            if another_app is not None:
+                await another_app.close()
             await running.stop()
             if server is not None:
                 from tests.cluster.etcd_server import remove_etcd_server
@@ -126,17 +143,20 @@ async def run(sizes: list[int], samples: int, rounds: int, paths: list[str], etc
         for size in sizes:
             values = results[(size, name)]
             median = statistics.median(values)
-            label = {"incremental": "create (incremental check)", "full": "create (full re-check, old path)",
+            label = {"incremental": "create (incremental check)",
+                     "store-first": "create (incremental, store read first: before the guard)",
+                     "full": "create (full re-check, old path)",
                      "GET": "GET one subscription (HTTP floor)"}[name]
             print(f"| {size:,} | {label} | {median * 1000:.2f} ms | {percentile(values, 0.9) * 1000:.2f} ms | "
                   f"{max(values) * 1000:.2f} ms | {median / first:.2f}x |")
-    if "full" in paths and "incremental" in paths:
-        print()
-        for size in sizes:
-            new = statistics.median(results[(size, "incremental")])
-            old = statistics.median(results[(size, "full")])
-            print(f"{size:>6,} subscriptions: incremental {new * 1000:.2f} ms vs full re-check {old * 1000:.2f} ms "
-                  f"({old / new:.1f}x faster)")
+    for baseline in ("store-first", "full"):
+        if baseline in paths and "incremental" in paths:
+            print()
+            for size in sizes:
+                new = statistics.median(results[(size, "incremental")])
+                old = statistics.median(results[(size, baseline)])
+                print(f"{size:>6,} subscriptions: incremental {new * 1000:.2f} ms vs {baseline} {old * 1000:.2f} ms "
+                      f"({old / new:.2f}x)")
 
 
 def main(argv: Sequence[str] = ()) -> None:
@@ -146,10 +166,15 @@ def main(argv: Sequence[str] = ()) -> None:
     parser.add_argument("--samples", type=int, default=40, help="creates per size and path (default %(default)s)")
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--paths", default="incremental,full",
-                        help="code paths, comma-separated: incremental, full (default %(default)s)")
+                        help="code paths, comma-separated: incremental, store-first, full (default %(default)s)")
     parser.add_argument("--etcd", action="store_true", help="a real etcd started here instead of SQLite")
+    parser.add_argument("--foreign-writes", action="store_true",
+                        help="with --etcd: one write under another prefix before each timed create")
     args = parser.parse_args(list(argv))
-    asyncio.run(run([int(s) for s in args.sizes.split(",")], args.samples, args.rounds, args.paths.split(","), args.etcd))
+    if args.foreign_writes and not args.etcd:
+        parser.error("--foreign-writes needs --etcd")
+    asyncio.run(run([int(s) for s in args.sizes.split(",")], args.samples, args.rounds, args.paths.split(","),
+                    args.etcd, args.foreign_writes))
 
 
 if __name__ == "__main__":

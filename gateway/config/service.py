@@ -154,6 +154,9 @@ class ConfigService:
         #: False: every create re-reads the space's subscriptions from the store (the check before issue
         #: 16, kept as the fallback; benches compare both).
         self.incremental_conflicts = True
+        #: False: a create is checked with the store's state first even where the store guards creates (the
+        #: way before the guard; its transaction is still guarded; benches compare both).
+        self.view_first_creates = True
         # One subscription create per space at a time in this gateway: its check, write and own view update
         # happen before the next create's check. Creates through other gateways or processes are caught by the
         # store's guard (Store.create_guarded) where the backend has one (etcd).
@@ -269,7 +272,7 @@ class ConfigService:
         transaction that finds a newer subscription waits for the view to apply it and checks again."""
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
         async with self._create_locks[space]:
-            view_first = self.incremental_conflicts and self._store.guards_creates
+            view_first = self.incremental_conflicts and self.view_first_creates and self._store.guards_creates
             for _ in range(CREATE_ATTEMPTS):
                 try:
                     if not (view_first and await self._create_if_view_allows(subscription)):
@@ -280,7 +283,8 @@ class ConfigService:
                     log.debug("subscription create in space %r checked again: %s", space, failed)
                     # The view first again once it has the create that came first; a required document
                     # missing (or the view lagging) means reading the store.
-                    view_first = (self.incremental_conflicts and failed.created_after is not None
+                    view_first = (self.incremental_conflicts and self.view_first_creates
+                                  and failed.created_after is not None
                                   and await self._view.wait_until(functools.partial(self._seen, failed.created_after),
                                                                   CONFLICT_CATCH_UP_SECONDS))
         raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} was not created: other "
