@@ -13,11 +13,14 @@ Absolute numbers depend on the machine and are only comparable within one run.
 
 Tracing (issue 15): one more gateway runs the one-plugin scenario with traces on (``--otel-endpoint`` to an
 OTLP/HTTP sink in its own process that answers 200 to every export, ``OTEL_TRACES_SAMPLER=always_on``: every
-event sampled); its row is compared with the same scenario untraced. ``--compare-tree DIR`` adds a no-plugin
+event sampled); its row is compared with the same scenario untraced. ``--sampler-off`` adds that scenario with
+``OTEL_TRACES_SAMPLER=always_off`` (traces configured, none sampled: the trace context only propagated), from
+this tree and, with ``--compare-tree``, from that one too (issue 16). ``--compare-tree DIR`` adds a no-plugin
 gateway and a three-plugin one run from another source tree (e.g. ``git archive`` of the commit before a change,
 extracted to DIR): what a change costs the event path, or saves the plugins, measured side by side.
 
     python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--compare-tree DIR] [--only WORDS]
+        [--sampler-off]
 """
 
 from __future__ import annotations
@@ -43,6 +46,8 @@ import wasmtime
 REPO = Path(__file__).resolve().parent.parent
 KIT = REPO / "wasm_abi" / "pdk" / "wat" / "kit.wat"
 GUARD = REPO / "plugin_examples" / "wat" / "guard.wat"
+#: The scenario of --sampler-off: traces configured, the sampler samples nothing.
+SAMPLER_OFF = "1 sync event.received plugin, sampler always_off"
 STAGES = ("eventgateway.event.received", "eventgateway.function.invoking", "eventgateway.function.invoked",
           "eventgateway.function.invocationFailed")
 
@@ -234,6 +239,12 @@ async def run(args: argparse.Namespace) -> list[Result]:
             ("3 plugins on all stages", stage, (), {}, REPO),
             ("no plugin (control: a 2nd identical process)", [], (), {}, REPO),
             ("1 sync event.received plugin, traced (100 % sampled, OTLP/HTTP)", [GUARD], *traced, REPO)]
+        if args.sampler_off:  # traces configured, none sampled: what the trace context's propagation costs
+            sampler_off = (traced[0], {"OTEL_TRACES_SAMPLER": "always_off"})
+            scenarios.append((SAMPLER_OFF, [GUARD], *sampler_off, REPO))
+            if args.compare_tree is not None:
+                scenarios.append((f"{SAMPLER_OFF}, tree {args.compare_tree}", [GUARD], *sampler_off,
+                                  Path(args.compare_tree).resolve()))
         if args.compare_tree is not None:
             tree = Path(args.compare_tree).resolve()
             scenarios += [(f"no plugin, tree {args.compare_tree}", [], (), {}, tree),
@@ -324,6 +335,10 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
         lines += ["", (f"Tracing on (every event sampled) vs the same scenario untraced: throughput "
                        f"{traced.rate / untraced.rate:.2f}x, p50 {traced.percentile(50) / untraced.percentile(50):.2f}x, "
                        f"gateway CPU per event {(traced.cpu / traced.requests) / (untraced.cpu / untraced.requests):.2f}x")]
+    for r in results:
+        if r.name.startswith(SAMPLER_OFF) and untraced is not None and r.requests and untraced.requests:
+            lines += ["", (f"{r.name} vs untraced: throughput {r.rate / untraced.rate:.2f}x, "
+                           f"gateway CPU per event {_cpu_per_event(r) / _cpu_per_event(untraced):.2f}x")]
     return "\n".join(lines)
 
 
@@ -339,6 +354,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", action="append", metavar="WORDS", default=[],
                         help="run only the scenarios whose name contains WORDS (repeatable; the no-plugin "
                              "baseline always runs), e.g. --only '3 plugins' --only control")
+    parser.add_argument("--sampler-off", action="store_true",
+                        help="also run the one-plugin scenario with traces configured and OTEL_TRACES_SAMPLER="
+                             "always_off (with --compare-tree: from that tree too)")
     args = parser.parse_args(argv if argv is not None else [])
     results = asyncio.run(run(args))
     print(report(results, args))

@@ -11,6 +11,12 @@ so with tracing off and nobody on the tail (the pipeline then sets nothing) a ho
 the tail had listeners when the event arrived) and its spans (only when tracing is on), then publishes the
 finished record to the hub.
 
+A request whose trace the sampler does not sample, with nobody on the tail, is not observed: it gets a
+:class:`_PropagatingRequest` whose hooks do nothing but hand its trace context on (the ``traceparent`` of
+functions, the event's extension) -- no span, record or stage object. The decision is taken once, at the
+root: without asking the sampler where its answer is known (``always_off``, and the ``parentbased_``
+samplers for a new trace or a caller's unsampled one: ``SpanRecorder.decision``), else by asking it.
+
 The spans of one request (see docs/operations.md, "Traces"):
 
 - ``eventgateway.request`` (SERVER), the root; it continues an incoming W3C ``traceparent`` /
@@ -29,6 +35,7 @@ The spans of one request (see docs/operations.md, "Traces"):
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
@@ -89,31 +96,46 @@ def _with_trace_extension(event: dict[str, Any], parent: str, state: str | None)
     return ce.set_extension(event, V01_KEY, value)
 
 
+#: W3C Trace Context's ``traceparent`` (version, trace id, parent id, flags, what a later version adds), and
+#: the bounds the SDK's propagator applies to both headers.
+_TRACEPARENT = re.compile(r"^[ \t]*([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})(?:(-.*)|[ \t]*)$")
+_TRACEPARENT_MAX = 512
+_TRACESTATE_MAX = 8192
+_ZERO_TRACE = "0" * 32
+_ZERO_SPAN = "0" * 16
+
+
 class _Otel:
     """The OpenTelemetry names the observations use, imported once, only when tracing is on."""
 
     def __init__(self) -> None:
-        from opentelemetry.context import Context
-        from opentelemetry.trace import Link, SpanKind, Status, StatusCode, get_current_span
-        from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+        from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode, TraceFlags, TraceState
 
-        self.Context = Context
         self.Link = Link
         self.SpanKind = SpanKind
+        self.SpanContext = SpanContext
+        self.TraceFlags = TraceFlags
+        self.TraceState = TraceState
         self.Status = Status
         self.ERROR = StatusCode.ERROR
-        self.current_span = get_current_span
-        self.propagator = TraceContextTextMapPropagator()
 
     def extract(self, parent: str | None, state: str | None) -> Any:
-        """The (remote) ``SpanContext`` a ``traceparent`` names; None when it is missing or malformed."""
-        if not parent:
+        """The (remote) ``SpanContext`` a ``traceparent`` names; None when it is missing or malformed. The
+        W3C rules exactly as the SDK's ``TraceContextTextMapPropagator.extract`` applies them (a test holds the
+        two together), without its ``Context`` objects: this runs for every request that carries a header."""
+        if not parent or len(parent) > _TRACEPARENT_MAX:
             return None
-        carrier = {"traceparent": parent}
-        if state:
-            carrier["tracestate"] = state
-        context = self.current_span(self.propagator.extract(carrier, context=self.Context())).get_span_context()
-        return context if context.is_valid else None
+        match = _TRACEPARENT.match(parent)
+        if match is None:
+            return None
+        version, trace_id, span_id, flags, rest = match.groups()
+        if trace_id == _ZERO_TRACE or span_id == _ZERO_SPAN or version == "ff" or (version == "00" and rest):
+            return None
+        trace_state = None
+        if state and len(state) <= _TRACESTATE_MAX:
+            trace_state = self.TraceState.from_header([state])
+        return self.SpanContext(int(trace_id, 16), int(span_id, 16), True, self.TraceFlags(int(flags, 16)),
+                                trace_state)
 
 
 def _traceparent(span: Any) -> tuple[str, str | None]:
@@ -151,8 +173,22 @@ class Observer:
         return hub.publish if hub is not None and hub.listening else None
 
     def request(self, method: str, path: str, space: str, header: Callable[[str], str | None]) -> RequestObservation:
-        """The observation of one Events API request (``header``: its headers by name)."""
-        return RequestObservation(self, method, path, space, header)
+        """The observation of one Events API request (``header``: its headers by name). A request whose trace
+        is not sampled, with nobody on the tail, gets a :class:`_PropagatingRequest`: its trace context
+        travels, nothing else is made."""
+        tracer, otel = self._tracer, self._otel
+        if tracer is None or otel is None:
+            return RequestObservation(self, method, path, space, header, None)
+        parent = otel.extract(header("traceparent"), header("tracestate"))
+        listening = self.hub is not None and self.hub.listening
+        if not listening and tracer.decision(parent) is False:
+            return _PropagatingRequest(tracer.unsampled(parent))
+        root = tracer.start_span(
+            "eventgateway.request", parent, kind=otel.SpanKind.SERVER,
+            attributes={"http.request.method": method, "url.path": str(cut(path)), "eventgateway.space": space})
+        if not listening and not root.is_recording():
+            return _PropagatingRequest(root)
+        return RequestObservation(self, method, path, space, header, root)
 
     def delivery(self, *, space: str, function_id: str, event: dict[str, Any], delivery_id: str, attempt: int,
                  system: bool) -> Observation:
@@ -160,6 +196,9 @@ class Observer:
         linked to the span that accepted the event (from its distributed-tracing extension)."""
         span = None
         tracer, otel = self._tracer, self._otel
+        publish = self._publisher()
+        if tracer is not None and publish is None and tracer.decision(None) is False:
+            return _Propagating(tracer.unsampled(None))  # a root the sampler does not sample: only propagated
         if tracer is not None and otel is not None:
             links = []
             carried = trace_extension(event)
@@ -171,7 +210,8 @@ class Observer:
                 attributes={"eventgateway.space": space, "eventgateway.function.id": function_id,
                             "eventgateway.delivery.id": delivery_id, "eventgateway.delivery.attempt": attempt,
                             "eventgateway.delivery.system": system, **_event_attributes(event)})
-        publish = self._publisher()
+            if publish is None and not span.is_recording():
+                return _Propagating(span)
         record = None
         if publish is not None:
             record = _record(event, space, kind="delivery")
@@ -440,7 +480,7 @@ class RequestObservation:
     __slots__ = ("_batch", "_observer", "_parse_record", "_publish", "_started", "_token", "events", "space", "span")
 
     def __init__(self, observer: Observer, method: str, path: str, space: str,
-                 header: Callable[[str], str | None]) -> None:
+                 header: Callable[[str], str | None], span: Any) -> None:
         self._observer = observer
         self._publish = observer._publisher()
         self._started = time.perf_counter()
@@ -449,13 +489,8 @@ class RequestObservation:
         self._batch = False
         self._parse_record: EventRecord | None = None
         self._token: Token[Observation | None] | None = None
-        self.span: Any = None
-        tracer, otel = observer._tracer, observer._otel
-        if tracer is not None and otel is not None:
-            self.span = tracer.start_span(
-                "eventgateway.request", otel.extract(header("traceparent"), header("tracestate")),
-                kind=otel.SpanKind.SERVER,
-                attributes={"http.request.method": method, "url.path": str(cut(path)), "eventgateway.space": space})
+        #: The root span (``eventgateway.request``, made by the observer), or None when not tracing.
+        self.span: Any = span
 
     def preflight(self) -> None:
         if self.span is not None:
@@ -510,3 +545,101 @@ class RequestObservation:
             self._publish(self._parse_record)
         if self.span is not None:
             _end_span(self.span, self._observer._otel, status, error)
+
+
+class _Propagating(Observation):
+    """An event whose trace is not sampled, watched by nobody on the tail: nothing is recorded, no span or
+    record is made; its trace context (``span``: the unsampled root, a :class:`~gateway.observe.tracing.LiteSpan`)
+    still travels as a sampled one would: functions receive its ``traceparent`` (flags ``00``) and
+    ``tracestate``, the event its distributed-tracing extension. The hooks of the event path cost a call each.
+    Every span the SDK would make under it is not sampled either (each follows the root's decision), so one
+    context stands for them all: the function is given the root's span id as its parent."""
+
+    __slots__ = ("_headers",)
+
+    def __init__(self, context: Any) -> None:  # the base's other fields are never read here
+        self.span = context
+        self.record = None
+        self._tracer = None
+        self._token = None
+        self.call_status = None
+        self._headers: dict[str, str] | None = None
+
+    def _propagated(self) -> dict[str, str]:
+        headers = self._headers
+        if headers is None:
+            parent, state = _traceparent(self.span)
+            headers = self._headers = {"traceparent": parent, "tracestate": state} if state else {"traceparent": parent}
+        return headers
+
+    def begin_stage(self, name: str) -> _Stage:
+        return _NO_STAGE
+
+    def end_stage(self, stage: _Stage, *, note: str | None = None, rejected: tuple[str, int, str] | None = None,
+                  rewritten: bool = False, attributes: Mapping[str, Any] | None = None) -> None:
+        pass
+
+    def stage_done(self, name: str, started: float, started_ns: int, *, note: str | None = None,
+                   attributes: Mapping[str, Any] | None = None) -> None:
+        pass
+
+    def plugin(self, name: str, mode: str, verdict: str, started_ns: int, *, status: int | None = None,
+               message: str | None = None, fault_kind: str | None = None, fuel: int | None = None) -> None:
+        pass
+
+    def async_parent(self) -> AsyncParent | None:
+        return None
+
+    def begin_call(self, function_id: str, provider: str, mode: str, attempt: int | None) -> _Call:
+        call = _Call(function_id, provider, mode, attempt)
+        call.headers = self._propagated()
+        self.call_status = None
+        return call
+
+    def end_call(self, call: _Call, ok: bool, error: str | None = None) -> None:
+        pass
+
+    def stamp(self, event: dict[str, Any]) -> dict[str, Any]:
+        if trace_extension(event) is not None:
+            return event
+        headers = self._propagated()
+        return _with_trace_extension(event, headers["traceparent"], headers.get("tracestate"))
+
+    def finish(self, status: int | None, error: BaseException | str | None = None) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None
+
+
+#: The stage every :class:`_Propagating` observation hands out (it records nothing in it).
+_NO_STAGE = _Stage(None)
+
+
+class _PropagatingRequest(RequestObservation):
+    """A request whose trace is not sampled, watched by nobody on the tail: one :class:`_Propagating`
+    observation stands for all its events (the root's context is what each of them propagates)."""
+
+    __slots__ = ("_observation",)
+
+    def __init__(self, context: Any) -> None:  # the base's other fields are never read here
+        self.span = None
+        self._token = None
+        self._observation = _Propagating(context)
+
+    def preflight(self) -> None:
+        pass
+
+    def invalid(self, message: str) -> None:
+        pass
+
+    def parsed(self, events: list[dict[str, Any]], batch: bool) -> None:
+        if events:
+            self._token = _CURRENT.set(self._observation)
+
+    def select(self, index: int) -> None:
+        pass
+
+    def finish(self, status: int | None, error: BaseException | None = None) -> None:
+        if self._token is not None:
+            _CURRENT.reset(self._token)
+            self._token = None

@@ -173,13 +173,34 @@ class SpanRecorder:
         #: What an ended span is handed to (its export queue, or every queue).
         self.add: Callable[[Any], None] = queues[0].add if len(queues) == 1 else _Fanout(queues).add
         self._sampler = provider.sampler
-        #: A new trace (no parent) is always sampled (``always_on``, ``parentbased_always_on``, the default):
-        #: the sampler's answer is known without asking it.
-        self._roots_sampled = _samples_every_root(provider.sampler)
+        #: The sampler's answer where it is known without asking it (``always_on``/``always_off`` and the
+        #: ``parentbased_`` forms): for a new trace, under a caller's sampled and unsampled span (None where
+        #: the sampler must be asked: a ratio, another sampler).
+        self._root_decision, self._sampled_parent_decision, self._unsampled_parent_decision = _static_decisions(
+            provider.sampler)
+        #: A new trace (no parent) is always sampled (``always_on``, ``parentbased_always_on``, the default).
+        self._roots_sampled = self._root_decision is True
         self._sampled = api.TraceFlags(api.TraceFlags.SAMPLED)
         self._not_sampled = api.TraceFlags(api.TraceFlags.DEFAULT)
         self._kinds = {id(kind): kind.value + 1 for kind in api.SpanKind}  # the API's kinds by identity: OTLP's numbers
         self._internal = api.SpanKind.INTERNAL
+
+    def decision(self, parent: Any) -> bool | None:
+        """Whether a span under ``parent`` (a caller's ``SpanContext``, or None: a new trace) is sampled, when
+        the sampler's answer is known without asking it; None when it must be asked (:meth:`start_span`)."""
+        if parent is None:
+            return self._root_decision
+        return self._sampled_parent_decision if parent.trace_flags & 1 else self._unsampled_parent_decision
+
+    def unsampled(self, parent: Any) -> LiteSpan:
+        """A span that is not sampled under ``parent`` (a caller's ``SpanContext``, or None): nothing recorded,
+        a context to propagate (the caller's trace and trace state, or a new trace), as the SDK gives its
+        non-recording spans."""
+        if parent is None:
+            return LiteSpan(None, "", random.getrandbits(128) or 1, random.getrandbits(64) or 1, self._not_sampled,
+                            None, 0, None, 1, {}, (), 0)
+        return LiteSpan(None, "", parent.trace_id, random.getrandbits(64) or 1, self._not_sampled, parent.trace_state,
+                        parent.span_id, parent.is_remote, 1, {}, (), 0)
 
     def start_span(self, name: str, parent: Any = None, *, kind: Any = None, attributes: Mapping[str, Any] | None = None,
                    links: Sequence[Any] = (), start_time: int | None = None) -> LiteSpan:
@@ -210,10 +231,22 @@ class SpanRecorder:
                         kind_number, values, links, start_time if start_time is not None else time.time_ns())
 
 
-def _samples_every_root(sampler: Any) -> bool:
-    from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+def _static_decisions(sampler: Any) -> tuple[bool | None, bool | None, bool | None]:
+    """What ``sampler`` decides for a root, under a caller's sampled span and under a caller's unsampled span,
+    where it decides without looking at the span (a static sampler, alone or as a ``ParentBased``'s delegate
+    for that case); None: it must be asked."""
+    from opentelemetry.sdk.trace.sampling import Decision, ParentBased, StaticSampler
 
-    return sampler is ALWAYS_ON or (type(sampler) is ParentBased and getattr(sampler, "_root", None) is ALWAYS_ON)
+    def static(delegate: Any) -> bool | None:
+        if type(delegate) is StaticSampler:
+            return getattr(delegate, "_decision", None) is Decision.RECORD_AND_SAMPLE
+        return None
+
+    if type(sampler) is ParentBased:
+        return (static(getattr(sampler, "_root", None)), static(getattr(sampler, "_remote_parent_sampled", None)),
+                static(getattr(sampler, "_remote_parent_not_sampled", None)))
+    decision = static(sampler)
+    return decision, decision, decision
 
 
 class _TraceExportMetrics:

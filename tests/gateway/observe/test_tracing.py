@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,7 +14,7 @@ import pytest
 from tests.gateway_fixtures import RecordedRequest
 from tests.wat import kit_plugin
 
-from .otlp_receiver import OtlpReceiver, Span
+from .otlp_receiver import Span
 
 pytestmark = pytest.mark.slow  # a gateway process
 
@@ -25,14 +24,6 @@ INVOKED = "eventgateway.function.invoked"
 CE = {"content-type": "application/cloudevents+json"}
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 CLIENT_SPAN = "00f067aa0ba902b7"
-
-
-@pytest.fixture
-async def otlp() -> AsyncIterator[OtlpReceiver]:
-    receiver = OtlpReceiver()
-    await receiver.start()
-    yield receiver
-    await receiver.stop()
 
 
 def _one(spans: list[Span], name: str, **attributes: object) -> Span:

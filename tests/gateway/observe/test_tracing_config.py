@@ -102,6 +102,12 @@ def test_the_sampler_decides_at_the_root_and_children_follow(monkeypatch, sample
         continued = recorder.start_span("continued", remote)
         assert continued.parent_remote is True and continued.trace_id == 0xABC
         assert continued.is_recording() == (sampler in ("always_on", "traceidratio"))
+        # Where the recorder knows the answer without asking the sampler, it is the sampler's answer.
+        sampled_remote = api.SpanContext(0xABC, 0xDEF, is_remote=True, trace_flags=api.TraceFlags(1))
+        assert recorder.decision(None) in (None, root_sampled)
+        assert recorder.decision(remote) in (None, continued.is_recording())
+        assert recorder.decision(sampled_remote) in (None, recorder.start_span("s", sampled_remote).is_recording())
+        assert (recorder.decision(None), recorder.decision(remote)) != (None, None) or "ratio" in sampler
     finally:
         tracing.shutdown()
 
@@ -111,3 +117,32 @@ def test_the_sampler_decides_at_the_root_and_children_follow(monkeypatch, sample
 def test_a_batching_or_limit_variable_that_is_no_number_is_an_error_naming_it(name) -> None:
     with pytest.raises(TracingConfigError, match=name):
         configure_tracing("http://c:4318", {name: "lots"})
+
+
+_PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+
+
+@pytest.mark.parametrize("parent, state", [
+    (_PARENT, None), (_PARENT, "vendor=abc,other=x"), (_PARENT, "not a = valid state"), (_PARENT, ""),
+    (_PARENT, "k=" + "v" * 9000), (_PARENT[:-2] + "00", "a=b"), ("  " + _PARENT + "\t", None), (_PARENT + "\n", None),
+    (_PARENT + "-more", None), ("01" + _PARENT[2:] + "-more", None), ("ff" + _PARENT[2:], None),
+    ("00-" + "0" * 32 + "-00f067aa0ba902b7-01", None), ("00-4bf92f3577b34da6a3ce929d0e0e4736-" + "0" * 16 + "-01", None),
+    (_PARENT.upper(), None), (_PARENT[:-1], None), ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-ff", None),
+    ("", None), ("x" * 600, None), (_PARENT + "-" + "x" * 520, None), ("garbage", "a=b"),
+])
+def test_a_traceparent_is_read_as_the_sdks_propagator_reads_it(parent: str, state: str | None) -> None:
+    """The observer's own W3C parse (no Context objects per request) against the SDK's propagator."""
+    from opentelemetry.context import Context
+    from opentelemetry.trace import get_current_span
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from gateway.observe.observation import _Otel
+
+    carrier = {"traceparent": parent, **({"tracestate": state} if state else {})}
+    expected = get_current_span(TraceContextTextMapPropagator().extract(carrier, context=Context())).get_span_context()
+    ours = _Otel().extract(parent, state)
+    if not expected.is_valid:
+        assert ours is None
+    else:
+        assert ours == expected and ours.is_remote
+        assert ours.trace_state == expected.trace_state and ours.trace_flags == expected.trace_flags
