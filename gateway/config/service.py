@@ -287,9 +287,9 @@ class ConfigService:
                                   and failed.created_after is not None
                                   and await self._view.wait_until(functools.partial(self._seen, failed.created_after),
                                                                   CONFLICT_CATCH_UP_SECONDS))
-        raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} was not created: other "
-                             f"subscriptions kept being created in the space while it was checked ({CREATE_ATTEMPTS} "
-                             f"times); retry.")
+        raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} was not created: checked "
+                             f"{CREATE_ATTEMPTS} times, other subscriptions were created in the space each time "
+                             f"before it could be written; retry.")
 
     async def _create_if_view_allows(self, subscription: Subscription) -> bool:
         """Create ``subscription`` if this gateway's view, as it is, lets every check pass, guarded by what the

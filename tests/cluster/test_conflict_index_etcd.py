@@ -43,7 +43,7 @@ async def test_two_gateways_check_against_each_others_writes(shared_etcd, gatewa
     db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
     a = await gateway_server(db=db)
     b = await gateway_server(db=db)
-    noise = await gateway_server(db=f"etcd://{shared_etcd.endpoint}{unique_prefix}noise/")
+    noise = await gateway_server(db=f"etcd://{shared_etcd.endpoint}/noise{unique_prefix}")
     async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
                 httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b,
                 httpx.AsyncClient(base_url=noise.config_url + "/v1/spaces/default", timeout=10) as on_noise):
@@ -205,10 +205,15 @@ async def test_guarded_creates_racing_on_two_stores(shared_etcd, store_factory, 
     assert len(await a.list(Kind.SUBSCRIPTIONS, "default")) == 40
 
 
-async def _space_with_event_type_and_function(client: httpx.AsyncClient) -> None:
+async def _space_with_event_type_and_function(client: httpx.AsyncClient, *others: Any) -> None:
+    """The event type and function the subscriptions use, created through ``client`` and applied by the views
+    of the ``others`` gateways too (so that their checks start from the same state)."""
     assert (await client.post("/eventtypes", json={"name": "e"})).status_code == 201
     assert (await client.post("/functions", json={"functionId": "f", "type": "http",
                                                   "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
+    for running in others:
+        assert await running.gateway.view.wait_until(
+            lambda running=running: running.gateway.view.function("default", "f") is not None)
 
 
 async def test_creates_are_checked_against_the_view_while_another_prefix_is_written(
@@ -254,7 +259,7 @@ async def test_conflicting_creates_at_the_same_instant_on_two_gateways(shared_et
     a = await gateway_server(db=db)
     b = await gateway_server(db=db)
     async with httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a:
-        await _space_with_event_type_and_function(on_a)
+        await _space_with_event_type_and_function(on_a, b)
     rounds = 25
     for round_ in range(rounds):
         results = await asyncio.gather(
@@ -267,6 +272,32 @@ async def test_conflicting_creates_at_the_same_instant_on_two_gateways(shared_et
     assert len(await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")) == rounds
     # Every round, the guard decided: one transaction failed and its create was checked again.
     assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds
+    # Creates that do not conflict both pass, the second after checking again.
+    both = await asyncio.gather(a.gateway.config.create_subscription("default", {**SYNC, "path": "/both/a"}),
+                                b.gateway.config.create_subscription("default", {**SYNC, "path": "/both/b"}))
+    assert sorted(s.path for s in both) == ["/both/a", "/both/b"]
+    assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds + 1
+
+
+async def test_a_create_that_keeps_losing_gives_up_with_409(shared_etcd, gateway_server, unique_prefix, monkeypatch):
+    """Each lost transaction means another create in the space was written; after CREATE_ATTEMPTS of them the
+    create answers 409 (here the bound is 1, reached by one exact race)."""
+    from gateway.config import service
+
+    monkeypatch.setattr(service, "CREATE_ATTEMPTS", 1)
+    db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
+    a = await gateway_server(db=db)
+    b = await gateway_server(db=db)
+    async with httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a:
+        await _space_with_event_type_and_function(on_a, b)
+    results = await asyncio.gather(a.gateway.config.create_subscription("default", {**SYNC, "path": "/a"}),
+                                   b.gateway.config.create_subscription("default", {**SYNC, "path": "/b"}),
+                                   return_exceptions=True)
+    assert sorted(type(result).__name__ for result in results) == ["ConfigConflict", "Subscription"], results
+    gave_up = next(result for result in results if isinstance(result, service.ConfigConflict))
+    assert str(gave_up).endswith("was not created: checked 1 times, other subscriptions were created in the space "
+                                 "each time before it could be written; retry.")
+    assert len(await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")) == 1
 
 
 async def test_racing_conflicting_creates_on_two_gateways(shared_etcd, gateway_server, unique_prefix):
