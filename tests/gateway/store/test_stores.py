@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from gateway.store import open_store
-from gateway.store.base import AlreadyExists, Change, Kind, NotFound, RevisionConflict, Store, WatchReset
+from gateway.store.base import AlreadyExists, Change, CreateGuard, Kind, NotFound, RevisionConflict, Store, WatchReset
 from gateway.store.memory import MemoryStore
 from gateway.store.sqlite import SQLiteStore
 
@@ -138,3 +138,14 @@ def test_open_store_urls(tmp_path: Path) -> None:
         open_store("redis://localhost")
     with pytest.raises(ValueError, match="no file"):
         open_store("sqlite:")
+
+
+async def test_memory_and_sqlite_do_not_guard_creates(store: Store) -> None:
+    """Only etcd verifies a CreateGuard in its write (tests/cluster); here the Config service checks with the
+    store's state instead, and a caller asking for a guarded create gets a clear refusal, not an unguarded write."""
+    await store.create(Kind.FUNCTIONS, "default", "f", {"functionId": "f"})
+    assert store.guards_creates is False
+    assert await store.current_revision() is None and not await store.unchanged_since(10**9)
+    with pytest.raises(NotImplementedError, match=f"{type(store).__name__} does not guard creates"):
+        await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "s", {}, CreateGuard(10**9))
+    assert await store.get(Kind.SUBSCRIPTIONS, "default", "s") is None
