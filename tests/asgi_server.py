@@ -22,24 +22,29 @@ class AsgiServer:
     start-up polling, and no race for the port between choosing it and binding it. ``port``: 0 (the
     default) for a free one, or one chosen in advance (a function that is down until started).
     ``log_errors``: Hypercorn's error log on stderr (False: silent). ``keep_alive_timeout``: Hypercorn's
-    (None: its default; the gateway's own servers use 75 s, gateway/server.py).
+    (None: its default; the gateway's own servers use 75 s, gateway/server.py). ``backlog``: connections the
+    kernel queues before they are accepted (None: Hypercorn's default, 100; a test opening hundreds of
+    connections at once needs more).
     """
 
     def __init__(self, app: Any, *, port: int = 0, log_errors: bool = True,
-                 keep_alive_timeout: float | None = None) -> None:
+                 keep_alive_timeout: float | None = None, backlog: int | None = None) -> None:
         self.app = app
         self.port = port
         self.log_errors = log_errors
         self.keep_alive_timeout = keep_alive_timeout
+        self.backlog = backlog
         self.url = f"http://127.0.0.1:{port}" if port else ""
         self._shutdown = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> str:
-        sock = socket.create_server(("127.0.0.1", self.port))
+        config = Config()
+        if self.backlog is not None:
+            config.backlog = self.backlog  # Hypercorn listens again on the socket with it
+        sock = socket.create_server(("127.0.0.1", self.port), backlog=config.backlog)
         port = sock.getsockname()[1]
         self._shutdown = asyncio.Event()
-        config = Config()
         config.bind = [f"fd://{os.dup(sock.fileno())}"]  # Hypercorn owns the duplicate
         config.accesslog = None
         if not self.log_errors:
@@ -62,10 +67,10 @@ class AsgiServer:
 
 
 @asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Run ``app`` (an `AsgiServer`, its errors not logged) until the block ends; yields its base URL (no
-    trailing slash)."""
-    server = AsgiServer(app, log_errors=False)
+async def serving(app: Any, *, backlog: int | None = None) -> AsyncIterator[str]:
+    """Run ``app`` (an `AsgiServer`, its errors not logged; ``backlog`` as there) until the block ends; yields
+    its base URL (no trailing slash)."""
+    server = AsgiServer(app, log_errors=False, backlog=backlog)
     url = await server.start()
     try:
         yield url

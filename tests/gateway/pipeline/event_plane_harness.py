@@ -4,9 +4,7 @@ HTTP function server that records what it receives and answers what a test scrip
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import socket
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
@@ -15,8 +13,6 @@ from typing import Any
 
 import httpx
 import pytest
-from hypercorn.asyncio import serve
-from hypercorn.config import Config
 from quart import Quart, Response, request
 
 from gateway.config.models import CORS, EventType, Function, Subscription
@@ -28,38 +24,7 @@ from gateway.queue.memory import MemoryQueue
 from gateway.store.base import Kind
 from gateway.store.memory import MemoryStore
 from gateway.config.view import ConfigView
-
-
-async def serve_app(app: Any) -> tuple[str, Callable[[], Awaitable[None]]]:
-    """Serve an ASGI app on a socket bound to a free port; returns its URL and a stop coroutine."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(512)
-    sock.set_inheritable(True)
-    port = sock.getsockname()[1]
-    config = Config()
-    config.bind = [f"fd://{sock.fileno()}"]
-    config.accesslog = None
-    config.errorlog = None
-    config.graceful_timeout = 1
-    stop_event = asyncio.Event()
-    task = asyncio.create_task(serve(app, config, shutdown_trigger=stop_event.wait))
-    async with httpx.AsyncClient() as client:
-        for _ in range(200):
-            try:
-                await client.get(f"http://127.0.0.1:{port}/__ready__", timeout=1)
-                break
-            except httpx.TransportError:
-                await asyncio.sleep(0.02)
-
-    async def stop() -> None:
-        stop_event.set()
-        await asyncio.wait_for(task, 10)
-        with contextlib.suppress(OSError):  # Hypercorn closes the listening socket itself
-            sock.close()
-
-    return f"http://127.0.0.1:{port}", stop
+from tests.asgi_server import AsgiServer
 
 
 @dataclass
@@ -116,9 +81,10 @@ class FunctionServer:
 async def recorder() -> AsyncIterator[FunctionServer]:
     server = FunctionServer()
     server._changed = asyncio.Condition()
-    server.url, stop = await serve_app(server.app())
+    http = AsgiServer(server.app(), log_errors=False)
+    server.url = await http.start()
     yield server
-    await stop()
+    await http.stop()
 
 
 @dataclass
@@ -191,12 +157,13 @@ async def event_gateway(tmp_path: Path) -> AsyncIterator[GatewayFactory]:
         await plugins.start()
         plane = EventPlane(view, plugins, metrics, queue=MemoryQueue(max_events), workers=workers)
         await plane.start()
-        url, stop_server = await serve_app(create_events_app(plane))
+        server = AsgiServer(create_events_app(plane), log_errors=False, backlog=512)
+        url = await server.start()
         client = httpx.AsyncClient(base_url=url, timeout=15)
 
         async def stop() -> None:
             await client.aclose()
-            await stop_server()
+            await server.stop()
             await plane.drain(5)
             await plane.close()
             await plugins.close()

@@ -13,8 +13,9 @@ from typing import Any
 import pytest
 
 from gateway.http.events_api import EventsApp, create_app
+from tests.asgi_server import AsgiServer
 
-from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory, serve_app
+from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 
 CE = "application/cloudevents+json"
 
@@ -67,11 +68,13 @@ async def both(event_gateway: GatewayFactory, recorder: FunctionServer) -> Any:
         await quart(scope, receive, send)
 
     fast.quart = counted  # type: ignore[assignment]
-    fast_url, stop_fast = await serve_app(fast)
-    quart_url, stop_quart = await serve_app(EventsApp(quart, gw.plane, max_batch_events=1000, fast=False))
+    fast_server = AsgiServer(fast, log_errors=False)
+    fast_url = await fast_server.start()
+    quart_server = AsgiServer(EventsApp(quart, gw.plane, max_batch_events=1000, fast=False), log_errors=False)
+    quart_url = await quart_server.start()
     yield fast_url, quart_url, recorder, handed_to_quart
-    await stop_quart()
-    await stop_fast()
+    await quart_server.stop()
+    await fast_server.stop()
 
 
 REQUESTS = [
@@ -147,7 +150,8 @@ async def test_a_body_that_never_comes_is_given_up_and_the_server_goes_on(event_
     gw = await event_gateway()
     app = create_app(gw.plane)
     app.body_timeout = 0.5
-    url, stop = await serve_app(app)
+    server = AsgiServer(app, log_errors=False)
+    url = await server.start()
     try:
         host, port = url.removeprefix("http://").split(":")
         reader, writer = await asyncio.open_connection(host, int(port))
@@ -161,4 +165,4 @@ async def test_a_body_that_never_comes_is_given_up_and_the_server_goes_on(event_
         status, _, body = await exchange(url, request("POST", "/x", event(), {"Content-Type": CE}))
         assert status == b"HTTP/1.1 202 ", (status, body)
     finally:
-        await stop()
+        await server.stop()

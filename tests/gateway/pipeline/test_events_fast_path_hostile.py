@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from gateway.http.events_api import EventsApp, create_app
+from tests.asgi_server import AsgiServer
 
-from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory, serve_app
+from .event_plane_harness import EventGateway, FunctionServer, GatewayFactory
 from .test_events_fast_path import CE, event, request
 
 _DATE = re.compile(rb"\r\ndate: [^\r]*", re.IGNORECASE)
@@ -42,12 +43,14 @@ async def both(event_gateway: GatewayFactory, recorder: FunctionServer) -> Any:
     await gw.subscribe(type="sync", event_type="http.request", function_id="fn", path="/sync/:id", method="POST")
     await gw.subscribe(type="sync", event_type="http.request", function_id="fn", path="/a/b", method="GET")
     fast = create_app(gw.plane)
-    fast_url, stop_fast = await serve_app(fast)
-    quart_url, stop_quart = await serve_app(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False))
+    fast_server = AsgiServer(fast, log_errors=False)
+    fast_url = await fast_server.start()
+    quart_server = AsgiServer(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False), log_errors=False)
+    quart_url = await quart_server.start()
     recorder.answer("fn", {"statusCode": 200, "headers": {"X-Echo": "1"}, "body": "ok"})
     yield fast_url, quart_url, recorder, gw
-    await stop_quart()
-    await stop_fast()
+    await quart_server.stop()
+    await fast_server.stop()
 
 
 def _lengths(*values: str) -> bytes:
@@ -245,8 +248,11 @@ async def test_many_clients_that_never_send_the_body_are_all_given_up(event_gate
     gw = await event_gateway()
     app = create_app(gw.plane)
     app.body_timeout = 0.5
-    url, stop = await serve_app(app)
+    server = AsgiServer(app, log_errors=False, backlog=512)
+    url = await server.start()
     try:
+        # One request first: the tasks Hypercorn starts to serve at all are running when they are counted.
+        assert (await raw_exchange(url, request("POST", "/x", event(), {"Content-Type": CE}))).startswith(b"HTTP/1.1 202 ")
         tasks_before = len(asyncio.all_tasks())
         head = (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: " + CE.encode() + b"\r\nContent-Length: 5000\r\n\r\n"
                 + b'{"specversion"')
@@ -260,7 +266,7 @@ async def test_many_clients_that_never_send_the_body_are_all_given_up(event_gate
         answer = await raw_exchange(url, request("POST", "/x", event(), {"Content-Type": CE}))
         assert answer.startswith(b"HTTP/1.1 202 "), answer
     finally:
-        await stop()
+        await server.stop()
 
 
 async def test_with_an_events_token_every_request_is_the_quart_apps(event_gateway) -> None:
@@ -275,7 +281,8 @@ async def test_with_an_events_token_every_request_is_the_quart_apps(event_gatewa
         await quart(scope, receive, send)
 
     app.quart = counted  # type: ignore[assignment]
-    url, stop = await serve_app(app)
+    server = AsgiServer(app, log_errors=False)
+    url = await server.start()
     try:
         seen.clear()
         refused = await raw_exchange(url, request("POST", "/x", event(), {"Content-Type": CE}))
@@ -285,7 +292,7 @@ async def test_with_an_events_token_every_request_is_the_quart_apps(event_gatewa
         assert accepted.startswith(b"HTTP/1.1 202 "), accepted
         assert seen == ["POST", "POST"]
     finally:
-        await stop()
+        await server.stop()
 
 
 HOSTILE_ANSWERS = [
@@ -332,8 +339,10 @@ async def test_the_body_timeout_answer_is_the_quart_apps(event_gateway: GatewayF
     fast = create_app(gw.plane)
     fast.quart.config["BODY_TIMEOUT"] = 0.5
     fast.body_timeout = 0.5
-    fast_url, stop_fast = await serve_app(fast)
-    quart_url, stop_quart = await serve_app(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False))
+    fast_server = AsgiServer(fast, log_errors=False)
+    fast_url = await fast_server.start()
+    quart_server = AsgiServer(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False), log_errors=False)
+    quart_url = await quart_server.start()
     try:
         raw = (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Type: " + CE.encode() + b"\r\nContent-Length: 100\r\n\r\n"
                + sent)
@@ -341,8 +350,8 @@ async def test_the_body_timeout_answer_is_the_quart_apps(event_gateway: GatewayF
         assert answers[0].startswith(b"HTTP/1.1 408 "), answers[0]
         assert answers[0] == answers[1], f"\nfast  {answers[0]!r}\nquart {answers[1]!r}"
     finally:
-        await stop_quart()
-        await stop_fast()
+        await quart_server.stop()
+        await fast_server.stop()
 
 
 @pytest.mark.parametrize("target, draining", [("/a%ZZ", False), ("/x", True)], ids=["bad escape", "draining"])
@@ -355,8 +364,10 @@ async def test_early_answers_come_before_the_body_as_the_quart_apps(event_gatewa
     fast = create_app(gw.plane)
     fast.quart.config["BODY_TIMEOUT"] = 0.5
     fast.body_timeout = 0.5
-    fast_url, stop_fast = await serve_app(fast)
-    quart_url, stop_quart = await serve_app(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False))
+    fast_server = AsgiServer(fast, log_errors=False)
+    fast_url = await fast_server.start()
+    quart_server = AsgiServer(EventsApp(fast.quart, gw.plane, max_batch_events=1000, fast=False), log_errors=False)
+    quart_url = await quart_server.start()
     gw.plane.draining = draining
     try:
         raw = (f"POST {target} HTTP/1.1\r\nHost: h\r\nContent-Type: {CE}\r\nContent-Length: 100\r\n\r\n".encode()
@@ -366,8 +377,8 @@ async def test_early_answers_come_before_the_body_as_the_quart_apps(event_gatewa
         assert answers[0] == answers[1], f"\nfast  {answers[0]!r}\nquart {answers[1]!r}"
     finally:
         gw.plane.draining = False
-        await stop_quart()
-        await stop_fast()
+        await quart_server.stop()
+        await fast_server.stop()
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast path", "quart"])
@@ -376,7 +387,9 @@ async def test_a_body_sent_in_tiny_pieces_is_held_compactly(event_gateway: Gatew
     piece (a list of bytes objects costs ~40 bytes per piece: a 6 MiB body sent byte by byte, ~250 MiB)."""
     gw = await event_gateway()
     app = create_app(gw.plane)
-    url, stop = await serve_app(app if fast else EventsApp(app.quart, gw.plane, max_batch_events=1000, fast=False))
+    served = app if fast else EventsApp(app.quart, gw.plane, max_batch_events=1000, fast=False)
+    server = AsgiServer(served, log_errors=False)
+    url = await server.start()
     host, port = url.removeprefix("http://").split(":")
     size = 200_000
     try:
@@ -400,4 +413,4 @@ async def test_a_body_sent_in_tiny_pieces_is_held_compactly(event_gateway: Gatew
         assert answer.startswith(b"HTTP/1.1 202 "), answer
         assert peak < 4 * size, f"{peak} bytes held for a {size}-byte body"
     finally:
-        await stop()
+        await server.stop()
