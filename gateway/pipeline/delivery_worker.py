@@ -33,7 +33,7 @@ reports the whole queue's numbers (take the max, not the sum).
 retries included, as before issue 14; a durable one stops leasing at once and lets the deliveries in
 flight finish: what was not started stays queued for the next start (or another gateway). A lease
 waiting when the worker stops is cancelled when the queue says that is safe (``lease_cancel_safe``:
-memory), otherwise let finish (at most its ``LEASE_WAIT``), so no delivery is left leased by no one.
+memory, sqlite), otherwise let finish (at most its ``LEASE_WAIT``), so no delivery is left leased by no one.
 """
 
 from __future__ import annotations
@@ -297,7 +297,7 @@ class DeliveryWorker:
         task, self._loop_task = self._loop_task, None
         if task is None:
             return
-        if self._queue.lease_cancel_safe:  # (memory) a waiting lease holds nothing: no need to wait it out
+        if self._queue.lease_cancel_safe:  # (memory, sqlite) a cancelled lease holds nothing: no need to wait it out
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task

@@ -158,9 +158,10 @@ class DeliveryQueue(Protocol):
 
     #: Whether an accepted delivery survives the process (False only for ``memory``).
     durable: bool
-    #: Whether a ``lease`` may be cancelled at any moment without leaving a delivery leased by no one (it
-    #: takes nothing before its last wait). The delivery worker then stops at once instead of letting a
-    #: waiting lease run out its wait (True only for ``memory``).
+    #: Whether a ``lease`` may be cancelled at any moment without leaving a delivery leased by no one
+    #: (``memory``: it takes nothing before its last wait; ``sqlite``: what a cancelled lease's take leased
+    #: is given back right behind it). The delivery worker then stops at once instead of letting a waiting
+    #: lease run out its wait (False for ``nats``).
     lease_cancel_safe: bool
     #: A short description for logs and /v1/status (``"sqlite:/var/lib/eg/queue.db"``; never a password).
     description: str

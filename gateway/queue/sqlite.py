@@ -24,9 +24,12 @@ short backoff on ``SQLITE_BUSY``.
 
 **Waiting.** ``lease`` returns at once when something is due; otherwise it sleeps until a local
 enqueue/retry/redeliver wakes it, the earliest due time it knows of comes, or 0.2 s pass (the poll for
-deliveries that other processes enqueued), up to ``wait``. A ``lease`` cancelled while its rows were
-being taken gives them back at once (they are not hidden for a whole lease). An ``enqueue`` cancelled
-after it was handed to the writer may still be committed (delivered, though its caller saw no 202).
+deliveries that other processes enqueued), up to ``wait``. ``close`` wakes every waiting ``lease``,
+which returns nothing at once. A ``lease`` may be cancelled at any moment (``lease_cancel_safe``): one
+cancelled after it handed its take to the writer queues, at once and behind the take, the giving back of
+whatever that take leases, and the writer runs such give-backs even when a close is already under way,
+so nothing stays hidden for a whole lease. An ``enqueue`` cancelled after it was handed to the writer may
+still be committed (delivered, though its caller saw no 202).
 
 **Bounds.** ``enqueue`` refuses a batch with `QueueFull` when the deliveries held plus the batch would
 exceed ``max_events``. The depth is cached (updated by every transaction, re-read from the file at
@@ -130,10 +133,10 @@ class _Request:
     """One caller's write, run by the writer thread inside a group transaction."""
 
     operation: Callable[[sqlite3.Connection, _Txn], Any]
-    loop: asyncio.AbstractEventLoop
-    future: asyncio.Future[Any]
-    #: Called with the result when the caller stopped waiting (cancelled) before it came.
-    abandoned: Callable[[Any], None] | None = None
+    #: The caller's loop and future; None for a write nobody waits for (a cancelled lease's give-back),
+    #: which the writer runs even when it was queued behind the close.
+    loop: asyncio.AbstractEventLoop | None
+    future: asyncio.Future[Any] | None
 
 
 @dataclass(slots=True)
@@ -150,9 +153,9 @@ class SqliteQueue:
     """A `gateway.queue.base.DeliveryQueue` in one SQLite file (see the module docstring)."""
 
     durable = True
-    #: False: a lease cancelled after the writer took its rows gives them back through the
-    #: writer, which a close right after may not run (then they wait out their lease).
-    lease_cancel_safe = False
+    #: True: a cancelled lease's give-back is queued behind its take, and run even during a close (see
+    #: the module docstring), so the delivery worker's stop need not wait for a waiting lease.
+    lease_cancel_safe = True
 
     def __init__(self, path: str | Path, *, max_events: int = DEFAULT_MAX_EVENTS,
                  lease_seconds: float = DEFAULT_LEASE_SECONDS, fsync: bool = False) -> None:
@@ -201,6 +204,7 @@ class SqliteQueue:
         if self._closed:
             return
         self._closed = True
+        self._wake()  # a waiting lease returns nothing now, not after its poll
         writer, self._writer = self._writer, None
         if writer is not None:
             self._requests.put(None)
@@ -259,13 +263,12 @@ class SqliteQueue:
 
     # -- the writer thread --------------------------------------------------------------------------
 
-    async def _submit(self, operation: Callable[[sqlite3.Connection, _Txn], Any],
-                      abandoned: Callable[[Any], None] | None = None) -> Any:
+    async def _submit(self, operation: Callable[[sqlite3.Connection, _Txn], Any]) -> Any:
         if self._closed or self._writer is None:
             raise QueueUnavailable(f"the SQLite queue {str(self.path)!r} is closed")
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
-        self._requests.put(_Request(operation, loop, future, abandoned))
+        self._requests.put(_Request(operation, loop, future))
         return await future
 
     def _run_writer(self) -> None:
@@ -285,19 +288,27 @@ class SqliteQueue:
                     break
                 batch.append(request)
             self._run_batch(batch)
-        if self._connection is not None:
-            try:
-                self._connection.close()
-            finally:
-                self._connection = None
-        # Anything submitted while closing: refused, never left waiting.
+        # Anything submitted while closing: refused, never left waiting; but the give-backs of leases
+        # cancelled just before the close are run (their rows would stay hidden for a whole lease).
+        give_backs: list[_Request] = []
         while True:
             try:
                 request = self._requests.get_nowait()
             except thread_queue.Empty:
                 break
-            if request is not None:
+            if request is None:
+                continue
+            if request.future is None:
+                give_backs.append(request)
+            else:
                 self._resolve(request, QueueUnavailable(f"the SQLite queue {str(self.path)!r} is closed"))
+        if give_backs and self._connection is not None:
+            self._run_batch(give_backs)
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            finally:
+                self._connection = None
 
     def _ensure_open(self) -> sqlite3.Connection:
         if self._connection is not None:
@@ -380,17 +391,19 @@ class SqliteQueue:
             self._wake()
 
     def _resolve(self, request: _Request, result: Any) -> None:
+        future, loop = request.future, request.loop
+        if future is None or loop is None:
+            return  # nobody waits (a give-back)
+
         def settle() -> None:
-            if request.future.done():
-                if request.abandoned is not None and not isinstance(result, BaseException):
-                    request.abandoned(result)
+            if future.done():  # the caller was cancelled
                 return
             if isinstance(result, BaseException):
-                request.future.set_exception(result)
+                future.set_exception(result)
             else:
-                request.future.set_result(result)
+                future.set_result(result)
         try:
-            request.loop.call_soon_threadsafe(settle)
+            loop.call_soon_threadsafe(settle)
         except RuntimeError:  # the caller's loop is closed: nobody waits
             pass
 
@@ -463,23 +476,24 @@ class SqliteQueue:
             times = [t for t in (waiting and waiting[0], expiring and expiring[0]) if t is not None]
             return [], (min(times) if times else None)
 
-        def release(result: tuple[list[LeasedDelivery], float | None]) -> None:
-            """The caller was cancelled while its lease was being taken: give the rows back at once
-            rather than leaving them hidden for a whole lease."""
-            if result[0] and not self._closed and self._writer is not None:
-                self._requests.put(_Request(
-                    lambda db, txn: db.execute("UPDATE deliveries SET lease_until = 0, lease_owner = NULL "
-                                               "WHERE lease_owner = ?", (owner,)),
-                    asyncio.get_running_loop(), asyncio.get_running_loop().create_future()))
-                self._wake()
+        def give_back(db: sqlite3.Connection, txn: _Txn) -> None:
+            if db.execute("UPDATE deliveries SET lease_until = 0, lease_owner = NULL WHERE lease_owner = ?",
+                          (owner,)).rowcount:
+                txn.wake = True
 
         while True:
             wakeup.clear()
-            leased, next_due = await self._submit(take, release)
+            try:
+                leased, next_due = await self._submit(take)
+            except asyncio.CancelledError:
+                # The take may have run, or will (it is queued): whatever it leases is given back right
+                # behind it, by the writer, even if a close follows at once.
+                self._requests.put(_Request(give_back, None, None))
+                raise
             if leased:
                 return leased
             remaining = deadline - time.monotonic()
-            if remaining <= 0:
+            if remaining <= 0 or self._closed:
                 return []
             pause = min(remaining, POLL_SECONDS)
             if next_due is not None:
@@ -488,6 +502,8 @@ class SqliteQueue:
                 await asyncio.wait_for(wakeup.wait(), pause)
             except TimeoutError:
                 pass
+            if self._closed:
+                return []
 
     async def ack(self, delivery: LeasedDelivery) -> None:
         if not is_delivery_id(delivery.id) or not isinstance(delivery.token, str):

@@ -627,6 +627,102 @@ async def test_sqlite_a_cancelled_lease_gives_its_rows_back(tmp_path: Path) -> N
     await queue.close()
 
 
+async def test_sqlite_close_wakes_a_waiting_lease(tmp_path: Path) -> None:
+    """A lease waiting (up to 60 s) on an empty queue when the queue closes returns nothing at once, rather
+    than finishing its poll and failing on the closed file."""
+    queue = SqliteQueue(tmp_path / "queue.db")
+    await queue.start()
+    waiting = asyncio.create_task(queue.lease(10, 60))
+    commits = queue.commits
+    while queue.commits == commits:  # its take ran: it waits now
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    await asyncio.wait_for(queue.close(), 10)  # hang guards, not timings: the lease would wait 60 s
+    assert await asyncio.wait_for(waiting, 10) == []
+
+
+async def test_sqlite_a_lease_cancelled_right_before_a_close_leaves_nothing_leased_by_no_one(tmp_path: Path) -> None:
+    """What ``lease_cancel_safe`` promises, and the delivery worker's prompt stop relies on: a lease cancelled
+    at any moment (before its take ran, while it ran, after its rows came back, while it waited), the queue
+    closed at once, reopened: every delivery can be leased at once (a lease of 300 s left behind by no one
+    would hide it)."""
+    path = tmp_path / "queue.db"
+    queue = SqliteQueue(path, lease_seconds=300)
+    assert queue.lease_cancel_safe
+    await queue.start()
+    await queue.enqueue(batch(5))
+    await queue.close()
+    cancelled_too_late = 0
+    for round in range(24):
+        queue = SqliteQueue(path, lease_seconds=300)
+        await queue.start()
+        task = asyncio.create_task(queue.lease(10, 60))
+        for _ in range(round % 6):
+            await asyncio.sleep(0)
+        if round >= 12:
+            await asyncio.sleep(0.001 * (round - 11))  # later: the writer's commit, the settle, the wait
+        if task.done():  # it got its rows before the cancel: a holder, who hands them back
+            cancelled_too_late += 1
+            for delivery in task.result():
+                await queue.retry(delivery, delay=0, error="handed back")
+        else:
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        await queue.close()
+    assert cancelled_too_late < 24  # the cancel did hit leases under way
+    queue = SqliteQueue(path, lease_seconds=300)
+    await queue.start()
+    try:
+        assert sorted(event_ids(await queue.lease(10, 0))) == [f"e{i}" for i in range(5)]
+    finally:
+        await queue.close()
+
+
+async def test_sqlite_a_stopping_delivery_worker_does_not_wait_out_its_lease(tmp_path: Path) -> None:
+    """The real delivery worker on a SQLite queue, its lease waiting up to 60 s for a delivery: its drain
+    (and a close) returns at once instead of letting the lease run out; a delivery enqueued afterwards
+    is leasable at once by the next holder."""
+    from gateway.config.view import ConfigView
+    from gateway.metrics import Metrics
+    from gateway.pipeline import EventPlane
+    from gateway.pipeline.delivery_worker import DeliveryWorker
+    from gateway.plugins.manager import PluginManager
+    from gateway.store.memory import MemoryStore
+
+    store = MemoryStore()
+    await store.open()
+    metrics = Metrics()
+    view = ConfigView(store, metrics)
+    await view.start()
+    plugins = PluginManager(view=view, metrics=metrics, plugin_paths=[])
+    await plugins.start()
+    queue = SqliteQueue(tmp_path / "queue.db", lease_seconds=300)
+    plane = EventPlane(view, plugins, metrics, queue=queue)  # not started: its worker is replaced below
+    try:
+        await queue.start()
+        for stop in ("drain", "close"):
+            worker = DeliveryWorker(queue, view, plugins, plane.invoker, plane.emitter, metrics, workers=4,
+                                    lease_wait=60)
+            await worker.start()
+            commits = queue.commits
+            while queue.commits == commits:  # its first take ran: the lease waits now
+                await asyncio.sleep(0.01)
+            await asyncio.sleep(0.05)
+            if stop == "drain":
+                assert await asyncio.wait_for(worker.drain(30), 10)  # hang guard: the lease would wait 60 s
+            await asyncio.wait_for(worker.close(), 10)
+        await queue.enqueue(batch(3))
+        assert sorted(event_ids(await queue.lease(10, 0))) == ["e0", "e1", "e2"]
+    finally:
+        await plane.providers.close()
+        await queue.close()
+        await plugins.close()
+        await view.close()
+        await store.close()
+
+
 async def test_sqlite_group_commit_shares_transactions(tmp_path: Path) -> None:
     queue = SqliteQueue(tmp_path / "queue.db")
     await queue.start()
