@@ -84,11 +84,10 @@ def test_a_plugin_faulting_on_every_other_event_is_quarantined(make_plugin: Make
     assert state.quarantined and state.faults == {"trap": 10} and state.reactions == {"sync": 10}
     assert state.quarantine_reason is not None and "10 faults in its last 19 reactions" in state.quarantine_reason
     assert "Limits.fault_window_max = 10" in state.quarantine_reason
-    started = time.perf_counter()
     with pytest.raises(PluginFault, match=r"quarantined after 10 faults .*fault_window_max") as info:
         plugin.react({})  # nothing runs
-    assert info.value.kind == "quarantined" and time.perf_counter() - started < 0.1
-    assert plugin.state.faults == {"trap": 10, "quarantined": 1}
+    assert info.value.kind == "quarantined"
+    assert plugin.state.faults == {"trap": 10, "quarantined": 1} and plugin.state.reactions == {"sync": 10}
 
 
 def test_a_rate_quarantine_grows_while_the_plugin_keeps_faulting(make_plugin: MakePlugin) -> None:
@@ -156,7 +155,7 @@ def test_an_expensive_plugin_faulting_on_every_other_event_costs_bounded_cpu(mak
     # A few ok/trap pairs (as many as the budget paid for), then every event refused.
     assert kinds.count("trap") <= 10 and len(kinds) == 50 - kinds.count("trap")
     assert state.faults["quarantined"] == kinds.count("quarantined")
-    assert slowest_refusal < 0.1  # a refused rebuild is a fast fault, never a rebuild
+    assert slowest_refusal < 1.0  # a hang guard (10x): a refusal is a fault, never a rebuild (counted above)
     # The quarantine lasts its backoff (1 s) at least, longer when refilling the overdraft (at 1 s per
     # 60 s) takes longer: measured from the fault, not from now (the test has run on since).
     assert state.retry_at is not None and state.last_fault_at is not None

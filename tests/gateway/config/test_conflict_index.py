@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 from pathlib import Path
 from typing import Any
 
@@ -238,10 +237,9 @@ async def test_an_invalid_stored_subscription_keeps_the_fast_path(gateway_server
             await original(new)
 
         service._check_path_conflict_full = counted
-        started = time.perf_counter()
         for i in range(3):
             assert (await client.post("/subscriptions", json={**SYNC, "path": f"/p{i}"})).status_code == 201
-        assert slow == 0 and time.perf_counter() - started < 0.4
+        assert slow == 0  # the incremental check answered every create (its speed: bench/, not here)
 
 
 async def test_a_view_that_cannot_catch_up_falls_back_to_the_store(tmp_path: Path) -> None:

