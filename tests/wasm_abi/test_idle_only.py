@@ -23,15 +23,15 @@ TRAP_UNLESS_EMPTY = ("(if (result i64) (i32.eq (local.get $len) (i32.const 1)) (
 
 def test_an_instance_busy_on_another_thread_is_not_waited_for(make_plugin: MakePlugin) -> None:
     plugin = make_plugin(react=SPIN_UNLESS_EMPTY,
-                         limits=Limits(pool_size=1, sync_fuel=10**12, sync_timeout=0.5, quarantine_after=1000))
+                         limits=Limits(pool_size=1, sync_fuel=10**12, sync_timeout=2.0, quarantine_after=1000))
     holder = threading.Thread(target=lambda: pytest.raises(PluginFault, plugin.react, {"spin": 1}))
     holder.start()
     try:
-        time.sleep(0.1)  # the only instance is now spinning on the other thread, up to its 0.5 s
-        started = time.monotonic()
+        time.sleep(0.1)  # the only instance is now spinning on the other thread, up to its 2 s
         with pytest.raises(NoIdleInstance):
             plugin.react_encoded(EMPTY, "x", "sync", idle_only=True)
-        assert time.monotonic() - started < 0.05, "idle_only waited for the busy instance"
+        # Refused while the instance was still busy: it did not wait for it (the mechanism, not a speed).
+        assert holder.is_alive(), "idle_only waited for the busy instance"
     finally:
         holder.join()
     # The refused call ran nothing and counted nothing: the one fault is the holder's timeout.
