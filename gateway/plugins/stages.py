@@ -163,41 +163,14 @@ class ActivePluginSet(PluginSet):
         stage = _SyncStage(system_event)
         obs = current()
         call_sync, apply_sync = self._call_sync, self._apply_sync
-        event_type, replaceable, reactions = stage.event_type, stage.replaceable, self._reactions
         for plugin in plugins:
             if obs is not None:
                 started_ns, rewritten = time.time_ns(), stage.rewritten
             payload = stage.payload(plugin.granted)  # on the loop: its packer
             # The common case: an instance is idle, so the call is bounded by the sync fuel and deadline
-            # (~3 µs for a trivial plugin, less than a hop to a thread). It is `_call_sync` and
-            # `_apply_sync` inlined for a plugin that continues (two calls less per reaction); every
-            # other answer and a fault take them. No idle instance (taken by an async reaction, or one
-            # must be made after a fault): the call goes to a thread below.
-            called: tuple[Reaction | PluginFault, float] | None = None
-            if plugin.inline and not plugin.quarantined:
-                started = _perf_counter()
-                try:
-                    reaction = plugin.host.react_encoded(
-                        payload, event_type, "sync",
-                        self._invalid_replacement if self._validates and replaceable and plugin.may_rewrite
-                        else None, True)
-                except NoIdleInstance:
-                    pass
-                except PluginFault as fault:
-                    self._faulted(plugin, fault, event_type, "sync", started)
-                    called = fault, 0.0
-                else:
-                    seconds = _perf_counter() - started
-                    if reaction.error is None and (reaction.event is None or not replaceable):
-                        if reactions is not None:
-                            reactions.record(plugin.name, event_type, "sync", "continue", seconds,
-                                             reaction.fuel_used)
-                        if obs is not None:
-                            _observe_sync(obs, plugin.name, started_ns, reaction, None, False)
-                        continue
-                    called = reaction, seconds
-            elif plugin.inline:  # quarantined: `_call_sync` notes a successful probe
-                called = call_sync(plugin, stage, payload, True)
+            # (~10 µs for a trivial plugin, less than a hop to a thread). None: no idle instance (taken by
+            # an async reaction, or one must be made after a fault).
+            called = call_sync(plugin, stage, payload, True) if plugin.inline else None
             if called is None:
                 # A plugin that may not run on the loop (see LoadedPlugin.inline), or no idle instance:
                 # the call would wait for one or make one (instantiate, `_initialize`, `init`, under the
