@@ -45,14 +45,12 @@ SERIAL: tuple[str, ...] = (
     "gateway/test_shutdown.py",
     "gateway/queue/test_crash.py",
     "gateway/queue/test_nats_gateway.py",
-    "gateway/queue/test_nats_queue.py::test_nats_down_is_unavailable_fast_and_back_with_everything",
     "gateway/http/config_api/test_lifecycle.py",
     "gateway/http/config_api/test_tail.py::test_a_stalled_client_does_not_slow_publish_and_gets_the_dropped_count",
     "gateway/observe/test_tracing.py",
     "cluster/test_cluster_gateways.py::test_etcd_outage_while_events_flow",
     "gateway/plugins/test_kv_backends.py::test_the_bytes_of_many_expired_keys_come_back_in_bounded_batches",
     "gateway/plugins/test_capabilities_http_gateway.py::test_http_grant_moves_sync_reactions_off_the_loop",
-    "wasm_abi/test_host_calls.py::test_every_host_call_in_a_loop_runs_out_of_fuel",
     "wasm_abi/test_wall_time.py",
 )
 

