@@ -22,6 +22,14 @@ event (`event.received`, `function.invoking`, `function.invoked`) through `Activ
 three plugins on every stage (bench_gateway's stage plugin), per event as this thread's CPU time: back to
 back (warm caches), and with ~150 µs of unrelated Python work before each stage (a stand-in for the server's
 own per-event work: the caches the reactions find are then those a server leaves them).
+
+`--floor` splits the plugin work of one event (three plugins on each of three stages, as above) into the
+layers it goes through, each measured alone, warm, fastest of interleaved rounds, this thread's CPU time per
+event: the nine `PluginInstance.react` calls (the Wasm calls with the budget set-up and fuel read: what any
+host on wasmtime-py's C API pays), the same through `Plugin.react_encoded` (pool, health, decoding), the three
+stages through `ActivePluginSet.react_sync_now`, then `SystemEmitter.emit` on an event loop as the event
+pipeline calls it (the three system events built, encoded and emitted, the function's answer decoded for
+`function.invoked`); and two parts alone (building the three system events; encoding them for the plugins).
 """
 
 from __future__ import annotations
@@ -218,12 +226,135 @@ def stages(rounds: int = 9, events: int = 2000) -> None:
         plugin.close()
 
 
+def floor(rounds: int = 15, events: int = 3000) -> None:
+    import asyncio
+    import json
+    import tempfile
+    from pathlib import Path
+
+    from bench.bench_gateway import stage_plugin
+    from gateway.config.view import ConfigView
+    from gateway.events import system_events
+    from gateway.metrics import Metrics
+    from gateway.pipeline.emitter import SystemEmitter
+    from gateway.plugins.loading import load_plugin, spec_from_path
+    from gateway.plugins.stages import ActivePluginSet
+    from gateway.queue.memory import MemoryQueue
+    from gateway.routing.table import RouteTable
+    from gateway.store.memory import MemoryStore
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"stage{i}.wasm" for i in range(3)]
+        for path in paths:
+            path.write_bytes(stage_plugin())
+        plugins = [load_plugin(spec_from_path(path, i)) for i, path in enumerate(paths)]
+    metrics = Metrics()
+    active = ActivePluginSet(plugins, metrics, None, validate_event=lambda event: None)
+    event = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "1-1",
+             "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
+    headers = {"host": "127.0.0.1:4000", "user-agent": "python-httpx/0.27", "accept": "*/*",
+               "content-type": "application/cloudevents+json", "content-length": "150"}
+    answer = json.dumps({"statusCode": 200, "body": "ok"}).encode()
+
+    def build() -> tuple[dict[str, Any], ...]:
+        return (system_events.event_received(event, "/bench", headers),
+                system_events.function_invoking("default", "bench", event),
+                system_events.function_invoked("default", "bench", event, system_events.decode_result(answer)))
+
+    built = build()
+    packb = msgpack.Packer(use_bin_type=True, autoreset=True).pack
+    payloads = [packb(system_events.for_plugins(e)) for e in built]
+    hosts = [plugin.host for plugin in plugins]
+    instances = [host._pool.acquire() for host in hosts]  # held (the bench is their only user) and put back below
+    fuel = hosts[0].limits.sync_fuel
+
+    def native_calls() -> None:
+        for payload in payloads:
+            for instance in instances:
+                instance.react(payload, fuel, True)
+
+    def host_calls() -> None:
+        for payload, stage_event in zip(payloads, built, strict=True):
+            for host in hosts:
+                host.react_encoded(payload, stage_event["type"], "sync", None, True)
+
+    def plugin_stages() -> None:
+        for stage_event in built:
+            active.react_sync_now(stage_event)
+
+    loop = asyncio.new_event_loop()
+    store = MemoryStore()
+    emitter = SystemEmitter(RouteTable(ConfigView(store, metrics)), metrics, MemoryQueue())
+
+    async def emitted(count: int) -> None:
+        for _ in range(count):
+            for stage_event in build():
+                await emitter.emit("default", stage_event, active)
+
+    rows: list[tuple[str, Callable[[], object] | None]] = [
+        ("9 x PluginInstance.react (the Wasm calls, budget, fuel read)", native_calls),
+        ("9 x Plugin.react_encoded (+ pool, health, decoding)", None),
+        ("3 x ActivePluginSet.react_sync_now (+ stages, metrics; events prebuilt)", plugin_stages),
+        ("3 x SystemEmitter.emit on a loop (+ building, emit, async stage)", None),
+        ("building the 3 system events alone", build),
+        ("encoding the 3 system events for plugins alone", lambda: [packb(system_events.for_plugins(e)) for e in built]),
+    ]
+    best: dict[str, float] = {label: float("inf") for label, _ in rows}
+    for _ in range(rounds):
+        for label, work in rows:
+            if label.startswith("9 x Plugin.react_encoded"):
+                for instance, host in zip(instances, hosts, strict=True):
+                    host._pool.release(instance)
+                started = time.thread_time()
+                for _ in range(events):
+                    host_calls()
+                spent = time.thread_time() - started
+                instances = [host._pool.acquire() for host in hosts]
+            elif label.startswith("3 x ActivePluginSet"):
+                for instance, host in zip(instances, hosts, strict=True):
+                    host._pool.release(instance)
+                started = time.thread_time()
+                for _ in range(events):
+                    plugin_stages()
+                spent = time.thread_time() - started
+                instances = [host._pool.acquire() for host in hosts]
+            elif label.startswith("3 x SystemEmitter"):
+                for instance, host in zip(instances, hosts, strict=True):
+                    host._pool.release(instance)
+                started = time.thread_time()
+                loop.run_until_complete(emitted(events))
+                spent = time.thread_time() - started
+                instances = [host._pool.acquire() for host in hosts]
+            else:
+                assert work is not None
+                started = time.thread_time()
+                for _ in range(events):
+                    work()
+                spent = time.thread_time() - started
+            best[label] = min(best[label], spent / events)
+    for instance, host in zip(instances, hosts, strict=True):
+        host._pool.release(instance)
+    loop.close()
+    print(f"The plugin work of one event, 3 plugins x 3 sync stages, layer by layer: fastest of {rounds} interleaved "
+          f"rounds of {events} events, this thread's CPU time per event")
+    print("| layer | per event | per reaction (/ 9) |")
+    print("|---|---:|---:|")
+    for label, _ in rows:
+        print(f"| {label} | {best[label] * 1e6:.1f} µs | {best[label] / 9 * 1e6:.2f} µs |")
+    for plugin in plugins:
+        plugin.close()
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=25)
     parser.add_argument("--stages", action="store_true", help="measure the gateway's sync stages instead (issue 16)")
+    parser.add_argument("--floor", action="store_true",
+                        help="split the plugin work of one event into its layers instead (issue 16)")
     arguments = parser.parse_args()
     if arguments.stages:
         stages(min(arguments.rounds, 9))
+    elif arguments.floor:
+        floor(min(arguments.rounds, 15))
     else:
         main(arguments.rounds)
