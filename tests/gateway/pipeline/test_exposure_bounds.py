@@ -77,10 +77,11 @@ def test_hostile_types_and_spaces_leave_metrics_and_memory_bounded(gateway_proce
                 await asyncio.gather(*scrapes)
                 return elapsed
 
-        assert asyncio.run(status_during_scrapes()) < 1.0
+        # Hang guards (10x), not latency claims: answered while the scrapes ran, and after them.
+        assert asyncio.run(status_during_scrapes()) < 10.0
         began = time.monotonic()
         assert events.post("/", content=_event("user.created"), headers=_STRUCTURED).status_code == 202
-        assert time.monotonic() - began < 1.0
+        assert time.monotonic() - began < 10.0
     assert gw.stop() == 0
 
 
@@ -205,8 +206,8 @@ async def test_batch_over_the_cap_is_refused_naming_it(gateway_server, function_
 
 
 async def test_hostile_batch_of_100k_events_is_refused_fast(gateway_server) -> None:
-    """The default cap (1000): a 5 MB batch of 100,000 tiny events is refused quickly, nothing queued,
-    and the next normal event is served fast."""
+    """The default cap (1000): a 5 MB batch of 100,000 tiny events is refused, nothing queued, and the
+    next normal event is served (how fast: bench/, not here)."""
     running = await gateway_server()
     body = json.dumps([{"specversion": "1.0", "type": "a", "source": "/", "id": str(i)}
                        for i in range(100_000)], separators=(",", ":")).encode()
@@ -215,8 +216,8 @@ async def test_hostile_batch_of_100k_events_is_refused_fast(gateway_server) -> N
         began = time.monotonic()
         refused = await events.post("/", content=body, headers=_BATCH)
         assert refused.status_code == 400 and "limit of 1000" in refused.text
-        assert time.monotonic() - began < 3.0
+        assert time.monotonic() - began < 20.0  # hang guards; nothing queued: the depth below
         began = time.monotonic()
         assert (await events.post("/", content=_event("user.created"), headers=_STRUCTURED)).status_code == 202
-        assert time.monotonic() - began < 1.0
+        assert time.monotonic() - began < 10.0
     assert await running.gateway.events.queue.depth() == 0
