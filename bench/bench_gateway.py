@@ -19,7 +19,12 @@ this tree and, with ``--compare-tree``, from that one too (issue 16). ``--compar
 gateway and a three-plugin one run from another source tree (e.g. ``git archive`` of the commit before a change,
 extracted to DIR): what a change costs the event path, or saves the plugins, measured side by side.
 
-    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--compare-tree DIR] [--only WORDS]
+The load comes from httpx clients in this process by default: they share the machine's cores with the gateways
+and the function, which dilutes every ratio (a gateway twice as dear per event does not lose half its
+throughput when the client is the bottleneck). ``--client wrk`` loads with wrk instead (C, two threads): the
+gateway is then the bottleneck and the ratios are close to those of the gateway's CPU per event.
+
+    python -m bench.bench_gateway [--duration 6] [--rounds 6] [--concurrency 8] [--client httpx|wrk] [--compare-tree DIR] [--only WORDS]
         [--sampler-off]
 """
 
@@ -40,7 +45,7 @@ from pathlib import Path
 
 import httpx
 
-from bench.workload import read_body, stop_process, sync_function_app
+from bench.workload import cloudevents_wrk_script, read_body, run_wrk, stop_process, sync_function_app
 import wasmtime
 
 REPO = Path(__file__).resolve().parent.parent
@@ -100,12 +105,18 @@ class Result:
     latencies: list[float]
     #: CPU seconds (user + system, all threads) the gateway process spent while measured.
     cpu: float = 0.0
+    #: With ``--client wrk``: each round's p50 and p99 in ms (wrk reports percentiles, not latencies).
+    wrk_percentiles: list[tuple[float, float]] | None = None
 
     @property
     def rate(self) -> float:
         return self.requests / self.seconds
 
     def percentile(self, p: float) -> float:
+        if self.wrk_percentiles:  # wrk: the median of the rounds' p50, the worst round's p99
+            if p == 50:
+                return sorted(r[0] for r in self.wrk_percentiles)[len(self.wrk_percentiles) // 2]
+            return max(r[1] for r in self.wrk_percentiles)
         ordered = sorted(self.latencies)
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000 if ordered else float("nan")
 
@@ -265,17 +276,30 @@ async def run(args: argparse.Namespace) -> list[Result]:
             for gateway in gateways:
                 await _configure(gateway, function_url)
             results = [Result(name, 0, {}, 0.0, []) for name, *_ in scenarios]
+            script = workdir / "events.lua"
+            script.write_text(cloudevents_wrk_script("/bench"))
             for gateway in gateways:  # warm-up: connections, caches, plugin instances
-                await _load(gateway.events_url, args.concurrency, args.warmup, 0.0)
+                if args.client == "wrk":
+                    await asyncio.to_thread(run_wrk, gateway.events_url, args.concurrency, max(args.warmup, 1.0),
+                                            "warm", script)
+                else:
+                    await _load(gateway.events_url, args.concurrency, args.warmup, 0.0)
             slice_seconds = args.duration / args.rounds
             for round_index in range(args.rounds):
                 order = list(range(len(scenarios)))
                 order = order[round_index % len(order):] + order[:round_index % len(order)]
                 for index in order:
                     cpu_before = process_cpu_seconds(gateways[index].process.pid)
-                    ok, errors, latencies, seconds = await _load(
-                        gateways[index].events_url, args.concurrency, slice_seconds, 0.0)
                     result = results[index]
+                    if args.client == "wrk":  # a C client: the gateway, not the client, is the bottleneck
+                        ok, failed, p50, p99 = await asyncio.to_thread(
+                            run_wrk, gateways[index].events_url, args.concurrency, slice_seconds,
+                            f"r{round_index}", script)
+                        errors, latencies, seconds = ({"non-2xx or socket": failed} if failed else {}), [], slice_seconds
+                        result.wrk_percentiles = (result.wrk_percentiles or []) + [(p50, p99)]
+                    else:
+                        ok, errors, latencies, seconds = await _load(
+                            gateways[index].events_url, args.concurrency, slice_seconds, 0.0)
                     result.cpu += process_cpu_seconds(gateways[index].process.pid) - cpu_before
                     result.requests += ok
                     result.seconds += seconds
@@ -309,7 +333,9 @@ def _plugin_rows(results: list[Result]) -> list[tuple[Result, Result]]:
 
 def report(results: list[Result], args: argparse.Namespace) -> str:
     base = results[0]
-    lines = [(f"Events API, sync subscription to an HTTP function; {args.concurrency} concurrent clients; "
+    client = ("wrk (-t2; p50: median of the rounds', p99: the worst round's)" if args.client == "wrk"
+              else "httpx")
+    lines = [(f"Events API, sync subscription to an HTTP function; {args.concurrency} concurrent {client} clients; "
               f"{args.duration:g}s measured per scenario in {args.rounds} interleaved rounds after "
               f"{args.warmup:g}s warm-up each; {os.cpu_count()} CPUs"),
              "",
@@ -319,7 +345,7 @@ def report(results: list[Result], args: argparse.Namespace) -> str:
     for r in results:
         errors = ", ".join(f"{status}: {count}" for status, count in sorted(r.errors.items())) or "none"
         ratio = r.rate / base.rate if base.rate else float("nan")
-        p50_ratio = r.percentile(50) / base.percentile(50) if base.latencies else float("nan")
+        p50_ratio = r.percentile(50) / base.percentile(50) if base.latencies or base.wrk_percentiles else float("nan")
         cpu = r.cpu / r.requests if r.requests else float("nan")
         base_cpu = base.cpu / base.requests if base.requests else float("nan")
         lines.append(f"| {r.name} | {r.rate:,.1f} | {ratio:.2f}x | {r.percentile(50):.2f} | "
@@ -354,6 +380,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", action="append", metavar="WORDS", default=[],
                         help="run only the scenarios whose name contains WORDS (repeatable; the no-plugin "
                              "baseline always runs), e.g. --only '3 plugins' --only control")
+    parser.add_argument("--client", choices=("httpx", "wrk"), default="httpx",
+                        help="the load generator: httpx (Python, in this process: it shares the 2 cores with the "
+                             "gateway, which dilutes every ratio) or wrk (C: the gateway is the bottleneck)")
     parser.add_argument("--sampler-off", action="store_true",
                         help="also run the one-plugin scenario with traces configured and OTEL_TRACES_SAMPLER="
                              "always_off (with --compare-tree: from that tree too)")
