@@ -226,41 +226,33 @@ class EventsApp:
         await send({"type": "http.response.body", "body": b"" if reply.status in _NO_BODY else reply.body})
 
     async def _body(self, receive: Any, length: int, watch: _DisconnectWatch) -> bytes:
-        """The request's body (``length``: its Content-Length) for :func:`_event_reply`; then ``watch``
-        starts (it reads ``receive`` too: only once the body is in). Raises :class:`_BodyTimedOut` past
-        :attr:`body_timeout`, :class:`_ClientLeft` when the client disconnected."""
+        """The request's body (``length``: its Content-Length; Hypercorn holds the body to it) for
+        :func:`_event_reply`; then ``watch`` starts (it reads ``receive`` too: only once the body is in).
+        Raises :class:`_BodyTimedOut` past :attr:`body_timeout`, :class:`_ClientLeft` when the client
+        disconnected. A body in several pieces is gathered in one ``bytearray`` (a list of the pieces would
+        cost a Python object each: ~40 bytes per piece of a body sent a byte at a time)."""
         body = b""
         if length:
             try:
-                read = await self._read_body(receive)
+                async with asyncio.timeout(self.body_timeout):
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        raise _ClientLeft
+                    body = message.get("body", b"")
+                    if message.get("more_body", False):  # not the whole body at once (the common case)
+                        pieces = bytearray(body)
+                        while True:
+                            message = await receive()
+                            if message["type"] != "http.request":
+                                raise _ClientLeft
+                            pieces += message.get("body", b"")
+                            if not message.get("more_body", False):
+                                break
+                        body = bytes(pieces)
             except TimeoutError:
                 raise _BodyTimedOut from None
-            if read is None:
-                raise _ClientLeft
-            body = read
         watch.start()
         return body
-
-    async def _read_body(self, receive: Any) -> bytes | None:
-        """The whole body (Hypercorn holds it to the declared length); None when the client disconnected;
-        TimeoutError past :attr:`body_timeout`. A body in several pieces is gathered in one ``bytearray`` (a
-        list of the pieces would cost a Python object each: ~40 bytes per piece of a body sent a byte at a
-        time)."""
-        async with asyncio.timeout(self.body_timeout):
-            message = await receive()
-            if message["type"] != "http.request":
-                return None
-            if not message.get("more_body", False):
-                return message.get("body", b"")  # the whole body at once: the common case
-            body = bytearray(message.get("body", b""))
-            while True:
-                message = await receive()
-                if message["type"] != "http.request":
-                    return None
-                body += message.get("body", b"")
-                if not message.get("more_body", False):
-                    break
-        return bytes(body)
 
 
 class _BodyTimedOut(Exception):
