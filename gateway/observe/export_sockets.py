@@ -14,9 +14,10 @@ reusing it, so the next export connects anew.
 (the ``requests`` session's adapters, HTTP(S) proxies included, or the urllib3 transport's own; not a
 SOCKS proxy's, which has pools of its own kind) make their pools with the connection classes below, which
 report each socket they create or reuse to the current watch.
-A duplicate (``socket.dup``) is kept rather than the socket itself: a TLS connection detaches its plain
-socket while it wraps it, and a duplicate's descriptor is ours, so shutting it down can never reach a socket
-that reused a closed descriptor. The duplicates are closed when the attempt ends.
+A duplicate of its descriptor (``socket.fromfd``) is kept rather than the socket itself: a TLS connection
+detaches its plain socket while it wraps it (and a TLS socket has no ``dup``), and a duplicate's descriptor is
+ours, so shutting it down can never reach a socket that reused a closed descriptor. The duplicates are closed
+when the attempt ends.
 """
 
 from __future__ import annotations
@@ -62,9 +63,9 @@ class SocketWatch:
 
     def add(self, sock: socket.socket) -> None:
         """A socket the attempt connected or took from the pool (its thread)."""
-        try:
-            dup = sock.dup()
-        except OSError:
+        try:  # a duplicate of its descriptor (a TLS socket has no dup(), its descriptor is the connection's)
+            dup = socket.fromfd(sock.fileno(), sock.family, sock.type)
+        except (OSError, ValueError):
             return  # closed meanwhile: nothing to wait on
         with self._lock:
             if not self._expired:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import socket
+import ssl
 import struct
 import threading
 import tracemalloc
@@ -17,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import pytest
 
 from gateway.observe.tracing import configure_tracing
+from tests.gateway.http.config_api.test_tls import self_signed
 
 from .test_tracing_export import _spans
 
@@ -98,16 +100,16 @@ async def collector(monkeypatch) -> AsyncIterator[Callable[[Handler], Awaitable[
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")  # seconds (read by the SDK exporter)
     servers: list[asyncio.Server] = []
 
-    async def start(handler: Handler) -> tuple[str, list[int]]:
+    async def start(handler: Handler, tls: ssl.SSLContext | None = None) -> tuple[str, list[int]]:
         connections: list[int] = []
 
         async def counted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             connections.append(1)
             await handler(reader, writer)
 
-        server = await asyncio.start_server(counted, "127.0.0.1", 0)
+        server = await asyncio.start_server(counted, "127.0.0.1", 0, ssl=tls)
         servers.append(server)
-        return f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
+        return f"{'https' if tls else 'http'}://127.0.0.1:{server.sockets[0].getsockname()[1]}", connections
 
     yield start
     for server in servers:
@@ -255,5 +257,31 @@ async def test_after_a_hostile_export_the_next_batches_go_out_once_the_collector
         assert queue.exported == exported_before + 6 and queue.dropped_export_failed == dropped_before
         assert len(connections) > hostile_connections  # sent on new connections, not the shut one
         assert _attempt_threads() == 0
+    finally:
+        await asyncio.to_thread(tracing.shutdown)
+
+
+async def test_over_tls_a_collector_trickling_its_status_line_is_cut_and_the_next_batch_goes_out(
+        collector, monkeypatch, tmp_path) -> None:
+    """The same over HTTPS: the export's socket is wrapped in TLS after it connects; the watch shuts the
+    connection down underneath it."""
+    cert, key = self_signed(tmp_path, "collector")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", str(cert))  # read by the SDK exporter
+    for name in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"):  # requests would prefer these to the exporter's file
+        monkeypatch.delenv(name, raising=False)
+    tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    tls.load_cert_chain(cert, key)
+    behaviour = {"hostile": True}
+
+    async def switching(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await (_trickles_head if behaviour["hostile"] else _OK)(reader, writer)
+
+    url, _ = await collector(switching, tls)
+    tracing = _tracing(url)
+    try:
+        assert await _export_once(tracing) == (True, 0, 2)
+        assert _attempt_threads() == 0
+        behaviour["hostile"] = False
+        assert await _export_once(tracing) == (True, 2, 2)
     finally:
         await asyncio.to_thread(tracing.shutdown)
