@@ -75,18 +75,19 @@ def _hex(data: bytes) -> str:
     return "".join(f"\\{b:02x}" for b in data)
 
 
-def stage_plugin() -> bytes:
-    """A plugin subscribed (sync) to all four system events that reads the incoming event's type on each
-    and continues: the cost of a plugin that looks at every stage and lets everything through."""
+def stage_plugin(stages: tuple[str, ...] = STAGES) -> bytes:
+    """A plugin subscribed (sync) to ``stages`` (all four system events by default) that reads the incoming
+    event's type on each and continues: the cost of a plugin that looks at every stage and lets everything
+    through."""
     segments, subscribe, at = [], [], 2048
-    for event_type in STAGES:
+    for event_type in stages:
         segments.append(f'(data (i32.const {at}) "{_hex(event_type.encode())}")')
         subscribe.append(f"(call $w_subscription (i32.const {at}) (i32.const {len(event_type)}) (i32.const 0))")
         at += 128
     segments.append(f'(data (i32.const 3968) "{_hex(b"never.this")}")')
     body = "\n".join(segments) + f"""
   (func $on_subscriptions (result i64)
-    (call $w_begin) (call $w_array (i32.const {len(STAGES)})) {' '.join(subscribe)} (call $w_end))
+    (call $w_begin) (call $w_array (i32.const {len(stages)})) {' '.join(subscribe)} (call $w_end))
   (func $on_init (param $config i32) (result i64) (global.get $CONTINUE))
   (func $on_react (param $event i32) (result i64)
     (if (call $str_eq (call $ce_type (call $incoming (local.get $event))) (i32.const 3968) (i32.const 10))
@@ -250,6 +251,12 @@ async def run(args: argparse.Namespace) -> list[Result]:
             ("3 plugins on all stages", stage, (), {}, REPO),
             ("no plugin (control: a 2nd identical process)", [], (), {}, REPO),
             ("1 sync event.received plugin, traced (100 % sampled, OTLP/HTTP)", [GUARD], *traced, REPO)]
+        if args.split:  # where the three-plugin cost goes: per stage or per reaction
+            received = [workdir / f"received{i}.wasm" for i in range(3)]
+            for path in received:
+                path.write_bytes(stage_plugin(STAGES[:1]))
+            scenarios += [("3 plugins on event.received only (3 reactions, 1 stage)", received, (), {}, REPO),
+                          ("1 plugin on all stages (3 reactions, 3 stages)", stage[:1], (), {}, REPO)]
         if args.sampler_off:  # traces configured, none sampled: what the trace context's propagation costs
             sampler_off = (traced[0], {"OTEL_TRACES_SAMPLER": "always_off"})
             scenarios.append((SAMPLER_OFF, [GUARD], *sampler_off, REPO))
@@ -383,6 +390,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--client", choices=("httpx", "wrk"), default="httpx",
                         help="the load generator: httpx (Python, in this process: it shares the 2 cores with the "
                              "gateway, which dilutes every ratio) or wrk (C: the gateway is the bottleneck)")
+    parser.add_argument("--split", action="store_true",
+                        help="also run 3 plugins on event.received only and 1 plugin on all stages: how the "
+                             "three-plugin cost splits between stages and reactions")
     parser.add_argument("--sampler-off", action="store_true",
                         help="also run the one-plugin scenario with traces configured and OTEL_TRACES_SAMPLER="
                              "always_off (with --compare-tree: from that tree too)")
