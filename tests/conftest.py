@@ -46,7 +46,6 @@ SERIAL: tuple[str, ...] = (
     "gateway/queue/test_crash.py",
     "gateway/queue/test_nats_gateway.py",
     "gateway/http/config_api/test_lifecycle.py",
-    "gateway/http/config_api/test_tail.py::test_a_stalled_client_does_not_slow_publish_and_gets_the_dropped_count",
     "gateway/observe/test_tracing.py",
     "cluster/test_cluster_gateways.py::test_etcd_outage_while_events_flow",
     "gateway/plugins/test_kv_backends.py::test_the_bytes_of_many_expired_keys_come_back_in_bounded_batches",
