@@ -158,7 +158,7 @@ class TestRatelimit:
 
 class TokenService:
     """POST /check: 200 for `Bearer good` (in the header named by `header`), 403 otherwise; /slow
-    answers after 2 s. Every call is recorded (method, path, the header's value, body)."""
+    answers after 30 s. Every call is recorded (method, path, the header's value, body)."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, str | None, bytes]] = []
@@ -170,7 +170,7 @@ class TokenService:
                 token = self.headers.get("Authorization") or self.headers.get("X-Token")
                 service.calls.append((self.command, self.path, token, body))
                 if self.path == "/slow":
-                    time.sleep(2.0)
+                    time.sleep(30.0)  # far beyond the reaction's budget and the hang guards
                 status = 200 if token == "Bearer good" else 403
                 try:
                     self.send_response(status)
@@ -266,8 +266,10 @@ class TestAuthcheck:
             started = time.monotonic()
             reaction = plugin.react(received(headers={"Authorization": "Bearer good"}))
             elapsed = time.monotonic() - started
+        # The plugin's own answer to EG_TIMEOUT (not a fault), within its 0.5 s budget: the time is a hang
+        # guard (10x), the server answers after 30 s.
         assert reaction == Reaction(error="unauthorized: token service error -7", status=401)
-        assert elapsed < 0.9
+        assert elapsed < 5.0
 
     def test_a_url_outside_the_grants_is_401(self, lang: str, token_service: TokenService) -> None:
         with Plugin.from_file(built_example(lang, "authcheck"), name=f"{lang}-authcheck",
