@@ -29,6 +29,9 @@ directly (a few µs) into a bounded :class:`~gateway.observe.otlp_export.SpanQue
 the garbage collector to walk, where waiting span objects made it collect several times as often); the
 queue's thread joins them into requests and sends them with the SDK exporter's HTTP client. The sampler is the SDK's,
 asked once per trace, at its root, with the caller's context; spans below follow the root's decision (what every built-in sampler decides for them).
+Where its answer is known without asking (``always_on``/``always_off`` and the ``parentbased_`` forms, for a
+new trace or a caller's span: :meth:`SpanRecorder.decision`) it is not asked, and a request whose trace is
+not sampled makes no spans at all (``gateway.observe.observation``): only its context is propagated.
 A full queue drops spans and counts them: ``eventgateway_trace_spans_dropped_total{reason="queue_full"}``
 (``export_failed`` for batches the collector refused or did not answer in time), so a slow or dead
 collector never holds the event path nor grows memory.
