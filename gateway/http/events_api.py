@@ -127,6 +127,15 @@ def _target(scope: Any) -> str:
     return raw_path.decode("latin-1").split("?", 1)[0] if raw_path else scope["path"]
 
 
+def _query(scope: Any) -> dict[str, list[str]]:
+    """The request's query as Quart's ``request.args`` (werkzeug) makes it: each name's values in order."""
+    query_string = scope.get("query_string", b"")
+    if not query_string:
+        return {}
+    args = ImmutableMultiDict(parse_qsl(query_string.decode(), keep_blank_values=True, errors="werkzeug.url_quote"))
+    return {key: args.getlist(key) for key in args}
+
+
 def _bad_escape_message(target: str) -> str:
     return f"request path {target!r} is not valid percent-encoding ('%' must be followed by two hex digits)"
 
@@ -142,7 +151,6 @@ _QUART_HEADERS = frozenset({b"transfer-encoding", b"expect"})
 #: HTTP versions whose requests without ``Content-Length`` (and without ``Transfer-Encoding``) have no body.
 _FRAMED_BY_HEADERS = frozenset({"1.0", "1.1"})
 _SPACE_KEY = SPACE_HEADER.lower().encode("latin-1")
-_EMPTY_QUERY: dict[str, list[str]] = {}
 #: Seconds a request is handled (once its body is in) before the fast path watches for its client leaving (a
 #: timer per request, not a task: the common request is answered sooner; one that waits on a function gets
 #: the watcher).
@@ -190,20 +198,13 @@ class EventsApp:
             return await self.quart(scope, receive, send)
         if host is None and scope.get("http_version") not in ("1.1", "2", "3"):
             host = ""  # as Quart: an HTTP/1.0 request without Host gets SERVER_NAME (unset)
-        query_string = scope.get("query_string", b"")
-        query = _EMPTY_QUERY
-        if query_string:
-            # What Quart's request.args (werkzeug) makes of it.
-            args = ImmutableMultiDict(parse_qsl(query_string.decode(), keep_blank_values=True,
-                                                errors="werkzeug.url_quote"))
-            query = {key: args.getlist(key) for key in args}
         task = asyncio.current_task()
         assert task is not None
         watch = _DisconnectWatch(receive, task)
         try:
             reply = await _event_reply(
                 self._plane, method=scope["method"], target=_target(scope),
-                host=get_host(scope["scheme"], host, scope.get("server")), headers=headers, query=dict(query),
+                host=get_host(scope["scheme"], host, scope.get("server")), headers=headers, query=_query(scope),
                 space=space, read_body=partial(self._body, receive, length, watch),
                 max_batch_events=self._max_batch_events)
             start = _response_start(reply)
