@@ -29,12 +29,15 @@ event: the nine `PluginInstance.react` calls (the Wasm calls with the budget set
 host on wasmtime-py's C API pays), the same through `Plugin.react_encoded` (pool, health, decoding), the three
 stages through `ActivePluginSet.react_sync_now`, then `SystemEmitter.emit` on an event loop as the event
 pipeline calls it (the three system events built, encoded and emitted, the function's answer decoded for
-`function.invoked`); and two parts alone (building the three system events; encoding them for the plugins).
+`function.invoked`); the stages again with 4 MiB of other memory touched before each (cold caches, as a
+server's own work between stages leaves them; only the stages are timed); and two parts alone (building the
+three system events; encoding them for the plugins).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -291,11 +294,44 @@ def floor(rounds: int = 15, events: int = 3000) -> None:
             for stage_event in build():
                 await emitter.emit("default", stage_event, active)
 
+    # Other memory touched before each stage, as a server's own work does between stages: what the stages
+    # cost when the caches they find are cold.
+    other = bytearray(os.urandom(4 << 20))
+    others = [{"n": i, "s": str(i)} for i in range(16384)]
+
+    def touch_other_memory() -> int:
+        other[::64] = other[::64]
+        total = 0
+        for item in others:
+            total += item["n"]
+        return total
+
+    def cold_stages() -> float:
+        spent = 0.0
+        for stage_event in built:
+            touch_other_memory()
+            started = time.thread_time()
+            active.react_sync_now(stage_event)
+            spent += time.thread_time() - started
+        return spent
+
+    def cold_native_calls() -> float:
+        spent = 0.0
+        for payload in payloads:
+            touch_other_memory()
+            started = time.thread_time()
+            for instance in instances:
+                instance.react(payload, fuel, True)
+            spent += time.thread_time() - started
+        return spent
+
     rows: list[tuple[str, Callable[[], object] | None]] = [
         ("9 x PluginInstance.react (the Wasm calls, budget, fuel read)", native_calls),
         ("9 x Plugin.react_encoded (+ pool, health, decoding)", None),
         ("3 x ActivePluginSet.react_sync_now (+ stages, metrics; events prebuilt)", plugin_stages),
         ("3 x SystemEmitter.emit on a loop (+ building, emit, async stage)", None),
+        ("3 x ActivePluginSet.react_sync_now, 4 MiB of other memory touched before each stage", None),
+        ("9 x PluginInstance.react, the same 4 MiB touched before each stage's three", None),
         ("building the 3 system events alone", build),
         ("encoding the 3 system events for plugins alone", lambda: [packb(system_events.for_plugins(e)) for e in built]),
     ]
@@ -310,7 +346,7 @@ def floor(rounds: int = 15, events: int = 3000) -> None:
                     host_calls()
                 spent = time.thread_time() - started
                 instances = [host._pool.acquire() for host in hosts]
-            elif label.startswith("3 x ActivePluginSet"):
+            elif label.startswith("3 x ActivePluginSet.react_sync_now (+"):
                 for instance, host in zip(instances, hosts, strict=True):
                     host._pool.release(instance)
                 started = time.thread_time()
@@ -318,6 +354,14 @@ def floor(rounds: int = 15, events: int = 3000) -> None:
                     plugin_stages()
                 spent = time.thread_time() - started
                 instances = [host._pool.acquire() for host in hosts]
+            elif label.startswith("3 x ActivePluginSet.react_sync_now, 4 MiB"):
+                for instance, host in zip(instances, hosts, strict=True):
+                    host._pool.release(instance)
+                spent = sum(cold_stages() for _ in range(events // 10))  # only the stages are timed
+                spent *= events / (events // 10)
+                instances = [host._pool.acquire() for host in hosts]
+            elif label.startswith("9 x PluginInstance.react, the same"):
+                spent = sum(cold_native_calls() for _ in range(events // 10)) * (events / (events // 10))
             elif label.startswith("3 x SystemEmitter"):
                 for instance, host in zip(instances, hosts, strict=True):
                     host._pool.release(instance)
