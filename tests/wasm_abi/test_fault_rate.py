@@ -186,7 +186,9 @@ def test_the_rebuild_budget_refills(make_plugin: MakePlugin) -> None:
 def test_growing_the_pool_is_not_charged(make_plugin: MakePlugin) -> None:
     """Instances made for concurrency (not to replace a faulted one) never touch the rebuild budget:
     an expensive but well-behaved plugin scales to its pool size without being quarantined."""
-    limits = Limits(pool_size=4, rebuild_budget=0.01)
+    # A long sync deadline: four threads spinning at once on a loaded machine must not end as timeouts
+    # (the deadline is not what this test is about).
+    limits = Limits(pool_size=4, rebuild_budget=0.01, sync_timeout=5.0)
     plugin = make_plugin(name="busy", react=spin(500_000), init=spin(20_000_000), extra=SPIN,
                          limits=limits)
     barrier = threading.Barrier(4)
