@@ -34,6 +34,15 @@ retries included, as before issue 14; a durable one stops leasing at once and le
 flight finish: what was not started stays queued for the next start (or another gateway). A lease
 waiting when the worker stops is cancelled when the queue says that is safe (``lease_cancel_safe``:
 memory, sqlite), otherwise let finish (at most its ``LEASE_WAIT``), so no delivery is left leased by no one.
+
+**Leases.** While calls run, one timer per worker renews the leases of every delivery in flight every
+third of ``--queue-lease``, in one :meth:`~gateway.queue.base.DeliveryQueue.extend` (one backend round trip):
+a call may take longer than the lease without another worker delivering it a second time. Renewal of a
+delivery stops when its outcome is recorded, and all renewal when the worker stops (``close``, or a drain
+that ended with nothing in flight), so a dead or stopped worker's deliveries come back after one lease.
+A renewal that finds a lease lost (the worker stalled past it, and another may have leased it) is logged
+and counted in ``leases_lost``; the call's outcome is still acked, retried or killed, which on a lost
+lease changes nothing.
 """
 
 from __future__ import annotations
@@ -73,7 +82,8 @@ class DeliveryWorker:
 
     def __init__(self, queue: DeliveryQueue, view: FunctionLookup, plugins: CurrentPlugins, invoker: Invoker,
                  emitter: SystemEmitter, metrics: Metrics, *, workers: int, lease_wait: float = LEASE_WAIT,
-                 gauge_seconds: float = GAUGE_SECONDS, observer: Observer | None = None) -> None:
+                 gauge_seconds: float = GAUGE_SECONDS, observer: Observer | None = None,
+                 renew_leases: bool = True) -> None:
         self._queue = queue
         self._view = view
         self._plugins = plugins
@@ -85,6 +95,12 @@ class DeliveryWorker:
         self._lease_wait = lease_wait
         self._gauge_seconds = gauge_seconds
         self._in_flight: set[asyncio.Task[None]] = set()
+        #: The delivery each task in flight holds the lease of, renewed while the task runs.
+        self._held: dict[asyncio.Task[None], LeasedDelivery] = {}
+        self._renew_leases = renew_leases
+        self._renew_task: asyncio.Task[None] | None = None
+        #: Leases found lost by a renewal while their call ran (another worker may deliver them again).
+        self.leases_lost = 0
         self._slot_free: asyncio.Event | None = None
         self._refresh: asyncio.Event | None = None
         self._stopping = False
@@ -104,6 +120,8 @@ class DeliveryWorker:
             self._loop_task = asyncio.create_task(self._lease_loop(), name="delivery-worker")
         if self._gauge_task is None:
             self._gauge_task = asyncio.create_task(self._gauge_loop(), name="delivery-gauges")
+        if self._renew_leases and self._renew_task is None:
+            self._renew_task = asyncio.create_task(self._renew_loop(), name="delivery-lease-renewal")
 
     # -- leasing -----------------------------------------------------------------------------------------
 
@@ -128,10 +146,12 @@ class DeliveryWorker:
             for delivery in leased:
                 task = asyncio.create_task(self._deliver(delivery), name="delivery")
                 self._in_flight.add(task)
+                self._held[task] = delivery
                 task.add_done_callback(self._finished)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
+        self._held.pop(task, None)  # its outcome is recorded (or given up): no more renewals
         if self._slot_free is not None:
             self._slot_free.set()
 
@@ -146,6 +166,48 @@ class DeliveryWorker:
         if now - self._warned_at >= _WARN_SECONDS:
             self._warned_at = now
             log.warning("%s", message)
+
+    # -- lease renewal -----------------------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        """Every third of the lease, renew the leases of every delivery in flight, all in one ``extend``
+        (one backend round trip), so a call slower than ``--queue-lease`` is not delivered a second time
+        by another worker. A lease found lost is logged and counted (`leases_lost`) and not renewed
+        again; its call's outcome is recorded as usual (the queue ignores it on a lease it lost)."""
+        period = self._queue.lease_seconds / 3
+        while True:
+            await asyncio.sleep(period)
+            held = list(self._held.items())
+            if not held:
+                continue
+            try:
+                lost = await self._queue.extend([delivery for _, delivery in held])
+            except QueueError as exc:
+                self._warn(f"delivery queue {self._queue.description}: cannot renew the leases of {len(held)} "
+                           f"deliveries in flight: {exc} (tried again in {period:g}s)")
+                continue
+            except Exception:
+                log.exception("delivery queue %s: renewing leases failed", self._queue.description)
+                continue
+            if not lost:
+                continue
+            lost_ids = {id(delivery) for delivery in lost}
+            for task, delivery in held:
+                if id(delivery) in lost_ids:
+                    self._held.pop(task, None)
+            self.leases_lost += len(lost)
+            first = lost[0]
+            log.warning("delivery queue %s: the lease of %d delivery(ies) in flight was lost before its call "
+                        "ended (e.g. %s to %s/%s): another worker may deliver it again (%d lost since start)",
+                        self._queue.description, len(lost), first.id, first.space, first.function_id,
+                        self.leases_lost)
+
+    async def _stop_renewing(self) -> None:
+        task, self._renew_task = self._renew_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
 
     # -- one delivery ------------------------------------------------------------------------------------
 
@@ -288,6 +350,8 @@ class DeliveryWorker:
                 log.warning("drain timed out with %d async deliveries in flight (delivered again after their "
                             "lease when the queue is durable)", len(pending))
                 done = False
+        if not self._in_flight:
+            await self._stop_renewing()
         return done
 
     async def _stop_leasing(self, timeout: float) -> None:
@@ -318,6 +382,7 @@ class DeliveryWorker:
             task.cancel()
         if self._in_flight:
             await asyncio.wait(self._in_flight, timeout=5.0)
+        await self._stop_renewing()
         gauge, self._gauge_task = self._gauge_task, None
         if gauge is not None:
             gauge.cancel()

@@ -12,7 +12,8 @@ letter an operator can list, redeliver or delete through the Config API).
 A lease is how several processes (``--processes N``) and gateways share one queue without delivering
 one delivery twice at the same time: a leased delivery is invisible to every other lease until the
 holder acks, retries or kills it, or until the lease expires (the holder died: another one delivers it
-again -- at least once, never "at most once"). Redeliveries keep the event as it was (same ``id``, so a
+again -- at least once, never "at most once"). A holder whose call runs long renews its leases with
+:meth:`DeliveryQueue.extend`. Redeliveries keep the event as it was (same ``id``, so a
 function can de-duplicate); ``attempts`` counts the attempts made before this lease.
 
 This module is below the pipeline: it knows JSON-able events and strings, no plugins, no functions.
@@ -45,10 +46,10 @@ __all__ = [
     "is_delivery_id",
 ]
 
-#: How long a lease hides a delivery from every other worker, in seconds. A worker that holds a
-#: delivery longer (a function slower than this) may see it delivered a second time by another one;
-#: the worker extends nothing, so the lease must outlast the slowest function call (``--queue-lease``
-#: must be longer than the longest function ``timeout`` in use).
+#: How long a lease hides a delivery from every other worker, in seconds (``--queue-lease``). A live
+#: worker renews the leases it holds (:meth:`DeliveryQueue.extend`, every third of this) while their calls
+#: run, so a call may take longer than this; what it bounds is how long the deliveries of a worker that
+#: died (or stalled past a whole lease) stay hidden before another one delivers them again.
 DEFAULT_LEASE_SECONDS = 60.0
 #: Deliveries a queue holds (waiting, leased or waiting to retry; dead letters not counted) before
 #: :meth:`DeliveryQueue.enqueue` refuses new ones with :class:`QueueFull` (``--queue-max-events``).
@@ -165,6 +166,8 @@ class DeliveryQueue(Protocol):
     lease_cancel_safe: bool
     #: A short description for logs and /v1/status (``"sqlite:/var/lib/eg/queue.db"``; never a password).
     description: str
+    #: How long a lease lasts, in seconds (``--queue-lease``): from ``lease``, and from each ``extend``.
+    lease_seconds: float
 
     async def start(self) -> None:
         """Open the backend (create tables, streams, consumers). Raises `QueueUnavailable` when it
@@ -178,6 +181,15 @@ class DeliveryQueue(Protocol):
         """Up to ``limit`` deliveries that are due (not waiting on a retry delay, not leased by anyone
         else), each now leased to this worker for the lease time; waits up to ``wait`` seconds for one
         when none is due (returning an empty list then)."""
+
+    async def extend(self, deliveries: Sequence[LeasedDelivery]) -> list[LeasedDelivery]:
+        """Renew the leases this worker holds on ``deliveries`` (a call still running): each is hidden from
+        every other worker for `lease_seconds` from now -- never longer, however often it is renewed, so
+        a worker that dies after a renewal hides its deliveries for at most one lease. The whole list in
+        one backend round trip. A lease already lost (expired, whether or not leased again since; acked,
+        retried or killed) is not renewed and never taken back from its new holder: those deliveries are
+        returned. Raises `QueueUnavailable` when the backend cannot be reached (the leases run on as they
+        were)."""
 
     async def ack(self, delivery: LeasedDelivery) -> None:
         """The delivery succeeded (or was given up without a dead letter): remove it."""

@@ -9,7 +9,9 @@ before issue 14, for those who choose it. A graceful stop (SIGTERM) delivers wha
   waiting to retry) plus the batch would exceed ``max_events``: back-pressure, nothing accepted dropped.
 - **Retries** wait on a timer (an ``asyncio`` timer handle, not a worker) and become due when it fires.
 - **Leases** expire as in the durable backends (a worker that never acks, retries or kills a delivery gets
-  it back after ``lease_seconds``); acting on an expired lease changes nothing.
+  it back after ``lease_seconds``); acting on an expired lease changes nothing. ``extend`` renews held
+  leases for ``lease_seconds`` from now (one expiry-heap row per renewal; the superseded ones are skipped
+  when their time comes).
 - **Dead letters** are kept up to ``max_dead`` (default ``max_events``); past that the oldest is dropped to
   make room, counted in :attr:`MemoryQueue.dead_dropped` and logged (the first time, then at most once a
   minute with the count).
@@ -133,7 +135,7 @@ class MemoryQueue:
         while self._expiry and self._expiry[0][0] <= now:
             _, token, id = heapq.heappop(self._expiry)
             entry = self._leased.get(id)
-            if entry is not None and entry.lease == token:
+            if entry is not None and entry.lease == token and entry.lease_until <= now:  # not renewed since
                 del self._leased[id]
                 entry.lease = 0
                 self._ready.appendleft(entry)  # its holder is gone or too slow: due again at once
@@ -181,6 +183,21 @@ class MemoryQueue:
         for delivery in leased:
             heapq.heappush(self._expiry, (until, token, delivery.id))
         return leased
+
+    async def extend(self, deliveries: Sequence[LeasedDelivery]) -> list[LeasedDelivery]:
+        now = time.monotonic()
+        self._expire_leases(now)  # an expired lease is lost, whether or not it was leased again since
+        until = now + self.lease_seconds
+        lost: list[LeasedDelivery] = []
+        for delivery in deliveries:
+            entry = self._leased.get(delivery.id) if is_delivery_id(delivery.id) else None
+            if entry is None or entry.lease != delivery.token:
+                lost.append(delivery)
+                continue
+            entry.lease_until = until
+            # The earlier row for this lease is skipped when popped (lease_until moved on).
+            heapq.heappush(self._expiry, (until, entry.lease, entry.id))
+        return lost
 
     def _release(self, delivery: LeasedDelivery) -> _Entry | None:
         """The entry ``delivery`` still holds the lease of, taken out of the leased set (None: the lease

@@ -27,6 +27,8 @@ gateway that dies while calling a function uses up one of the function's attempt
 
 Fencing: JetStream takes an ack or NAK from any earlier holder of a message, so `ack`, `retry` and `dead`
 do nothing once this holder's lease ran out by its own clock (the delivery is the next holder's).
+`extend` sends ``+WPI`` (in progress: the ack wait starts again) for the leases not run out by that clock,
+and moves that clock on by one lease.
 
 Dead letters are written before the message is acked: a crash between the two leaves the message in the
 stream, delivered again after the lease -- the worker then finds its attempts spent and writes the same
@@ -546,6 +548,37 @@ class NatsQueue:
         log.info("delivery queue: %s of %s dropped: its lease (%gs, --queue-lease) ran out, it is delivered "
                  "again", what, delivery.id, self.lease_seconds)
         return True
+
+    async def extend(self, deliveries: Sequence[LeasedDelivery]) -> list[LeasedDelivery]:
+        """An in-progress ack (``+WPI``: JetStream starts the message's ack wait again) for each lease not
+        run out by this holder's clock, all published and then confirmed by one flush (one round trip)."""
+        started = time.monotonic()
+        lost: list[LeasedDelivery] = []
+        renewing: list[_Lease] = []
+        for delivery in deliveries:
+            lease = delivery.token if isinstance(delivery.token, _Lease) else None
+            if lease is None or started >= lease.expires or not lease.msg.reply:
+                lost.append(delivery)
+            else:
+                renewing.append(lease)
+        if not renewing:
+            return lost
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            raise QueueUnavailable(f"NATS at {self.description} is unreachable: cannot renew {len(renewing)} "
+                                   f"lease(s)")
+        try:
+            for lease in renewing:
+                await lease.msg.in_progress()  # a publish, buffered
+            await nc.flush(timeout=max(1, round(self.request_timeout)))
+        except (TimeoutError, nats.errors.Error) as exc:
+            self._lost(exc)
+            raise QueueUnavailable(f"NATS at {self.description}: renewing {len(renewing)} lease(s) failed: "
+                                   f"{_describe(exc)}") from exc
+        expires = started + self.lease_seconds - min(0.25, 0.05 * self.lease_seconds)
+        for lease in renewing:
+            lease.expires = expires
+        return lost
 
     async def ack(self, delivery: LeasedDelivery) -> None:
         lease = _token(delivery)

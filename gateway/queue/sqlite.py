@@ -19,7 +19,8 @@ immediate (write-locked) transaction -- ``UPDATE ... WHERE id IN (SELECT ... due
 LIMIT ?) RETURNING`` -- so no two processes hold one delivery at once. Each lease call writes its own
 random owner token; ``ack``/``retry``/``dead`` act only on rows still carrying that token, so a holder
 whose lease expired and was taken over by another process changes nothing. A lease that expires (its
-holder died or is too slow) makes the delivery leasable again. Lock waits use ``busy_timeout`` and a
+holder died or stalled) makes the delivery leasable again. ``extend`` renews a worker's leases in one
+transaction (one ``UPDATE`` per owner token, guarded by the token and by the lease not having expired). Lock waits use ``busy_timeout`` and a
 short backoff on ``SQLITE_BUSY``.
 
 **Waiting.** ``lease`` returns at once when something is due; otherwise it sleeps until a local
@@ -514,6 +515,29 @@ class SqliteQueue:
                                 (delivery.id, delivery.token))
             txn.depth -= cursor.rowcount
         await self._submit(delete)
+
+    async def extend(self, deliveries: Sequence[LeasedDelivery]) -> list[LeasedDelivery]:
+        held = [d for d in deliveries if is_delivery_id(d.id) and isinstance(d.token, str)]
+        if not held:
+            return list(deliveries)
+        ids_by_owner: dict[str, list[str]] = {}
+        for delivery in held:
+            ids_by_owner.setdefault(delivery.token, []).append(delivery.id)
+        lease_seconds = self.lease_seconds
+
+        def renew(db: sqlite3.Connection, txn: _Txn) -> set[str]:
+            # Guarded by the lease's owner token and its expiry: a lease that ran out (and may have been
+            # leased again, under another token) is not renewed, nor taken back.
+            renewed: set[str] = set()
+            for owner, ids in ids_by_owner.items():
+                rows = db.execute(
+                    "UPDATE deliveries SET lease_until = ? WHERE lease_owner = ? AND lease_until > ? "
+                    "AND id IN (SELECT value FROM json_each(?)) RETURNING id",
+                    (txn.now + lease_seconds, owner, txn.now, json.dumps(ids))).fetchall()
+                renewed.update(row[0] for row in rows)
+            return renewed
+        renewed: set[str] = await self._submit(renew)
+        return [d for d in deliveries if d.id not in renewed or not isinstance(d.token, str)]
 
     async def retry(self, delivery: LeasedDelivery, *, delay: float, error: str) -> None:
         if not is_delivery_id(delivery.id) or not isinstance(delivery.token, str):
