@@ -219,8 +219,8 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
     a("--queue-fsync", action="store_const", const=True,
       help="sqlite queue: fsync every commit (survives a power loss, slower; default: survives a killed process)")
     a("--queue-lease", type=float, metavar="SECONDS",
-      help=f"how long a delivery being made is hidden from other workers before it is delivered again; "
-           f"longer than the slowest function timeout (default {DEFAULT_LEASE_SECONDS:g})")
+      help=f"how long a delivery being made is hidden from other workers, renewed every third of it while "
+           f"its call runs: how long a dead worker's deliveries wait (default {DEFAULT_LEASE_SECONDS:g})")
     a("--processes", type=int, help="Hypercorn worker processes sharing one store (default 1)")
     a("--plugin", dest="plugins", action="append", metavar="PATH",
       help="load a Wasm plugin (.wasm or .wat); repeatable, run in the order given")
