@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -236,3 +237,27 @@ async def test_renewal_stops_when_the_worker_stops(queue_factory: QueueFactory, 
     [again] = await other.lease(10, 10.0)
     assert again.event["id"] == "e0"
     assert again.attempts == (1 if queue_factory.backend.name == "nats" else 0)  # JetStream counts deliveries
+
+
+@pytest.mark.queue_needs("expiring", "fenced")
+async def test_a_lease_lost_while_its_call_runs_is_logged_once_and_counted(
+        queue_factory: QueueFactory, plane: Any, function_server: Any, caplog: pytest.LogCaptureFixture) -> None:
+    """A worker stalled longer than a whole lease (its event loop blocked) finds the lease of its call in
+    flight lost at its next renewal: one warning, counted in ``leases_lost``, and not renewed again (the
+    delivery belongs to its next holder)."""
+    function_server.respond(200, {"ok": True}, delay=60)
+    queue = await queue_factory(lease_seconds=LEASE)
+    worker = plane(queue)
+    await worker.start()
+    await queue.enqueue([new()])
+    await function_server.wait_for_requests(1)
+    caplog.set_level("WARNING", logger="gateway.pipeline.delivery")
+    time.sleep(LEASE * 1.6)  # noqa: ASYNC251 - the stall itself: nothing on this loop runs, no renewal either
+    for _ in range(200):  # hang guard: the next renewal comes a third of a lease later
+        if worker.leases_lost:
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(LEASE)  # three more renewals of what the worker still holds
+    assert worker.leases_lost == 1
+    lost = [r for r in caplog.records if "was lost before its call ended" in r.getMessage()]
+    assert len(lost) == 1
