@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from gateway.queue.base import MAX_LIMIT, DeliveryQueue, LeasedDelivery, NewDelivery
 from gateway.queue.sqlite import SqliteQueue
 from tests.gateway.queue.conftest import QueueFactory
+from tests.gateway_fixtures import GatewayProcess
 
 
 def new(i: int = 0) -> NewDelivery:
@@ -44,6 +48,7 @@ async def lease_all(queue: DeliveryQueue, count: int) -> list[LeasedDelivery]:
 # -- DeliveryQueue.extend ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow  # over 2 s: leases of 1 s run out and are renewed
 @pytest.mark.queue_needs("expiring")
 async def test_a_renewed_lease_outlives_its_time(queue_factory: QueueFactory) -> None:
     """Renewed every quarter lease for 2.5 leases, a delivery stays hidden from every other worker; once
@@ -96,6 +101,7 @@ async def test_renewals_never_add_up_past_one_lease(queue_factory: QueueFactory)
     assert again.id == delivery.id
 
 
+@pytest.mark.slow  # over 2 s: leases of 1 s run out and are renewed
 @pytest.mark.queue_needs("expiring")
 async def test_a_full_batch_of_leases_is_renewed_in_one_call(queue_factory: QueueFactory) -> None:
     """A worker holding a whole batch (`MAX_LIMIT` leases) renews them in one ``extend`` (SQLite: one
@@ -192,6 +198,7 @@ CALL_SECONDS = 3.5
 LEASE = 1.0
 
 
+@pytest.mark.slow  # over 2 s: leases of 1 s run out and are renewed
 @pytest.mark.queue_needs("expiring")
 @pytest.mark.parametrize("renew", [True, False], ids=["renewing", "not-renewing"])
 async def test_a_call_slower_than_the_lease_is_delivered_once(queue_factory: QueueFactory, plane: Any,
@@ -220,6 +227,7 @@ async def test_a_call_slower_than_the_lease_is_delivered_once(queue_factory: Que
         await worker.close()
 
 
+@pytest.mark.slow  # over 2 s: leases of 1 s run out and are renewed
 @pytest.mark.queue_needs("expiring")
 async def test_renewal_stops_when_the_worker_stops(queue_factory: QueueFactory, plane: Any,
                                                    function_server: Any) -> None:
@@ -239,6 +247,7 @@ async def test_renewal_stops_when_the_worker_stops(queue_factory: QueueFactory, 
     assert again.attempts == (1 if queue_factory.backend.name == "nats" else 0)  # JetStream counts deliveries
 
 
+@pytest.mark.slow  # over 2 s: leases of 1 s run out and are renewed
 @pytest.mark.queue_needs("expiring", "fenced")
 async def test_a_lease_lost_while_its_call_runs_is_logged_once_and_counted(
         queue_factory: QueueFactory, plane: Any, function_server: Any, caplog: pytest.LogCaptureFixture) -> None:
@@ -261,3 +270,43 @@ async def test_a_lease_lost_while_its_call_runs_is_logged_once_and_counted(
     assert worker.leases_lost == 1
     lost = [r for r in caplog.records if "was lost before its call ended" in r.getMessage()]
     assert len(lost) == 1
+
+
+async def test_two_gateway_processes_deliver_a_slow_call_once(gateway_process: Callable[..., GatewayProcess],
+                                                             function_server: Any, tmp_path: Path) -> None:
+    """The real thing: ``python -m gateway serve --processes 2 --queue-lease 1`` (two processes sharing the
+    SQLite queue file), eight async events for a function answering after 3.5 s: each reaches the function
+    once, and the queue file ends empty."""
+    function_server.respond(200, {"ok": True}, delay=CALL_SECONDS)
+    data = tmp_path / "data"
+    gateway = gateway_process("--data-dir", str(data), "--queue-lease", str(LEASE), "--processes", "2")
+    async with httpx.AsyncClient(timeout=20) as client:
+        api = gateway.config_url + "/v1/spaces/default"
+        for path, body in (
+            ("/functions", {"functionId": "slow", "type": "http", "retry": {"maxAttempts": 1},
+                            "provider": {"url": function_server.url + "/slow", "timeout": 30}}),
+            ("/eventtypes", {"name": "job.done"}),
+            ("/subscriptions", {"type": "async", "eventType": "job.done", "functionId": "slow"}),
+        ):
+            response = await client.post(api + path, json=body)
+            assert response.status_code == 201, response.text
+        await asyncio.sleep(1.0)  # both processes see the subscription (the store's watch)
+        ids = [f"job-{i}" for i in range(8)]
+        for event_id in ids:
+            response = await client.post(gateway.events_url + "/", json={
+                "specversion": "1.0", "type": "job.done", "source": "/lease-test", "id": event_id},
+                headers={"Content-Type": "application/cloudevents+json"})
+            assert response.status_code == 202, response.text
+    await function_server.wait_for_requests(len(ids), timeout=30)
+
+    def queued() -> int:
+        with contextlib.closing(sqlite3.connect(data / "queue.db")) as db:
+            return int(db.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+    for _ in range(400):  # hang guard: the calls end after 3.5 s and are acked
+        if queued() == 0:
+            break
+        await asyncio.sleep(0.05)
+    assert queued() == 0, gateway.log()
+    assert gateway.stop() == 0
+    seen = sorted(r.json["id"] for r in function_server.requests)
+    assert seen == sorted(ids), gateway.log()  # each once: no second delivery while a call ran
