@@ -21,6 +21,7 @@ ends is lost (at most seven calls' worth).
 from __future__ import annotations
 
 import ctypes
+import itertools
 import logging
 import struct
 import threading
@@ -327,6 +328,66 @@ CALLBACKS: dict[str, tuple[str, wasmtime.FuncType, Any]] = {
            _make(name, "<" + "".join(_SLOT[p] for p in params)))
     for name, (capability, params, results) in CAPABILITY_IMPORTS.items()
 }
+
+
+# -- eventgateway.log -----------------------------------------------------------------------------
+
+#: log(level: i32, ptr: i32, len: i32): the level signed (an unknown one, negative too, logs as info),
+#: the pointer and length unsigned.
+LOG_TYPE = wasmtime.FuncType([_VAL["i32"]] * 3, [])
+_LOG_ARGS = struct.Struct("<i12xI12xI12x").unpack_from
+#: A linker's `env` number -> (its plugin's log sink, fuel per call). The sink is held weakly (its
+#: module holds it); the entry goes with the sink, and a call finding no sink logs nothing.
+_log_sinks: dict[int, tuple[weakref.ref[PluginLog], int]] = {}
+_log_ids = itertools.count(1)
+
+
+def _log(env: int | None, caller: int, args: int, nargs: int) -> int:
+    """`eventgateway.log` (ABI.md section 3): pay `Limits.log_call_fuel` first (a call the plugin cannot
+    pay for logs nothing and leaves it with no fuel), check the buffer against the caller's own memory
+    (found from the C API's caller: the calling store, whichever instance is current on this thread),
+    copy at most `max_log_message_bytes` of it and hand it to the plugin's `PluginLog` (rate limit,
+    cut, escaping). Never raises: a logging problem is never a trap in the plugin."""
+    sink = None
+    try:
+        entry = _log_sinks.get(env or 0)
+        if entry is None or (sink := entry[0]()) is None:
+            return 0
+        fuel = entry[1]
+        ctx = _caller_context(caller)
+        left = ctypes.c_uint64(0)
+        if not _get_fuel(ctx, ctypes.addressof(left)):  # fuel is always on for our engines
+            remaining = left.value
+            _set_fuel(ctx, remaining - fuel if remaining > fuel else 0)
+            if remaining <= fuel:
+                return 0
+        memory = native.caller_memory(caller, ctx)
+        if memory is None:
+            sink.write(2, b"(host) log called but the plugin exports no memory")
+            return 0
+        level, ptr, length = _LOG_ARGS(_PROCESS, args)
+        base, size = memory
+        if ptr + length > size:
+            sink.write(2, f"(host) log buffer ptr={ptr} len={length} is outside memory of {size} bytes".encode())
+            return 0
+        # Copy no more than the cap: a plugin cannot make the host copy 64 MiB per line.
+        start = base + ptr
+        sink.write(level, bytes(_PROCESS[start : start + min(length, sink.max_message_bytes)]), total_bytes=length)
+    except Exception:  # noqa: BLE001 - a logging problem must never become a trap in the plugin
+        logger.debug("eventgateway.log failed for plugin %r", getattr(sink, "plugin", None), exc_info=True)
+    return 0
+
+
+_LOG_CALLBACK = native.HOST_CALLBACK(_log)  # a module global: no store can ever call it freed
+
+
+def define_log(linker: wasmtime.Linker, module: str, sink: PluginLog, call_fuel: int) -> None:
+    """Define `module.log` in `linker` as a C-level host function writing to `sink`, each call costing
+    `call_fuel` before any work."""
+    key = next(_log_ids)
+    _log_sinks[key] = (weakref.ref(sink), call_fuel)
+    weakref.finalize(sink, _log_sinks.pop, key, None)
+    native.define_host_func(linker, module, "log", LOG_TYPE, _LOG_CALLBACK, key)
 
 
 def define_capabilities(linker: wasmtime.Linker, module: str, grants: Grants) -> None:

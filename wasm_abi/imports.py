@@ -1,8 +1,8 @@
 """What a plugin may import, and the linker that provides it.
 
-ABI v1 gives a plugin `eventgateway.log`, the capability functions an operator granted it (kv,
-http, metrics: ABI.md section 7.1, in `hostcalls`), and (if it asks) a WASI preview 1 with no
-capabilities at all.  Anything else refuses the load, naming the
+ABI v1 gives a plugin `eventgateway.log` and the capability functions an operator granted it (kv,
+http, metrics: ABI.md section 7.1), both C-level host functions in `hostcalls`, and (if it asks) a
+WASI preview 1 with no capabilities at all.  Anything else refuses the load, naming the
 import, so a plugin author learns at load time rather than from a trap at the first event.
 """
 
@@ -20,7 +20,7 @@ import wasmtime
 from . import native
 from .capabilities import CAPABILITY_IMPORTS, GRANT_SYNTAX, NO_GRANTS, Grants
 from .errors import PluginLoadError
-from .hostcalls import define_capabilities
+from .hostcalls import define_capabilities, define_log
 from .plugin_log import PluginLog, StreamLog
 
 logger = logging.getLogger("wasm_abi.host")
@@ -29,7 +29,6 @@ HOST_MODULE = "eventgateway"
 WASI_MODULE = "wasi_snapshot_preview1"
 
 _I32 = wasmtime.ValType.i32()
-LOG_TYPE = wasmtime.FuncType([_I32, _I32, _I32], [])
 
 
 def _describe(ty: object) -> str:
@@ -122,32 +121,7 @@ def build_linker(engine: wasmtime.Engine, uses_wasi: bool, sink: PluginLog, log_
     (ABI.md section 7.1) and WASI, if the module wants it."""
     linker = wasmtime.Linker(engine)
     define_capabilities(linker, HOST_MODULE, grants)
-    max_bytes = sink.max_message_bytes
-
-    def log(caller: wasmtime.Caller, level: int, ptr: int, length: int) -> None:
-        try:
-            # Paid before any work, so a plugin logging in a loop runs out of fuel as fast as
-            # one computing in a loop would; a call it cannot pay for logs nothing.
-            if not charge_fuel(caller, log_call_fuel):
-                return
-            memory = caller.get("memory")
-            if not isinstance(memory, wasmtime.Memory):
-                sink.write(2, b"(host) log called but the plugin exports no memory")
-                return
-            ptr &= 0xFFFFFFFF  # i32 arrives signed; addresses are unsigned
-            length &= 0xFFFFFFFF
-            size = memory.data_len(caller)
-            if ptr + length > size:
-                sink.write(2, f"(host) log buffer ptr={ptr} len={length} is outside memory of {size} bytes"
-                           .encode())
-                return
-            # Copy no more than the cap: a plugin cannot make the host copy 64 MiB per line.
-            data = bytes(memory.read(caller, ptr, ptr + min(length, max_bytes)))
-            sink.write(level, data, total_bytes=length)
-        except Exception:  # noqa: BLE001 - a logging problem must never become a trap in the plugin
-            logger.debug("eventgateway.log failed for plugin %r", sink.plugin, exc_info=True)
-
-    linker.define_func(HOST_MODULE, "log", LOG_TYPE, log, access_caller=True)
+    define_log(linker, HOST_MODULE, sink, log_call_fuel)
     if uses_wasi:
         linker.define_wasi()
         # WASI's poll_oneoff would sleep inside a host call, where neither fuel nor epoch

@@ -91,17 +91,35 @@ _define_unchecked = _declare("wasmtime_linker_define_func_unchecked", c_void_p, 
                              c_size_t, ctypes.c_char_p, c_size_t, c_void_p, HOST_CALLBACK, c_void_p, c_void_p)
 #: (caller*) -> context*, inside a host function
 caller_context_raw: Callable[[int], int] = _declare("wasmtime_caller_context", c_void_p, c_void_p, keep_gil=True)
+#: (caller*, name, name_len, wasmtime_extern_t*) -> found, inside a host function
+_caller_export_get = _declare("wasmtime_caller_export_get", ctypes.c_bool, c_void_p, ctypes.c_char_p, c_size_t,
+                              c_void_p, keep_gil=True)
+#: (context, memory*) -> address of byte 0
+_memory_data = _declare("wasmtime_memory_data", c_void_p, c_void_p, c_void_p, keep_gil=True)
+_EXTERN_MEMORY = 3  # WASMTIME_EXTERN_MEMORY
+
+
+def caller_memory(caller: int, ctx: int) -> tuple[int, int] | None:
+    """(address of byte 0, size in bytes) of the calling instance's exported `memory`, inside a C-level
+    host function (`caller`, `ctx`: its raw caller and that caller's context); None if it exports no
+    memory by that name. Valid only until the host function returns (the plugin may grow it after)."""
+    item = ffi.wasmtime_extern_t()
+    if not _caller_export_get(caller, b"memory", 6, ctypes.addressof(item)) or item.kind != _EXTERN_MEMORY:  # type: ignore[comparison-overlap]  # a field reads as int
+        return None
+    mem = ctypes.addressof(item.of.memory)
+    return _memory_data(ctx, mem) or 0, memory_data_size(ctx, mem)
 
 
 def define_host_func(linker: wasmtime.Linker, module: str, name: str, functype: wasmtime.FuncType,
-                     callback: Any) -> None:
+                     callback: Any, env: int | None = None) -> None:
     """Define `module.name` in `linker` as a C-level host function (`HOST_CALLBACK`): no wasmtime-py
     trampoline, no value conversion (~1 µs per call instead of tens). The caller keeps `callback` alive
     as long as any store linked through `linker` may call it (hostcalls keeps its callbacks in module
-    globals). The callback must never raise and must write its results into the slots itself."""
+    globals). The callback must never raise and must write its results into the slots itself. `env` is
+    handed to every call as the callback's first argument (an integer the callback looks things up by)."""
     module_raw, name_raw = module.encode(), name.encode()
     err = _define_unchecked(address(linker.ptr()), module_raw, len(module_raw), name_raw, len(name_raw),
-                            address(functype.ptr()), callback, None, None)
+                            address(functype.ptr()), callback, env, None)
     if err:
         raise take_error(err)
 
