@@ -10,8 +10,8 @@ before issue 14, for those who choose it. A graceful stop (SIGTERM) delivers wha
 - **Retries** wait on a timer (an ``asyncio`` timer handle, not a worker) and become due when it fires.
 - **Leases** expire as in the durable backends (a worker that never acks, retries or kills a delivery gets
   it back after ``lease_seconds``); acting on an expired lease changes nothing. ``extend`` renews held
-  leases for ``lease_seconds`` from now (one expiry-heap row per renewal; the superseded ones are skipped
-  when their time comes).
+  leases for ``lease_seconds`` from now (a lease keeps its one expiry-heap row, pushed back to the new
+  time when the old one comes: renewals add nothing to the heap).
 - **Dead letters** are kept up to ``max_dead`` (default ``max_events``); past that the oldest is dropped to
   make room, counted in :attr:`MemoryQueue.dead_dropped` and logged (the first time, then at most once a
   minute with the count).
@@ -135,10 +135,14 @@ class MemoryQueue:
         while self._expiry and self._expiry[0][0] <= now:
             _, token, id = heapq.heappop(self._expiry)
             entry = self._leased.get(id)
-            if entry is not None and entry.lease == token and entry.lease_until <= now:  # not renewed since
-                del self._leased[id]
-                entry.lease = 0
-                self._ready.appendleft(entry)  # its holder is gone or too slow: due again at once
+            if entry is None or entry.lease != token:
+                continue  # acked, retried, killed or leased again since
+            if entry.lease_until > now:  # renewed since: its one row goes back in at its new time
+                heapq.heappush(self._expiry, (entry.lease_until, token, id))
+                continue
+            del self._leased[id]
+            entry.lease = 0
+            self._ready.appendleft(entry)  # its holder is gone or too slow: due again at once
 
     async def lease(self, limit: int, wait: float) -> list[LeasedDelivery]:
         limit = cap_limit(limit)
@@ -194,9 +198,7 @@ class MemoryQueue:
             if entry is None or entry.lease != delivery.token:
                 lost.append(delivery)
                 continue
-            entry.lease_until = until
-            # The earlier row for this lease is skipped when popped (lease_until moved on).
-            heapq.heappush(self._expiry, (until, entry.lease, entry.id))
+            entry.lease_until = until  # its expiry-heap row moves on when its old time comes
         return lost
 
     def _release(self, delivery: LeasedDelivery) -> _Entry | None:

@@ -310,3 +310,23 @@ async def test_two_gateway_processes_deliver_a_slow_call_once(gateway_process: C
     assert gateway.stop() == 0
     seen = sorted(r.json["id"] for r in function_server.requests)
     assert seen == sorted(ids), gateway.log()  # each once: no second delivery while a call ran
+
+
+async def test_memory_renewals_add_nothing_to_the_expiry_heap() -> None:
+    """A holder renewing a full batch of leases over and over (a hostile or broken caller) costs no memory:
+    each lease keeps its one row in the expiry heap, moved on when its old time comes."""
+    from gateway.queue.memory import MemoryQueue
+
+    queue = MemoryQueue(lease_seconds=0.2)
+    await queue.enqueue([new(i) for i in range(MAX_LIMIT)])
+    leased = await queue.lease(MAX_LIMIT, 0)
+    assert len(leased) == MAX_LIMIT
+    for round in range(50):
+        assert await queue.extend(leased) == []
+        if round % 10 == 0:
+            await asyncio.sleep(0.1)
+        assert len(queue._expiry) <= MAX_LIMIT
+    assert await queue.lease(10, 0) == []  # all still held
+    await asyncio.sleep(0.3)
+    assert len(await queue.lease(MAX_LIMIT, 0)) == MAX_LIMIT  # not renewed: back after one lease
+    await queue.close()
