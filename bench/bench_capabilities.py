@@ -6,7 +6,8 @@ Rows (all measured in this run, on this machine, as the median of interleaved ba
   with a realistic `eventgateway.event.received` event (~300 bytes of msgpack).
 - `+ N x kv_incr (memory)` / `+ N x metric (counter)` / `+ N x kv_get (memory, 16 B)` — the same plugin
   making N calls per reaction; the per-call cost is the difference to the baseline divided by N.
-- `+ 1 x eventgateway.log` — for scale: `log` still goes through wasmtime-py's `Func` trampoline.
+- `+ N x eventgateway.log (1 B)` / `+ 1 x eventgateway.log (1 B)` — `log` of a 1-byte message at debug level
+  (the handler does nothing, the logger drops debug): the host call itself, fuel, bounds check, rate limit.
 - `ratelimit example (<lang>)` — the whole sync reaction of the `ratelimit` example plugin (reads the
   event's source, one `kv_incr`, continues), for every language whose build is in build/plugins.
 
@@ -66,10 +67,16 @@ def build_rows(n: int) -> list[Row]:
             assert p.grants.kv is not None
             p.grants.kv.set("bench", b"k", b"0123456789abcdef")
         rows.append(Row(label, (lambda p=p: p.react(EVENT)), 500 if not body else 50))
-    log_plugin = Plugin.from_bytes(cap_plugin(f"(call $log (i32.const 0) {d.ref(b'x')})", d, ()).replace(
-        "(module", '(module (import "eventgateway" "log" (func $log (param i32 i32 i32)))', 1), name="bench-log",
-        log_handler=lambda *a: None, limits=Limits(log_rate_per_second=1_000_000, log_burst=1_000_000))
-    rows.append(Row("+ 1 x eventgateway.log (wasmtime-py trampoline)", lambda: log_plugin.react(EVENT), 200))
+    msg = d.ref(b"x")
+    log_once = f"(call $log (i32.const 0) {msg})"
+    log_loop = f"""(local.set $ptr (i32.const {n}))
+      (loop $l {log_once} (local.set $ptr (i32.sub (local.get $ptr) (i32.const 1))) (br_if $l (local.get $ptr)))"""
+    for label, body, batch in ((f"+ {n} x eventgateway.log (1 B)", log_loop, 50),
+                               ("+ 1 x eventgateway.log (1 B)", log_once, 200)):
+        log_plugin = Plugin.from_bytes(cap_plugin(body, d, ()).replace(
+            "(module", '(module (import "eventgateway" "log" (func $log (param i32 i32 i32)))', 1), name="bench-log",
+            log_handler=lambda *a: None, limits=Limits(log_rate_per_second=1_000_000, log_burst=1_000_000))
+        rows.append(Row(label, (lambda p=log_plugin: p.react(EVENT)), batch))
     for lang in LANGS:
         path = REPO / "build" / "plugins" / lang / "ratelimit.wasm"
         if not path.exists():
