@@ -92,6 +92,10 @@ class Metrics:
         self.deadletters_total = Counter(
             "deadletters", "Async deliveries that became dead letters (every attempt failed, or the function "
             "was deleted).", ["space", "function"], namespace=ns, registry=r)
+        self.delivery_leases_lost = Counter(
+            "delivery_leases_lost", "Leases of async deliveries in flight found lost when the delivery worker "
+            "renewed them (the worker was stalled longer than --queue-lease): another worker may deliver "
+            "those again.", namespace=ns, registry=r)
         #: ``eventgateway_deadletters{space,function}``: see :class:`DeadLetterGauge`.
         self.deadletters = DeadLetterGauge(r, self)
 

@@ -41,7 +41,7 @@ a call may take longer than the lease without another worker delivering it a sec
 delivery stops when its outcome is recorded, and all renewal when the worker stops (``close``, or a drain
 that ended with nothing in flight), so a dead or stopped worker's deliveries come back after one lease.
 A renewal that finds a lease lost (the worker stalled past it, and another may have leased it) is logged
-and counted in ``leases_lost``; the call's outcome is still acked, retried or killed, which on a lost
+and counted in ``leases_lost`` (and ``eventgateway_delivery_leases_lost_total``); the call's outcome is still acked, retried or killed, which on a lost
 lease changes nothing.
 """
 
@@ -196,6 +196,7 @@ class DeliveryWorker:
                 if id(delivery) in lost_ids:
                     self._held.pop(task, None)
             self.leases_lost += len(lost)
+            self._metrics.delivery_leases_lost.inc(len(lost))
             first = lost[0]
             log.warning("delivery queue %s: the lease of %d delivery(ies) in flight was lost before its call "
                         "ended (e.g. %s to %s/%s): another worker may deliver it again (%d lost since start)",

@@ -268,6 +268,7 @@ async def test_a_lease_lost_while_its_call_runs_is_logged_once_and_counted(
         await asyncio.sleep(0.05)
     await asyncio.sleep(LEASE)  # three more renewals of what the worker still holds
     assert worker.leases_lost == 1
+    assert worker._metrics.delivery_leases_lost._value.get() == 1  # eventgateway_delivery_leases_lost_total
     lost = [r for r in caplog.records if "was lost before its call ended" in r.getMessage()]
     assert len(lost) == 1
 
