@@ -4,10 +4,9 @@ answers, calls an http function whose host name can then never resolve, and prin
 error, the seconds the call took (on asyncio's loop or uvloop's, which the gateway runs on), the queries the server received and whether the event loop kept running
 while the resolution hung.
 
-The resolution is the gateway's real one (aiohttp's default resolver: glibc's ``getaddrinfo`` on a worker
-thread, over UDP to the configured name server). The process leaves with ``os._exit``: the worker thread
-stays blocked in ``getaddrinfo`` until glibc gives up (``options timeout:30 attempts:1``), and waiting for
-it is not what is measured here.
+The resolution is the gateway's real one (`gateway.providers.dns.FunctionResolver`: c-ares over UDP to the
+configured name server, which would give up after its own ~3 s bound). The process leaves with ``os._exit``:
+waiting for the abandoned lookup is not what is measured here.
 """
 
 from __future__ import annotations

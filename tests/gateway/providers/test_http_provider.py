@@ -5,12 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import shutil
 import socket
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypercorn.asyncio import serve
@@ -247,8 +249,8 @@ def _in_namespace_with_silent_dns(tmp_path: Path, *command: str) -> subprocess.C
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 def test_a_host_name_that_never_resolves_is_bounded_by_the_function_timeout(tmp_path: Path, loop: str) -> None:
-    """A function whose host name's DNS query is never answered: the gateway's real resolver (glibc's
-    getaddrinfo over UDP, told to wait 30 s) asks a name server that reads the query and stays silent. The
+    """A function whose host name's DNS query is never answered: the gateway's real resolver (c-ares over
+    UDP; resolv.conf tells glibc to wait 30 s) asks a name server that reads the query and stays silent. The
     call fails as a timeout after the function's 0.5 s, and the event loop kept running meanwhile."""
     done = _in_namespace_with_silent_dns(
         tmp_path, sys.executable, "-m", "tests.gateway.providers.hanging_dns_child", "0.5", loop)
@@ -256,5 +258,98 @@ def test_a_host_name_that_never_resolves_is_bounded_by_the_function_timeout(tmp_
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["queries_for_host"] >= 1, result  # the resolution really went to the silent server
     assert result["error"] == "HTTP call to http://fn.hanging-dns.test:8080/fn timed out after 0.5s", result
-    assert result["seconds"] < 10, result  # hang guard (20x the timeout): glibc alone would wait 30 s
+    assert result["seconds"] < 10, result  # hang guard (20x the timeout): glibc would wait 30 s, c-ares ~3 s
     assert result["loop_ticks"] > 0, result  # the loop was not blocked while the name hung
+
+
+def _dns_child(tmp_path: Path, mode: str, loop: str, resolver: str) -> dict[str, Any]:
+    """`dns_exhaustion_child` run in the namespace with the DNS server it serves: its JSON result."""
+    done = _in_namespace_with_silent_dns(
+        tmp_path, sys.executable, "-m", "tests.gateway.providers.dns_exhaustion_child", mode, loop, resolver)
+    assert done.returncode == 0, done.stderr
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.slow  # ~3 s: the hanging calls run to their 2 s timeout
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_names_that_never_resolve_do_not_stall_a_function_addressed_by_host_name(tmp_path: Path, loop: str) -> None:
+    """16 concurrent calls to functions whose (distinct) host names are never answered by the name server,
+    then a call to a healthy function at http://localhost:PORT: it answers while all 16 are still pending
+    (lookups are c-ares queries on the loop, not executor threads they could all hold), ``localhost`` comes
+    from /etc/hosts (no query for it), and the hanging calls still fail at their own 2 s timeout."""
+    result = _dns_child(tmp_path, "exhaust", loop, "gateway")
+    assert result["healthy_answer"] == "healthy", result
+    assert result["hanging_pending_when_healthy_answered"] == 16, result
+    assert result["queries_for_hanging_names"] >= 16, result  # every hanging name really asked the silent server
+    assert result["queries_for_localhost"] == 0, result
+    assert result["hanging_errors"] == [
+        f"HTTP call to http://fn{n}.hanging-dns.test:8080/fn timed out after 2s" for n in range(16)], result
+    assert result["hanging_seconds_max"] < 10, result  # hang guard
+
+
+@pytest.mark.slow  # ~6 s: the healthy call runs to its 5 s timeout
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_the_threaded_resolver_the_gateway_used_before_stalls_the_healthy_function(tmp_path: Path, loop: str) -> None:
+    """The same scene with aiohttp's `ThreadedResolver` (glibc ``getaddrinfo`` on the loop's executor: 6
+    threads on 2 cores; uvloop: libuv's 4): the hanging names hold every thread and the healthy function's
+    call times out behind them. This is what the test above would see if the gateway went back to it."""
+    result = _dns_child(tmp_path, "exhaust", loop, "threaded")
+    assert result["healthy_answer"] is None, result
+    assert result["healthy_error"].endswith("/fn timed out after 5s"), result
+    assert result["hanging_pending_when_healthy_answered"] == 0, result
+
+
+@pytest.mark.slow  # ~6 s: two lookups (the call's one retry) of ~3 s each
+def test_a_lookup_is_bounded_by_the_resolver_not_by_resolv_conf(tmp_path: Path) -> None:
+    """resolv.conf says ``options timeout:30 attempts:1``; the gateway's c-ares options (1 s, 2 tries, doubling)
+    end a lookup that is never answered after ~3 s, before a 20 s function timeout, with a clear error."""
+    result = _dns_child(tmp_path, "bound", "asyncio", "gateway")
+    assert result["error"] == ("HTTP call to http://fn.hanging-dns.test:8080/fn failed: ClientConnectorDNSError: "
+                               "Cannot connect to host fn.hanging-dns.test:8080 ssl:default "
+                               "[Timeout while contacting DNS servers]"), result
+    assert result["seconds"] < 15, result  # hang guard: below both resolv.conf's 30 s and the call's 20 s
+
+
+def test_a_name_that_does_not_exist_fails_with_the_same_words_as_before(tmp_path: Path) -> None:
+    """NXDOMAIN from the name server: the error reads as it did with glibc's resolver (compared in the same
+    namespace), naming the host, the port and glibc's reason."""
+    expected = ("HTTP call to http://fn.nxdomain.test:8080/fn failed: ClientConnectorDNSError: "
+                "Cannot connect to host fn.nxdomain.test:8080 ssl:default [Name or service not known]")
+    assert _dns_child(tmp_path, "nxdomain", "asyncio", "gateway")["error"] == expected
+    assert _dns_child(tmp_path, "nxdomain", "uvloop", "gateway")["error"] == expected
+    assert _dns_child(tmp_path, "nxdomain", "asyncio", "threaded")["error"] == expected
+
+
+def _os_threads() -> set[str]:
+    return set(os.listdir("/proc/self/task"))
+
+
+async def test_localhost_resolves_and_the_resolver_closes_with_the_session(target: str) -> None:
+    """A function at http://localhost:PORT is reached (c-ares reads /etc/hosts); the c-ares channel (one
+    event thread of its own) lives while the session does and is closed with it."""
+    from gateway.providers.http import HTTPProvider, HTTPSession
+
+    before = _os_threads()
+    session = HTTPSession(4)
+    provider = HTTPProvider({"url": target.replace("127.0.0.1", "localhost") + "/status/200"}, session)
+    try:
+        assert await provider.call(b"local") == b"local"
+        started = _os_threads() - before  # c-ares's event thread (and pycares's process-wide reaper, once)
+        assert started, "the resolver runs its own event thread"
+    finally:
+        await session.close()
+    for _ in range(100):  # hang guard: 10 s
+        if not started <= _os_threads():
+            break
+        await asyncio.sleep(0.1)
+    assert not started <= _os_threads(), "the resolver's event thread outlived the session"
+
+
+def test_the_gateway_does_not_start_without_aiodns() -> None:
+    """aiodns is a dependency: without it importing the providers fails, no silent threaded fallback."""
+    done = subprocess.run(
+        [sys.executable, "-c", "import sys; sys.modules['aiodns'] = None; import gateway.providers"],
+        capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode != 0
+    assert "No module named 'aiodns'" in done.stderr or "import of aiodns halted" in done.stderr, done.stderr
