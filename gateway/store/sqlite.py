@@ -7,6 +7,12 @@ Why SQLite: it persists across restarts with no server to run, and its file lock
 well within a second. The log is pruned to its last ``history`` rows; a watcher that fell further
 behind gets :class:`~gateway.store.base.WatchReset` and reloads from a snapshot.
 
+Creates are guarded (:meth:`SQLiteStore.create_guarded`): each process checks a subscription against its own
+view, which may not yet hold what another process has just written, so a guarded create's ``BEGIN IMMEDIATE``
+transaction verifies what that check relied on before it writes: the id free, the required documents present,
+and no guarded create of the kind in the space committed after the check's revision (the ``create_guards``
+row of the kind and space holds the revision of the latest one; the transaction bumps it).
+
 The standard ``sqlite3`` module is blocking, so each call runs in a worker thread
 (:func:`asyncio.to_thread`) on one connection guarded by a lock.
 """
@@ -25,7 +31,9 @@ from typing import Any, TypeVar
 from gateway.store.base import (
     AlreadyExists,
     Change,
+    CreateGuard,
     Entry,
+    GuardFailed,
     Kind,
     NotFound,
     RevisionConflict,
@@ -56,7 +64,16 @@ CREATE TABLE IF NOT EXISTS changes (
     id TEXT NOT NULL,
     value TEXT
 );
+CREATE TABLE IF NOT EXISTS create_guards (
+    kind TEXT NOT NULL,
+    space TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    id TEXT NOT NULL,
+    PRIMARY KEY (kind, space)
+);
 """
+# create_guards: one row per kind and space, the revision (and id) of the latest guarded create there. It holds
+# no document: reads, snapshots and the change log never see it.
 
 
 class SQLiteStore(Store):
@@ -128,6 +145,40 @@ class SQLiteStore(Store):
                 raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
             return _put(db, kind, space, id, value)
         return await self._run(write, transaction=True)
+
+    guards_creates = True
+
+    async def create_guarded(self, kind: Kind, space: str, id: str, value: dict[str, Any],
+                             guard: CreateGuard) -> Entry:
+        """One ``BEGIN IMMEDIATE`` transaction (the write lock held from the first check to the commit, so no
+        other process's write can come between): the id free (else :class:`AlreadyExists`), no guarded create
+        of ``kind`` in ``space`` after ``guard.checked_at`` (the ``create_guards`` row), each required document
+        present (else :class:`GuardFailed`); then the document and the guard row at the new revision."""
+        def write(db: sqlite3.Connection) -> Entry:
+            if _current_revision(db, kind, space, id) is not None:
+                raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+            latest = db.execute("SELECT revision, id FROM create_guards WHERE kind=? AND space=?",
+                                (kind.value, space)).fetchone()
+            if latest is not None and latest[0] > guard.checked_at:
+                raise GuardFailed(
+                    f"{kind.value} {latest[1]!r} was created in space {space!r} at revision {latest[0]}, after "
+                    f"the check made at {guard.checked_at}; check again", created_after=latest[0])
+            missing = [f"{required_kind.value} {required_id!r}" for required_kind, required_id in guard.requires
+                       if _current_revision(db, required_kind, space, required_id) is None]
+            if missing:
+                raise GuardFailed(f"{kind.value} {id!r} requires {', '.join(missing)} in space {space!r}, "
+                                  f"not found")
+            entry = _put(db, kind, space, id, value)
+            db.execute("INSERT INTO create_guards (kind, space, revision, id) VALUES (?, ?, ?, ?) "
+                       "ON CONFLICT (kind, space) DO UPDATE SET revision=excluded.revision, id=excluded.id",
+                       (kind.value, space, entry.revision, id))
+            return entry
+        return await self._run(write, transaction=True)
+
+    async def current_revision(self) -> int:
+        """The change log's last revision (``sqlite_sequence``, one row), read outside a transaction: in WAL
+        mode that is the latest commit of any process."""
+        return await self._run(_head_revision)
 
     async def update(
         self, kind: Kind, space: str, id: str, value: dict[str, Any], expected_revision: int | None = None

@@ -140,12 +140,15 @@ def test_open_store_urls(tmp_path: Path) -> None:
         open_store("sqlite:")
 
 
-async def test_memory_and_sqlite_do_not_guard_creates(store: Store) -> None:
-    """Only etcd verifies a CreateGuard in its write (tests/cluster); here the Config service checks with the
-    store's state instead, and a caller asking for a guarded create gets a clear refusal, not an unguarded write."""
+async def test_memory_does_not_guard_creates() -> None:
+    """etcd and SQLite verify a CreateGuard in their writes (tests/cluster, test_sqlite_create_guard.py); memory
+    has one process and one writer, so the Config service checks with the store's state instead, and a caller
+    asking it for a guarded create gets a clear refusal, not an unguarded write."""
+    store = MemoryStore()
+    await store.open()
     await store.create(Kind.FUNCTIONS, "default", "f", {"functionId": "f"})
     assert store.guards_creates is False
     assert await store.current_revision() is None and not await store.unchanged_since(10**9)
-    with pytest.raises(NotImplementedError, match=f"{type(store).__name__} does not guard creates"):
+    with pytest.raises(NotImplementedError, match="MemoryStore does not guard creates"):
         await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "s", {}, CreateGuard(10**9))
     assert await store.get(Kind.SUBSCRIPTIONS, "default", "s") is None
