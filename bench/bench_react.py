@@ -172,27 +172,38 @@ def main(rounds: int = 25) -> None:
     print(table(rows))
 
 
-def stages(rounds: int = 9, events: int = 2000) -> None:
-    import json
+#: The CloudEvent and request headers of the stage benches: what bench_gateway's clients send.
+STAGE_EVENT: dict[str, Any] = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "1-1",
+                               "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
+STAGE_HEADERS = {"host": "127.0.0.1:4000", "user-agent": "python-httpx/0.27", "accept": "*/*",
+                 "content-type": "application/cloudevents+json", "content-length": "150"}
+
+
+def stage_plugins(count: int = 3) -> list[Any]:
+    """``count`` loaded copies of bench_gateway's stage plugin (sync on every system event, continues)."""
     import tempfile
     from pathlib import Path
 
     from bench.bench_gateway import stage_plugin
-    from gateway.metrics import Metrics
     from gateway.plugins.loading import load_plugin, spec_from_path
+
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [Path(tmp) / f"stage{i}.wasm" for i in range(count)]
+        for path in paths:
+            path.write_bytes(stage_plugin())
+        return [load_plugin(spec_from_path(path, i)) for i, path in enumerate(paths)]
+
+
+def stages(rounds: int = 9, events: int = 2000) -> None:
+    import json
+
+    from gateway.metrics import Metrics
     from gateway.plugins.stages import ActivePluginSet
     from wasm_abi import events as builders
 
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = [Path(tmp) / f"stage{i}.wasm" for i in range(3)]
-        for path in paths:
-            path.write_bytes(stage_plugin())
-        plugins = [load_plugin(spec_from_path(path, i)) for i, path in enumerate(paths)]
+    plugins = stage_plugins()
     active = ActivePluginSet(plugins, Metrics(), None, validate_event=lambda event: None)
-    event = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "1-1",
-             "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
-    headers = {"host": "127.0.0.1:4000", "user-agent": "python-httpx/0.27", "accept": "*/*",
-               "content-type": "application/cloudevents+json", "content-length": "150"}
+    event, headers = STAGE_EVENT, STAGE_HEADERS
     body = json.dumps(event)
     objects = [(i, str(i)) for i in range(3000)]
 
@@ -232,31 +243,20 @@ def stages(rounds: int = 9, events: int = 2000) -> None:
 def floor(rounds: int = 15, events: int = 3000) -> None:
     import asyncio
     import json
-    import tempfile
-    from pathlib import Path
 
-    from bench.bench_gateway import stage_plugin
     from gateway.config.view import ConfigView
     from gateway.events import system_events
     from gateway.metrics import Metrics
     from gateway.pipeline.emitter import SystemEmitter
-    from gateway.plugins.loading import load_plugin, spec_from_path
     from gateway.plugins.stages import ActivePluginSet
     from gateway.queue.memory import MemoryQueue
     from gateway.routing.table import RouteTable
     from gateway.store.memory import MemoryStore
 
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = [Path(tmp) / f"stage{i}.wasm" for i in range(3)]
-        for path in paths:
-            path.write_bytes(stage_plugin())
-        plugins = [load_plugin(spec_from_path(path, i)) for i, path in enumerate(paths)]
+    plugins = stage_plugins()
     metrics = Metrics()
     active = ActivePluginSet(plugins, metrics, None, validate_event=lambda event: None)
-    event = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "1-1",
-             "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
-    headers = {"host": "127.0.0.1:4000", "user-agent": "python-httpx/0.27", "accept": "*/*",
-               "content-type": "application/cloudevents+json", "content-length": "150"}
+    event, headers = STAGE_EVENT, STAGE_HEADERS
     answer = json.dumps({"statusCode": 200, "body": "ok"}).encode()
 
     def build() -> tuple[dict[str, Any], ...]:

@@ -9,14 +9,13 @@ import ctypes
 import json
 import os
 import sys
-import tempfile
 import time
 from ctypes import c_int, c_int32, c_uint64, c_void_p
-from pathlib import Path
 
 import msgpack
 
 from bench.prototypes.stage_runner.build import build, load_extension
+from bench.bench_react import STAGE_EVENT, STAGE_HEADERS, stage_plugins
 from wasm_abi import native
 
 BUILT = build()
@@ -71,23 +70,14 @@ def load_runner(gil: str):
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 9
     events = int(sys.argv[2]) if len(sys.argv) > 2 else 3000
-    from bench.bench_gateway import stage_plugin
     from gateway.events import system_events
     from gateway.metrics import Metrics
-    from gateway.plugins.loading import load_plugin, spec_from_path
     from gateway.plugins.stages import ActivePluginSet
 
-    with tempfile.TemporaryDirectory() as tmp:
-        paths = [Path(tmp) / f"stage{i}.wasm" for i in range(3)]
-        for path in paths:
-            path.write_bytes(stage_plugin())
-        plugins = [load_plugin(spec_from_path(path, i)) for i, path in enumerate(paths)]
+    plugins = stage_plugins()
     metrics = Metrics()
     active = ActivePluginSet(plugins, metrics, None, validate_event=lambda event: None)
-    event = {"specversion": "1.0", "type": "bench.event", "source": "/bench", "id": "1-1",
-             "datacontenttype": "application/json", "data": {"n": 1, "text": "x" * 64}}
-    headers = {"host": "127.0.0.1:4000", "user-agent": "python-httpx/0.27", "accept": "*/*",
-               "content-type": "application/cloudevents+json", "content-length": "150"}
+    event, headers = STAGE_EVENT, STAGE_HEADERS
     answer = json.dumps({"statusCode": 200, "body": "ok"}).encode()
     built = (system_events.event_received(event, "/bench", headers),
              system_events.function_invoking("default", "bench", event),
