@@ -10,8 +10,8 @@ behind gets :class:`~gateway.store.base.WatchReset` and reloads from a snapshot.
 Creates are guarded (:meth:`SQLiteStore.create_guarded`): each process checks a subscription against its own
 view, which may not yet hold what another process has just written, so a guarded create's ``BEGIN IMMEDIATE``
 transaction verifies what that check relied on before it writes: the id free, the required documents present,
-and no guarded create of the kind in the space committed after the check's revision (the ``create_guards``
-row of the kind and space holds the revision of the latest one; the transaction bumps it).
+and no create of the kind in the space committed after the check's revision (the ``create_guards`` row of the
+kind and space holds the revision of the latest one; every create's transaction, guarded or not, bumps it).
 
 The standard ``sqlite3`` module is blocking, so each call runs in a worker thread
 (:func:`asyncio.to_thread`) on one connection guarded by a lock.
@@ -72,7 +72,7 @@ CREATE TABLE IF NOT EXISTS create_guards (
     PRIMARY KEY (kind, space)
 );
 """
-# create_guards: one row per kind and space, the revision (and id) of the latest guarded create there. It holds
+# create_guards: one row per kind and space, the revision (and id) of the latest create there. It holds
 # no document: reads, snapshots and the change log never see it.
 
 
@@ -143,7 +143,7 @@ class SQLiteStore(Store):
         def write(db: sqlite3.Connection) -> Entry:
             if _current_revision(db, kind, space, id) is not None:
                 raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
-            return _put(db, kind, space, id, value)
+            return _record_create(db, _put(db, kind, space, id, value))
         return await self._run(write, transaction=True)
 
     guards_creates = True
@@ -151,9 +151,10 @@ class SQLiteStore(Store):
     async def create_guarded(self, kind: Kind, space: str, id: str, value: dict[str, Any],
                              guard: CreateGuard) -> Entry:
         """One ``BEGIN IMMEDIATE`` transaction (the write lock held from the first check to the commit, so no
-        other process's write can come between): the id free (else :class:`AlreadyExists`), no guarded create
-        of ``kind`` in ``space`` after ``guard.checked_at`` (the ``create_guards`` row), each required document
-        present (else :class:`GuardFailed`); then the document and the guard row at the new revision."""
+        other process's write can come between): the id free (else :class:`AlreadyExists`), no create of
+        ``kind`` in ``space`` after ``guard.checked_at`` (the ``create_guards`` row), each required document
+        present (else :class:`GuardFailed`); then the document and the guard row at the new revision. A plain
+        :meth:`create` moves the guard row too, so this also fails after one of those."""
         def write(db: sqlite3.Connection) -> Entry:
             if _current_revision(db, kind, space, id) is not None:
                 raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
@@ -168,11 +169,7 @@ class SQLiteStore(Store):
             if missing:
                 raise GuardFailed(f"{kind.value} {id!r} requires {', '.join(missing)} in space {space!r}, "
                                   f"not found")
-            entry = _put(db, kind, space, id, value)
-            db.execute("INSERT INTO create_guards (kind, space, revision, id) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (kind, space) DO UPDATE SET revision=excluded.revision, id=excluded.id",
-                       (kind.value, space, entry.revision, id))
-            return entry
+            return _record_create(db, _put(db, kind, space, id, value))
         return await self._run(write, transaction=True)
 
     async def current_revision(self) -> int:
@@ -285,6 +282,15 @@ def _put(db: sqlite3.Connection, kind: Kind, space: str, id: str, value: dict[st
                "ON CONFLICT (kind, space, id) DO UPDATE SET value=excluded.value, revision=excluded.revision",
                (kind.value, space, id, encoded, revision))
     return Entry(kind, space, id, json.loads(encoded), revision)
+
+
+def _record_create(db: sqlite3.Connection, entry: Entry) -> Entry:
+    """Every create, guarded or not, moves its kind and space's ``create_guards`` row to its revision: a guarded
+    create checked before it then fails, whichever way it was written."""
+    db.execute("INSERT INTO create_guards (kind, space, revision, id) VALUES (?, ?, ?, ?) "
+               "ON CONFLICT (kind, space) DO UPDATE SET revision=excluded.revision, id=excluded.id",
+               (entry.kind.value, entry.space, entry.revision, entry.id))
+    return entry
 
 
 def _head_revision(db: sqlite3.Connection) -> int:

@@ -61,20 +61,27 @@ async def test_guarded_create_on_sqlite(tmp_path: Path) -> None:
         # Another space has its own guard; other kinds' plain creates and updates do not move it.
         third = await other.create_guarded(Kind.SUBSCRIPTIONS, "defaults", "c", _sub("/c"), CreateGuard(start))
         await store.update(Kind.FUNCTIONS, "default", "f", {"functionId": "f", "v": 2})
+        # A plain create (not guarded) moves the guard too.
+        plain = await other.create(Kind.SUBSCRIPTIONS, "default", "p", _sub("/p"))
+        with pytest.raises(GuardFailed) as after_plain:
+            await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "d", _sub("/d"),
+                                       CreateGuard(second.revision, REQUIRES))
+        assert after_plain.value.created_after == plain.revision
         await store.create_guarded(Kind.SUBSCRIPTIONS, "default", "d", _sub("/d"),
-                                   CreateGuard(second.revision, REQUIRES))
+                                   CreateGuard(plain.revision, REQUIRES))
         # Guard rows hold no document: the snapshot, the fingerprint and the change log do not show them.
         snapshot = await store.snapshot()
         assert sorted((e.kind.value, e.space, e.id) for e in snapshot.entries) == [
             ("eventtypes", "default", "e"), ("functions", "default", "f"), ("subscriptions", "default", "a"),
-            ("subscriptions", "default", "b"), ("subscriptions", "default", "d"), ("subscriptions", "defaults", "c")]
-        assert snapshot.revision == await store.current_revision() == third.revision + 2
+            ("subscriptions", "default", "b"), ("subscriptions", "default", "d"), ("subscriptions", "default", "p"),
+            ("subscriptions", "defaults", "c")]
+        assert snapshot.revision == await store.current_revision() == third.revision + 3
         seen = []
         async for change in store.watch(start):
             seen.append(change.id)
             if change.revision == snapshot.revision:
                 break
-        assert seen == ["e", "f", "a", "b", "c", "f", "d"]
+        assert seen == ["e", "f", "a", "b", "c", "f", "p", "d"]
     finally:
         await store.close()
         await other.close()
