@@ -9,7 +9,7 @@ subscription, timed from the request to the answer (the Config API answers after
 write), then deleted again untimed so the size stays put.
 
 Code paths in the same run, interleaved batch by batch: ``incremental`` (the per-space conflict index,
-what the gateway runs; on etcd a create the view lets pass is one guarded transaction), ``store-first``
+what the gateway runs; on etcd and SQLite a create the view lets pass is one guarded transaction), ``store-first``
 (the index too, but the store's state read first, as before the guarded create: on etcd a point read, or the
 fingerprint when etcd's revision moved) and ``full`` (the conflict check before issue 16: every subscription
 of the space read from the store and put into a fresh path tree; kept callable as the service's fallback).

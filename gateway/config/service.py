@@ -159,7 +159,7 @@ class ConfigService:
         self.view_first_creates = True
         # One subscription create per space at a time in this gateway: its check, write and own view update
         # happen before the next create's check. Creates through other gateways or processes are caught by the
-        # store's guard (Store.create_guarded) where the backend has one (etcd).
+        # store's guard (Store.create_guarded) where the backend has one (etcd, SQLite).
         self._create_locks: defaultdict[str, asyncio.Lock] = defaultdict(asyncio.Lock)
         #: How each subscription create was checked, counted by outcome: ``view`` (checked against this
         #: gateway's view alone, its transaction verifying the rest), ``store`` (checked with store reads:
@@ -264,7 +264,7 @@ class ConfigService:
         """Upstream's checks, in its order: the id is new, the path does not conflict, the event type and the
         function exist.
 
-        On a store that guards creates (etcd), the checks first read only this gateway's view: when the view
+        On a store that guards creates (etcd, SQLite; not memory), the checks first read only this gateway's view: when the view
         lets the create pass, the create's transaction verifies that it still may (the id is free, the event
         type and function exist, no subscription was created in the space after the revision the view had
         applied), so nothing written through another gateway, even at the same moment, is missed; when the
