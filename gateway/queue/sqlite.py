@@ -28,8 +28,9 @@ enqueue/retry/redeliver wakes it, the earliest due time it knows of comes, or 0.
 deliveries that other processes enqueued), up to ``wait``. ``close`` wakes every waiting ``lease``,
 which returns nothing at once. A ``lease`` may be cancelled at any moment (``lease_cancel_safe``): one
 cancelled after it handed its take to the writer queues, at once and behind the take, the giving back of
-whatever that take leases, and the writer runs such give-backs even when a close is already under way,
-so nothing stays hidden for a whole lease. An ``enqueue`` cancelled after it was handed to the writer may
+whatever that take leases, and the writer runs such give-backs even when a close is already under way
+(a lease cancelled after the writer stopped gives its rows back itself, on a connection of its own), so
+nothing stays hidden for a whole lease. An ``enqueue`` cancelled after it was handed to the writer may
 still be committed (delivered, though its caller saw no 202).
 
 **Bounds.** ``enqueue`` refuses a batch with `QueueFull` when the deliveries held plus the batch would
@@ -44,6 +45,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import queue as thread_queue
 import sqlite3
 import threading
@@ -72,6 +74,8 @@ from gateway.queue.base import (
 )
 
 __all__ = ["MAX_LIMIT", "SCHEMA_VERSION", "QueueSchemaError", "SqliteQueue"]
+
+log = logging.getLogger("gateway.queue.sqlite")
 
 #: The schema this module writes (``PRAGMA user_version``); a file with a newer one is refused.
 SCHEMA_VERSION = 1
@@ -174,6 +178,10 @@ class SqliteQueue:
         self._connection: sqlite3.Connection | None = None  # the writer thread's
         self._reader: sqlite3.Connection | None = None  # reads (dead letters, counts), under _read_lock
         self._read_lock = threading.Lock()
+        #: Set by the writer thread, under ``_give_back_lock``, once it took its last request: a give-back
+        #: queued after that would never run (see ``_queue_give_back``).
+        self._writer_stopped = False
+        self._give_back_lock = threading.Lock()
         self._open_error: QueueUnavailable | None = None
         self._last_open_attempt = 0.0
         # The deliveries held, as of the last transaction (read by callers for the fast QueueFull check).
@@ -195,6 +203,7 @@ class SqliteQueue:
         self._wakeup = asyncio.Event()
         self._wakeup_loop = asyncio.get_running_loop()
         if self._writer is None:
+            self._writer_stopped = False
             self._writer = threading.Thread(target=self._run_writer, name=f"queue-writer {self.path}", daemon=True)
             self._writer.start()
         await self._submit(lambda db, txn: None)
@@ -292,17 +301,19 @@ class SqliteQueue:
         # Anything submitted while closing: refused, never left waiting; but the give-backs of leases
         # cancelled just before the close are run (their rows would stay hidden for a whole lease).
         give_backs: list[_Request] = []
-        while True:
-            try:
-                request = self._requests.get_nowait()
-            except thread_queue.Empty:
-                break
-            if request is None:
-                continue
-            if request.future is None:
-                give_backs.append(request)
-            else:
-                self._resolve(request, QueueUnavailable(f"the SQLite queue {str(self.path)!r} is closed"))
+        with self._give_back_lock:  # a give-back queued from now on is run by its lease itself
+            self._writer_stopped = True
+            while True:
+                try:
+                    request = self._requests.get_nowait()
+                except thread_queue.Empty:
+                    break
+                if request is None:
+                    continue
+                if request.future is None:
+                    give_backs.append(request)
+                else:
+                    self._resolve(request, QueueUnavailable(f"the SQLite queue {str(self.path)!r} is closed"))
         if give_backs and self._connection is not None:
             self._run_batch(give_backs)
         if self._connection is not None:
@@ -489,7 +500,7 @@ class SqliteQueue:
             except asyncio.CancelledError:
                 # The take may have run, or will (it is queued): whatever it leases is given back right
                 # behind it, by the writer, even if a close follows at once.
-                self._requests.put(_Request(give_back, None, None))
+                self._queue_give_back(owner, give_back)
                 raise
             if leased:
                 return leased
@@ -505,6 +516,24 @@ class SqliteQueue:
                 pass
             if self._closed:
                 return []
+
+    def _queue_give_back(self, owner: str, give_back: Callable[[sqlite3.Connection, _Txn], None]) -> None:
+        """Queue a cancelled lease's give-back behind its take; when the writer already stopped (the cancel
+        came while or after a close ran the take), give the rows back here, on a connection of its own (one
+        UPDATE, only on that path), so they are not left leased by no one."""
+        with self._give_back_lock:
+            if not self._writer_stopped:
+                self._requests.put(_Request(give_back, None, None))
+                return
+        try:
+            db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
+            try:
+                db.execute("UPDATE deliveries SET lease_until = 0, lease_owner = NULL WHERE lease_owner = ?",
+                           (owner,))
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("a cancelled lease's deliveries in %r wait out their lease: %s", str(self.path), exc)
 
     async def ack(self, delivery: LeasedDelivery) -> None:
         if not is_delivery_id(delivery.id) or not isinstance(delivery.token, str):
