@@ -4,9 +4,11 @@ Tracing is on when ``--otel-endpoint URL`` (``EVENT_GATEWAY_OTEL_ENDPOINT``) is 
 variables ask for it: ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`` / ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, or
 ``OTEL_TRACES_EXPORTER`` naming ``otlp`` or ``console``. ``OTEL_TRACES_EXPORTER=none`` and
 ``OTEL_SDK_DISABLED=true`` turn it off (the flag wins over both, as every flag wins over the environment).
-Spans leave through OTLP/HTTP (protobuf). The SDK still decides what it decides best from the standard
-variables: the sampler (``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``, default
-``parentbased_always_on``), the resource (``OTEL_RESOURCE_ATTRIBUTES``), and the OTLP/HTTP client's
+Spans leave through OTLP/HTTP (protobuf). The sampler is the SDK's, named as the SDK names them
+(``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG``, default ``parentbased_always_on``) but read here, where
+a name or ratio the SDK does not know is a start-up error (the SDK would sample everything, with a warning).
+The SDK still decides what it decides best from the standard variables: the resource
+(``OTEL_RESOURCE_ATTRIBUTES``), and the OTLP/HTTP client's
 ``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TIMEOUT``, ``..._COMPRESSION``, ``..._CERTIFICATE`` (and the
 ``_TRACES_`` forms). This module reads the batching variables itself: ``OTEL_BSP_MAX_QUEUE_SIZE`` (2048),
 ``OTEL_BSP_MAX_EXPORT_BATCH_SIZE`` (512), ``OTEL_BSP_SCHEDULE_DELAY`` (5000 ms), ``OTEL_BSP_EXPORT_TIMEOUT``
@@ -362,8 +364,7 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
     count_limit = _env_opt_int(env, "OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", minimum=0)
     if count_limit is None:
         count_limit = _env_int(env, "OTEL_ATTRIBUTE_COUNT_LIMIT", 128, minimum=0)
-    # The SDK reads OTEL_TRACES_SAMPLER(_ARG) when no sampler is given.
-    provider = TracerProvider(resource=Resource.create(attributes))
+    provider = TracerProvider(resource=Resource.create(attributes), sampler=_sampler(env))
     resource = dict(provider.resource.attributes)
     described: list[str] = []
     queues: list[tuple[str, SpanQueue]] = []
@@ -392,6 +393,36 @@ def configure_tracing(endpoint: str | None, environ: Mapping[str, str] | None = 
     tracing = Tracing(provider, queues, ", ".join(described), export_timeout)
     tracing._closers.extend(closers)
     return tracing
+
+
+#: OTEL_TRACES_SAMPLER's values (the SDK's names); the ratio ones take OTEL_TRACES_SAMPLER_ARG.
+SAMPLERS = ("always_on", "always_off", "traceidratio", "parentbased_always_on", "parentbased_always_off",
+            "parentbased_traceidratio")
+
+
+def _sampler(env: Mapping[str, str]) -> Any:
+    """The sampler ``OTEL_TRACES_SAMPLER`` / ``OTEL_TRACES_SAMPLER_ARG`` name, read from ``env`` (the SDK would
+    read ``os.environ`` itself, and fall back to its default with a warning on a name or ratio it does not
+    know: here that is a start-up error naming the variable)."""
+    from opentelemetry.sdk.trace import sampling
+
+    name = env.get("OTEL_TRACES_SAMPLER", "").strip().lower() or "parentbased_always_on"
+    if name not in SAMPLERS:
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER={env.get('OTEL_TRACES_SAMPLER')!r}: expected one of "
+                                 f"{', '.join(SAMPLERS)}")
+    if not name.endswith("traceidratio"):
+        return {"always_on": sampling.ALWAYS_ON, "always_off": sampling.ALWAYS_OFF,
+                "parentbased_always_on": sampling.ParentBased(sampling.ALWAYS_ON),
+                "parentbased_always_off": sampling.ParentBased(sampling.ALWAYS_OFF)}[name]
+    raw = env.get("OTEL_TRACES_SAMPLER_ARG", "").strip()
+    try:
+        rate = float(raw) if raw else 1.0
+    except ValueError:
+        rate = float("nan")
+    if not 0.0 <= rate <= 1.0:  # NaN too
+        raise TracingConfigError(f"OTEL_TRACES_SAMPLER_ARG={env.get('OTEL_TRACES_SAMPLER_ARG')!r}: {name} takes "
+                                 f"the share of traces to sample, a number from 0 to 1")
+    return sampling.TraceIdRatioBased(rate) if name == "traceidratio" else sampling.ParentBasedTraceIdRatio(rate)
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int, *, minimum: int) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from gateway.observe.tracing import TracingConfigError, configure_tracing, traces_url
@@ -82,9 +84,9 @@ def test_otel_endpoint_flag_and_variable() -> None:
 def test_the_sampler_decides_at_the_root_and_children_follow(monkeypatch, sampler, arg, root_sampled) -> None:
     from opentelemetry import trace as api
 
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER", sampler)
-    monkeypatch.setenv("OTEL_TRACES_SAMPLER_ARG", arg)
-    tracing = configure_tracing("http://127.0.0.1:9", {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_EXPORT_TIMEOUT": "100"})
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off" if root_sampled else "always_on")  # not what is read
+    tracing = configure_tracing("http://127.0.0.1:9", {"OTEL_BSP_SCHEDULE_DELAY": "600000", "OTEL_BSP_EXPORT_TIMEOUT": "100",
+                                                      "OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg})
     assert tracing is not None
     try:
         recorder = tracing.recorder
@@ -108,6 +110,31 @@ def test_the_sampler_decides_at_the_root_and_children_follow(monkeypatch, sample
         assert recorder.decision(remote) in (None, continued.is_recording())
         assert recorder.decision(sampled_remote) in (None, recorder.start_span("s", sampled_remote).is_recording())
         assert (recorder.decision(None), recorder.decision(remote)) != (None, None) or "ratio" in sampler
+    finally:
+        tracing.shutdown()
+
+
+@pytest.mark.parametrize("sampler, arg, words", [
+    ("alwayson", "", "OTEL_TRACES_SAMPLER='alwayson': expected one of always_on, always_off"),
+    ("jaeger_remote", "", "OTEL_TRACES_SAMPLER='jaeger_remote'"),
+    ("traceidratio", "lots", "OTEL_TRACES_SAMPLER_ARG='lots': traceidratio takes the share"),
+    ("parentbased_traceidratio", "1.5", "OTEL_TRACES_SAMPLER_ARG='1.5'"),
+    ("traceidratio", "-0.1", "OTEL_TRACES_SAMPLER_ARG='-0.1'"),
+    ("traceidratio", "nan", "OTEL_TRACES_SAMPLER_ARG='nan'")])
+def test_a_sampler_or_ratio_it_does_not_know_is_an_error_naming_it(sampler, arg, words) -> None:
+    """The SDK falls back to its default (sampling everything) with a warning; the gateway refuses to start."""
+    with pytest.raises(TracingConfigError, match=re.escape(words)):
+        configure_tracing("http://c:4318", {"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg})
+
+
+@pytest.mark.parametrize("sampler, arg, expected", [
+    ("", "", "ParentBased{root:AlwaysOnSampler"), ("ALWAYS_OFF", "", "AlwaysOffSampler"),
+    ("traceidratio", "", "TraceIdRatioBased{1.0}"), ("parentbased_traceidratio", " 0.25 ", "TraceIdRatioBased{0.25}")])
+def test_the_sampler_is_read_from_the_environment_given(sampler, arg, expected) -> None:
+    tracing = configure_tracing("http://c:4318", {"OTEL_TRACES_SAMPLER": sampler, "OTEL_TRACES_SAMPLER_ARG": arg})
+    assert tracing is not None
+    try:
+        assert expected in tracing.provider.sampler.get_description()
     finally:
         tracing.shutdown()
 
