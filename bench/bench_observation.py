@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import os
 import socket
 import subprocess
 import sys
@@ -94,11 +93,7 @@ def main(argv: list[str] | None = None) -> None:
     batching = {"OTEL_BSP_SCHEDULE_DELAY": "200"}
 
     def traced(sampler: str) -> Observer:
-        os.environ["OTEL_TRACES_SAMPLER"] = sampler  # the SDK reads its sampler from the process's environment
-        try:
-            tracing = configure_tracing(endpoint, batching)
-        finally:
-            del os.environ["OTEL_TRACES_SAMPLER"]
+        tracing = configure_tracing(endpoint, {**batching, "OTEL_TRACES_SAMPLER": sampler})
         assert tracing is not None
         return Observer(None, tracing)
 
