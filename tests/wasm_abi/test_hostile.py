@@ -24,7 +24,10 @@ RECURSE_FUNC = """(func $recurse (param i32) (result i64)
 def only_empty_map_ok(bad: str) -> str:
     return f"(if (result i64) (i32.eq (local.get $len) (i32.const 1)) (then (i64.const 0)) (else {bad}))"
 
-SMALL = Limits(sync_fuel=1_000_000, async_fuel=1_000_000, load_fuel=2_000_000, max_memory_bytes=2 * 1024 * 1024)
+# Fuel and memory are what these limits test: deadlines far above what their fuel buys (~12 ms at worst, for
+# refused memory.grow loops), so a loaded machine cannot turn a memory or fuel fault into a timeout.
+SMALL = Limits(sync_fuel=1_000_000, async_fuel=1_000_000, load_fuel=2_000_000, max_memory_bytes=2 * 1024 * 1024,
+               sync_timeout=5.0, async_timeout=5.0, load_timeout=5.0)
 
 
 def assert_healthy(make_plugin: MakePlugin) -> None:
