@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.gateway.observe.test_tracing_config import assert_read_as_the_sdk_reads_it
+
 _P = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 _V1 = "01" + _P[2:]
 
@@ -25,21 +27,7 @@ _STATES = [
 ]
 
 
-def _check(parent: str, state: str | None) -> None:
-    from opentelemetry.context import Context
-    from opentelemetry.trace import get_current_span
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-
-    from gateway.observe.observation import _Otel
-
-    carrier = {"traceparent": parent, **({"tracestate": state} if state else {})}
-    expected = get_current_span(TraceContextTextMapPropagator().extract(carrier, context=Context())).get_span_context()
-    ours = _Otel().extract(parent, state)
-    if not expected.is_valid:
-        assert ours is None
-    else:
-        assert ours == expected and ours.is_remote
-        assert ours.trace_state == expected.trace_state and ours.trace_flags == expected.trace_flags
+_check = assert_read_as_the_sdk_reads_it
 
 
 @pytest.mark.parametrize("parent", _PARENTS)

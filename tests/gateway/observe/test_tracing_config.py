@@ -159,6 +159,11 @@ _PARENT = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 ])
 def test_a_traceparent_is_read_as_the_sdks_propagator_reads_it(parent: str, state: str | None) -> None:
     """The observer's own W3C parse (no Context objects per request) against the SDK's propagator."""
+    assert_read_as_the_sdk_reads_it(parent, state)
+
+
+def assert_read_as_the_sdk_reads_it(parent: str, state: str | None) -> None:
+    """``traceparent``/``tracestate`` parsed by the observer give what the SDK's propagator gives."""
     from opentelemetry.context import Context
     from opentelemetry.trace import get_current_span
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
