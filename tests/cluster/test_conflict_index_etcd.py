@@ -12,10 +12,9 @@ from typing import Any
 import httpx
 import pytest
 
-from gateway.config.service import InvalidConfig
 from gateway.store.base import AlreadyExists, CreateGuard, Entry, GuardFailed, Kind
+from tests.gateway.config.racing_creates import SYNC, assert_conflicting_creates_race, space_with_event_type_and_function
 
-SYNC = {"type": "sync", "eventType": "e", "functionId": "f", "method": "POST"}
 
 
 def _sub(path: str) -> dict[str, Any]:
@@ -205,17 +204,6 @@ async def test_guarded_creates_racing_on_two_stores(shared_etcd, store_factory, 
     assert len(await a.list(Kind.SUBSCRIPTIONS, "default")) == 40
 
 
-async def _space_with_event_type_and_function(client: httpx.AsyncClient, *others: Any) -> None:
-    """The event type and function the subscriptions use, created through ``client`` and applied by the views
-    of the ``others`` gateways too (so that their checks start from the same state)."""
-    assert (await client.post("/eventtypes", json={"name": "e"})).status_code == 201
-    assert (await client.post("/functions", json={"functionId": "f", "type": "http",
-                                                  "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
-    for running in others:
-        assert await running.gateway.view.wait_until(
-            lambda running=running: running.gateway.view.function("default", "f") is not None)
-
-
 async def test_creates_are_checked_against_the_view_while_another_prefix_is_written(
         shared_etcd, gateway_server, store_factory, unique_prefix):
     """On an etcd that another application (here: another prefix) writes to between the creates, the store's
@@ -229,7 +217,7 @@ async def test_creates_are_checked_against_the_view_while_another_prefix_is_writ
     reads = _FingerprintReads(a.gateway.store)
     async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
                 httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
-        await _space_with_event_type_and_function(on_a)
+        await space_with_event_type_and_function(on_a)
         for i in range(10):
             await another_app.create(Kind.EVENT_TYPES, "default", f"n{i}", {"name": f"n{i}"})
             assert await a.gateway.store.current_revision() > a.gateway.view.revision  # unchanged_since: False
@@ -258,25 +246,7 @@ async def test_conflicting_creates_at_the_same_instant_on_two_gateways(shared_et
     db = f"etcd://{shared_etcd.endpoint}{unique_prefix}"
     a = await gateway_server(db=db)
     b = await gateway_server(db=db)
-    async with httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a:
-        await _space_with_event_type_and_function(on_a, b)
-    rounds = 25
-    for round_ in range(rounds):
-        results = await asyncio.gather(
-            a.gateway.config.create_subscription("default", {**SYNC, "path": f"/r{round_}/:id"}),
-            b.gateway.config.create_subscription("default", {**SYNC, "path": f"/r{round_}/:name"}),
-            return_exceptions=True)
-        assert sorted(type(result).__name__ for result in results) == ["InvalidConfig", "Subscription"], results
-        refusal = next(result for result in results if isinstance(result, InvalidConfig))
-        assert str(refusal).startswith("Subscription path conflict: ") and "already defined" in str(refusal)
-    assert len(await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")) == rounds
-    # Every round, the guard decided: one transaction failed and its create was checked again.
-    assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds
-    # Creates that do not conflict both pass, the second after checking again.
-    both = await asyncio.gather(a.gateway.config.create_subscription("default", {**SYNC, "path": "/both/a"}),
-                                b.gateway.config.create_subscription("default", {**SYNC, "path": "/both/b"}))
-    assert sorted(s.path for s in both) == ["/both/a", "/both/b"]
-    assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds + 1
+    await assert_conflicting_creates_race(a, b, rounds=25)
 
 
 async def test_a_create_that_keeps_losing_gives_up_with_409(shared_etcd, gateway_server, unique_prefix, monkeypatch):
@@ -289,7 +259,7 @@ async def test_a_create_that_keeps_losing_gives_up_with_409(shared_etcd, gateway
     a = await gateway_server(db=db)
     b = await gateway_server(db=db)
     async with httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a:
-        await _space_with_event_type_and_function(on_a, b)
+        await space_with_event_type_and_function(on_a, b)
     results = await asyncio.gather(a.gateway.config.create_subscription("default", {**SYNC, "path": "/a"}),
                                    b.gateway.config.create_subscription("default", {**SYNC, "path": "/b"}),
                                    return_exceptions=True)
@@ -309,7 +279,7 @@ async def test_racing_conflicting_creates_on_two_gateways(shared_etcd, gateway_s
     b = await gateway_server(db=db)
     async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
                 httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
-        await _space_with_event_type_and_function(on_a)
+        await space_with_event_type_and_function(on_a)
         for round_ in range(20):
             answers = await asyncio.gather(on_a.post("/subscriptions", json={**SYNC, "path": f"/r{round_}/:id"}),
                                            on_b.post("/subscriptions", json={**SYNC, "path": f"/r{round_}/:name"}))

@@ -12,11 +12,10 @@ import httpx
 import pytest
 
 from gateway.config.models import Subscription
-from gateway.config.service import InvalidConfig
 from gateway.store.base import AlreadyExists, CreateGuard, Entry, GuardFailed, Kind
+from tests.gateway.config.racing_creates import SYNC, assert_conflicting_creates_race, space_with_event_type_and_function
 from gateway.store.sqlite import SQLiteStore
 
-SYNC = {"type": "sync", "eventType": "e", "functionId": "f", "method": "POST"}
 REQUIRES = ((Kind.EVENT_TYPES, "e"), (Kind.FUNCTIONS, "f"))
 
 
@@ -113,17 +112,6 @@ async def test_guarded_creates_racing_on_two_stores(tmp_path: Path) -> None:
         await b.close()
 
 
-async def _space_with_event_type_and_function(client: httpx.AsyncClient, *others: Any) -> None:
-    """The event type and function the subscriptions use, created through ``client`` and applied by the views
-    of the ``others`` gateways too (so that their checks start from the same state)."""
-    assert (await client.post("/eventtypes", json={"name": "e"})).status_code == 201
-    assert (await client.post("/functions", json={"functionId": "f", "type": "http",
-                                                  "provider": {"url": "http://127.0.0.1:9/"}})).status_code == 201
-    for running in others:
-        assert await running.gateway.view.wait_until(
-            lambda running=running: running.gateway.view.function("default", "f") is not None)
-
-
 async def test_conflicting_creates_at_the_same_instant_on_two_gateways(tmp_path: Path, gateway_server: Any) -> None:
     """Two gateways on one SQLite file (as two --processes workers), their Config services each checking a
     conflicting create against their own views at the same instant: the second transaction fails, its create
@@ -132,25 +120,7 @@ async def test_conflicting_creates_at_the_same_instant_on_two_gateways(tmp_path:
     db = f"sqlite:{tmp_path / 'config.db'}"
     a = await gateway_server(db=db)
     b = await gateway_server(db=db)
-    async with httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a:
-        await _space_with_event_type_and_function(on_a, b)
-    rounds = 40
-    for round_ in range(rounds):
-        results = await asyncio.gather(
-            a.gateway.config.create_subscription("default", {**SYNC, "path": f"/r{round_}/:id"}),
-            b.gateway.config.create_subscription("default", {**SYNC, "path": f"/r{round_}/:name"}),
-            return_exceptions=True)
-        assert sorted(type(result).__name__ for result in results) == ["InvalidConfig", "Subscription"], results
-        refusal = next(result for result in results if isinstance(result, InvalidConfig))
-        assert str(refusal).startswith("Subscription path conflict: ") and "already defined" in str(refusal)
-    assert len(await a.gateway.store.list(Kind.SUBSCRIPTIONS, "default")) == rounds
-    # Every round, the guard decided: one transaction failed and its create was checked again.
-    assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds
-    both = await asyncio.gather(a.gateway.config.create_subscription("default", {**SYNC, "path": "/both/a"}),
-                                b.gateway.config.create_subscription("default", {**SYNC, "path": "/both/b"}))
-    assert sorted(s.path for s in both) == ["/both/a", "/both/b"]
-    assert a.gateway.config.create_checks["retried"] + b.gateway.config.create_checks["retried"] == rounds + 1
-    assert len(await b.gateway.store.list(Kind.SUBSCRIPTIONS, "default")) == rounds + 2
+    await assert_conflicting_creates_race(a, b, rounds=40)
 
 
 async def test_racing_conflicting_creates_on_two_gateway_processes(tmp_path: Path, gateway_process: Any) -> None:
@@ -161,7 +131,7 @@ async def test_racing_conflicting_creates_on_two_gateway_processes(tmp_path: Pat
     b = gateway_process("--db", f"sqlite:{db}", "--queue", "memory")
     async with (httpx.AsyncClient(base_url=a.config_url + "/v1/spaces/default", timeout=10) as on_a,
                 httpx.AsyncClient(base_url=b.config_url + "/v1/spaces/default", timeout=10) as on_b):
-        await _space_with_event_type_and_function(on_a)
+        await space_with_event_type_and_function(on_a)
         for _ in range(100):  # B's view has the function (its watch polls the file)
             if (await on_b.get("/functions/f")).status_code == 200:
                 break
