@@ -49,10 +49,6 @@ KEEPALIVE_SECONDS = 4.0
 #: Errors of a connection that died before any answer arrived: a pooled connection the function closed
 #: while it was idle (its FIN raced the reuse). `HTTPProvider.call` retries those once on a new connection.
 _STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
-#: A failed host name lookup (a `ClientOSError` too, but never a stale connection); aiohttp < 3.10 has no
-#: such class, and reports it as a plain `ClientConnectorError`, retried like the others.
-_DNS_ERROR: tuple[type[BaseException], ...] = tuple(
-    t for t in (getattr(aiohttp, "ClientConnectorDNSError", None),) if isinstance(t, type))
 
 
 class _DiedBeforeAnswer(Exception):
@@ -164,7 +160,7 @@ class HTTPProvider:
                     observation.call_status = status
                 return status, await self._read_bounded(response)
         except _STALE_CONNECTION as exc:
-            if response_seen or isinstance(exc, _DNS_ERROR):
+            if response_seen or isinstance(exc, aiohttp.ClientConnectorDNSError):
                 # An answer had begun (the function got the request), or the host name did not resolve (no
                 # connection was ever made, stale or not; a second lookup would only double the wait): no retry.
                 raise
