@@ -492,7 +492,7 @@ class NatsQueue:
                 await asyncio.sleep(min(wait, 1.0))
                 return []
         leased_at = _now()
-        expires = time.monotonic() + self.lease_seconds - min(0.25, 0.05 * self.lease_seconds)
+        expires = self._lease_end(time.monotonic())
         out: list[LeasedDelivery] = []
         for msg in msgs:
             delivery = await self._leased(msg, leased_at, expires)
@@ -549,6 +549,11 @@ class NatsQueue:
                  "again", what, delivery.id, self.lease_seconds)
         return True
 
+    def _lease_end(self, started: float) -> float:
+        """When a lease taken or renewed at ``started`` (monotonic) ends by this holder's clock: a little
+        before JetStream's ack wait does, so an ack sent at the last moment still lands inside it."""
+        return started + self.lease_seconds - min(0.25, 0.05 * self.lease_seconds)
+
     async def extend(self, deliveries: Sequence[LeasedDelivery]) -> list[LeasedDelivery]:
         """An in-progress ack (``+WPI``: JetStream starts the message's ack wait again) for each lease not
         run out by this holder's clock, all published and then confirmed by one flush (one round trip)."""
@@ -575,7 +580,7 @@ class NatsQueue:
             self._lost(exc)
             raise QueueUnavailable(f"NATS at {self.description}: renewing {len(renewing)} lease(s) failed: "
                                    f"{_describe(exc)}") from exc
-        expires = started + self.lease_seconds - min(0.25, 0.05 * self.lease_seconds)
+        expires = self._lease_end(started)
         for lease in renewing:
             lease.expires = expires
         return lost

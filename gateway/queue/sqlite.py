@@ -77,6 +77,9 @@ __all__ = ["MAX_LIMIT", "SCHEMA_VERSION", "QueueSchemaError", "SqliteQueue"]
 
 log = logging.getLogger("gateway.queue.sqlite")
 
+#: Gives back every row one lease (its owner token) holds: what a cancelled lease took.
+_GIVE_BACK = "UPDATE deliveries SET lease_until = 0, lease_owner = NULL WHERE lease_owner = ?"
+
 #: The schema this module writes (``PRAGMA user_version``); a file with a newer one is refused.
 SCHEMA_VERSION = 1
 #: How often an idle ``lease`` looks at the file for deliveries other processes enqueued.
@@ -489,8 +492,7 @@ class SqliteQueue:
             return [], (min(times) if times else None)
 
         def give_back(db: sqlite3.Connection, txn: _Txn) -> None:
-            if db.execute("UPDATE deliveries SET lease_until = 0, lease_owner = NULL WHERE lease_owner = ?",
-                          (owner,)).rowcount:
+            if db.execute(_GIVE_BACK, (owner,)).rowcount:
                 txn.wake = True
 
         while True:
@@ -528,8 +530,7 @@ class SqliteQueue:
         try:
             db = sqlite3.connect(self.path, timeout=BUSY_SECONDS, isolation_level=None)
             try:
-                db.execute("UPDATE deliveries SET lease_until = 0, lease_owner = NULL WHERE lease_owner = ?",
-                           (owner,))
+                db.execute(_GIVE_BACK, (owner,))
             finally:
                 db.close()
         except sqlite3.Error as exc:
