@@ -63,6 +63,11 @@ class StoreError(Exception):
 class AlreadyExists(StoreError):
     """A create found a document at that key (HTTP 409)."""
 
+    @classmethod
+    def at(cls, kind: Kind, space: str, id: str) -> AlreadyExists:
+        """The error every store raises for a create of ``id`` that found it there."""
+        return cls(f"{kind.value} {id!r} already exists in space {space!r}")
+
 
 class NotFound(StoreError):
     """No document at that key (HTTP 404)."""
@@ -82,6 +87,18 @@ class GuardFailed(StoreError):
     def __init__(self, message: str, created_after: int | None = None) -> None:
         super().__init__(message)
         self.created_after = created_after
+
+    @classmethod
+    def created_since(cls, kind: Kind, space: str, created_id: str, revision: int, checked_at: int) -> GuardFailed:
+        """``created_id`` of ``kind`` was created in ``space`` at ``revision``, after the check (``checked_at``)."""
+        return cls(f"{kind.value} {created_id!r} was created in space {space!r} at revision {revision}, after the "
+                   f"check made at {checked_at}; check again", created_after=revision)
+
+    @classmethod
+    def missing(cls, kind: Kind, space: str, id: str, missing: list[str]) -> GuardFailed:
+        """The create of ``id`` requires the documents named in ``missing``, not found in ``space``."""
+        return cls(f"{kind.value} {id!r} requires {', '.join(missing) or 'nothing missing'} in space {space!r}, "
+                   f"not found")
 
 
 @dataclass(frozen=True, slots=True)

@@ -469,7 +469,7 @@ class EtcdStore(Store):
             )
         )
         if not response.succeeded:
-            raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+            raise AlreadyExists.at(kind, space, id)
         return Entry(kind=kind, space=space, id=id, value=value, revision=response.header.revision)
 
     guards_creates = True
@@ -503,16 +503,13 @@ class EtcdStore(Store):
             return Entry(kind=kind, space=space, id=id, value=value, revision=response.header.revision)
         existing, latest, *found = (r.response_range.kvs for r in response.responses)
         if existing:
-            raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+            raise AlreadyExists.at(kind, space, id)
         if latest and latest[0].mod_revision > guard.checked_at:
-            raise GuardFailed(
-                f"{kind.value} {latest[0].value.decode(errors='replace')!r} was created in space {space!r} at "
-                f"revision {latest[0].mod_revision}, after the check made at {guard.checked_at}; check again",
-                created_after=latest[0].mod_revision)
+            raise GuardFailed.created_since(kind, space, latest[0].value.decode(errors="replace"),
+                                            latest[0].mod_revision, guard.checked_at)
         missing = [f"{required_kind.value} {required_id!r}"
                    for (required_kind, required_id), kvs in zip(guard.requires, found, strict=True) if not kvs]
-        raise GuardFailed(f"{kind.value} {id!r} requires {', '.join(missing) or 'nothing missing'} in space "
-                          f"{space!r}, not found")
+        raise GuardFailed.missing(kind, space, id, missing)
 
     def _guard(self, key: bytes, expected_revision: int | None) -> rpc.Compare:
         if expected_revision is None:

@@ -50,7 +50,7 @@ class MemoryStore(Store):
 
     async def create(self, kind: Kind, space: str, id: str, value: dict[str, Any]) -> Entry:
         if (kind, space, id) in self._documents:
-            raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+            raise AlreadyExists.at(kind, space, id)
         return await self._write(kind, space, id, value)
 
     async def update(

@@ -142,7 +142,7 @@ class SQLiteStore(Store):
     async def create(self, kind: Kind, space: str, id: str, value: dict[str, Any]) -> Entry:
         def write(db: sqlite3.Connection) -> Entry:
             if _current_revision(db, kind, space, id) is not None:
-                raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+                raise AlreadyExists.at(kind, space, id)
             return _record_create(db, _put(db, kind, space, id, value))
         return await self._run(write, transaction=True)
 
@@ -157,18 +157,15 @@ class SQLiteStore(Store):
         :meth:`create` moves the guard row too, so this also fails after one of those."""
         def write(db: sqlite3.Connection) -> Entry:
             if _current_revision(db, kind, space, id) is not None:
-                raise AlreadyExists(f"{kind.value} {id!r} already exists in space {space!r}")
+                raise AlreadyExists.at(kind, space, id)
             latest = db.execute("SELECT revision, id FROM create_guards WHERE kind=? AND space=?",
                                 (kind.value, space)).fetchone()
             if latest is not None and latest[0] > guard.checked_at:
-                raise GuardFailed(
-                    f"{kind.value} {latest[1]!r} was created in space {space!r} at revision {latest[0]}, after "
-                    f"the check made at {guard.checked_at}; check again", created_after=latest[0])
+                raise GuardFailed.created_since(kind, space, latest[1], latest[0], guard.checked_at)
             missing = [f"{required_kind.value} {required_id!r}" for required_kind, required_id in guard.requires
                        if _current_revision(db, required_kind, space, required_id) is None]
             if missing:
-                raise GuardFailed(f"{kind.value} {id!r} requires {', '.join(missing)} in space {space!r}, "
-                                  f"not found")
+                raise GuardFailed.missing(kind, space, id, missing)
             return _record_create(db, _put(db, kind, space, id, value))
         return await self._run(write, transaction=True)
 
