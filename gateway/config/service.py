@@ -264,15 +264,17 @@ class ConfigService:
         """Upstream's checks, in its order: the id is new, the path does not conflict, the event type and the
         function exist.
 
-        On a store that guards creates (etcd, SQLite; not memory), the checks first read only this gateway's view: when the view
-        lets the create pass, the create's transaction verifies that it still may (the id is free, the event
-        type and function exist, no subscription was created in the space after the revision the view had
-        applied), so nothing written through another gateway, even at the same moment, is missed; when the
-        view refuses it, the refusal is confirmed with the store's state before it is answered. A
-        transaction that finds a newer subscription waits for the view to apply it and checks again."""
+        On a store that guards creates (etcd, SQLite; not memory), the checks first read only this gateway's
+        view: when the view lets the create pass, the create's transaction verifies that it still may (the id
+        is free, the event type and function exist, no subscription was created in the space after the
+        revision the view had applied), so nothing written through another gateway, even at the same moment,
+        is missed; when the view refuses it, the refusal is confirmed with the store's state before it is
+        answered. A transaction that finds a newer subscription waits for the view to apply it and checks
+        again."""
         subscription = _parse(_SUBSCRIPTIONS, body, space=space)
         async with self._create_locks[space]:
-            view_first = self.incremental_conflicts and self.view_first_creates and self._store.guards_creates
+            view_first_allowed = self.incremental_conflicts and self.view_first_creates
+            view_first = view_first_allowed and self._store.guards_creates
             for _ in range(CREATE_ATTEMPTS):
                 try:
                     if not (view_first and await self._create_if_view_allows(subscription)):
@@ -283,8 +285,7 @@ class ConfigService:
                     log.debug("subscription create in space %r checked again: %s", space, failed)
                     # The view first again once it has the create that came first; a required document
                     # missing (or the view lagging) means reading the store.
-                    view_first = (self.incremental_conflicts and self.view_first_creates
-                                  and failed.created_after is not None
+                    view_first = (view_first_allowed and failed.created_after is not None
                                   and await self._view.wait_until(functools.partial(self._seen, failed.created_after),
                                                                   CONFLICT_CATCH_UP_SECONDS))
         raise ConfigConflict(f"Subscription {go_quote(subscription.subscription_id)} was not created: checked "
